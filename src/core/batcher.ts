@@ -1,0 +1,63 @@
+// Write batching: messages sent during one turn of the event loop are committed
+// together in one transaction (setImmediate runs after the I/O callbacks of the
+// turn), then acknowledged and fanned out. The ack never precedes the commit.
+import type { CommitResult, NewMessage, Store } from "../store/store.ts";
+
+export interface Pending<T> {
+  msg: NewMessage;
+  /** Whatever the caller needs back when the message is committed (its session, request id...). */
+  tag: T;
+}
+
+/** Most messages in one transaction; the rest wait for the next turn. */
+const MAX_BATCH = 4096;
+
+export class Batcher<T> {
+  private queue: Pending<T>[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly onCommitted: (p: Pending<T>, r: CommitResult) => void,
+    private readonly onFailed: (p: Pending<T>, err: unknown) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get size(): number {
+    return this.queue.length;
+  }
+
+  enqueue(p: Pending<T>): void {
+    this.queue.push(p);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Commits what is queued; with `all` (shutdown) everything, without yielding between batches. */
+  flush(all = false): void {
+    this.scheduled = false;
+    while (this.queue.length > 0) {
+      const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
+      this.queue = batch === this.queue ? [] : this.queue.slice(MAX_BATCH);
+      let results: CommitResult[];
+      try {
+        results = this.store.commit(
+          batch.map((p) => p.msg),
+          this.now(),
+        );
+      } catch (err) {
+        for (const p of batch) this.onFailed(p, err);
+        continue;
+      }
+      for (let i = 0; i < batch.length; i++) this.onCommitted(batch[i]!, results[i]!);
+      // Yield between large batches so reads and acks interleave.
+      if (this.queue.length > 0 && !all) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,309 @@
+// The server core: sessions, dispatch, acknowledgement and fan-out. It never
+// touches a socket: the transport adapter calls open/data/drain/closed with a
+// `Transport`, so tests drive it with fakes and the real server with Bun.listen.
+import type { Config } from "../config.ts";
+import { encodeFrame, makeBodyDecoder } from "../protocol/codec.ts";
+import { type ErrorCode, ProtocolError } from "../protocol/errors.ts";
+import type { FrameEvent } from "../protocol/frame.ts";
+import type { Push } from "../protocol/pushes.ts";
+import { isRequestType, isUint, validateRequest } from "../protocol/requests.ts";
+import type { CommitResult, Store } from "../store/store.ts";
+import { Batcher, type Pending } from "./batcher.ts";
+import { type Context, DEFER, type Reply, type Result } from "./command.ts";
+import { COMMANDS } from "./commands/index.ts";
+import { toWire } from "./commands/messages.ts";
+import { Hub } from "./hub.ts";
+import { Session } from "./session.ts";
+import type { Transport } from "./writer.ts";
+
+interface SendTag {
+  session: Session;
+  id: number | undefined;
+}
+
+export interface Logger {
+  info(msg: string): void;
+  error(msg: string, err?: unknown): void;
+}
+
+const consoleLogger: Logger = {
+  info: (m) => console.log(m),
+  error: (m, e) => console.error(m, e ?? ""),
+};
+
+/** Quotes client-supplied text in an error message, cut short. */
+function quote(s: string): string {
+  return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}...` : s);
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+export class ChatCore {
+  readonly hub = new Hub<Session>();
+  readonly batcher: Batcher<SendTag>;
+  private readonly sessions = new Set<Session>();
+  private readonly decodeBody: (b: Uint8Array) => unknown;
+  private readonly knownUsers = new Set<string>();
+  private nextSessionId = 1;
+  private stopping = false;
+
+  constructor(
+    readonly config: Config,
+    readonly store: Store,
+    readonly log: Logger = consoleLogger,
+  ) {
+    this.decodeBody = makeBodyDecoder(config.maxFrame);
+    this.hub.load(store.allMemberships());
+    this.batcher = new Batcher<SendTag>(
+      store,
+      (p, r) => this.committed(p, r),
+      (p, err) => {
+        this.log.error("commit failed", err);
+        this.error(p.tag.session, p.tag.id, "internal", "the message could not be stored; retry with the same cid");
+      },
+    );
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  // ---- transport events -------------------------------------------------
+
+  open(transport: Transport): Session {
+    const s = new Session(
+      this.nextSessionId++,
+      transport,
+      this.config,
+      (sess, ev) => this.onFrameEvent(sess, ev),
+      (sess) => {
+        this.log.info(`session ${sess.id} (${sess.user ?? "-"}): closed as slow consumer`);
+        this.closed(sess);
+      },
+    );
+    this.sessions.add(s);
+    return s;
+  }
+
+  data(s: Session, chunk: Uint8Array): void {
+    if (s.closed || this.stopping) return;
+    s.decoder.push(chunk);
+  }
+
+  drain(s: Session): void {
+    s.writer.drain();
+  }
+
+  /** The connection is gone (either side closed it). Idempotent. */
+  closed(s: Session): void {
+    if (!this.sessions.delete(s)) return;
+    s.closed = true;
+    s.writer.close();
+    s.held.length = 0;
+    this.detach(s);
+  }
+
+  // ---- login state, presence -------------------------------------------
+
+  /** Routes a session that just logged in; announces presence if it is the user's first. */
+  attach(s: Session): void {
+    this.knownUsers.add(s.user!);
+    if (this.hub.attach(s)) this.presence(s.user!, true);
+  }
+
+  /** Un-routes a session (close or logout); announces presence if it was the user's last. */
+  detach(s: Session): void {
+    const user = s.user;
+    if (user === undefined) return;
+    s.user = undefined;
+    s.tokenHash = undefined;
+    if (this.hub.detach(s, user)) this.presence(user, false);
+  }
+
+  private presence(user: string, online: boolean): void {
+    const targets = this.hub.coMembersOnline(user);
+    if (targets.size === 0) return;
+    const frame = encodeFrame({ t: "presence", user, online } satisfies Push);
+    for (const t of targets) this.hub.sendToUser(t, frame);
+  }
+
+  userExists(name: string): boolean {
+    if (this.knownUsers.has(name)) return true;
+    if (!this.store.getUser(name)) return false;
+    this.knownUsers.add(name); // users are never deleted: a positive answer stays true
+    return true;
+  }
+
+  // ---- dispatch ---------------------------------------------------------
+
+  private onFrameEvent(s: Session, ev: FrameEvent): void {
+    if (ev.kind === "too_large") {
+      // PROTOCOL.md §1: the stream cannot be resynchronised past an oversized frame.
+      this.error(s, undefined, "too_large", `frame of ${ev.length} bytes exceeds the limit of ${this.config.maxFrame}`);
+      this.bye(s, "too_large");
+      return;
+    }
+    if (s.closed) return;
+    if (s.busy) {
+      if (s.held.length < this.config.maxHeld) {
+        s.held.push(ev.body.slice()); // the body is a view of the read buffer: copy to keep it
+      } else {
+        const m = this.tryDecode(ev.body);
+        const id = isMap(m) && isUint(m.id) ? m.id : undefined;
+        this.error(s, id, "rate_limited", "too many requests while a login is in progress");
+      }
+      return;
+    }
+    this.handleFrame(s, ev.body);
+  }
+
+  private tryDecode(body: Uint8Array): unknown {
+    try {
+      return this.decodeBody(body);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Decode, check, dispatch one frame. PROTOCOL.md §2 */
+  handleFrame(s: Session, body: Uint8Array): void {
+    let m: unknown;
+    try {
+      m = this.decodeBody(body);
+    } catch (e) {
+      this.error(s, undefined, "bad_frame", `not one valid MessagePack value: ${(e as Error).message}`);
+      return;
+    }
+    if (!isMap(m)) {
+      this.error(s, undefined, "bad_frame", "a frame must hold one MessagePack map");
+      return;
+    }
+    let id: number | undefined;
+    if (m.id !== undefined && m.id !== null) {
+      if (!isUint(m.id)) {
+        this.error(s, undefined, "bad_request", "'id' must be an unsigned integer");
+        return;
+      }
+      id = m.id;
+    }
+    const t = m.t;
+    if (typeof t !== "string") {
+      this.error(s, id, "bad_request", "'t' must be a string naming the request");
+      return;
+    }
+    if (!isRequestType(t)) {
+      this.error(s, id, "unknown_type", `unknown request type ${quote(t)}`);
+      return;
+    }
+    const cmd = COMMANDS[t];
+    if (cmd.auth && s.user === undefined) {
+      this.error(s, id, "unauthorized", `log in before "${t}"`);
+      return;
+    }
+    let result: Result;
+    try {
+      const req = validateRequest(t, m, id);
+      result = (cmd.run as (c: Context, r: unknown) => Result)({ core: this, session: s }, req);
+    } catch (e) {
+      this.fail(s, id, e);
+      return;
+    }
+    if (result === DEFER) return;
+    if (result instanceof Promise) {
+      s.busy = true;
+      result
+        .then(
+          (r) => this.reply(s, id, r),
+          (e) => this.fail(s, id, e),
+        )
+        .finally(() => {
+          s.busy = false;
+          this.runHeld(s);
+        });
+      return;
+    }
+    this.reply(s, id, result);
+  }
+
+  /** Runs frames that arrived while an async request was in progress, in order. */
+  private runHeld(s: Session): void {
+    while (!s.busy && !s.closed && s.held.length > 0) this.handleFrame(s, s.held.shift()!);
+  }
+
+  // ---- replies ----------------------------------------------------------
+
+  private reply(s: Session, id: number | undefined, r: Reply): void {
+    if (s.closed) return;
+    s.send(encodeFrame({ t: "ok", id, ...r }));
+  }
+
+  error(s: Session, id: number | undefined, code: ErrorCode, msg: string): void {
+    if (s.closed) return;
+    s.send(encodeFrame({ t: "error", id, code, msg }));
+  }
+
+  private fail(s: Session, id: number | undefined, e: unknown): void {
+    if (e instanceof ProtocolError) {
+      this.error(s, id, e.code, e.message);
+    } else {
+      this.log.error(`session ${s.id}: request failed`, e);
+      this.error(s, id, "internal", "internal error");
+    }
+  }
+
+  /** Sends `bye {reason}` after everything queued, then closes the connection. PROTOCOL.md §5.3 */
+  bye(s: Session, reason: string): void {
+    if (s.closed) return;
+    s.send(encodeFrame({ t: "bye", reason } satisfies Push));
+    s.writer.end();
+    s.closed = true; // no more input; `closed()` still runs when the transport reports the close
+  }
+
+  // ---- commit, acknowledge, fan out ------------------------------------
+
+  /** A message is committed: ack its sender, then send the same bytes to every other recipient session. */
+  private committed(p: Pending<SendTag>, r: CommitResult): void {
+    const { session, id } = p.tag;
+    this.reply(session, id, { mid: r.mid, ts: r.ts });
+    if (r.duplicate) return; // delivered when it was first committed
+    const m = p.msg;
+    const frame = encodeFrame({ t: "msg", ...toWire({ ...m, mid: r.mid, ts: r.ts }) } satisfies Push);
+    if (m.grp !== undefined) {
+      this.hub.sendToGroup(m.grp, frame, session);
+    } else {
+      this.hub.sendToUser(m.sender, frame, session);
+      if (m.toUser !== m.sender) this.hub.sendToUser(m.toUser!, frame);
+    }
+  }
+
+  // ---- shutdown ---------------------------------------------------------
+
+  assertRunning(): void {
+    if (this.stopping) throw new ProtocolError("internal", "the server is shutting down");
+  }
+
+  /**
+   * Graceful stop: commit and acknowledge what is pending, send `bye` to every
+   * connection, wait (up to the grace period) for queued bytes to leave, close
+   * the rest and the store. The caller has stopped accepting connections.
+   */
+  async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.batcher.flush(true);
+    const all = [...this.sessions];
+    for (const s of all) this.bye(s, "shutdown");
+    const deadline = Date.now() + this.config.shutdownGrace;
+    while (Date.now() < deadline && all.some((s) => this.sessions.has(s) && !s.writer.idle)) {
+      await Bun.sleep(10);
+    }
+    for (const s of all) {
+      if (!this.sessions.has(s)) continue;
+      s.transport.terminate(); // grace period over: whatever is still unsent is dropped
+      this.closed(s);
+    }
+    this.store.close();
+  }
+}

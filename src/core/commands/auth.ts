@@ -1,0 +1,75 @@
+// register, login, logout. PROTOCOL.md §3.2
+import { ProtocolError } from "../../protocol/errors.ts";
+import type { RequestOf } from "../../protocol/requests.ts";
+import type { Command, Context, Reply } from "../command.ts";
+
+/** A real argon2id hash to verify against when the user does not exist, so a miss costs what a hit costs. */
+let dummyHash: Promise<string> | undefined;
+
+export function hashToken(token: string): string {
+  return new Bun.CryptoHasher("sha256").update(token).digest("hex");
+}
+
+function newToken(): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+}
+
+function hashPassword(ctx: Context, pass: string): Promise<string> {
+  const { hashMemory, hashTime } = ctx.core.config;
+  return Bun.password.hash(pass, { algorithm: "argon2id", memoryCost: hashMemory, timeCost: hashTime });
+}
+
+export const register: Command<RequestOf<"register">> = {
+  auth: false,
+  async run(ctx, req): Promise<Reply> {
+    const { store } = ctx.core;
+    if (store.getUser(req.user)) throw new ProtocolError("conflict", `user "${req.user}" already exists`);
+    const hash = await hashPassword(ctx, req.pass);
+    ctx.core.assertRunning();
+    // Checked again: another connection may have registered the name while we hashed.
+    if (!store.createUser(req.user, hash, Date.now()))
+      throw new ProtocolError("conflict", `user "${req.user}" already exists`);
+    return { user: req.user };
+  },
+};
+
+export const login: Command<RequestOf<"login">> = {
+  auth: false,
+  async run(ctx, req): Promise<Reply> {
+    const { core, session } = ctx;
+    if (session.user !== undefined) throw new ProtocolError("conflict", `already logged in as "${session.user}"`);
+    const now = Date.now();
+    let token: string;
+    let tokenHash: string;
+    if (req.token !== undefined) {
+      // Token lookup by its SHA-256: the comparison happens on a hash, so its timing says nothing of the token.
+      token = req.token;
+      tokenHash = hashToken(token);
+      if (core.store.tokenUser(tokenHash, now) !== req.user)
+        throw new ProtocolError("unauthorized", "invalid or expired token");
+    } else {
+      const user = core.store.getUser(req.user);
+      dummyHash ??= hashPassword(ctx, "not a password of anyone");
+      const ok = await Bun.password.verify(req.pass!, user?.passHash ?? (await dummyHash));
+      core.assertRunning();
+      if (!user || !ok) throw new ProtocolError("unauthorized", "wrong user name or password");
+      token = newToken();
+      tokenHash = hashToken(token);
+      core.store.addToken(tokenHash, req.user, now, now + core.config.tokenTtl * 1000);
+    }
+    if (session.closed) return {};
+    session.user = req.user;
+    session.tokenHash = tokenHash;
+    core.attach(session);
+    return { user: req.user, token };
+  },
+};
+
+export const logout: Command<RequestOf<"logout">> = {
+  auth: true,
+  run({ core, session }) {
+    if (session.tokenHash !== undefined) core.store.deleteToken(session.tokenHash);
+    core.detach(session);
+    return {};
+  },
+};

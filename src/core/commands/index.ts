@@ -1,0 +1,20 @@
+// The command table: request type -> handler. PROTOCOL.md §3
+import type { CommandTable } from "../command.ts";
+import { login, logout, register } from "./auth.ts";
+import { groups, join, leave, members } from "./groups.ts";
+import { history, send, sync } from "./messages.ts";
+import { ping } from "./ping.ts";
+
+export const COMMANDS: CommandTable = {
+  ping,
+  register,
+  login,
+  logout,
+  join,
+  leave,
+  groups,
+  members,
+  send,
+  history,
+  sync,
+};

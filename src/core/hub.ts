@@ -1,0 +1,101 @@
+// In-memory routing: who is online where, and who is in which group.
+// Loaded from the store at start; every membership change goes to the store
+// first and then here, so the two stay in step.
+
+/** What the hub needs of a session: its user and a way to send it bytes. */
+export interface Routable {
+  readonly user: string | undefined;
+  send(frame: Uint8Array): void;
+}
+
+export class Hub<S extends Routable = Routable> {
+  /** user -> open, logged-in sessions */
+  private readonly sessions = new Map<string, Set<S>>();
+  /** group -> member names */
+  private readonly members = new Map<string, Set<string>>();
+  /** user -> groups, for presence */
+  private readonly groupsOf = new Map<string, Set<string>>();
+
+  load(memberships: Iterable<{ grp: string; user: string }>): void {
+    for (const { grp, user } of memberships) this.addMember(grp, user);
+  }
+
+  addMember(grp: string, user: string): void {
+    let m = this.members.get(grp);
+    if (!m) this.members.set(grp, (m = new Set()));
+    m.add(user);
+    let g = this.groupsOf.get(user);
+    if (!g) this.groupsOf.set(user, (g = new Set()));
+    g.add(grp);
+  }
+
+  removeMember(grp: string, user: string): void {
+    this.members.get(grp)?.delete(user);
+    this.groupsOf.get(user)?.delete(grp);
+  }
+
+  isMember(grp: string, user: string): boolean {
+    return this.members.get(grp)?.has(user) === true;
+  }
+
+  membersOf(grp: string): ReadonlySet<string> {
+    return this.members.get(grp) ?? new Set();
+  }
+
+  /** Registers a logged-in session; true if it is the user's first. */
+  attach(s: S): boolean {
+    const user = s.user!;
+    let set = this.sessions.get(user);
+    if (!set) this.sessions.set(user, (set = new Set()));
+    set.add(s);
+    return set.size === 1;
+  }
+
+  /** Forgets a session; true if it was the user's last. */
+  detach(s: S, user: string): boolean {
+    const set = this.sessions.get(user);
+    if (!set || !set.delete(s)) return false;
+    if (set.size > 0) return false;
+    this.sessions.delete(user);
+    return true;
+  }
+
+  online(user: string): boolean {
+    return this.sessions.has(user);
+  }
+
+  sessionCount(): number {
+    let n = 0;
+    for (const set of this.sessions.values()) n += set.size;
+    return n;
+  }
+
+  allSessions(): S[] {
+    const out: S[] = [];
+    for (const set of this.sessions.values()) for (const s of set) out.push(s);
+    return out;
+  }
+
+  /** Writes the same bytes to every session of `user`, except `skip`. */
+  sendToUser(user: string, frame: Uint8Array, skip?: S): void {
+    const set = this.sessions.get(user);
+    if (!set) return;
+    for (const s of set) if (s !== skip) s.send(frame);
+  }
+
+  /** Writes the same bytes to every session of every member of `grp`, except `skip`. */
+  sendToGroup(grp: string, frame: Uint8Array, skip?: S): void {
+    const m = this.members.get(grp);
+    if (!m) return;
+    for (const user of m) this.sendToUser(user, frame, skip);
+  }
+
+  /** Online users sharing at least one group with `user`, not counting `user`. */
+  coMembersOnline(user: string): Set<string> {
+    const out = new Set<string>();
+    for (const grp of this.groupsOf.get(user) ?? []) {
+      for (const other of this.members.get(grp) ?? []) if (other !== user && this.sessions.has(other)) out.add(other);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,34 @@
+// Per-connection state. Created in the transport's `open`, never shared.
+import type { Config } from "../config.ts";
+import { FrameDecoder, type FrameEvent } from "../protocol/frame.ts";
+import type { Routable } from "./hub.ts";
+import { type Transport, Writer } from "./writer.ts";
+
+export class Session implements Routable {
+  /** The logged-in user, once `login` succeeded. */
+  user: string | undefined;
+  /** SHA-256 of this session's login token, for `logout`. */
+  tokenHash: string | undefined;
+  readonly writer: Writer;
+  readonly decoder: FrameDecoder;
+  /** An async request (login, register) is running: later frames wait in `held`, in order. */
+  busy = false;
+  readonly held: Uint8Array[] = [];
+  /** The connection is gone, or going: no more input is handled. */
+  closed = false;
+
+  constructor(
+    readonly id: number,
+    readonly transport: Transport,
+    config: Config,
+    onEvent: (s: Session, ev: FrameEvent) => void,
+    onOverflow: (s: Session) => void,
+  ) {
+    this.writer = new Writer(transport, config.maxQueue, () => onOverflow(this));
+    this.decoder = new FrameDecoder(config.maxFrame, (ev) => onEvent(this, ev));
+  }
+
+  send(frame: Uint8Array): void {
+    this.writer.send(frame);
+  }
+}

@@ -1,0 +1,156 @@
+// The one writer per connection. Every byte the server sends goes through here.
+//
+// Bun's TCP write() does not buffer (BUN-NOTES): it returns how many bytes the
+// kernel took, maybe fewer, or -1 once closed. So:
+//  - what write() did not take stays at the head of our queue, as a subarray (no copy),
+//    and is resent from `drain`;
+//  - while anything is queued, nothing is written past it: new frames are appended;
+//  - frames queued in one turn of the event loop are written together at the end of
+//    it (a microtask), coalesced into one buffer when small, so a burst of replies or
+//    fan-out costs one syscall per connection instead of one per frame.
+
+/** What the core needs of a connection: the only surface the transport adapter implements. */
+export interface Transport {
+  /** Bytes the kernel took (0..data.length), or -1 if the connection is closed. */
+  write(data: Uint8Array): number;
+  /** Half-close after everything written has been written (called only with an empty queue). */
+  end(): void;
+  /** Close now, discarding anything unsent. */
+  terminate(): void;
+}
+
+/** Frames smaller than this are merged into one write. */
+const COALESCE_BYTES = 64 * 1024;
+
+let dirty: Writer[] = [];
+let flushScheduled = false;
+
+function flushDirty(): void {
+  flushScheduled = false;
+  const list = dirty;
+  dirty = [];
+  for (const w of list) w.flush();
+}
+
+export class Writer {
+  private queue: Uint8Array[] = [];
+  private head = 0;
+  /** Bytes queued and not yet accepted by the kernel. */
+  queued = 0;
+  /** A write was short: wait for `drain` before writing again. */
+  private blocked = false;
+  private scheduled = false;
+  private ending = false;
+  closed = false;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly maxQueue: number,
+    /** Called once when `queued` would pass `maxQueue`; the writer is closed by then. */
+    private readonly onOverflow: () => void,
+  ) {}
+
+  /** Queues one complete frame. The bytes are not copied: do not modify them afterwards. */
+  send(frame: Uint8Array): void {
+    if (this.closed || this.ending) return;
+    if (this.queued + frame.length > this.maxQueue) {
+      this.close();
+      this.transport.terminate();
+      this.onOverflow();
+      return;
+    }
+    this.queue.push(frame);
+    this.queued += frame.length;
+    if (!this.blocked && !this.scheduled) {
+      this.scheduled = true;
+      dirty.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        queueMicrotask(flushDirty);
+      }
+    }
+  }
+
+  /** Writes what can be written now; normally called by the end-of-turn microtask. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.blocked || this.closed) return;
+    this.writeOut();
+  }
+
+  /** The transport's `drain`: the kernel can take more. */
+  drain(): void {
+    if (this.closed) return;
+    this.blocked = false;
+    this.writeOut();
+  }
+
+  /** Ends the connection once everything queued has been written. */
+  end(): void {
+    if (this.closed || this.ending) return;
+    this.ending = true;
+    if (this.queued === 0) this.finish();
+  }
+
+  /** The connection is gone: drop the queue. */
+  close(): void {
+    this.closed = true;
+    this.queue = [];
+    this.head = 0;
+    this.queued = 0;
+  }
+
+  get idle(): boolean {
+    return this.queued === 0;
+  }
+
+  private writeOut(): void {
+    const q = this.queue;
+    while (this.head < q.length) {
+      let chunk = q[this.head]!;
+      let taken = 1;
+      if (chunk.length < COALESCE_BYTES && this.head + 1 < q.length) {
+        let size = chunk.length;
+        let end = this.head + 1;
+        while (end < q.length && size + q[end]!.length <= COALESCE_BYTES) size += q[end++]!.length;
+        if (end - this.head > 1) {
+          const merged = new Uint8Array(size);
+          let at = 0;
+          for (let i = this.head; i < end; i++) {
+            merged.set(q[i]!, at);
+            at += q[i]!.length;
+          }
+          chunk = merged;
+          taken = end - this.head;
+        }
+      }
+      const n = this.transport.write(chunk);
+      if (n < 0) {
+        this.close();
+        return;
+      }
+      this.queued -= n;
+      if (n < chunk.length) {
+        // Short write: the unsent tail becomes the head of the queue, in place of the frames it came from.
+        this.head += taken - 1;
+        q[this.head] = chunk.subarray(n);
+        this.blocked = true;
+        if (this.head >= 1024) {
+          // Let go of frames already sent while a slow reader keeps the queue non-empty.
+          q.splice(0, this.head);
+          this.head = 0;
+        }
+        return;
+      }
+      this.head += taken;
+    }
+    this.queue = [];
+    this.head = 0;
+    if (this.ending) this.finish();
+  }
+
+  private finish(): void {
+    this.closed = true;
+    this.transport.end();
+  }
+}

@@ -1,0 +1,33 @@
+// Error codes, PROTOCOL.md §4. Codes are the stable contract; messages are for humans.
+
+export const ERROR_CODES = [
+  "bad_frame", // the frame is not one valid MessagePack map
+  "bad_request", // a field is missing, of the wrong type, or out of range
+  "unknown_type", // `t` names no request
+  "too_large", // a frame (fatal) or a field (text) exceeds its limit
+  "unauthorized", // not logged in, or wrong credentials
+  "forbidden", // logged in, but not allowed (not a member)
+  "not_found", // no such user or group
+  "conflict", // already exists / already logged in
+  "rate_limited", // too many requests held while a login is in progress
+  "internal", // the server failed; the request may be retried
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** A failure that becomes `{t:"error", id, code, msg}` on the wire. */
+export class ProtocolError extends Error {
+  override readonly name = "ProtocolError";
+  constructor(
+    readonly code: ErrorCode,
+    msg: string,
+  ) {
+    super(msg);
+  }
+}
+
+/** Why the server closes a connection, sent as `bye {reason}` where the stream allows it. PROTOCOL.md §6. */
+export type DisconnectReason =
+  | "shutdown" // server is stopping: reconnect later, then `sync`
+  | "too_large" // a frame header exceeded the limit: the stream cannot continue
+  | "slow_consumer"; // unsent bytes exceeded the queue bound: reconnect, then `sync`

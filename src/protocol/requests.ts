@@ -1,0 +1,146 @@
+// Requests, PROTOCOL.md §3: their names, fields and field types. The validator
+// turns a decoded map into a typed request or a `bad_request` ProtocolError.
+import { ProtocolError } from "./errors.ts";
+
+/** PROTOCOL.md §2.1: 1-32 characters, lowercase letters, digits, '_', '-', '.', not starting with '-' or '.'. */
+export const NAME_RE = /^[a-z0-9_][a-z0-9_.-]{0,31}$/;
+export const NAME_RULE = "1-32 characters: a-z 0-9 _ - . (not starting with - or .)";
+export const PASS_MIN = 8;
+export const PASS_MAX = 1024;
+export const CID_MAX = 64;
+export const FILE_NAME_MAX = 255;
+export const FILE_TYPE_MAX = 127;
+
+export interface FileField {
+  name: string;
+  type: string;
+  data: Uint8Array;
+}
+
+export interface Target {
+  group?: string;
+  user?: string;
+}
+
+export type Request =
+  | { t: "ping"; id?: number }
+  | { t: "register"; id?: number; user: string; pass: string }
+  | { t: "login"; id?: number; user: string; pass?: string; token?: string }
+  | { t: "logout"; id?: number }
+  | { t: "join"; id?: number; group: string }
+  | { t: "leave"; id?: number; group: string }
+  | { t: "groups"; id?: number }
+  | { t: "members"; id?: number; group: string }
+  | ({ t: "send"; id?: number; text?: string; file?: FileField; cid?: string } & Target)
+  | ({ t: "history"; id?: number; before?: number; after?: number; limit?: number } & Target)
+  | { t: "sync"; id?: number; after: number; limit?: number };
+
+export type RequestType = Request["t"];
+export type RequestOf<T extends RequestType> = Extract<Request, { t: T }>;
+
+type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid";
+interface FieldSpec {
+  type: FieldType;
+  required?: boolean;
+}
+
+/** The field table: each request's fields, their types, and which are required. */
+export const REQUEST_FIELDS: Record<RequestType, Record<string, FieldSpec>> = {
+  ping: {},
+  register: { user: { type: "name", required: true }, pass: { type: "pass", required: true } },
+  login: { user: { type: "name", required: true }, pass: { type: "string" }, token: { type: "string" } },
+  logout: {},
+  join: { group: { type: "name", required: true } },
+  leave: { group: { type: "name", required: true } },
+  groups: {},
+  members: { group: { type: "name", required: true } },
+  send: {
+    group: { type: "name" },
+    user: { type: "name" },
+    text: { type: "string" },
+    file: { type: "file" },
+    cid: { type: "cid" },
+  },
+  history: {
+    group: { type: "name" },
+    user: { type: "name" },
+    before: { type: "uint" },
+    after: { type: "uint" },
+    limit: { type: "uint" },
+  },
+  sync: { after: { type: "uint", required: true }, limit: { type: "uint" } },
+};
+
+export function isRequestType(t: unknown): t is RequestType {
+  return typeof t === "string" && Object.hasOwn(REQUEST_FIELDS, t);
+}
+
+export function isUint(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+
+function bad(msg: string): never {
+  throw new ProtocolError("bad_request", msg);
+}
+
+function checkField(key: string, type: FieldType, v: unknown): void {
+  switch (type) {
+    case "name":
+      if (typeof v !== "string" || !NAME_RE.test(v)) bad(`'${key}' must be a name of ${NAME_RULE}`);
+      return;
+    case "pass":
+      if (typeof v !== "string" || v.length < PASS_MIN || v.length > PASS_MAX)
+        bad(`'${key}' must be a string of ${PASS_MIN}-${PASS_MAX} characters`);
+      return;
+    case "string":
+      if (typeof v !== "string") bad(`'${key}' must be a string`);
+      return;
+    case "uint":
+      if (!isUint(v)) bad(`'${key}' must be an unsigned integer`);
+      return;
+    case "cid":
+      if (typeof v !== "string" || v.length < 1 || v.length > CID_MAX)
+        bad(`'${key}' must be a string of 1-${CID_MAX} characters`);
+      return;
+    case "file": {
+      if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array)
+        bad(`'${key}' must be a map {name, type, data}`);
+      const f = v as Record<string, unknown>;
+      if (typeof f.name !== "string" || f.name.length < 1 || f.name.length > FILE_NAME_MAX)
+        bad(`'${key}.name' must be a string of 1-${FILE_NAME_MAX} characters`);
+      if (typeof f.type !== "string" || f.type.length > FILE_TYPE_MAX)
+        bad(`'${key}.type' must be a string of at most ${FILE_TYPE_MAX} characters`);
+      if (!(f.data instanceof Uint8Array)) bad(`'${key}.data' must be binary (MessagePack bin)`);
+      return;
+    }
+  }
+}
+
+/**
+ * Checks a decoded map against the field table of its `t`. Unknown extra
+ * fields are ignored (PROTOCOL.md §2: forward compatibility). Cross-field rules
+ * (exactly one of group/user, pass or token) are checked here too, so handlers
+ * only see well-formed requests.
+ */
+export function validateRequest(t: RequestType, m: Record<string, unknown>, id?: number): Request {
+  const fields = REQUEST_FIELDS[t];
+  // A fresh object holding only known, non-nil fields: handlers never see extras or nils.
+  const out: Record<string, unknown> = { t };
+  if (id !== undefined) out.id = id;
+  for (const key in fields) {
+    const spec = fields[key]!;
+    const v = m[key];
+    if (v === undefined || v === null) {
+      if (spec.required) bad(`'${key}' is required`);
+      continue;
+    }
+    checkField(key, spec.type, v);
+    out[key] = v;
+  }
+  if (t === "send" || t === "history") {
+    if ((m.group == null) === (m.user == null)) bad("exactly one of 'group' or 'user' is required");
+  }
+  if (t === "send" && m.text == null && m.file == null) bad("a message needs 'text', 'file' or both");
+  if (t === "login" && (m.pass == null) === (m.token == null)) bad("exactly one of 'pass' or 'token' is required");
+  return out as unknown as Request;
+}

@@ -1,0 +1,133 @@
+// An in-memory Store: same contract as the SQLite one, nothing survives a restart.
+import type { CommitResult, GroupRow, NewMessage, Page, Store, StoredMessage, UserRow } from "./store.ts";
+import { convOf } from "./store.ts";
+
+/** Index of the first element with mid > x, in an array sorted by mid. */
+function firstAfter(list: StoredMessage[], x: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]!.mid <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class MemoryStore implements Store {
+  private users = new Map<string, UserRow>();
+  private tokens = new Map<string, { user: string; expires: number }>();
+  private groups = new Map<string, GroupRow>();
+  /** group -> members, in join order */
+  private members = new Map<string, Set<string>>();
+  private all: StoredMessage[] = [];
+  private byConv = new Map<string, StoredMessage[]>();
+  private byCid = new Map<string, StoredMessage>();
+
+  createUser(name: string, passHash: string): boolean {
+    if (this.users.has(name)) return false;
+    this.users.set(name, { name, passHash });
+    return true;
+  }
+
+  getUser(name: string): UserRow | undefined {
+    return this.users.get(name);
+  }
+
+  addToken(hash: string, user: string, _now: number, expires: number): void {
+    this.tokens.set(hash, { user, expires });
+  }
+
+  tokenUser(hash: string, now: number): string | undefined {
+    const t = this.tokens.get(hash);
+    return t && t.expires > now ? t.user : undefined;
+  }
+
+  deleteToken(hash: string): void {
+    this.tokens.delete(hash);
+  }
+
+  createGroup(name: string, owner: string): boolean {
+    if (this.groups.has(name)) return false;
+    this.groups.set(name, { name, owner });
+    this.members.set(name, new Set([owner]));
+    return true;
+  }
+
+  getGroup(name: string): GroupRow | undefined {
+    return this.groups.get(name);
+  }
+
+  addMember(grp: string, user: string): boolean {
+    const m = this.members.get(grp);
+    if (!m || m.has(user)) return false;
+    m.add(user);
+    return true;
+  }
+
+  removeMember(grp: string, user: string): boolean {
+    return this.members.get(grp)?.delete(user) ?? false;
+  }
+
+  allMemberships(): Array<{ grp: string; user: string }> {
+    const out: Array<{ grp: string; user: string }> = [];
+    for (const [grp, users] of this.members) for (const user of users) out.push({ grp, user });
+    return out;
+  }
+
+  userGroups(user: string): GroupRow[] {
+    const out: GroupRow[] = [];
+    for (const [grp, users] of this.members) if (users.has(user)) out.push(this.groups.get(grp)!);
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  lastMid(): number {
+    return this.all.length ? this.all[this.all.length - 1]!.mid : 0;
+  }
+
+  commit(batch: NewMessage[], now: number): CommitResult[] {
+    let next = this.lastMid();
+    const out: CommitResult[] = [];
+    for (const m of batch) {
+      const key = m.cid !== undefined ? `${m.sender}\0${m.cid}` : undefined;
+      const prior = key !== undefined ? this.byCid.get(key) : undefined;
+      if (prior) {
+        out.push({ mid: prior.mid, ts: prior.ts, duplicate: true });
+        continue;
+      }
+      const stored: StoredMessage = { ...m, mid: ++next, ts: now };
+      this.all.push(stored);
+      const conv = convOf(m);
+      let list = this.byConv.get(conv);
+      if (!list) this.byConv.set(conv, (list = []));
+      list.push(stored);
+      if (key !== undefined) this.byCid.set(key, stored);
+      out.push({ mid: stored.mid, ts: now, duplicate: false });
+    }
+    return out;
+  }
+
+  history(conv: string, page: Page): StoredMessage[] {
+    const list = this.byConv.get(conv) ?? [];
+    const start = page.after !== undefined ? firstAfter(list, page.after) : 0;
+    const end = page.before !== undefined ? firstAfter(list, page.before - 1) : list.length;
+    if (end <= start) return [];
+    // With `after`, page forward from it; otherwise the newest page below `before`.
+    return page.after !== undefined
+      ? list.slice(start, Math.min(end, start + page.limit))
+      : list.slice(Math.max(start, end - page.limit), end);
+  }
+
+  sync(user: string, after: number, limit: number): StoredMessage[] {
+    const out: StoredMessage[] = [];
+    for (let i = firstAfter(this.all, after); i < this.all.length && out.length < limit; i++) {
+      const m = this.all[i]!;
+      const mine =
+        m.grp !== undefined ? this.members.get(m.grp)?.has(user) === true : m.sender === user || m.toUser === user;
+      if (mine) out.push(m);
+    }
+    return out;
+  }
+
+  close(): void {}
+}

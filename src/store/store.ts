@@ -1,0 +1,107 @@
+// The storage interface. The server core sees only this; `sqlite.ts` is what
+// ships, `memory.ts` is for tests and ephemeral runs. One shared suite
+// (test/store.test.ts) runs against both.
+//
+// The interface is synchronous on purpose: bun:sqlite is synchronous, and a
+// synchronous commit lets the batcher commit, acknowledge and fan out a batch in
+// one turn of the event loop with no interleaving to reason about.
+
+export interface FileData {
+  name: string;
+  type: string;
+  data: Uint8Array;
+}
+
+/** A message as given to the store, before it has a `mid`. */
+export interface NewMessage {
+  sender: string;
+  /** Exactly one of `grp` (a group message) and `toUser` (a direct message) is set. */
+  grp?: string;
+  toUser?: string;
+  cid?: string;
+  text?: string;
+  file?: FileData;
+}
+
+/** A committed message, as history and sync return it. */
+export interface StoredMessage extends NewMessage {
+  mid: number;
+  ts: number;
+}
+
+export interface CommitResult {
+  mid: number;
+  ts: number;
+  /** True when (sender, cid) was already stored: `mid`/`ts` are the original's and nothing is new. */
+  duplicate: boolean;
+}
+
+export interface UserRow {
+  name: string;
+  passHash: string;
+}
+
+export interface GroupRow {
+  name: string;
+  owner: string;
+}
+
+export interface Page {
+  /** Only messages with mid < before. */
+  before?: number;
+  /** Only messages with mid > after. */
+  after?: number;
+  limit: number;
+}
+
+export interface Store {
+  /** Creates a user; returns false if the name is taken. */
+  createUser(name: string, passHash: string, now: number): boolean;
+  getUser(name: string): UserRow | undefined;
+
+  addToken(hash: string, user: string, now: number, expires: number): void;
+  /** The user a token hash belongs to, if it exists and has not expired at `now`. */
+  tokenUser(hash: string, now: number): string | undefined;
+  deleteToken(hash: string): void;
+
+  /** Creates a group owned by `owner`, with the owner as its first member. False if it exists. */
+  createGroup(name: string, owner: string, now: number): boolean;
+  getGroup(name: string): GroupRow | undefined;
+  /** Adds a member; false if already a member. */
+  addMember(grp: string, user: string, now: number): boolean;
+  /** Removes a member; false if not a member. */
+  removeMember(grp: string, user: string): boolean;
+  /** Every membership, for loading the router at start. */
+  allMemberships(): Array<{ grp: string; user: string }>;
+  /** The groups `user` belongs to, by name. */
+  userGroups(user: string): GroupRow[];
+
+  /** The highest committed mid, 0 if none. */
+  lastMid(): number;
+  /**
+   * Commits a batch in one transaction, assigning each new message the next
+   * mid, in order. A message whose (sender, cid) exists already is not stored
+   * again; its result is the original's, with `duplicate: true`. All or nothing:
+   * if this throws, nothing of the batch is stored.
+   */
+  commit(batch: NewMessage[], now: number): CommitResult[];
+  /** One conversation ("g:<group>" or "d:<a>:<b>"), oldest first, at most `limit`. With `before` and no `after`, the newest below `before`. */
+  history(conv: string, page: Page): StoredMessage[];
+  /** Messages with mid > after in every group `user` is a member of and every direct message to or from `user`, oldest first. */
+  sync(user: string, after: number, limit: number): StoredMessage[];
+
+  close(): void;
+}
+
+/** The conversation key of a message or a history request. */
+export function groupConv(grp: string): string {
+  return `g:${grp}`;
+}
+
+export function dmConv(a: string, b: string): string {
+  return a <= b ? `d:${a}:${b}` : `d:${b}:${a}`;
+}
+
+export function convOf(m: NewMessage): string {
+  return m.grp !== undefined ? groupConv(m.grp) : dmConv(m.sender, m.toUser!);
+}

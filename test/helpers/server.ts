@@ -1,0 +1,59 @@
+// Starts the real server as its own process (`bun run src/server.ts`) on a free port.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+
+const ROOT = join(import.meta.dir, "..", "..");
+
+export interface RunningServer {
+  port: number;
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** Everything the server printed so far. */
+  output(): string;
+  /** SIGTERM, then wait for exit; returns the exit code. */
+  stop(): Promise<number>;
+}
+
+export function tempDir(prefix = "tcpchat-test-"): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Fast argon2 parameters for tests: hashing cost is not what these tests are about. */
+export const FAST_HASH = ["--hash-memory", "1024", "--hash-time", "1"];
+
+export async function startServer(args: string[], cmd: string[] = [process.execPath, "run", join(ROOT, "src/server.ts")]): Promise<RunningServer> {
+  const proc = Bun.spawn([...cmd, "--port", "0", ...args], {
+    cwd: ROOT,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let out = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) out += dec.decode(chunk);
+  };
+  void pump(proc.stdout);
+  void pump(proc.stderr);
+  const deadline = Date.now() + 15000;
+  let port = 0;
+  while (!port) {
+    const m = out.match(/listening on [^\s:]+:(\d+)/);
+    if (m) port = Number(m[1]);
+    else if (proc.exitCode !== null || Date.now() > deadline) {
+      proc.kill();
+      throw new Error(`server did not start: ${out}`);
+    } else await Bun.sleep(20);
+  }
+  return {
+    port,
+    proc,
+    output: () => out,
+    async stop() {
+      proc.kill("SIGTERM");
+      return await proc.exited;
+    },
+  };
+}

@@ -42,26 +42,36 @@ export class Writer {
   private scheduled = false;
   private ending = false;
   closed = false;
+  /** Queued bytes at which a turn's burst is written at once instead of at the end of the turn. */
+  private readonly eager: number;
 
   constructor(
     private readonly transport: Transport,
     private readonly maxQueue: number,
     /** Called once when `queued` would pass `maxQueue`; the writer is closed by then. */
     private readonly onOverflow: () => void,
-  ) {}
+  ) {
+    this.eager = Math.min(COALESCE_BYTES, maxQueue >> 2);
+  }
 
   /** Queues one complete frame. The bytes are not copied: do not modify them afterwards. */
   send(frame: Uint8Array): void {
     if (this.closed || this.ending) return;
-    if (this.queued + frame.length > this.maxQueue) {
+    this.queue.push(frame);
+    this.queued += frame.length;
+    if (!this.blocked && this.queued >= this.eager) {
+      // A big burst in one turn: hand it to the kernel now rather than hold it to the
+      // end of the turn, so only bytes the kernel refused count against the bound.
+      this.writeOut();
+      if (this.closed) return;
+    }
+    if (this.queued > this.maxQueue) {
       this.close();
       this.transport.terminate();
       this.onOverflow();
       return;
     }
-    this.queue.push(frame);
-    this.queued += frame.length;
-    if (!this.blocked && !this.scheduled) {
+    if (!this.blocked && !this.scheduled && this.queued > 0) {
       this.scheduled = true;
       dirty.push(this);
       if (!flushScheduled) {

@@ -1,0 +1,215 @@
+// The server core over a fake transport: no sockets, no ports, an in-memory store.
+// What is hard to provoke over real TCP is tested here: short writes, a reader
+// that never reads, a store that fails, shutdown with work in flight.
+import { describe, expect, test } from "bun:test";
+import { type Config, DEFAULTS } from "../src/config.ts";
+import { ChatCore, type Logger } from "../src/core/chat.ts";
+import type { Session } from "../src/core/session.ts";
+import type { Transport } from "../src/core/writer.ts";
+import { MemoryStore } from "../src/store/memory.ts";
+import type { NewMessage } from "../src/store/store.ts";
+import { frameOf, type Msg, MsgReader } from "./helpers/wire.ts";
+
+const quiet: Logger = { info() {}, error() {} };
+const turn = () => new Promise((r) => setImmediate(r)); // after the batcher's setImmediate and the writers' microtasks
+
+/** A connection whose kernel takes `accept` bytes per write (Infinity: all), recording what it took. */
+class FakeConn implements Transport {
+  accept = Infinity;
+  readonly reader = new MsgReader();
+  ended = false;
+  terminated = false;
+  writes = 0;
+  session!: Session;
+  constructor(readonly core: ChatCore) {
+    this.session = core.open(this);
+  }
+  write(data: Uint8Array): number {
+    if (this.ended || this.terminated) return -1;
+    this.writes++;
+    const n = Math.min(this.accept, data.length);
+    this.reader.push(data.subarray(0, n));
+    return n;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  terminate(): void {
+    this.terminated = true;
+  }
+  get msgs(): Msg[] {
+    return this.reader.msgs;
+  }
+  send(m: Msg): void {
+    this.core.data(this.session, frameOf(m));
+  }
+  /** Sends and waits until the reply with this id arrived. */
+  async req(m: Msg): Promise<Msg> {
+    this.send(m);
+    const deadline = Date.now() + 5000; // password hashing runs on a thread pool: wait by the clock
+    while (Date.now() < deadline) {
+      const r = this.msgs.find((x) => x.id === m.id);
+      if (r) return r;
+      await turn();
+    }
+    throw new Error(`no reply to ${JSON.stringify(m)}`);
+  }
+}
+
+const FAST: Partial<Config> = { hashMemory: 64, hashTime: 1 };
+
+function makeCore(over: Partial<Config> = {}, store = new MemoryStore()) {
+  return new ChatCore({ ...DEFAULTS, ...FAST, ...over }, store, quiet);
+}
+
+let ids = 100;
+async function loggedIn(core: ChatCore, name: string): Promise<FakeConn> {
+  const c = new FakeConn(core);
+  if (!core.userExists(name)) expect((await c.req({ t: "register", id: ids++, user: name, pass: "password1" })).t).toBe("ok");
+  expect((await c.req({ t: "login", id: ids++, user: name, pass: "password1" })).t).toBe("ok");
+  return c;
+}
+
+describe("writer behaviour through the core", () => {
+  test("fan-out to a connection taking 7 bytes per write arrives intact and in order", async () => {
+    const core = makeCore();
+    const a = await loggedIn(core, "alice");
+    const b = await loggedIn(core, "bob");
+    await a.req({ t: "join", id: 1, group: "g" });
+    await b.req({ t: "join", id: 2, group: "g" });
+    b.accept = 7;
+    for (let i = 0; i < 50; i++) a.send({ t: "send", id: 10 + i, group: "g", text: `m${i}` });
+    await turn();
+    // only drain lets more through
+    for (let k = 0; k < 2000 && b.msgs.filter((m) => m.t === "msg").length < 50; k++) {
+      core.drain(b.session);
+    }
+    const got = b.msgs.filter((m) => m.t === "msg").map((m) => m.text);
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`));
+  });
+
+  test("replies produced in one turn leave in one write", async () => {
+    const core = makeCore();
+    const a = new FakeConn(core);
+    const before = a.writes;
+    const burst = [];
+    for (let i = 0; i < 100; i++) burst.push(frameOf({ t: "ping", id: i }));
+    core.data(a.session, Buffer.concat(burst));
+    await turn();
+    expect(a.msgs.length).toBe(100);
+    expect(a.writes - before).toBe(1);
+  });
+
+  test("a reader that never reads is closed as a slow consumer once its queue passes the bound; others go on", async () => {
+    const core = makeCore({ maxFrame: 4096, maxQueue: 8192 });
+    const a = await loggedIn(core, "alice");
+    const stuck = await loggedIn(core, "stuck");
+    const fine = await loggedIn(core, "fine");
+    for (const c of [a, stuck, fine]) await c.req({ t: "join", id: ids++, group: "g" });
+    stuck.accept = 0;
+    for (let i = 0; i < 100; i++) a.send({ t: "send", id: 1000 + i, group: "g", text: "x".repeat(100) });
+    await turn();
+    await turn();
+    expect(stuck.terminated).toBe(true);
+    expect(stuck.session.closed).toBe(true);
+    expect(core.hub.online("stuck")).toBe(false);
+    expect(fine.msgs.filter((m) => m.t === "msg").length).toBe(100);
+    expect(a.msgs.filter((m) => m.t === "ok" && m.mid).length).toBe(100);
+    // and everything is in the store for the stuck user to catch up with
+    const back = await loggedIn(core, "stuck");
+    // pages are cut to half a frame (2 KiB here), so this takes several
+    const texts: string[] = [];
+    let after = 0;
+    for (let page = 0; page < 100; page++) {
+      const s = await back.req({ t: "sync", id: 5000 + page, after, limit: 500 });
+      texts.push(...s.msgs.map((m: Msg) => m.text));
+      if (!s.more) break;
+      after = s.msgs[s.msgs.length - 1].mid;
+    }
+    expect(texts.length).toBe(100);
+  });
+});
+
+describe("dispatch", () => {
+  test("requests held behind a login beyond max-held get rate_limited, the rest run in order", async () => {
+    const core = makeCore({ maxHeld: 3 });
+    const c = new FakeConn(core);
+    c.send({ t: "register", id: 1, user: "held", pass: "password1" });
+    for (let i = 2; i <= 7; i++) c.send({ t: "ping", id: i });
+    const deadline = Date.now() + 5000;
+    while (!c.msgs.some((m) => m.id === 4) && Date.now() < deadline) await turn();
+    const byId = new Map(c.msgs.map((m) => [m.id, m.t === "error" ? m.code : m.t]));
+    expect([2, 3, 4].map((i) => byId.get(i))).toEqual(["pong", "pong", "pong"]);
+    expect([5, 6, 7].map((i) => byId.get(i))).toEqual(["rate_limited", "rate_limited", "rate_limited"]);
+    // the held ones were answered after the register's ok
+    const order = c.msgs.map((m) => m.id);
+    expect(order.indexOf(1)).toBeLessThan(order.indexOf(2));
+  });
+
+  test("a store failure at commit answers internal, commits nothing, and the server goes on", async () => {
+    const store = new MemoryStore();
+    const core = makeCore({}, store);
+    const a = await loggedIn(core, "alice");
+    await a.req({ t: "join", id: 1, group: "g" });
+    const real = store.commit.bind(store);
+    store.commit = () => {
+      throw new Error("disk on fire");
+    };
+    expect(await a.req({ t: "send", id: 2, group: "g", text: "lost?", cid: "c" })).toMatchObject({
+      t: "error",
+      code: "internal",
+    });
+    store.commit = real;
+    expect(await a.req({ t: "send", id: 3, group: "g", text: "lost?", cid: "c" })).toMatchObject({ t: "ok", mid: 1 });
+  });
+
+  test("messages sent in one turn by many connections are committed in one batch", async () => {
+    const store = new MemoryStore();
+    const core = makeCore({}, store);
+    const users = [];
+    for (let i = 0; i < 5; i++) users.push(await loggedIn(core, `u${i}`));
+    for (const u of users) await u.req({ t: "join", id: ids++, group: "g" });
+    const batches: number[] = [];
+    const real = store.commit.bind(store);
+    store.commit = (b: NewMessage[], now: number) => {
+      batches.push(b.length);
+      return real(b, now);
+    };
+    users.forEach((u, i) => u.send({ t: "send", id: 9000 + i, group: "g", text: "hi" }));
+    await turn();
+    await turn();
+    expect(batches).toEqual([5]);
+  });
+});
+
+describe("shutdown", () => {
+  test("commits and acknowledges pending sends, then sends bye and ends every connection", async () => {
+    const store = new MemoryStore();
+    const core = makeCore({ shutdownGrace: 200 }, store);
+    const a = await loggedIn(core, "alice");
+    const b = await loggedIn(core, "bob");
+    await a.req({ t: "join", id: 1, group: "g" });
+    await b.req({ t: "join", id: 2, group: "g" });
+    a.send({ t: "send", id: 3, group: "g", text: "last words" }); // not yet committed
+    const done = core.shutdown();
+    // the transports report the close when the writer ends them
+    await turn();
+    for (const c of [a, b]) if (c.ended) core.closed(c.session);
+    await done;
+    expect(a.msgs.find((m) => m.id === 3)).toMatchObject({ t: "ok", mid: 1 });
+    expect(b.msgs.find((m) => m.t === "msg")).toMatchObject({ text: "last words" });
+    for (const c of [a, b]) {
+      expect(c.msgs[c.msgs.length - 1]).toEqual({ t: "bye", reason: "shutdown" });
+      expect(c.ended).toBe(true);
+    }
+    expect(store.history("g:g", { limit: 10 }).map((m) => m.text)).toEqual(["last words"]);
+  });
+
+  test("a connection that cannot take its bytes within the grace period is terminated", async () => {
+    const core = makeCore({ shutdownGrace: 50 });
+    const a = await loggedIn(core, "alice");
+    a.accept = 0;
+    await core.shutdown();
+    expect(a.terminated).toBe(true);
+  });
+});

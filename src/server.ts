@@ -3,7 +3,7 @@
 import { ConfigError, helpText, parseConfig } from "./config.ts";
 import { ChatCore } from "./core/chat.ts";
 import { SqliteStore } from "./store/sqlite.ts";
-import { listen } from "./transport/tcp.ts";
+import { type Listening, listen } from "./transport/tcp.ts";
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -20,9 +20,22 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  const store = new SqliteStore({ path: config.db, durability: config.durability });
+  let store: SqliteStore;
+  try {
+    store = new SqliteStore({ path: config.db, durability: config.durability });
+  } catch (e) {
+    console.error(`tcpchat: cannot open database ${config.db}: ${(e as Error).message}`);
+    return 1;
+  }
   const core = new ChatCore(config, store);
-  const server = listen(core, config.host, config.port);
+  let server: Listening;
+  try {
+    server = listen(core, config.host, config.port);
+  } catch (e) {
+    console.error(`tcpchat: cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
+    store.close();
+    return 1;
+  }
   console.log(`tcpchat listening on ${server.host}:${server.port} (db ${config.db})`);
 
   const { promise: stopped, resolve } = Promise.withResolvers<void>();

@@ -166,7 +166,7 @@ describe("groups", () => {
       [
         { user: a.user, online: true },
         { user: b.user, online: true },
-      ].sort((x, y) => (x.user < y.user ? -1 : 1)),
+      ].sort((x, y) => (x.user! < y.user! ? -1 : 1)),
     );
     b.close();
     await a.nextPush("presence");

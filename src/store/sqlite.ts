@@ -173,7 +173,9 @@ export class SqliteStore implements Store {
             out.push({ mid, ts: now, duplicate: false });
           } else {
             // ON CONFLICT DO NOTHING: (sender, cid) is stored already, maybe earlier in this batch.
-            const prior = this.findByCid.get({ sender: m.sender, cid: m.cid ?? null })!;
+            const prior = this.findByCid.get({ sender: m.sender, cid: m.cid ?? null });
+            // No prior: the conflict was on mid, so another process has written to this database.
+            if (!prior) throw new Error(`mid ${mid} is taken: is another server using this database file?`);
             out.push({ mid: prior.mid, ts: prior.ts, duplicate: true });
           }
         }

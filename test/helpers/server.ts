@@ -23,9 +23,12 @@ export function tempDir(prefix = "tcpchat-test-"): { dir: string; cleanup(): voi
 /** Fast argon2 parameters for tests: hashing cost is not what these tests are about. */
 export const FAST_HASH = ["--hash-memory", "1024", "--hash-time", "1"];
 
-export async function startServer(args: string[], cmd: string[] = [process.execPath, "run", join(ROOT, "src/server.ts")]): Promise<RunningServer> {
+export const SOURCE_CMD = [process.execPath, "run", join(ROOT, "src/server.ts")];
+
+/** Starts `cmd` (by default the server from source) with `--port 0` and `args`, in `cwd`. */
+export async function startServer(args: string[], cmd: string[] = SOURCE_CMD, cwd = ROOT): Promise<RunningServer> {
   const proc = Bun.spawn([...cmd, "--port", "0", ...args], {
-    cwd: ROOT,
+    cwd,
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

@@ -507,3 +507,21 @@ describe("restart", () => {
     expect(await outsider.request({ t: "send", group: g, text: "x" })).toMatchObject({ code: "forbidden" });
   });
 });
+
+describe("limits count UTF-8 bytes", () => {
+  test("cid and file name limits are in bytes; empty text without a file is refused", async () => {
+    const a = await user();
+    const b = await user();
+    // 16 four-byte emoji = 64 bytes: the cid limit exactly; 17 are over it
+    expect((await a.request({ t: "send", user: b.user, text: "x", cid: "😀".repeat(16) })).t).toBe("ok");
+    expect(await a.request({ t: "send", user: b.user, text: "x", cid: "😀".repeat(17) })).toMatchObject({
+      code: "bad_request",
+    });
+    const file = (name: string) => ({ name, type: "", data: new Uint8Array([1]) });
+    expect((await a.request({ t: "send", user: b.user, file: file("é".repeat(127)) })).t).toBe("ok"); // 254 bytes
+    expect(await a.request({ t: "send", user: b.user, file: file("é".repeat(128)) })).toMatchObject({
+      code: "bad_request",
+    });
+    expect(await a.request({ t: "send", user: b.user, text: "" })).toMatchObject({ code: "bad_request" });
+  });
+});

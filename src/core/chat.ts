@@ -167,7 +167,7 @@ export class ChatCore {
     }
   }
 
-  /** Decode, check, dispatch one frame. PROTOCOL.md §2 */
+  /** Decode, check, dispatch one frame, in the order of PROTOCOL.md §2.2. */
   handleFrame(s: Session, body: Uint8Array): void {
     let m: unknown;
     try {

@@ -79,6 +79,11 @@ export function isUint(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
+/** UTF-8 length, the unit of every string limit in the protocol (PROTOCOL.md §2). */
+function bytes(s: string): number {
+  return Buffer.byteLength(s);
+}
+
 function bad(msg: string): never {
   throw new ProtocolError("bad_request", msg);
 }
@@ -89,8 +94,8 @@ function checkField(key: string, type: FieldType, v: unknown): void {
       if (typeof v !== "string" || !NAME_RE.test(v)) bad(`'${key}' must be a name of ${NAME_RULE}`);
       return;
     case "pass":
-      if (typeof v !== "string" || v.length < PASS_MIN || v.length > PASS_MAX)
-        bad(`'${key}' must be a string of ${PASS_MIN}-${PASS_MAX} characters`);
+      if (typeof v !== "string" || bytes(v) < PASS_MIN || bytes(v) > PASS_MAX)
+        bad(`'${key}' must be a string of ${PASS_MIN}-${PASS_MAX} UTF-8 bytes`);
       return;
     case "string":
       if (typeof v !== "string") bad(`'${key}' must be a string`);
@@ -99,17 +104,17 @@ function checkField(key: string, type: FieldType, v: unknown): void {
       if (!isUint(v)) bad(`'${key}' must be an unsigned integer`);
       return;
     case "cid":
-      if (typeof v !== "string" || v.length < 1 || v.length > CID_MAX)
-        bad(`'${key}' must be a string of 1-${CID_MAX} characters`);
+      if (typeof v !== "string" || v.length < 1 || bytes(v) > CID_MAX)
+        bad(`'${key}' must be a string of 1-${CID_MAX} UTF-8 bytes`);
       return;
     case "file": {
       if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array)
         bad(`'${key}' must be a map {name, type, data}`);
       const f = v as Record<string, unknown>;
-      if (typeof f.name !== "string" || f.name.length < 1 || f.name.length > FILE_NAME_MAX)
-        bad(`'${key}.name' must be a string of 1-${FILE_NAME_MAX} characters`);
-      if (typeof f.type !== "string" || f.type.length > FILE_TYPE_MAX)
-        bad(`'${key}.type' must be a string of at most ${FILE_TYPE_MAX} characters`);
+      if (typeof f.name !== "string" || f.name.length < 1 || bytes(f.name) > FILE_NAME_MAX)
+        bad(`'${key}.name' must be a string of 1-${FILE_NAME_MAX} UTF-8 bytes`);
+      if (typeof f.type !== "string" || bytes(f.type) > FILE_TYPE_MAX)
+        bad(`'${key}.type' must be a string of at most ${FILE_TYPE_MAX} UTF-8 bytes`);
       if (!(f.data instanceof Uint8Array)) bad(`'${key}.data' must be binary (MessagePack bin)`);
       return;
     }
@@ -140,7 +145,7 @@ export function validateRequest(t: RequestType, m: Record<string, unknown>, id?:
   if (t === "send" || t === "history") {
     if ((m.group == null) === (m.user == null)) bad("exactly one of 'group' or 'user' is required");
   }
-  if (t === "send" && m.text == null && m.file == null) bad("a message needs 'text', 'file' or both");
+  if (t === "send" && !m.text && m.file == null) bad("a message needs a non-empty 'text', a 'file', or both");
   if (t === "login" && (m.pass == null) === (m.token == null)) bad("exactly one of 'pass' or 'token' is required");
   return out as unknown as Request;
 }

@@ -1,0 +1,605 @@
+// `bun bench`: the fan-out latency suite. See bench/README.md for what it measures and how.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { Histogram } from "./histogram.ts";
+import type { ConnSpec, FromWorker, RunSpec, ToWorker, WorkerResult } from "./ipc.ts";
+import { type CaseResult, compareReport, printTable, type Report, targetsOf } from "./report.ts";
+import { renderSvg } from "./svg.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const PASS = "bench-password";
+
+// ---- options ---------------------------------------------------------------
+
+interface Options {
+  quick: boolean;
+  scenarios: string[];
+  groupSizes: number[];
+  sizes: number[];
+  warmupMs: number;
+  measureMs: number;
+  workers: number;
+  json: boolean;
+  compare?: string;
+  out: string;
+  idleConns: number;
+  save: boolean;
+}
+
+const USAGE = `Usage: bun bench [options]
+  --quick               a smoke run (well under a minute): few scenarios, short windows
+  --scenarios a,b       any of: fanout, groups, sizes, dm, scale (default: all)
+  --group-sizes 1,10    fan-out group sizes (default 1,10,100,1000)
+  --sizes 100,65536     message sizes for the sizes scenario, bytes (default 100,1024,8192,65536)
+  --duration S          measured seconds per run (default 5; warm-up is 1 s)
+  --workers N           load-generator processes (default 2, at least 2)
+  --idle-conns N        connections for the connection-scale scenario (default 10000)
+  --json                print the results as JSON instead of the table
+  --compare FILE        print the change of each result against a saved results file
+  --out DIR             where results go (default bench/results)
+  --no-save             do not write the JSON and SVG files`;
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = {
+    quick: false,
+    scenarios: ["fanout", "groups", "sizes", "dm", "scale"],
+    groupSizes: [1, 10, 100, 1000],
+    sizes: [100, 1024, 8192, 65536],
+    warmupMs: 1000,
+    measureMs: 5000,
+    workers: 2,
+    json: false,
+    out: join(ROOT, "bench", "results"),
+    idleConns: 10000,
+    save: true,
+  };
+  const list = (v: string | undefined) => (v ?? "").split(",").filter(Boolean);
+  const nums = (v: string | undefined) => list(v).map(Number);
+  let explicitScenarios = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = () => argv[++i];
+    if (a === "--quick") o.quick = true;
+    else if (a === "--scenarios") ((o.scenarios = list(v())), (explicitScenarios = true));
+    else if (a === "--group-sizes") o.groupSizes = nums(v());
+    else if (a === "--sizes") o.sizes = nums(v());
+    else if (a === "--duration") o.measureMs = Number(v()) * 1000;
+    else if (a === "--workers") o.workers = Math.max(2, Number(v()));
+    else if (a === "--idle-conns") o.idleConns = Number(v());
+    else if (a === "--json") o.json = true;
+    else if (a === "--compare") o.compare = v();
+    else if (a === "--out") o.out = v()!;
+    else if (a === "--no-save") o.save = false;
+    else if (a === "--help" || a === "-h") {
+      console.log(USAGE);
+      process.exit(0);
+    } else {
+      console.error(`bench: unknown option ${a}\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  if (o.quick) {
+    if (!explicitScenarios) o.scenarios = ["fanout", "groups", "dm", "scale"];
+    o.groupSizes = o.groupSizes.filter((n) => n <= 100).slice(-2);
+    o.sizes = [1024];
+    o.warmupMs = 300;
+    o.measureMs = Math.min(o.measureMs, 1000);
+    o.idleConns = Math.min(o.idleConns, 300);
+  }
+  return o;
+}
+
+const opts = parseOptions(process.argv.slice(2));
+const log = (s: string) => (opts.json ? console.error(s) : console.log(s));
+const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+
+// ---- processes -------------------------------------------------------------
+
+type ServerKind = "tcpchat" | "floor";
+
+interface Proc {
+  proc: Subprocess;
+  port: number;
+}
+
+async function startProc(cmd: string[]): Promise<Proc> {
+  const proc = Bun.spawn(cmd, { cwd: ROOT, stdout: "pipe", stderr: "inherit", stdin: "ignore" });
+  const reader = proc.stdout.getReader();
+  let out = "";
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += new TextDecoder().decode(value);
+    const m = out.match(/listening on [^\s:]+:(\d+)/);
+    if (m) {
+      void (async () => {
+        while (!(await reader.read()).done); // keep draining stdout
+      })();
+      return { proc, port: Number(m[1]) };
+    }
+  }
+  proc.kill();
+  throw new Error(`did not start: ${cmd.join(" ")}\n${out}`);
+}
+
+function startServer(kind: ServerKind, dir: string, extra: string[] = []): Promise<Proc> {
+  if (kind === "floor") return startProc([process.execPath, "run", join(ROOT, "bench/relay.ts"), "--port", "0"]);
+  // As shipped (SQLite file, WAL, batching), except cheap argon2 for the bulk registration of bench users.
+  return startProc([
+    process.execPath,
+    "run",
+    join(ROOT, "src/server.ts"),
+    "--port",
+    "0",
+    "--db",
+    join(dir, `bench-${Date.now()}-${Math.random().toString(36).slice(2)}.db`),
+    ...(extra.length ? extra : ["--hash-memory", "1024", "--hash-time", "1"]),
+  ]);
+}
+
+async function stopProc(p: Proc): Promise<void> {
+  p.proc.kill("SIGTERM");
+  const t = setTimeout(() => p.proc.kill("SIGKILL"), 10000);
+  await p.proc.exited;
+  clearTimeout(t);
+}
+
+/** utime + stime of a process, in seconds (/proc/PID/stat, clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+function rssBytes(pid: number): number {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+class Worker {
+  readonly proc: Subprocess;
+  private waiters: Array<{ cmd: string; resolve: (m: FromWorker) => void; reject: (e: Error) => void }> = [];
+  onProgress: (w: Worker, p: Array<[number, number]>) => void = () => {};
+
+  constructor(readonly index: number) {
+    this.proc = Bun.spawn([process.execPath, "run", join(ROOT, "bench/worker.ts")], {
+      cwd: ROOT,
+      stdout: "inherit",
+      stderr: "inherit",
+      serialization: "json",
+      ipc: (m: FromWorker) => this.onMessage(m),
+    });
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.cmd === "progress") return this.onProgress(this, m.p);
+    if (m.cmd === "fail") {
+      for (const w of this.waiters.splice(0)) w.reject(new Error(`worker ${this.index}: ${m.error}`));
+      return;
+    }
+    const i = this.waiters.findIndex((w) => w.cmd === m.cmd);
+    if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
+  }
+
+  send(m: ToWorker): void {
+    this.proc.send(m);
+  }
+
+  /** Sends `m` (if given) and waits for the next message of type `reply`. */
+  ask<T extends FromWorker["cmd"]>(m: ToWorker | null, reply: T, timeoutMs = 120000): Promise<Extract<FromWorker, { cmd: T }>> {
+    const p = new Promise<FromWorker>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`worker ${this.index}: no ${reply} in ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({
+        cmd: reply,
+        resolve: (x) => (clearTimeout(t), resolve(x)),
+        reject: (e) => (clearTimeout(t), reject(e)),
+      });
+    });
+    if (m) this.send(m);
+    return p as Promise<Extract<FromWorker, { cmd: T }>>;
+  }
+
+  /** Estimates this worker's clock offset against ours (best of 20 round trips) and tells it. */
+  async syncClock(): Promise<{ offsetMs: number; uncertaintyMs: number }> {
+    let best = { rtt: Infinity, offset: 0 };
+    for (let id = 0; id < 20; id++) {
+      const t0 = performance.timeOrigin + performance.now();
+      const r = await this.ask({ cmd: "clock", id }, "clock");
+      const t1 = performance.timeOrigin + performance.now();
+      if (t1 - t0 < best.rtt) best = { rtt: t1 - t0, offset: r.t - (t0 + t1) / 2 };
+    }
+    await this.ask({ cmd: "offset", ms: best.offset }, "ready");
+    return { offsetMs: best.offset, uncertaintyMs: best.rtt / 2 };
+  }
+
+  async exit(): Promise<void> {
+    this.send({ cmd: "exit" });
+    const t = setTimeout(() => this.proc.kill(), 5000);
+    await this.proc.exited;
+    clearTimeout(t);
+  }
+}
+
+async function startWorkers(n: number): Promise<{ workers: Worker[]; clock: { maxOffsetMs: number; uncertaintyMs: number } }> {
+  const workers = Array.from({ length: n }, (_, i) => new Worker(i));
+  await Promise.all(workers.map((w) => w.ask(null, "hello", 20000)));
+  let maxOffsetMs = 0;
+  let uncertaintyMs = 0;
+  for (const w of workers) {
+    const c = await w.syncClock();
+    maxOffsetMs = Math.max(maxOffsetMs, Math.abs(c.offsetMs));
+    uncertaintyMs = Math.max(uncertaintyMs, c.uncertaintyMs);
+  }
+  return { workers, clock: { maxOffsetMs, uncertaintyMs } };
+}
+
+// ---- cases -----------------------------------------------------------------
+
+interface Case {
+  scenario: string;
+  /** Stable key for compare mode. */
+  key: string;
+  label: string;
+  groupSize?: number;
+  size: number;
+  paced: boolean;
+  /** Paced: offered messages per second, in total. */
+  rate: number;
+  window: number;
+  build: (relay: boolean, tag: string) => ConnSpec[];
+  random?: boolean;
+  /** Deliveries each message makes. */
+  fanout: number;
+}
+
+/** G groups, each with one dedicated sender and N receiving members. */
+function fanoutConns(groups: number, n: number, tag: string): ConnSpec[] {
+  const out: ConnSpec[] = [];
+  for (let g = 0; g < groups; g++) {
+    const sender = out.length;
+    out.push({ idx: sender, user: `${tag}s${g}`, group: `${tag}g${g}`, sender: true, register: true, hears: [] });
+    for (let i = 0; i < n; i++)
+      out.push({ idx: out.length, user: `${tag}r${g}x${i}`, group: `${tag}g${g}`, sender: false, register: true, hears: [sender] });
+  }
+  return out;
+}
+
+function windowFor(n: number, size: number): number {
+  return Math.max(2, Math.min(1024, Math.floor(64000 / n), Math.floor((4 << 20) / size)));
+}
+
+function cases(o: Options): Case[] {
+  const out: Case[] = [];
+  const both = (c: Omit<Case, "paced" | "key" | "label">, rate: number, label: string, key: string) => {
+    out.push({ ...c, paced: true, rate, key: `${key}:paced`, label: `${label}, paced ${fmtRate(rate * c.fanout)} deliv/s` });
+    out.push({ ...c, paced: false, key: `${key}:max`, label: `${label}, unpaced` });
+  };
+  if (o.scenarios.includes("fanout")) {
+    for (const n of o.groupSizes) {
+      const groups = n === 1 ? 8 : n === 10 ? 4 : 1;
+      // paced: 100k deliveries/s, at most 20k messages/s
+      const rate = Math.min(20000, 100000 / n);
+      both(
+        { scenario: "fanout", groupSize: n, size: 100, rate, window: windowFor(n, 100), fanout: n, build: (_r, tag) => fanoutConns(groups, n, tag) },
+        rate,
+        `group of ${n}${groups > 1 ? ` (x${groups} groups)` : ""}`,
+        `fanout:${n}`,
+      );
+    }
+  }
+  if (o.scenarios.includes("groups")) {
+    const G = o.quick ? 20 : 100;
+    const build = (_r: boolean, tag: string): ConnSpec[] => {
+      const c: ConnSpec[] = [];
+      for (let g = 0; g < G; g++) {
+        const base = c.length;
+        for (let i = 0; i < 10; i++) {
+          const hears = Array.from({ length: 10 }, (_, k) => base + k).filter((k) => k !== base + i);
+          c.push({ idx: base + i, user: `${tag}m${g}x${i}`, group: `${tag}g${g}`, sender: true, register: true, hears });
+        }
+      }
+      return c;
+    };
+    both(
+      { scenario: "groups", size: 100, rate: 2000, window: 4, fanout: 9, random: true, build },
+      2000,
+      `${G * 10} conns in ${G} groups of 10, random senders`,
+      `groups:${G}x10`,
+    );
+  }
+  if (o.scenarios.includes("sizes")) {
+    for (const size of o.sizes) {
+      both(
+        { scenario: "sizes", groupSize: 10, size, rate: 1000, window: windowFor(10, size), fanout: 10, build: (_r, tag) => fanoutConns(1, 10, tag) },
+        1000,
+        `group of 10, ${fmtBytes(size)} messages`,
+        `sizes:${size}`,
+      );
+    }
+  }
+  if (o.scenarios.includes("dm")) {
+    const P = o.quick ? 20 : 100;
+    const build = (relay: boolean, tag: string): ConnSpec[] => {
+      const c: ConnSpec[] = [];
+      for (let p = 0; p < P; p++) {
+        const a = c.length;
+        // the relay has no DMs: a pair is a group of two there
+        c.push({ idx: a, user: `${tag}a${p}`, ...(relay ? { group: `${tag}p${p}` } : { toUser: `${tag}b${p}` }), sender: true, register: true, hears: [] });
+        c.push({ idx: a + 1, user: `${tag}b${p}`, ...(relay ? { group: `${tag}p${p}` } : {}), sender: false, register: true, hears: [a] });
+      }
+      return c;
+    };
+    both({ scenario: "dm", size: 100, rate: 10000, window: 64, fanout: 1, build }, 10000, `${P} direct-message pairs`, `dm:${P}`);
+  }
+  return out;
+}
+
+function fmtRate(x: number): string {
+  return x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(x >= 1e4 ? 0 : 1)}k` : `${Math.round(x)}`;
+}
+
+function fmtBytes(x: number): string {
+  return x >= 1024 ? `${x / 1024} KiB` : `${x} B`;
+}
+
+// ---- one run -----------------------------------------------------------------
+
+let tagCounter = 0;
+
+async function runCase(c: Case, kind: ServerKind, dir: string): Promise<CaseResult> {
+  const server = await startServer(kind, dir);
+  const { workers, clock } = await startWorkers(opts.workers);
+  const tag = `b${tagCounter++}`;
+  try {
+    const conns = c.build(kind === "floor", tag);
+    // receivers and senders spread round-robin over the workers
+    const byWorker: ConnSpec[][] = workers.map(() => []);
+    conns.forEach((s, i) => byWorker[i % workers.length]!.push(s));
+    await Promise.all(
+      workers.map((w, i) =>
+        w.ask({ cmd: "setup", port: server.port, host: "127.0.0.1", conns: byWorker[i]!, pass: PASS, relay: kind === "floor" }, "ready", 300000),
+      ),
+    );
+
+    // window credits: the min seq received per sender over every worker that hears it
+    const senderWorker = new Map<number, Worker>();
+    const heardBy = new Map<number, Set<number>>();
+    byWorker.forEach((list, wi) => {
+      for (const s of list) {
+        if (s.sender) senderWorker.set(s.idx, workers[wi]!);
+        for (const h of s.hears) {
+          let set = heardBy.get(h);
+          if (!set) heardBy.set(h, (set = new Set()));
+          set.add(wi);
+        }
+      }
+    });
+    const progress = new Map<number, Map<number, number>>();
+    const lastCredit = new Map<number, number>();
+    const onProgress = (w: Worker, p: Array<[number, number]>) => {
+      const credits = new Map<Worker, Array<[number, number]>>();
+      for (const [s, seq] of p) {
+        let m = progress.get(s);
+        if (!m) progress.set(s, (m = new Map()));
+        m.set(w.index, seq);
+        const hearers = heardBy.get(s)!;
+        if (m.size < hearers.size) continue;
+        let min = Infinity;
+        for (const v of m.values()) min = Math.min(min, v);
+        if (min > (lastCredit.get(s) ?? -1)) {
+          lastCredit.set(s, min);
+          const sw = senderWorker.get(s)!;
+          let list = credits.get(sw);
+          if (!list) credits.set(sw, (list = []));
+          list.push([s, min]);
+        }
+      }
+      for (const [sw, list] of credits) sw.send({ cmd: "credit", c: list });
+    };
+    for (const w of workers) w.onProgress = onProgress;
+
+    const senders = conns.filter((s) => s.sender).length;
+    const from = nowUs() + opts.warmupMs * 1000;
+    const to = from + opts.measureMs * 1000;
+    let cpu0 = 0;
+    let cpu1 = 0;
+    const t0 = setTimeout(() => (cpu0 = cpuSeconds(server.proc.pid)), opts.warmupMs);
+    const t1 = setTimeout(() => (cpu1 = cpuSeconds(server.proc.pid)), opts.warmupMs + opts.measureMs);
+    workers.forEach((w, i) => {
+      const local = byWorker[i]!.filter((s) => s.sender).length;
+      const run: RunSpec = {
+        paced: c.paced,
+        rate: (c.rate * local) / senders,
+        window: c.window,
+        size: c.size,
+        random: c.random === true,
+        measureFromUs: from,
+        measureToUs: to,
+      };
+      w.send({ cmd: "start", run });
+    });
+    await Bun.sleep(opts.warmupMs + opts.measureMs + 20);
+    clearTimeout(t0);
+    clearTimeout(t1);
+    const rss = rssBytes(server.proc.pid);
+    const sentParts = await Promise.all(workers.map((w) => w.ask({ cmd: "stop" }, "sent")));
+    const sent = sentParts.flatMap((p) => p.sent);
+    const results = await Promise.all(
+      workers.map((w) => w.ask({ cmd: "final", sent, drainMs: 15000 }, "result", 60000)),
+    );
+    return summarize(c, kind, results, cpu1 - cpu0, rss, clock, sent);
+  } finally {
+    await Promise.all(workers.map((w) => w.exit()));
+    await stopProc(server);
+  }
+}
+
+function summarize(
+  c: Case,
+  kind: ServerKind,
+  rs: WorkerResult[],
+  serverCpu: number,
+  rss: number,
+  clock: { maxOffsetMs: number; uncertaintyMs: number },
+  sent: Array<[number, number]>,
+): CaseResult {
+  const hist = new Histogram();
+  const last = new Map<number, number>();
+  for (const r of rs) {
+    hist.merge(r.hist);
+    for (const [k, v] of r.lastMember) if (v > (last.get(k) ?? -1)) last.set(k, v);
+  }
+  const lastHist = new Histogram();
+  for (const v of last.values()) lastHist.record(v);
+  const sec = opts.measureMs / 1000;
+  const sentInWindow = rs.reduce((a, r) => a + r.sentInWindow, 0);
+  const deliveries = rs.reduce((a, r) => a + r.receivedInWindow, 0);
+  const genCpu = rs.map((r) => r.cpuUs / 1e6 / sec);
+  const lost = rs.reduce((a, r) => a + r.lost, 0);
+  const dups = rs.reduce((a, r) => a + r.dups, 0);
+  const errors = rs.reduce((a, r) => a + r.errors, 0);
+  const offered = c.paced ? c.rate : undefined;
+  const msgsPerSec = sentInWindow / sec;
+  // The generator is the limit when one of its processes was busy nearly all the time,
+  // or, paced, when it could not even offer the load.
+  const genLimited = genCpu.some((x) => x > 0.9) || (offered !== undefined && msgsPerSec < 0.95 * offered);
+  const pct = (h: Histogram, p: number) => h.percentile(p) / 1000;
+  return {
+    key: c.key,
+    scenario: c.scenario,
+    label: c.label,
+    server: kind,
+    paced: c.paced,
+    groupSize: c.groupSize,
+    size: c.size,
+    offeredMsgsPerSec: offered,
+    msgsPerSec,
+    deliveriesPerSec: deliveries / sec,
+    latencyMs: { p50: pct(hist, 50), p90: pct(hist, 90), p99: pct(hist, 99), p999: pct(hist, 99.9), max: pct(hist, 100) },
+    lastMemberMs: { p50: pct(lastHist, 50), p99: pct(lastHist, 99), max: pct(lastHist, 100) },
+    samples: hist.total,
+    serverCpuSec: serverCpu,
+    deliveriesPerCpuSec: serverCpu > 0 ? deliveries / serverCpu : 0,
+    serverRssMB: rss / 1e6,
+    generatorCpu: genCpu,
+    generatorLimited: genLimited,
+    lost,
+    duplicated: dups,
+    errors,
+    closedConnections: rs.reduce((a, r) => a + r.closed, 0),
+    messagesSent: sent.reduce((a, [, n]) => a + n, 0),
+    clock,
+  };
+}
+
+// ---- connection scale ------------------------------------------------------
+
+async function runScale(dir: string): Promise<Report["scale"]> {
+  const result: NonNullable<Report["scale"]> = {};
+  // password logins per second, with argon2id as shipped (64 MiB, t=2)
+  {
+    const server = await startServer("tcpchat", dir, ["--hash-memory", "65536", "--hash-time", "2"]);
+    const { workers } = await startWorkers(2);
+    try {
+      const users = Array.from({ length: 8 }, (_, i) => `pw${i}`);
+      await workers[0]!.ask({ cmd: "tokens", port: server.port, host: "127.0.0.1", users, pass: PASS }, "tokens");
+      const ms = opts.quick ? 1000 : 3000;
+      const cpu0 = cpuSeconds(server.proc.pid);
+      const parts = await Promise.all(
+        workers.map((w) => w.ask({ cmd: "logins", port: server.port, host: "127.0.0.1", users, pass: PASS, ms, concurrency: 4 }, "logins")),
+      );
+      const n = parts.reduce((a, p) => a + p.n, 0);
+      result.passwordLoginsPerSec = n / (ms / 1000);
+      result.passwordLoginCpuMs = ((cpuSeconds(server.proc.pid) - cpu0) * 1000) / n;
+    } finally {
+      await Promise.all(workers.map((w) => w.exit()));
+      await stopProc(server);
+    }
+  }
+  // idle logged-in connections: memory per connection, token logins per second
+  {
+    const server = await startServer("tcpchat", dir);
+    const { workers } = await startWorkers(2);
+    try {
+      const users = Array.from({ length: 100 }, (_, i) => `idle${i}`);
+      const { tokens } = await workers[0]!.ask({ cmd: "tokens", port: server.port, host: "127.0.0.1", users, pass: PASS }, "tokens");
+      Bun.gc(true);
+      await Bun.sleep(200);
+      const rss0 = rssBytes(server.proc.pid);
+      const per = Math.floor(opts.idleConns / workers.length);
+      const t0 = performance.now();
+      const parts = await Promise.all(
+        workers.map((w) => w.ask({ cmd: "idle", port: server.port, host: "127.0.0.1", users: tokens, count: per }, "idle", 600000)),
+      );
+      const secs = (performance.now() - t0) / 1000;
+      await Bun.sleep(500);
+      const rss1 = rssBytes(server.proc.pid);
+      const open = parts.reduce((a, p) => a + p.open, 0);
+      result.idleConnections = open;
+      result.tokenLoginsPerSec = open / secs;
+      result.bytesPerIdleConnection = (rss1 - rss0) / open;
+      result.serverRssMB = rss1 / 1e6;
+    } finally {
+      await Promise.all(workers.map((w) => w.exit()));
+      await stopProc(server);
+    }
+  }
+  return result;
+}
+
+// ---- main --------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "tcpchat-bench-"));
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? "unknown",
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    bun: Bun.version,
+    os: `${process.platform} ${process.arch}`,
+  };
+  const report: Report = { started: new Date().toISOString(), machine, options: { ...opts }, results: [] };
+  const all = cases(opts);
+  log(`tcpchat bench: ${all.length} cases x 2 servers, ${opts.workers} load generators, ${opts.measureMs / 1000} s measured each (${machine.cpus} cores, ${machine.cpuModel}, bun ${machine.bun})`);
+  let failed = false;
+  try {
+    for (const c of all) {
+      for (const kind of ["floor", "tcpchat"] as const) {
+        const r = await runCase(c, kind, dir);
+        report.results.push(r);
+        const bad = r.lost || r.duplicated || r.errors;
+        if (bad) failed = true;
+        log(
+          `  ${kind.padEnd(7)} ${c.label.padEnd(52)} ${fmtRate(r.deliveriesPerSec).padStart(7)} deliv/s  p50 ${r.latencyMs.p50.toFixed(2)} ms  p99 ${r.latencyMs.p99.toFixed(2)} ms  ${fmtRate(r.deliveriesPerCpuSec)} deliv/CPU-s${r.generatorLimited ? "  [generator-limited]" : ""}${bad ? `  LOST ${r.lost} DUP ${r.duplicated} ERR ${r.errors}` : ""}`,
+        );
+      }
+    }
+    if (opts.scenarios.includes("scale")) {
+      log("  connection scale ...");
+      report.scale = await runScale(dir);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  report.targets = targetsOf(report);
+  report.finished = new Date().toISOString();
+
+  if (opts.json) console.log(JSON.stringify(report, null, 2));
+  else printTable(report);
+  if (opts.compare) console.log(compareReport(report, JSON.parse(readFileSync(opts.compare, "utf8")) as Report));
+  if (opts.save) {
+    mkdirSync(opts.out, { recursive: true });
+    const stamp = report.started.replace(/[:.]/g, "-");
+    const base = join(opts.out, `bench-${stamp}${opts.quick ? "-quick" : ""}`);
+    writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(`${base}.svg`, renderSvg(report));
+    log(`results: ${base}.json, ${base}.svg`);
+  }
+  if (failed) log("FAILED: messages were lost or duplicated, or the server answered with errors");
+  return failed ? 1 : 0;
+}
+
+process.exit(await main());

@@ -11,7 +11,6 @@ import type { CommitResult, Store } from "../store/store.ts";
 import { Batcher, type Pending } from "./batcher.ts";
 import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
-import { toWire } from "./commands/messages.ts";
 import { Hub } from "./hub.ts";
 import { Session } from "./session.ts";
 import type { Transport } from "./writer.ts";
@@ -269,7 +268,20 @@ export class ChatCore {
     this.reply(session, id, { mid: r.mid, ts: r.ts });
     if (r.duplicate) return; // delivered when it was first committed
     const m = p.msg;
-    const frame = encodeFrame({ t: "msg", ...toWire({ ...m, mid: r.mid, ts: r.ts }) } satisfies Push);
+    // Built in place (no intermediate copies): this runs once per message on the hot path.
+    // Undefined fields are left out by the encoder.
+    const push = {
+      t: "msg",
+      mid: r.mid,
+      ts: r.ts,
+      from: m.sender,
+      group: m.grp,
+      user: m.toUser,
+      text: m.text,
+      file: m.file,
+      cid: m.cid,
+    } satisfies Push;
+    const frame = encodeFrame(push);
     if (m.grp !== undefined) {
       this.hub.sendToGroup(m.grp, frame, session);
     } else {

@@ -1,0 +1,51 @@
+// `bun bench --quick` completes, loses and duplicates nothing, and writes well-formed results.
+// It checks that the suite works, not how fast anything is (these machines are shared).
+import { afterAll, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Report } from "../bench/report.ts";
+import { tempDir } from "./helpers/server.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const out = tempDir("tcpchat-bench-test-");
+afterAll(() => out.cleanup());
+
+test("bench --quick runs every quick scenario with zero lost or duplicated messages", async () => {
+  const proc = Bun.spawn([process.execPath, "run", join(ROOT, "bench/run.ts"), "--quick", "--out", out.dir], {
+    cwd: ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) console.error(stdout, stderr);
+  expect(code).toBe(0);
+  expect(stdout).toContain("deliv/CPU-s");
+  expect(stdout).toContain("targets (issue #4)");
+
+  const files = readdirSync(out.dir);
+  const json = files.find((f) => f.endsWith(".json"));
+  const svg = files.find((f) => f.endsWith(".svg"));
+  expect(json).toBeDefined();
+  expect(svg).toBeDefined();
+  expect(readFileSync(join(out.dir, svg!), "utf8")).toStartWith("<svg");
+
+  const report = JSON.parse(readFileSync(join(out.dir, json!), "utf8")) as Report;
+  expect(report.machine.cpus).toBeGreaterThan(0);
+  const scenarios = new Set(report.results.map((r) => r.scenario));
+  for (const s of ["fanout", "groups", "dm"]) expect(scenarios.has(s)).toBe(true);
+  for (const r of report.results) {
+    expect(r.lost).toBe(0);
+    expect(r.duplicated).toBe(0);
+    expect(r.errors).toBe(0);
+    expect(r.samples).toBeGreaterThan(0);
+    expect(r.deliveriesPerSec).toBeGreaterThan(0);
+    expect(r.serverCpuSec).toBeGreaterThan(0);
+    expect(r.latencyMs.p50).toBeLessThanOrEqual(r.latencyMs.p99);
+    expect(r.latencyMs.p99).toBeLessThanOrEqual(r.latencyMs.max);
+    // every tcpchat case has its floor, run in the same suite
+    if (r.server === "tcpchat") expect(report.results.some((f) => f.key === r.key && f.server === "floor")).toBe(true);
+  }
+  expect(report.scale?.idleConnections).toBeGreaterThan(0);
+  expect(report.scale?.bytesPerIdleConnection).toBeGreaterThan(0);
+  expect(report.targets?.length).toBeGreaterThan(0);
+}, 240_000);

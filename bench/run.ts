@@ -125,6 +125,9 @@ async function startProc(cmd: string[]): Promise<Proc> {
   throw new Error(`did not start: ${cmd.join(" ")}\n${out}`);
 }
 
+/** The bench floods on purpose, from one address: the abuse limits are off (their defaults are in README). */
+const NO_LIMITS = ["--rate-msgs", "0", "--rate-bytes", "0", "--max-conns-per-addr", "0", "--login-fails-addr", "0", "--login-fails-user", "0"];
+
 function startServer(kind: ServerKind, dir: string, extra: string[] = []): Promise<Proc> {
   if (kind === "floor") return startProc([process.execPath, "run", join(ROOT, "bench/relay.ts"), "--port", "0"]);
   // As shipped (SQLite file, WAL, batching), except cheap argon2 for the bulk registration of bench users.
@@ -136,6 +139,7 @@ function startServer(kind: ServerKind, dir: string, extra: string[] = []): Promi
     "0",
     "--db",
     join(dir, `bench-${Date.now()}-${Math.random().toString(36).slice(2)}.db`),
+    ...NO_LIMITS,
     ...(extra.length ? extra : ["--hash-memory", "1024", "--hash-time", "1"]),
   ]);
 }

@@ -29,13 +29,35 @@ export interface Config {
   hashMemory: number;
   /** argon2id time cost (iterations) for new password hashes. */
   hashTime: number;
+  /** Requests per second one connection may make, on average; 0: no limit. */
+  rateMsgs: number;
+  /** Request bytes per second one connection may send, on average; 0: no limit. */
+  rateBytes: number;
+  /** Seconds of the average rate a connection may use at once (the burst). */
+  rateBurst: number;
+  /** Failed logins per user name in 5 minutes before further logins for it get `rate_limited`; 0: no limit. */
+  loginFailsUser: number;
+  /** Failed logins per client address in 5 minutes before further logins from it get `rate_limited`; 0: no limit. */
+  loginFailsAddr: number;
+  /** Open connections per client address; more are refused with `bye {reason:"too_many_connections"}`; 0: no limit. */
+  maxConnsPerAddr: number;
+  /** Seconds without a frame from the client before the connection is closed (`bye {reason:"idle"}`); 0: never. */
+  idleTimeout: number;
+  /** Seconds a new connection has to log in (`bye {reason:"login_timeout"}`); 0: forever. */
+  loginTimeout: number;
+  /** Largest number of members in a group; `join` beyond it gets `forbidden`. */
+  maxGroupSize: number;
+  /** PEM certificate file: with `tlsKey`, the server speaks TLS (same protocol inside). */
+  tlsCert: string;
+  /** PEM private key file for `tlsCert`. */
+  tlsKey: string;
 }
 
 interface Option {
   key: keyof Config;
   flag: string;
   env: string;
-  kind: "string" | "int" | "durability";
+  kind: "string" | "int" | "durability" | "path";
   help: string;
 }
 
@@ -53,6 +75,17 @@ export const DEFAULTS: Config = {
   shutdownGrace: 5000,
   hashMemory: 65536,
   hashTime: 2,
+  rateMsgs: 200,
+  rateBytes: 8 * 1024 * 1024,
+  rateBurst: 2,
+  loginFailsUser: 10,
+  loginFailsAddr: 100,
+  maxConnsPerAddr: 1000,
+  idleTimeout: 300,
+  loginTimeout: 30,
+  maxGroupSize: 10000,
+  tlsCert: "",
+  tlsKey: "",
 };
 
 const OPTIONS: Option[] = [
@@ -93,6 +126,35 @@ const OPTIONS: Option[] = [
   },
   { key: "hashMemory", flag: "--hash-memory", env: "TCPCHAT_HASH_MEMORY", kind: "int", help: "argon2id memory cost, KiB" },
   { key: "hashTime", flag: "--hash-time", env: "TCPCHAT_HASH_TIME", kind: "int", help: "argon2id time cost" },
+  { key: "rateMsgs", flag: "--rate-msgs", env: "TCPCHAT_RATE_MSGS", kind: "int", help: "requests/s per connection (0: no limit)" },
+  { key: "rateBytes", flag: "--rate-bytes", env: "TCPCHAT_RATE_BYTES", kind: "int", help: "request bytes/s per connection (0: no limit)" },
+  { key: "rateBurst", flag: "--rate-burst", env: "TCPCHAT_RATE_BURST", kind: "int", help: "seconds of rate usable at once" },
+  {
+    key: "loginFailsUser",
+    flag: "--login-fails-user",
+    env: "TCPCHAT_LOGIN_FAILS_USER",
+    kind: "int",
+    help: "failed logins per user per 5 min (0: no limit)",
+  },
+  {
+    key: "loginFailsAddr",
+    flag: "--login-fails-addr",
+    env: "TCPCHAT_LOGIN_FAILS_ADDR",
+    kind: "int",
+    help: "failed logins per address per 5 min (0: no limit)",
+  },
+  {
+    key: "maxConnsPerAddr",
+    flag: "--max-conns-per-addr",
+    env: "TCPCHAT_MAX_CONNS_PER_ADDR",
+    kind: "int",
+    help: "open connections per address (0: no limit)",
+  },
+  { key: "idleTimeout", flag: "--idle-timeout", env: "TCPCHAT_IDLE_TIMEOUT", kind: "int", help: "s without a frame before close (0: never)" },
+  { key: "loginTimeout", flag: "--login-timeout", env: "TCPCHAT_LOGIN_TIMEOUT", kind: "int", help: "s to log in after connecting (0: forever)" },
+  { key: "maxGroupSize", flag: "--max-group-size", env: "TCPCHAT_MAX_GROUP_SIZE", kind: "int", help: "members per group" },
+  { key: "tlsCert", flag: "--tls-cert", env: "TCPCHAT_TLS_CERT", kind: "path", help: "PEM certificate: serve TLS (with --tls-key)" },
+  { key: "tlsKey", flag: "--tls-key", env: "TCPCHAT_TLS_KEY", kind: "path", help: "PEM private key for --tls-cert" },
 ];
 
 export class ConfigError extends Error {
@@ -104,6 +166,7 @@ function parseValue(opt: Option, raw: string, from: string): Config[keyof Config
     if (raw === "") throw new ConfigError(`${from}: must not be empty`);
     return raw;
   }
+  if (opt.kind === "path") return raw;
   if (opt.kind === "durability") {
     if (raw !== "normal" && raw !== "full") throw new ConfigError(`${from}: must be "normal" or "full", got "${raw}"`);
     return raw;
@@ -143,13 +206,18 @@ function validate(c: Config): Config {
   if (c.maxPage < 1) throw new ConfigError("max-page must be at least 1");
   if (c.tokenTtl < 1) throw new ConfigError("token-ttl must be at least 1 second");
   if (c.hashMemory < 8 || c.hashTime < 1) throw new ConfigError("hash-memory must be >= 8 KiB and hash-time >= 1");
+  if (c.rateBurst < 1) throw new ConfigError("rate-burst must be at least 1 second");
+  if (c.rateBytes > 0 && c.rateBytes * c.rateBurst < c.maxFrame)
+    throw new ConfigError("rate-bytes x rate-burst must be at least max-frame, or a largest frame could never pass");
+  if (c.maxGroupSize < 1) throw new ConfigError("max-group-size must be at least 1");
+  if ((c.tlsCert === "") !== (c.tlsKey === "")) throw new ConfigError("--tls-cert and --tls-key go together");
   return c;
 }
 
 export function helpText(): string {
   const lines = ["Usage: bun run src/server.ts [options]", "", "Options (flag / environment variable, default):"];
   for (const o of OPTIONS) {
-    lines.push(`  ${`${o.flag} <${o.kind === "int" ? "n" : "value"}>`.padEnd(22)} ${o.help}`);
+    lines.push(`  ${`${o.flag} <${o.kind === "int" ? "n" : o.kind === "path" ? "file" : "value"}>`.padEnd(22)} ${o.help}`);
     lines.push(`  ${"".padEnd(22)} env ${o.env}, default ${JSON.stringify(DEFAULTS[o.key])}`);
   }
   lines.push(`  ${"--help".padEnd(22)} show this text`);

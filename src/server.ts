@@ -30,13 +30,17 @@ export async function main(argv: string[]): Promise<number> {
   const core = new ChatCore(config, store);
   let server: Listening;
   try {
-    server = listen(core, config.host, config.port);
+    server = listen(core, {
+      host: config.host,
+      port: config.port,
+      tls: config.tlsCert ? { cert: config.tlsCert, key: config.tlsKey } : undefined,
+    });
   } catch (e) {
     console.error(`tcpchat: cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
     store.close();
     return 1;
   }
-  console.log(`tcpchat listening on ${server.host}:${server.port} (db ${config.db})`);
+  console.log(`tcpchat listening on ${server.host}:${server.port} (db ${config.db}${config.tlsCert ? ", TLS" : ""})`);
 
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const stop = async (signal: string) => {

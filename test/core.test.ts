@@ -19,6 +19,7 @@ class FakeConn implements Transport {
   readonly reader = new MsgReader();
   ended = false;
   terminated = false;
+  remoteAddress = "127.0.0.1";
   writes = 0;
   session!: Session;
   constructor(readonly core: ChatCore) {

@@ -3,7 +3,7 @@
 // `Transport`, so tests drive it with fakes and the real server with Bun.listen.
 import type { Config } from "../config.ts";
 import { encodeFrame, makeBodyDecoder } from "../protocol/codec.ts";
-import { type ErrorCode, ProtocolError } from "../protocol/errors.ts";
+import { type DisconnectReason, type ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import type { FrameEvent } from "../protocol/frame.ts";
 import type { Push } from "../protocol/pushes.ts";
 import { isRequestType, isUint, validateRequest } from "../protocol/requests.ts";
@@ -12,6 +12,7 @@ import { Batcher, type Pending } from "./batcher.ts";
 import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { Hub } from "./hub.ts";
+import { FailureCounter } from "./limits.ts";
 import { Session } from "./session.ts";
 import type { Transport } from "./writer.ts";
 
@@ -47,6 +48,12 @@ export class ChatCore {
   private readonly knownUsers = new Set<string>();
   private nextSessionId = 1;
   private stopping = false;
+  /** Open connections per client address. */
+  private readonly perAddr = new Map<string, number>();
+  /** Failed logins per user name and per address, in 5-minute windows. */
+  readonly loginFailsUser: FailureCounter;
+  readonly loginFailsAddr: FailureCounter;
+  private readonly sweeper: Timer;
 
   constructor(
     readonly config: Config,
@@ -54,6 +61,11 @@ export class ChatCore {
     readonly log: Logger = consoleLogger,
   ) {
     this.decodeBody = makeBodyDecoder(config.maxFrame);
+    this.loginFailsUser = new FailureCounter(config.loginFailsUser, 5 * 60_000);
+    this.loginFailsAddr = new FailureCounter(config.loginFailsAddr, 5 * 60_000);
+    // One timer for every connection's timeouts: a scan per second is cheaper than a timer per socket.
+    this.sweeper = setInterval(() => this.sweep(performance.now()), 1000);
+    this.sweeper.unref();
     this.hub.load(store.allMemberships());
     this.batcher = new Batcher<SendTag>(
       store,
@@ -83,7 +95,24 @@ export class ChatCore {
       },
     );
     this.sessions.add(s);
+    const addr = transport.remoteAddress;
+    const open = (this.perAddr.get(addr) ?? 0) + 1;
+    this.perAddr.set(addr, open);
+    if (this.config.maxConnsPerAddr > 0 && open > this.config.maxConnsPerAddr) this.bye(s, "too_many_connections");
     return s;
+  }
+
+  /** Closes connections past their login or idle timeout; forgets old login failures. */
+  sweep(now: number): void {
+    const { loginTimeout, idleTimeout } = this.config;
+    for (const s of this.sessions) {
+      if (s.closed) continue;
+      if (loginTimeout > 0 && s.user === undefined && now - s.openedAt > loginTimeout * 1000) this.bye(s, "login_timeout");
+      else if (idleTimeout > 0 && now - s.lastFrameAt > idleTimeout * 1000) this.bye(s, "idle");
+    }
+    const wall = Date.now();
+    this.loginFailsUser.prune(wall);
+    this.loginFailsAddr.prune(wall);
   }
 
   data(s: Session, chunk: Uint8Array): void {
@@ -98,6 +127,10 @@ export class ChatCore {
   /** The connection is gone (either side closed it). Idempotent. */
   closed(s: Session): void {
     if (!this.sessions.delete(s)) return;
+    const addr = s.transport.remoteAddress;
+    const open = (this.perAddr.get(addr) ?? 1) - 1;
+    if (open > 0) this.perAddr.set(addr, open);
+    else this.perAddr.delete(addr);
     s.closed = true;
     s.writer.close();
     s.held.length = 0;
@@ -145,22 +178,29 @@ export class ChatCore {
       return;
     }
     if (s.closed) return;
+    const now = performance.now();
+    s.lastFrameAt = now;
+    // PROTOCOL.md §2.4: a request over the connection's rate is answered and dropped.
+    if (!s.msgBucket.take(1, now) || !s.byteBucket.take(ev.body.length + 4, now)) {
+      this.error(s, this.peekId(ev.body), "rate_limited", "too many requests: slow down");
+      return;
+    }
     if (s.busy) {
       if (s.held.length < this.config.maxHeld) {
         s.held.push(ev.body.slice()); // the body is a view of the read buffer: copy to keep it
       } else {
-        const m = this.tryDecode(ev.body);
-        const id = isMap(m) && isUint(m.id) ? m.id : undefined;
-        this.error(s, id, "rate_limited", "too many requests while a login is in progress");
+        this.error(s, this.peekId(ev.body), "rate_limited", "too many requests while a login is in progress");
       }
       return;
     }
     this.handleFrame(s, ev.body);
   }
 
-  private tryDecode(body: Uint8Array): unknown {
+  /** The `id` of a frame that will not be handled, if it has a valid one, for the error reply. */
+  private peekId(body: Uint8Array): number | undefined {
     try {
-      return this.decodeBody(body);
+      const m = this.decodeBody(body);
+      return isMap(m) && isUint(m.id) ? m.id : undefined;
     } catch {
       return undefined;
     }
@@ -253,7 +293,7 @@ export class ChatCore {
   }
 
   /** Sends `bye {reason}` after everything queued, then closes the connection. PROTOCOL.md §5.3 */
-  bye(s: Session, reason: string): void {
+  bye(s: Session, reason: DisconnectReason): void {
     if (s.closed) return;
     s.send(encodeFrame({ t: "bye", reason } satisfies Push));
     s.writer.end();
@@ -304,6 +344,7 @@ export class ChatCore {
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    clearInterval(this.sweeper);
     this.batcher.flush(true);
     const all = [...this.sessions];
     for (const s of all) this.bye(s, "shutdown");

@@ -2,6 +2,7 @@
 import type { Config } from "../config.ts";
 import { FrameDecoder, type FrameEvent } from "../protocol/frame.ts";
 import type { Routable } from "./hub.ts";
+import { Bucket } from "./limits.ts";
 import { type Transport, Writer } from "./writer.ts";
 
 export class Session implements Routable {
@@ -16,6 +17,12 @@ export class Session implements Routable {
   readonly held: Uint8Array[] = [];
   /** The connection is gone, or going: no more input is handled. */
   closed = false;
+  /** performance.now() of the connection's start and of its last frame, for the login and idle timeouts. */
+  readonly openedAt: number;
+  lastFrameAt: number;
+  /** Request rate limits (PROTOCOL.md §2.4). */
+  readonly msgBucket: Bucket;
+  readonly byteBucket: Bucket;
 
   constructor(
     readonly id: number,
@@ -25,6 +32,9 @@ export class Session implements Routable {
     onOverflow: (s: Session) => void,
   ) {
     this.writer = new Writer(transport, config.maxQueue, () => onOverflow(this));
+    this.openedAt = this.lastFrameAt = performance.now();
+    this.msgBucket = new Bucket(config.rateMsgs, config.rateBurst, this.openedAt);
+    this.byteBucket = new Bucket(config.rateBytes, config.rateBurst, this.openedAt);
     this.decoder = new FrameDecoder(config.maxFrame, (ev) => onEvent(this, ev));
   }
 

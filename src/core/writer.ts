@@ -9,14 +9,20 @@
 //    it (a microtask), coalesced into one buffer when small, so a burst of replies or
 //    fan-out costs one syscall per connection instead of one per frame.
 
-/** What the core needs of a connection: the only surface the transport adapter implements. */
-export interface Transport {
+/** Where a Writer's bytes go. */
+export interface Sink {
   /** Bytes the kernel took (0..data.length), or -1 if the connection is closed. */
   write(data: Uint8Array): number;
   /** Half-close after everything written has been written (called only with an empty queue). */
   end(): void;
   /** Close now, discarding anything unsent. */
   terminate(): void;
+}
+
+/** What the core needs of a connection: the only surface the transport adapter implements. */
+export interface Transport extends Sink {
+  /** The client's IP address, for per-address limits. */
+  readonly remoteAddress: string;
 }
 
 /** Frames smaller than this are merged into one write. */
@@ -46,7 +52,7 @@ export class Writer {
   private readonly eager: number;
 
   constructor(
-    private readonly transport: Transport,
+    private readonly transport: Sink,
     private readonly maxQueue: number,
     /** Called once when `queued` would pass `maxQueue`; the writer is closed by then. */
     private readonly onOverflow: () => void,

@@ -30,4 +30,7 @@ export class ProtocolError extends Error {
 export type DisconnectReason =
   | "shutdown" // server is stopping: reconnect later, then `sync`
   | "too_large" // a frame header exceeded the limit: the stream cannot continue
-  | "slow_consumer"; // unsent bytes exceeded the queue bound: reconnect, then `sync`
+  | "slow_consumer" // unsent bytes exceeded the queue bound: reconnect, then `sync`
+  | "idle" // no frame within the idle timeout: send `ping` to keep a connection open
+  | "login_timeout" // not logged in within the login timeout
+  | "too_many_connections"; // the address has too many open connections

@@ -15,10 +15,18 @@ export interface Listening {
   stop(): void;
 }
 
-export function listen(core: ChatCore, host: string, port: number): Listening {
+export interface ListenOptions {
+  host: string;
+  port: number;
+  /** PEM files: when given, connections are TLS (the protocol inside is unchanged). */
+  tls?: { cert: string; key: string };
+}
+
+export function listen(core: ChatCore, opts: ListenOptions): Listening {
   const server: TCPSocketListener<Conn> = Bun.listen<Conn>({
-    hostname: host,
-    port,
+    hostname: opts.host,
+    port: opts.port,
+    ...(opts.tls ? { tls: { cert: Bun.file(opts.tls.cert), key: Bun.file(opts.tls.key) } } : {}),
     socket: {
       binaryType: "uint8array",
       open(socket: Socket<Conn>) {
@@ -29,6 +37,7 @@ export function listen(core: ChatCore, host: string, port: number): Listening {
             write: (b) => socket.write(b),
             end: () => socket.end(),
             terminate: () => socket.terminate(),
+            remoteAddress: socket.remoteAddress,
           }),
         };
       },

@@ -17,12 +17,14 @@ export class TestClient {
   user?: string;
   token?: string;
 
-  static async connect(port: number, host = "127.0.0.1"): Promise<TestClient> {
+  /** `tls`: connect with TLS, trusting `ca` (PEM) for the server's certificate. */
+  static async connect(port: number, host = "127.0.0.1", tls?: { ca: string }): Promise<TestClient> {
     const c = new TestClient();
     const { promise, resolve } = Promise.withResolvers<void>();
     c.sock = await Bun.connect({
       hostname: host,
       port,
+      ...(tls ? { tls: { ca: tls.ca, rejectUnauthorized: true } } : {}),
       socket: {
         binaryType: "uint8array",
         open: () => resolve(),

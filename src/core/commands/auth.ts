@@ -39,25 +39,34 @@ export const login: Command<RequestOf<"login">> = {
     const { core, session } = ctx;
     if (session.user !== undefined) throw new ProtocolError("conflict", `already logged in as "${session.user}"`);
     const now = Date.now();
+    // Guessing is throttled per user name and per address (PROTOCOL.md §3.2); the answer names no cause.
+    const addr = session.transport.remoteAddress;
+    const wait = Math.max(core.loginFailsUser.blockedFor(req.user, now), core.loginFailsAddr.blockedFor(addr, now));
+    if (wait > 0) throw new ProtocolError("rate_limited", `too many failed logins: retry in ${Math.ceil(wait / 1000)} s`);
+    const failed = (msg: string): never => {
+      core.loginFailsUser.fail(req.user, now);
+      core.loginFailsAddr.fail(addr, now);
+      throw new ProtocolError("unauthorized", msg);
+    };
     let token: string;
     let tokenHash: string;
     if (req.token !== undefined) {
       // Token lookup by its SHA-256: the comparison happens on a hash, so its timing says nothing of the token.
       token = req.token;
       tokenHash = hashToken(token);
-      if (core.store.tokenUser(tokenHash, now) !== req.user)
-        throw new ProtocolError("unauthorized", "invalid or expired token");
+      if (core.store.tokenUser(tokenHash, now) !== req.user) failed("invalid or expired token");
     } else {
       const user = core.store.getUser(req.user);
       dummyHash ??= hashPassword(ctx, "not a password of anyone");
       const ok = await Bun.password.verify(req.pass!, user?.passHash ?? (await dummyHash));
       core.assertRunning();
-      if (!user || !ok) throw new ProtocolError("unauthorized", "wrong user name or password");
+      if (!user || !ok) failed("wrong user name or password");
       token = newToken();
       tokenHash = hashToken(token);
       core.store.addToken(tokenHash, req.user, now, now + core.config.tokenTtl * 1000);
     }
     if (session.closed) return {};
+    core.loginFailsUser.reset(req.user);
     session.user = req.user;
     session.tokenHash = tokenHash;
     core.attach(session);

@@ -17,6 +17,9 @@ export const join: Command<RequestOf<"join">> = {
     const user = session.user!;
     const now = Date.now();
     let created = false;
+    const members = core.hub.membersOf(req.group);
+    if (!members.has(user) && members.size >= core.config.maxGroupSize)
+      throw new ProtocolError("forbidden", `group "${req.group}" is full (${core.config.maxGroupSize} members)`);
     if (core.store.getGroup(req.group)) {
       core.store.addMember(req.group, user, now);
     } else {

@@ -57,7 +57,7 @@ export class Writer {
     /** Called once when `queued` would pass `maxQueue`; the writer is closed by then. */
     private readonly onOverflow: () => void,
   ) {
-    this.eager = Math.min(COALESCE_BYTES, maxQueue >> 2);
+    this.eager = Math.min(COALESCE_BYTES, Math.floor(maxQueue / 4));
   }
 
   /** Queues one complete frame. The bytes are not copied: do not modify them afterwards. */

@@ -60,7 +60,8 @@ export class ChatCore {
     readonly store: Store,
     readonly log: Logger = consoleLogger,
   ) {
-    this.decodeBody = makeBodyDecoder(config.maxFrame);
+    // No request holds an array or a map of more than a few entries (PROTOCOL.md §3).
+    this.decodeBody = makeBodyDecoder(config.maxFrame, 256);
     this.loginFailsUser = new FailureCounter(config.loginFailsUser, 5 * 60_000);
     this.loginFailsAddr = new FailureCounter(config.loginFailsAddr, 5 * 60_000);
     // One timer for every connection's timeouts: a scan per second is cheaper than a timer per socket.

@@ -18,15 +18,17 @@ export function encodeFrame(msg: object): Uint8Array {
 }
 
 /**
- * A body decoder whose container limits follow the frame limit, so a hostile
- * header like "array of 4 billion items" fails fast instead of allocating.
+ * A body decoder with limits, so a hostile header like "array of 4 billion
+ * items" fails fast instead of allocating: strings and binaries up to the frame
+ * limit, arrays and maps up to `maxItems` entries (the decoder allocates an
+ * array of the announced size before it reads the items).
  */
-export function makeBodyDecoder(maxFrame: number): (body: Uint8Array) => unknown {
+export function makeBodyDecoder(maxFrame: number, maxItems = maxFrame): (body: Uint8Array) => unknown {
   const decoder = new Decoder({
     maxStrLength: maxFrame,
     maxBinLength: maxFrame,
-    maxArrayLength: maxFrame,
-    maxMapLength: maxFrame,
+    maxArrayLength: maxItems,
+    maxMapLength: maxItems,
     maxExtLength: maxFrame,
   });
   return (body) => decoder.decode(body);

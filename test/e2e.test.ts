@@ -454,19 +454,21 @@ describe("bad input", () => {
     expect(a.received.map((m) => m.id)).toEqual(Array.from({ length: 101 }, (_, i) => i + 1));
   });
 
-  test("deep nesting and a lying container header do not hurt the server", async () => {
+  test("deep nesting and a lying container header get bad_frame and do not hurt the server", async () => {
     const a = await connect();
-    // {t:"ping", id:1, junk:[[[...1...]]]} nested 20000 deep, built by hand (encoders refuse)
+    // {t:"ping", id:1, junk:[[[...1...]]]} nested 60000 deep, built by hand (encoders refuse)
     const head = encode({ t: "ping", id: 1, junk: 0 });
-    const deep = new Uint8Array(head.length - 1 + 20000 + 1).fill(0x91); // 0x91: array of one
+    const deep = new Uint8Array(head.length - 1 + 60000 + 1).fill(0x91); // 0x91: array of one
     deep.set(head.subarray(0, head.length - 1));
     deep[deep.length - 1] = 0x01;
     a.writeRaw(rawFrame(deep));
     // map claiming 2^32-1 entries, then nothing
     a.writeRaw(rawFrame(new Uint8Array([0xdf, 0xff, 0xff, 0xff, 0xff])));
-    a.writeRaw(rawFrame(encode({ t: "ping", id: 2 })));
+    // nesting within the limit (8 levels, the request map included) is fine
+    a.writeRaw(frameOf({ t: "ping", id: 2, junk: [[[[[[[1]]]]]]] }));
     await a.waitFor((m) => m.id === 2);
-    expect(a.received.map((m) => m.t)).toEqual(["pong", "error", "pong"]);
+    expect(a.received.map((m) => (m.t === "error" ? m.code : m.t))).toEqual(["bad_frame", "bad_frame", "pong"]);
+    expect(a.received[0]!.msg).toContain("nested");
   });
 });
 

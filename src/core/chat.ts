@@ -4,6 +4,7 @@
 import type { Config } from "../config.ts";
 import { encodeFrame, makeBodyDecoder } from "../protocol/codec.ts";
 import { type DisconnectReason, type ErrorCode, ProtocolError } from "../protocol/errors.ts";
+import { withinDepth } from "../protocol/depth.ts";
 import type { FrameEvent } from "../protocol/frame.ts";
 import type { Push } from "../protocol/pushes.ts";
 import { isRequestType, isUint, validateRequest } from "../protocol/requests.ts";
@@ -35,6 +36,9 @@ const consoleLogger: Logger = {
 function quote(s: string): string {
   return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}...` : s);
 }
+
+/** Deepest nesting of maps and arrays in a request (PROTOCOL.md §2); a `send` with a file needs 2. */
+const MAX_DEPTH = 8;
 
 function isMap(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
@@ -209,6 +213,10 @@ export class ChatCore {
 
   /** Decode, check, dispatch one frame, in the order of PROTOCOL.md §2.2. */
   handleFrame(s: Session, body: Uint8Array): void {
+    if (!withinDepth(body, MAX_DEPTH)) {
+      this.error(s, undefined, "bad_frame", `nested deeper than ${MAX_DEPTH} levels`);
+      return;
+    }
     let m: unknown;
     try {
       m = this.decodeBody(body);

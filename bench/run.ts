@@ -26,6 +26,8 @@ interface Options {
   out: string;
   idleConns: number;
   save: boolean;
+  /** Directory for a CPU profile (.cpuprofile) of each tcpchat server run. */
+  profile?: string;
 }
 
 const USAGE = `Usage: bun bench [options]
@@ -39,7 +41,8 @@ const USAGE = `Usage: bun bench [options]
   --json                print the results as JSON instead of the table
   --compare FILE        print the change of each result against a saved results file
   --out DIR             where results go (default bench/results)
-  --no-save             do not write the JSON and SVG files`;
+  --no-save             do not write the JSON and SVG files
+  --profile DIR         write a CPU profile of the server of each tcpchat case to DIR (slows it down)`;
 
 function parseOptions(argv: string[]): Options {
   const o: Options = {
@@ -72,6 +75,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--compare") o.compare = v();
     else if (a === "--out") o.out = v()!;
     else if (a === "--no-save") o.save = false;
+    else if (a === "--profile") o.profile = v();
     else if (a === "--help" || a === "-h") {
       console.log(USAGE);
       process.exit(0);
@@ -133,6 +137,7 @@ function startServer(kind: ServerKind, dir: string, extra: string[] = []): Promi
   // As shipped (SQLite file, WAL, batching), except cheap argon2 for the bulk registration of bench users.
   return startProc([
     process.execPath,
+    ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${opts.profile}`] : []),
     "run",
     join(ROOT, "src/server.ts"),
     "--port",

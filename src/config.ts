@@ -13,8 +13,14 @@ export interface Config {
   durability: Durability;
   /** Largest frame body accepted, in bytes; a larger length header gets `too_large` and the connection is closed. */
   maxFrame: number;
-  /** Unsent bytes allowed to queue for one connection; past it the connection is closed as a slow consumer. */
+  /**
+   * Unsent bytes allowed to queue for one connection. Past half of it the connection is
+   * "behind": message pushes stop being queued and are replayed from the store once it
+   * drains; past all of it (replies alone) it is closed.
+   */
   maxQueue: number;
+  /** Seconds a connection may stay behind without catching up before it is closed. */
+  stuckTimeout: number;
   /** Largest `text` of a message, in UTF-8 bytes. */
   maxText: number;
   /** Largest `limit` of `history` and `sync`; larger values are reduced to it. */
@@ -68,6 +74,7 @@ export const DEFAULTS: Config = {
   durability: "normal",
   maxFrame: 4 * 1024 * 1024,
   maxQueue: 16 * 1024 * 1024,
+  stuckTimeout: 60,
   maxText: 64 * 1024,
   maxPage: 500,
   tokenTtl: 30 * 24 * 3600,
@@ -105,7 +112,14 @@ const OPTIONS: Option[] = [
     flag: "--max-queue",
     env: "TCPCHAT_MAX_QUEUE",
     kind: "int",
-    help: "unsent bytes per connection before it is closed as a slow consumer",
+    help: "unsent bytes per connection: half of it marks the reader behind, all of it closes",
+  },
+  {
+    key: "stuckTimeout",
+    flag: "--stuck-timeout",
+    env: "TCPCHAT_STUCK_TIMEOUT",
+    kind: "int",
+    help: "s a reader may stay behind before it is closed",
   },
   { key: "maxText", flag: "--max-text", env: "TCPCHAT_MAX_TEXT", kind: "int", help: "largest message text, UTF-8 bytes" },
   { key: "maxPage", flag: "--max-page", env: "TCPCHAT_MAX_PAGE", kind: "int", help: "largest history/sync page" },

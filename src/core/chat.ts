@@ -12,6 +12,7 @@ import type { CommitResult, Store } from "../store/store.ts";
 import { Batcher, type Pending } from "./batcher.ts";
 import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
+import { toWire } from "./commands/messages.ts";
 import { Hub } from "./hub.ts";
 import { FailureCounter } from "./limits.ts";
 import { Session } from "./session.ts";
@@ -36,6 +37,9 @@ const consoleLogger: Logger = {
 function quote(s: string): string {
   return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}...` : s);
 }
+
+/** Messages per store read while a connection catches up. */
+const CATCH_UP_PAGE = 200;
 
 /** Deepest nesting of maps and arrays in a request (PROTOCOL.md §2); a `send` with a file needs 2. */
 const MAX_DEPTH = 8;
@@ -109,9 +113,16 @@ export class ChatCore {
 
   /** Closes connections past their login or idle timeout; forgets old login failures. */
   sweep(now: number): void {
-    const { loginTimeout, idleTimeout } = this.config;
+    const { loginTimeout, idleTimeout, stuckTimeout } = this.config;
     for (const s of this.sessions) {
       if (s.closed) continue;
+      if (s.behindSince !== 0 && now - s.behindSince > stuckTimeout * 1000) {
+        // Its queue is stuck, so no bye can be written behind it: close it as it is.
+        this.log.info(`session ${s.id} (${s.user ?? "-"}): closed, behind for ${stuckTimeout} s`);
+        s.transport.terminate();
+        this.closed(s);
+        continue;
+      }
       if (loginTimeout > 0 && s.user === undefined && now - s.openedAt > loginTimeout * 1000) this.bye(s, "login_timeout");
       else if (idleTimeout > 0 && now - s.lastFrameAt > idleTimeout * 1000) this.bye(s, "idle");
     }
@@ -127,6 +138,25 @@ export class ChatCore {
 
   drain(s: Session): void {
     s.writer.drain();
+    if (s.behindSince !== 0) this.catchUp(s);
+  }
+
+  /**
+   * Replays, from the store, what a connection that fell behind missed (PROTOCOL.md §5.4):
+   * pages of `sync` after the last mid pushed to it, while its queue is below a quarter
+   * of the bound; when a page comes back short, everything committed is queued and live
+   * pushes resume. Runs between batches (from `drain`), so no commit can slip in between.
+   */
+  private catchUp(s: Session): void {
+    const lowWater = s.behindAt / 2;
+    while (s.behindSince !== 0 && !s.closed && s.user !== undefined && s.writer.queued < lowWater) {
+      const rows = this.store.sync(s.user, s.lastPushedMid, CATCH_UP_PAGE);
+      for (const m of rows) {
+        s.send(encodeFrame({ t: "msg", ...toWire(m) } satisfies Push));
+        s.lastPushedMid = m.mid;
+      }
+      if (rows.length < CATCH_UP_PAGE) s.behindSince = 0;
+    }
   }
 
   /** The connection is gone (either side closed it). Idempotent. */
@@ -147,6 +177,7 @@ export class ChatCore {
   /** Routes a session that just logged in; announces presence if it is the user's first. */
   attach(s: Session): void {
     this.knownUsers.add(s.user!);
+    s.lastPushedMid = this.store.lastMid(); // live pushes start after what is committed now
     if (this.hub.attach(s)) this.presence(s.user!, true);
   }
 
@@ -332,10 +363,10 @@ export class ChatCore {
     } satisfies Push;
     const frame = encodeFrame(push);
     if (m.grp !== undefined) {
-      this.hub.sendToGroup(m.grp, frame, session);
+      this.hub.pushToGroup(m.grp, frame, r.mid, session);
     } else {
-      this.hub.sendToUser(m.sender, frame, session);
-      if (m.toUser !== m.sender) this.hub.sendToUser(m.toUser!, frame);
+      this.hub.pushToUser(m.sender, frame, r.mid, session);
+      if (m.toUser !== m.sender) this.hub.pushToUser(m.toUser!, frame, r.mid);
     }
   }
 

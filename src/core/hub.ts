@@ -6,6 +6,8 @@
 export interface Routable {
   readonly user: string | undefined;
   send(frame: Uint8Array): void;
+  /** A committed message's push: the session may skip it if it is behind (it will replay it). */
+  push(frame: Uint8Array, mid: number): void;
 }
 
 export class Hub<S extends Routable = Routable> {
@@ -76,18 +78,25 @@ export class Hub<S extends Routable = Routable> {
     return out;
   }
 
-  /** Writes the same bytes to every session of `user`, except `skip`. */
-  sendToUser(user: string, frame: Uint8Array, skip?: S): void {
+  /** Writes the same bytes to every session of `user`. */
+  sendToUser(user: string, frame: Uint8Array): void {
     const set = this.sessions.get(user);
     if (!set) return;
-    for (const s of set) if (s !== skip) s.send(frame);
+    for (const s of set) s.send(frame);
   }
 
-  /** Writes the same bytes to every session of every member of `grp`, except `skip`. */
-  sendToGroup(grp: string, frame: Uint8Array, skip?: S): void {
+  /** Pushes message `mid` (the same bytes) to every session of `user`, except `skip`. */
+  pushToUser(user: string, frame: Uint8Array, mid: number, skip?: S): void {
+    const set = this.sessions.get(user);
+    if (!set) return;
+    for (const s of set) if (s !== skip) s.push(frame, mid);
+  }
+
+  /** Pushes message `mid` (the same bytes) to every session of every member of `grp`, except `skip`. */
+  pushToGroup(grp: string, frame: Uint8Array, mid: number, skip?: S): void {
     const m = this.members.get(grp);
     if (!m) return;
-    for (const user of m) this.sendToUser(user, frame, skip);
+    for (const user of m) this.pushToUser(user, frame, mid, skip);
   }
 
   /** Online users sharing at least one group with `user`, not counting `user`. */

@@ -11,6 +11,8 @@ export interface ConnSpec {
   register: boolean;
   /** Indices of the senders whose messages this connection must receive. */
   hears: number[];
+  /** Stops reading during the run (the stuck-member scenario); its latencies are not in the histogram. */
+  stuck?: boolean;
 }
 
 export interface RunSpec {
@@ -38,6 +40,7 @@ export type ToWorker =
   | { cmd: "start"; run: RunSpec }
   | { cmd: "credit"; c: Array<[number, number]> }
   | { cmd: "stop" }
+  | { cmd: "unstick" }
   | { cmd: "final"; sent: Array<[number, number]>; drainMs: number }
   | { cmd: "exit" };
 
@@ -53,6 +56,8 @@ export interface WorkerResult {
   errors: number;
   cpuUs: number;
   closed: number;
+  /** Deliveries to stuck connections (after they read again). */
+  stuckReceived: number;
 }
 
 export type FromWorker =

@@ -26,6 +26,8 @@ export interface CaseResult {
   duplicated: number;
   errors: number;
   closedConnections: number;
+  /** Deliveries to members that did not read during the run, received after they read again. */
+  stuckReceived?: number;
   messagesSent: number;
   clock: { maxOffsetMs: number; uncertaintyMs: number };
 }
@@ -163,6 +165,19 @@ export function targetsOf(r: Report): Target[] {
         value: rate(c.msgsPerSec),
         met: c.msgsPerSec >= 100000,
       });
+  }
+  for (const n of [100, 1000]) {
+    const base = tc(`stuck:${n}:baseline`);
+    const stuck = tc(`stuck:${n}:stuck`);
+    if (base && stuck) {
+      const ratio = stuck.latencyMs.p99 / base.latencyMs.p99;
+      out.push({
+        name: `1 of ${n} members not reading: the others' p99 vs everyone reading`,
+        goal: "<= 1.10",
+        value: `${ratio.toFixed(2)} (${f2(stuck.latencyMs.p99)} ms vs ${f2(base.latencyMs.p99)} ms; it then received all ${stuck.stuckReceived} in order; server RSS ${f2(stuck.serverRssMB)} vs ${f2(base.serverRssMB)} MB)`,
+        met: ratio <= 1.1 && stuck.lost === 0 && stuck.duplicated === 0,
+      });
+    }
   }
   if (r.scale?.bytesPerIdleConnection !== undefined) {
     const b = r.scale.bytesPerIdleConnection;

@@ -32,7 +32,7 @@ interface Options {
 
 const USAGE = `Usage: bun bench [options]
   --quick               a smoke run (well under a minute): few scenarios, short windows
-  --scenarios a,b       any of: fanout, groups, sizes, dm, scale (default: all)
+  --scenarios a,b       any of: fanout, groups, sizes, dm, stuck, scale (default: all)
   --group-sizes 1,10    fan-out group sizes (default 1,10,100,1000)
   --sizes 100,65536     message sizes for the sizes scenario, bytes (default 100,1024,8192,65536)
   --duration S          measured seconds per run (default 5; warm-up is 1 s)
@@ -47,7 +47,7 @@ const USAGE = `Usage: bun bench [options]
 function parseOptions(argv: string[]): Options {
   const o: Options = {
     quick: false,
-    scenarios: ["fanout", "groups", "sizes", "dm", "scale"],
+    scenarios: ["fanout", "groups", "sizes", "dm", "stuck", "scale"],
     groupSizes: [1, 10, 100, 1000],
     sizes: [100, 1024, 8192, 65536],
     warmupMs: 1000,
@@ -262,6 +262,10 @@ interface Case {
   random?: boolean;
   /** Deliveries each message makes. */
   fanout: number;
+  /** Run against tcpchat only (the floor relay has no answer to what is measured). */
+  noFloor?: boolean;
+  /** Extra server flags for this case. */
+  serverArgs?: string[];
 }
 
 /** G groups, each with one dedicated sender and N receiving members. */
@@ -329,6 +333,21 @@ function cases(o: Options): Case[] {
       );
     }
   }
+  if (o.scenarios.includes("stuck")) {
+    // 1 of 1000 members stops reading; the server's queue bound is 1 MiB so that it falls
+    // behind within the run (the kernel's socket buffers absorb the first few hundred KB).
+    const N = o.quick ? 100 : 1000;
+    const rate = 100000 / N;
+    const base = { scenario: "stuck", groupSize: N, size: 1024, rate, window: windowFor(N, 1024), fanout: N, noFloor: true, serverArgs: ["--max-queue", "1048576", "--max-frame", "262144"] };
+    out.push({ ...base, paced: true, key: `stuck:${N}:baseline`, label: `group of ${N}, 1 KiB, everyone reading`, build: (_r, tag) => fanoutConns(1, N, tag) });
+    out.push({
+      ...base,
+      paced: true,
+      key: `stuck:${N}:stuck`,
+      label: `group of ${N}, 1 KiB, 1 member not reading`,
+      build: (_r, tag) => fanoutConns(1, N, tag).map((c, i) => (i === 1 ? { ...c, stuck: true } : c)),
+    });
+  }
   if (o.scenarios.includes("dm")) {
     const P = o.quick ? 20 : 100;
     const build = (relay: boolean, tag: string): ConnSpec[] => {
@@ -359,7 +378,7 @@ function fmtBytes(x: number): string {
 let tagCounter = 0;
 
 async function runCase(c: Case, kind: ServerKind, dir: string): Promise<CaseResult> {
-  const server = await startServer(kind, dir);
+  const server = await startServer(kind, dir, c.serverArgs ? [...c.serverArgs, "--hash-memory", "1024", "--hash-time", "1"] : []);
   const { workers, clock } = await startWorkers(opts.workers);
   const tag = `b${tagCounter++}`;
   try {
@@ -379,6 +398,7 @@ async function runCase(c: Case, kind: ServerKind, dir: string): Promise<CaseResu
     byWorker.forEach((list, wi) => {
       for (const s of list) {
         if (s.sender) senderWorker.set(s.idx, workers[wi]!);
+        if (s.stuck) continue; // does not hold the window back
         for (const h of s.hears) {
           let set = heardBy.get(h);
           if (!set) heardBy.set(h, (set = new Set()));
@@ -435,6 +455,7 @@ async function runCase(c: Case, kind: ServerKind, dir: string): Promise<CaseResu
     clearTimeout(t1);
     const rss = rssBytes(server.proc.pid);
     const sentParts = await Promise.all(workers.map((w) => w.ask({ cmd: "stop" }, "sent")));
+    await Promise.all(workers.map((w) => w.ask({ cmd: "unstick" }, "ready"))); // stuck members read again
     const sent = sentParts.flatMap((p) => p.sent);
     const results = await Promise.all(
       workers.map((w) => w.ask({ cmd: "final", sent, drainMs: 15000 }, "result", 60000)),
@@ -499,6 +520,7 @@ function summarize(
     duplicated: dups,
     errors,
     closedConnections: rs.reduce((a, r) => a + r.closed, 0),
+    stuckReceived: rs.reduce((a, r) => a + r.stuckReceived, 0),
     messagesSent: sent.reduce((a, [, n]) => a + n, 0),
     clock,
   };
@@ -576,7 +598,7 @@ async function main(): Promise<number> {
   let failed = false;
   try {
     for (const c of all) {
-      for (const kind of ["floor", "tcpchat"] as const) {
+      for (const kind of c.noFloor ? (["tcpchat"] as const) : (["floor", "tcpchat"] as const)) {
         const r = await runCase(c, kind, dir);
         report.results.push(r);
         const bad = r.lost || r.duplicated || r.errors;

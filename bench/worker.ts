@@ -127,6 +127,7 @@ class WorkerState {
   gaps = 0;
   errors = 0;
   acks = 0;
+  stuckReceived = 0;
   sentInWindow = 0;
   cpuStart = 0;
   cpuUs = 0;
@@ -154,6 +155,10 @@ class WorkerState {
       this.received++;
       this.progressDirty.add(sender);
       const r = this.run;
+      if (c.spec.stuck) {
+        this.stuckReceived++;
+        return;
+      }
       if (r && stamp >= r.measureFromUs && stamp < r.measureToUs) {
         this.receivedInWindow++;
         this.hist.record(lat);
@@ -183,7 +188,8 @@ class WorkerState {
     const p: Array<[number, number]> = [];
     for (const s of this.progressDirty) {
       let min = Infinity;
-      for (const h of this.hearers.get(s) ?? []) min = Math.min(min, h.last.get(s) ?? -1);
+      // a stuck member does not hold the window back: the others' flow is what is measured
+      for (const h of this.hearers.get(s) ?? []) if (!h.spec.stuck) min = Math.min(min, h.last.get(s) ?? -1);
       if (min !== Infinity) p.push([s, min]);
     }
     this.progressDirty.clear();
@@ -354,6 +360,7 @@ process.on("message", async (msg: ToWorker) => {
           setTimeout(() => (state.cpuUs = cpuNow() - state.cpuStart), Math.max(0, r.measureToUs / 1000 - clockUs() / 1000)),
         ];
         void markers;
+        for (const c of state.conns) if (c.spec.stuck) c.sock.pause();
         if (r.paced) void paced(r);
         else pumpWindow(r);
         runCleanup = () => clearInterval(progress);
@@ -365,6 +372,10 @@ process.on("message", async (msg: ToWorker) => {
           if (c && seq > c.credit) c.credit = seq;
         }
         if (state.run && !state.run.paced) pumpWindow(state.run);
+        break;
+      case "unstick":
+        for (const c of state.conns) if (c.spec.stuck) c.sock.resume();
+        send({ cmd: "ready" });
         break;
       case "stop":
         stopping = true;
@@ -396,6 +407,7 @@ process.on("message", async (msg: ToWorker) => {
           errors: state.errors,
           cpuUs: state.cpuUs,
           closed: state.conns.filter((c) => c.closed).length,
+          stuckReceived: state.stuckReceived,
         });
         break;
       }

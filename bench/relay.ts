@@ -18,9 +18,6 @@ interface Conn {
 }
 
 const groups = new Map<string, Set<Conn>>();
-const portArg = process.argv.indexOf("--port");
-const port = portArg >= 0 ? Number(process.argv[portArg + 1]) : 0;
-
 function onFrame(c: Conn, body: Uint8Array): void {
   if (c.group === null) {
     const m = decode(body) as { t?: string; id?: number; group?: string };
@@ -39,41 +36,48 @@ function onFrame(c: Conn, body: Uint8Array): void {
   for (const other of c.group) if (other !== c) other.writer.send(out);
 }
 
-const server = Bun.listen<Conn>({
-  hostname: "127.0.0.1",
-  port,
-  socket: {
-    binaryType: "uint8array",
-    open(s: Socket<Conn>) {
-      s.setNoDelay(true);
-      const c: Conn = {
-        writer: new Writer(
-          { write: (b) => s.write(b), end: () => s.end(), terminate: () => s.terminate() },
-          64 * 1024 * 1024,
-          () => {},
-        ),
-        decoder: new FrameDecoder(4 * 1024 * 1024, (ev) => {
-          if (ev.kind === "frame") onFrame(c, ev.body);
-          else s.terminate();
-        }),
-        group: null,
-      };
-      s.data = c;
+/** Runs the relay: `--port N` (0 picks one); prints "relay listening on HOST:PORT". */
+export function runRelay(argv: string[]): void {
+  const portArg = argv.indexOf("--port");
+  const port = portArg >= 0 ? Number(argv[portArg + 1]) : 0;
+  const server = Bun.listen<Conn>({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      binaryType: "uint8array",
+      open(s: Socket<Conn>) {
+        s.setNoDelay(true);
+        const c: Conn = {
+          writer: new Writer(
+            { write: (b) => s.write(b), end: () => s.end(), terminate: () => s.terminate() },
+            64 * 1024 * 1024,
+            () => {},
+          ),
+          decoder: new FrameDecoder(4 * 1024 * 1024, (ev) => {
+            if (ev.kind === "frame") onFrame(c, ev.body);
+            else s.terminate();
+          }),
+          group: null,
+        };
+        s.data = c;
+      },
+      data(s, chunk) {
+        s.data.decoder.push(chunk);
+      },
+      drain(s) {
+        s.data.writer.drain();
+      },
+      close(s) {
+        s.data.writer.close();
+        s.data.group?.delete(s.data);
+      },
     },
-    data(s, chunk) {
-      s.data.decoder.push(chunk);
-    },
-    drain(s) {
-      s.data.writer.drain();
-    },
-    close(s) {
-      s.data.writer.close();
-      s.data.group?.delete(s.data);
-    },
-  },
-});
-console.log(`relay listening on ${server.hostname}:${server.port}`);
-process.on("SIGTERM", () => {
-  server.stop(true);
-  process.exit(0);
-});
+  });
+  console.log(`relay listening on ${server.hostname}:${server.port}`);
+  process.on("SIGTERM", () => {
+    server.stop(true);
+    process.exit(0);
+  });
+}
+
+if (import.meta.main) runRelay(process.argv.slice(2));

@@ -54,7 +54,7 @@ function parseOptions(argv: string[]): Options {
     measureMs: 5000,
     workers: 2,
     json: false,
-    out: join(ROOT, "bench", "results"),
+    out: join(WORKDIR, "bench", "results"),
     idleConns: 10000,
     save: true,
   };
@@ -95,7 +95,20 @@ function parseOptions(argv: string[]): Options {
   return o;
 }
 
-const opts = parseOptions(process.argv.slice(2));
+let opts: Options;
+
+/**
+ * How to start the other processes. From source: `bun run` of the files. Inside the
+ * single executable (`tcpchat bench`), the executable itself, with hidden commands.
+ */
+const COMPILED = import.meta.path.startsWith("/$bunfs/") || import.meta.path.startsWith("B:\\~BUN");
+const CMD = {
+  server: COMPILED ? [process.execPath, "serve"] : [process.execPath, "run", join(ROOT, "src/server.ts")],
+  relay: COMPILED ? [process.execPath, "__bench-relay"] : [process.execPath, "run", join(ROOT, "bench/relay.ts")],
+  worker: COMPILED ? [process.execPath, "__bench-worker"] : [process.execPath, "run", join(ROOT, "bench/worker.ts")],
+};
+/** Where processes run and results go by default: the checkout, or the current directory for the executable. */
+const WORKDIR = COMPILED ? process.cwd() : ROOT;
 const log = (s: string) => (opts.json ? console.error(s) : console.log(s));
 const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
 
@@ -109,7 +122,7 @@ interface Proc {
 }
 
 async function startProc(cmd: string[]): Promise<Proc> {
-  const proc = Bun.spawn(cmd, { cwd: ROOT, stdout: "pipe", stderr: "inherit", stdin: "ignore" });
+  const proc = Bun.spawn(cmd, { cwd: WORKDIR, stdout: "pipe", stderr: "inherit", stdin: "ignore" });
   const reader = proc.stdout.getReader();
   let out = "";
   const deadline = Date.now() + 15000;
@@ -133,13 +146,11 @@ async function startProc(cmd: string[]): Promise<Proc> {
 const NO_LIMITS = ["--rate-msgs", "0", "--rate-bytes", "0", "--max-conns-per-addr", "0", "--login-fails-addr", "0", "--login-fails-user", "0"];
 
 function startServer(kind: ServerKind, dir: string, extra: string[] = []): Promise<Proc> {
-  if (kind === "floor") return startProc([process.execPath, "run", join(ROOT, "bench/relay.ts"), "--port", "0"]);
+  if (kind === "floor") return startProc([...CMD.relay, "--port", "0"]);
   // As shipped (SQLite file, WAL, batching), except cheap argon2 for the bulk registration of bench users.
+  const server = opts.profile && !COMPILED ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${opts.profile}`, ...CMD.server.slice(1)] : CMD.server;
   return startProc([
-    process.execPath,
-    ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${opts.profile}`] : []),
-    "run",
-    join(ROOT, "src/server.ts"),
+    ...server,
     "--port",
     "0",
     "--db",
@@ -174,8 +185,8 @@ class Worker {
   onProgress: (w: Worker, p: Array<[number, number]>) => void = () => {};
 
   constructor(readonly index: number) {
-    this.proc = Bun.spawn([process.execPath, "run", join(ROOT, "bench/worker.ts")], {
-      cwd: ROOT,
+    this.proc = Bun.spawn(CMD.worker, {
+      cwd: WORKDIR,
       stdout: "inherit",
       stderr: "inherit",
       serialization: "json",
@@ -583,7 +594,9 @@ async function runScale(dir: string): Promise<Report["scale"]> {
 
 // ---- main --------------------------------------------------------------------
 
-async function main(): Promise<number> {
+/** `bun bench [options]` and `tcpchat bench [options]`; returns the exit code. */
+export async function benchMain(argv: string[]): Promise<number> {
+  opts = parseOptions(argv);
   const dir = mkdtempSync(join(tmpdir(), "tcpchat-bench-"));
   const machine = {
     cpus: cpus().length,
@@ -633,4 +646,4 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-process.exit(await main());
+if (import.meta.main) process.exit(await benchMain(process.argv.slice(2)));

@@ -311,120 +311,125 @@ async function passwordLogins(port: number, host: string, users: string[], pass:
   return done;
 }
 
-process.on("message", async (msg: ToWorker) => {
-  try {
-    switch (msg.cmd) {
-      case "clock":
-        send({ cmd: "clock", id: msg.id, t: performance.timeOrigin + performance.now() });
-        break;
-      case "offset":
-        offsetMs = msg.ms;
-        send({ cmd: "ready" });
-        break;
-      case "setup":
-        await setup(msg.port, msg.host, msg.conns, msg.pass, msg.relay);
-        send({ cmd: "ready" });
-        break;
-      case "tokens": {
-        // register + login users, hand back their tokens (for the connection-scale scenario)
-        const out: Array<{ user: string; token: string }> = [];
-        for (const user of msg.users) {
-          const c = new Conn({ idx: -1, user, sender: false, register: true, hears: [] }, state);
-          await c.connect(msg.port, msg.host);
-          const r = await c.request({ t: "register", user, pass: msg.pass });
-          if (r.t !== "ok") throw new Error(`register: ${JSON.stringify(r)}`);
-          const l = await c.request({ t: "login", user, pass: msg.pass });
-          out.push({ user, token: l.token as string });
-          c.sock.end();
+/** Runs this process as a load generator, driven over IPC by the coordinator. */
+export function runWorker(): void {
+  process.on("message", async (msg: ToWorker) => {
+    try {
+      switch (msg.cmd) {
+        case "clock":
+          send({ cmd: "clock", id: msg.id, t: performance.timeOrigin + performance.now() });
+          break;
+        case "offset":
+          offsetMs = msg.ms;
+          send({ cmd: "ready" });
+          break;
+        case "setup":
+          await setup(msg.port, msg.host, msg.conns, msg.pass, msg.relay);
+          send({ cmd: "ready" });
+          break;
+        case "tokens": {
+          // register + login users, hand back their tokens (for the connection-scale scenario)
+          const out: Array<{ user: string; token: string }> = [];
+          for (const user of msg.users) {
+            const c = new Conn({ idx: -1, user, sender: false, register: true, hears: [] }, state);
+            await c.connect(msg.port, msg.host);
+            const r = await c.request({ t: "register", user, pass: msg.pass });
+            if (r.t !== "ok") throw new Error(`register: ${JSON.stringify(r)}`);
+            const l = await c.request({ t: "login", user, pass: msg.pass });
+            out.push({ user, token: l.token as string });
+            c.sock.end();
+          }
+          send({ cmd: "tokens", tokens: out });
+          break;
         }
-        send({ cmd: "tokens", tokens: out });
-        break;
-      }
-      case "idle": {
-        const ms = await idle(msg.port, msg.host, msg.users, msg.count);
-        send({ cmd: "idle", ms, open: state.conns.filter((c) => !c.closed).length });
-        break;
-      }
-      case "logins": {
-        const n = await passwordLogins(msg.port, msg.host, msg.users, msg.pass, msg.ms, msg.concurrency);
-        send({ cmd: "logins", n });
-        break;
-      }
-      case "start": {
-        const r = msg.run;
-        state.run = r;
-        stopping = false;
-        const progress = setInterval(() => state.flushProgress(), 2);
-        const markers = [
-          setTimeout(() => (state.cpuStart = cpuNow()), Math.max(0, r.measureFromUs / 1000 - clockUs() / 1000)),
-          setTimeout(() => (state.cpuUs = cpuNow() - state.cpuStart), Math.max(0, r.measureToUs / 1000 - clockUs() / 1000)),
-        ];
-        void markers;
-        for (const c of state.conns) if (c.spec.stuck) c.sock.pause();
-        if (r.paced) void paced(r);
-        else pumpWindow(r);
-        runCleanup = () => clearInterval(progress);
-        break;
-      }
-      case "credit":
-        for (const [s, seq] of msg.c) {
-          const c = state.senders.find((x) => x.spec.idx === s);
-          if (c && seq > c.credit) c.credit = seq;
+        case "idle": {
+          const ms = await idle(msg.port, msg.host, msg.users, msg.count);
+          send({ cmd: "idle", ms, open: state.conns.filter((c) => !c.closed).length });
+          break;
         }
-        if (state.run && !state.run.paced) pumpWindow(state.run);
-        break;
-      case "unstick":
-        for (const c of state.conns) if (c.spec.stuck) c.sock.resume();
-        send({ cmd: "ready" });
-        break;
-      case "stop":
-        stopping = true;
-        send({ cmd: "sent", sent: state.senders.map((c) => [c.spec.idx, c.seq] as [number, number]) });
-        break;
-      case "final": {
-        // wait until every local receiver has everything its senders sent, or the deadline
-        const sent = new Map(msg.sent);
-        const deadline = performance.now() + msg.drainMs;
-        const missing = () => {
-          let n = 0;
-          for (const c of state.conns)
-            for (const s of c.spec.hears) n += Math.max(0, (sent.get(s) ?? 0) - 1 - (c.last.get(s) ?? -1));
-          return n;
-        };
-        while (missing() > 0 && performance.now() < deadline) await Bun.sleep(5);
-        state.flushProgress();
-        runCleanup?.();
-        const lost = missing() + state.gaps;
-        send({
-          cmd: "result",
-          hist: state.hist.toJSON(),
-          lastMember: [...state.lastMember],
-          received: state.received,
-          receivedInWindow: state.receivedInWindow,
-          sentInWindow: state.sentInWindow,
-          dups: state.dups,
-          lost,
-          errors: state.errors,
-          cpuUs: state.cpuUs,
-          closed: state.conns.filter((c) => c.closed).length,
-          stuckReceived: state.stuckReceived,
-        });
-        break;
+        case "logins": {
+          const n = await passwordLogins(msg.port, msg.host, msg.users, msg.pass, msg.ms, msg.concurrency);
+          send({ cmd: "logins", n });
+          break;
+        }
+        case "start": {
+          const r = msg.run;
+          state.run = r;
+          stopping = false;
+          const progress = setInterval(() => state.flushProgress(), 2);
+          const markers = [
+            setTimeout(() => (state.cpuStart = cpuNow()), Math.max(0, r.measureFromUs / 1000 - clockUs() / 1000)),
+            setTimeout(() => (state.cpuUs = cpuNow() - state.cpuStart), Math.max(0, r.measureToUs / 1000 - clockUs() / 1000)),
+          ];
+          void markers;
+          for (const c of state.conns) if (c.spec.stuck) c.sock.pause();
+          if (r.paced) void paced(r);
+          else pumpWindow(r);
+          runCleanup = () => clearInterval(progress);
+          break;
+        }
+        case "credit":
+          for (const [s, seq] of msg.c) {
+            const c = state.senders.find((x) => x.spec.idx === s);
+            if (c && seq > c.credit) c.credit = seq;
+          }
+          if (state.run && !state.run.paced) pumpWindow(state.run);
+          break;
+        case "unstick":
+          for (const c of state.conns) if (c.spec.stuck) c.sock.resume();
+          send({ cmd: "ready" });
+          break;
+        case "stop":
+          stopping = true;
+          send({ cmd: "sent", sent: state.senders.map((c) => [c.spec.idx, c.seq] as [number, number]) });
+          break;
+        case "final": {
+          // wait until every local receiver has everything its senders sent, or the deadline
+          const sent = new Map(msg.sent);
+          const deadline = performance.now() + msg.drainMs;
+          const missing = () => {
+            let n = 0;
+            for (const c of state.conns)
+              for (const s of c.spec.hears) n += Math.max(0, (sent.get(s) ?? 0) - 1 - (c.last.get(s) ?? -1));
+            return n;
+          };
+          while (missing() > 0 && performance.now() < deadline) await Bun.sleep(5);
+          state.flushProgress();
+          runCleanup?.();
+          const lost = missing() + state.gaps;
+          send({
+            cmd: "result",
+            hist: state.hist.toJSON(),
+            lastMember: [...state.lastMember],
+            received: state.received,
+            receivedInWindow: state.receivedInWindow,
+            sentInWindow: state.sentInWindow,
+            dups: state.dups,
+            lost,
+            errors: state.errors,
+            cpuUs: state.cpuUs,
+            closed: state.conns.filter((c) => c.closed).length,
+            stuckReceived: state.stuckReceived,
+          });
+          break;
+        }
+        case "exit":
+          for (const c of state.conns) c.sock.end();
+          process.exit(0);
       }
-      case "exit":
-        for (const c of state.conns) c.sock.end();
-        process.exit(0);
+    } catch (e) {
+      send({ cmd: "fail", error: String((e as Error)?.stack ?? e) });
     }
-  } catch (e) {
-    send({ cmd: "fail", error: String((e as Error)?.stack ?? e) });
+  });
+
+  let runCleanup: (() => void) | undefined;
+
+  function cpuNow(): number {
+    const u = process.cpuUsage();
+    return u.user + u.system;
   }
-});
 
-let runCleanup: (() => void) | undefined;
-
-function cpuNow(): number {
-  const u = process.cpuUsage();
-  return u.user + u.system;
+  send({ cmd: "hello" });
 }
 
-send({ cmd: "hello" });
+if (import.meta.main) runWorker();

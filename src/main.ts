@@ -2,6 +2,9 @@
 //   tcpchat [serve] [options]   run the server (the default)
 //   tcpchat --version           version and the git commit it was built from
 //   tcpchat --help              this text
+import { benchMain } from "../bench/run.ts";
+import { runRelay } from "../bench/relay.ts";
+import { runWorker } from "../bench/worker.ts";
 import { main as serve } from "./server.ts";
 import { versionLine } from "./version.ts";
 
@@ -10,6 +13,8 @@ const USAGE = `Usage: tcpchat <command> [options]
 Commands:
   serve [options]   run the chat server (the default when no command is given);
                     "tcpchat serve --help" lists its options
+  bench [options]   the fan-out benchmark against this executable's own server
+                    ("tcpchat bench --help"; results go to ./bench/results)
   version           print the version and the git commit it was built from
 
   --version, -v     same as "version"
@@ -22,6 +27,14 @@ export async function run(argv: string[]): Promise<number> {
       return serve([]);
     case "serve":
       return serve(rest);
+    case "bench":
+      return benchMain(rest);
+    case "__bench-worker": // processes that `bench` starts
+      runWorker();
+      return new Promise<number>(() => {}); // runs until the coordinator says exit
+    case "__bench-relay":
+      runRelay(rest);
+      return new Promise<number>(() => {});
     case "version":
     case "--version":
     case "-v":

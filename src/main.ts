@@ -5,6 +5,7 @@
 import { benchMain } from "../bench/run.ts";
 import { runRelay } from "../bench/relay.ts";
 import { runWorker } from "../bench/worker.ts";
+import { chatMain } from "./cli.ts";
 import { main as serve } from "./server.ts";
 import { versionLine } from "./version.ts";
 
@@ -13,6 +14,7 @@ const USAGE = `Usage: tcpchat <command> [options]
 Commands:
   serve [options]   run the chat server (the default when no command is given);
                     "tcpchat serve --help" lists its options
+  chat [options]    the terminal client ("tcpchat chat --help" lists its options)
   bench [options]   the fan-out benchmark against this executable's own server
                     ("tcpchat bench --help"; results go to ./bench/results)
   version           print the version and the git commit it was built from
@@ -27,6 +29,8 @@ export async function run(argv: string[]): Promise<number> {
       return serve([]);
     case "serve":
       return serve(rest);
+    case "chat":
+      return chatMain(rest);
     case "bench":
       return benchMain(rest);
     case "__bench-worker": // processes that `bench` starts

@@ -1,0 +1,182 @@
+// The interactive client's slash commands, and plain lines (messages to the
+// current conversation). Each command is a small async function over a context.
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import type { ChatClient } from "../client.ts";
+import { ChatError } from "../errors.ts";
+import type { ChatMessage, Target } from "../types.ts";
+import { parseTarget } from "./args.ts";
+import { mediaType } from "./files.ts";
+import { failure, formatMessage, notice, type Style, targetLabel } from "./format.ts";
+
+export interface CommandContext {
+  client: ChatClient;
+  me: string;
+  style: Style;
+  print(text: string): void;
+  /** Where plain lines go. */
+  current: Target | undefined;
+  setCurrent(t: Target | undefined): void;
+}
+
+type Command = (ctx: CommandContext, args: string) => Promise<void | "quit">;
+
+export const HELP = `commands:
+  /join GROUP          join (or create) a group and talk there
+  /leave [GROUP]       leave a group (default: the current one)
+  /to GROUP | @USER    talk in a group, or directly with a user
+  /msg @USER TEXT      send one direct message without switching
+  /groups              your groups
+  /members [GROUP]     a group's members and who is online
+  /who                 who is online in your groups
+  /history [N]         the last N messages here (default 20)
+  /send-file PATH      send a file here
+  /help                this text
+  /quit                leave (also Ctrl-C, Ctrl-D)
+anything else is a message to the current conversation`;
+
+function describe(e: unknown): string {
+  if (e instanceof ChatError) return `${e.code}: ${e.serverMessage}`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Sends, and prints the message when the server has stored it (or why not). */
+function sendAndShow(ctx: CommandContext, input: Parameters<ChatClient["send"]>[0]): void {
+  if (ctx.client.state !== "ready") ctx.print(notice(ctx.style, "not connected: the message will be sent when the connection is back"));
+  ctx.client.send(input).then(
+    (m: ChatMessage) => ctx.print(formatMessage(m, ctx.me, ctx.style)),
+    (e) => ctx.print(failure(ctx.style, `not sent to ${targetLabel(input)}: ${describe(e)}`)),
+  );
+}
+
+function needCurrent(ctx: CommandContext): Target | undefined {
+  if (!ctx.current) ctx.print(failure(ctx.style, "no conversation yet: /join GROUP or /to @USER first"));
+  return ctx.current;
+}
+
+/** The group named in `args` ("g" or "#g"), else (with `orCurrent`) the current group. */
+function groupArg(ctx: CommandContext, args: string, orCurrent: boolean): string | undefined {
+  const name = args.trim();
+  if (!name) {
+    if (orCurrent && ctx.current?.group) return ctx.current.group;
+    ctx.print(failure(ctx.style, "which group?"));
+    return undefined;
+  }
+  const t = name.startsWith("@") ? undefined : parseTarget(name);
+  if (t?.group) return t.group;
+  ctx.print(failure(ctx.style, `"${name}" is not a group name`));
+  return undefined;
+}
+
+const COMMANDS: Record<string, Command> = {
+  async help(ctx) {
+    ctx.print(HELP);
+  },
+  async quit() {
+    return "quit";
+  },
+  async join(ctx, args) {
+    const group = groupArg(ctx, args, false);
+    if (!group) return;
+    const r = await ctx.client.join(group);
+    ctx.print(notice(ctx.style, r.created ? `created #${group}, you own it` : `joined #${group} (owner ${r.owner})`));
+    ctx.setCurrent({ group });
+  },
+  async leave(ctx, args) {
+    const group = groupArg(ctx, args, true);
+    if (!group) return;
+    await ctx.client.leave(group);
+    ctx.print(notice(ctx.style, `left #${group}`));
+    if (ctx.current?.group === group) ctx.setCurrent(undefined);
+  },
+  async to(ctx, args) {
+    const t = parseTarget(args.trim());
+    if (!t) {
+      ctx.print(failure(ctx.style, "usage: /to GROUP or /to @USER"));
+      return;
+    }
+    ctx.setCurrent(t);
+    ctx.print(notice(ctx.style, `talking in ${targetLabel(t)}`));
+  },
+  async msg(ctx, args) {
+    const m = /^\s*(@\S+)\s+([\s\S]+)$/.exec(args);
+    const t = m ? parseTarget(m[1]!) : undefined;
+    if (!m || !t?.user) {
+      ctx.print(failure(ctx.style, "usage: /msg @USER TEXT"));
+      return;
+    }
+    sendAndShow(ctx, { user: t.user, text: m[2]! });
+  },
+  async groups(ctx) {
+    const gs = await ctx.client.groups();
+    ctx.print(notice(ctx.style, gs.length ? `your groups: ${gs.map((g) => `#${g.group} (owner ${g.owner})`).join(", ")}` : "you are in no group"));
+  },
+  async members(ctx, args) {
+    const group = groupArg(ctx, args, true);
+    if (!group) return;
+    const ms = await ctx.client.members(group);
+    ctx.print(notice(ctx.style, `members of #${group}: ${ms.map((m) => `${m.user} (${m.online ? "online" : "offline"})`).join(", ")}`));
+  },
+  async who(ctx) {
+    const gs = await ctx.client.groups();
+    if (gs.length === 0) {
+      ctx.print(notice(ctx.style, "you are in no group"));
+      return;
+    }
+    const online = new Set<string>();
+    for (const g of gs) for (const m of await ctx.client.members(g.group)) if (m.online) online.add(m.user);
+    ctx.print(notice(ctx.style, `online: ${[...online].sort().join(", ")}`));
+  },
+  async history(ctx, args) {
+    const t = needCurrent(ctx);
+    if (!t) return;
+    const n = args.trim() ? Number(args.trim()) : 20;
+    if (!Number.isInteger(n) || n < 1) {
+      ctx.print(failure(ctx.style, "usage: /history [N]"));
+      return;
+    }
+    const page = await ctx.client.history(t, { limit: n });
+    ctx.print(notice(ctx.style, `history of ${targetLabel(t)}: ${page.msgs.length} message${page.msgs.length === 1 ? "" : "s"}${page.more ? " (more before)" : ""}`));
+    for (const m of page.msgs) ctx.print(formatMessage(m, ctx.me, ctx.style));
+    ctx.print(notice(ctx.style, "end of history"));
+  },
+  async "send-file"(ctx, args) {
+    const t = needCurrent(ctx);
+    if (!t) return;
+    const path = args.trim();
+    if (!path) {
+      ctx.print(failure(ctx.style, "usage: /send-file PATH"));
+      return;
+    }
+    let data: Uint8Array;
+    try {
+      data = new Uint8Array(await readFile(path));
+    } catch (e) {
+      ctx.print(failure(ctx.style, `cannot read ${path}: ${(e as Error).message}`));
+      return;
+    }
+    sendAndShow(ctx, { ...t, file: { name: basename(path), type: mediaType(path), data } });
+  },
+};
+
+/** Runs one typed line. Returns "quit" for /quit. */
+export async function runLine(ctx: CommandContext, line: string): Promise<void | "quit"> {
+  const trimmed = line.trim();
+  if (trimmed === "") return;
+  if (!trimmed.startsWith("/") || trimmed.startsWith("//")) {
+    const t = needCurrent(ctx);
+    if (t) sendAndShow(ctx, { ...t, text: trimmed.startsWith("//") ? line.trimStart().slice(1) : line });
+    return;
+  }
+  const [, name = "", args = ""] = /^\/(\S*)\s*([\s\S]*)$/.exec(trimmed) ?? [];
+  const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!cmd) {
+    ctx.print(failure(ctx.style, `unknown command /${name}: /help lists them`));
+    return;
+  }
+  try {
+    return await cmd(ctx, args);
+  } catch (e) {
+    ctx.print(failure(ctx.style, `/${name}: ${describe(e)}`));
+  }
+}

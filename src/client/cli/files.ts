@@ -1,0 +1,62 @@
+// Saving received files. The name comes from another user: it must not pick
+// the directory (no path parts, no "..", no hidden dot-files), must not carry
+// control characters, and must never overwrite an existing file.
+import { open, mkdir } from "node:fs/promises";
+import { basename, extname, join } from "node:path";
+
+const MAX_NAME_BYTES = 200;
+
+/** A file name that is safe to create inside a folder: `safeFileName("../../etc/passwd")` is "passwd". */
+export function safeFileName(name: string): string {
+  // The last path part, whichever separator the sender's system used.
+  let s = name.split(/[/\\]/).pop() ?? "";
+  // eslint-disable-next-line no-control-regex
+  s = s.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, "");
+  // Characters Windows refuses, and a trailing dot or space it would strip.
+  s = s.replace(/[<>:"|?*]/g, "_").replace(/[. ]+$/, "");
+  // No ".", "..", or hidden files: drop leading dots and spaces.
+  s = s.replace(/^[. ]+/, "");
+  if (/^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i.test(s)) s = `_${s}`;
+  if (s === "") s = "file";
+  // Cut to a length every file system takes, keeping the extension.
+  while (Buffer.byteLength(s) > MAX_NAME_BYTES) {
+    const ext = extname(s);
+    const stem = s.slice(0, s.length - ext.length);
+    s = stem.length > 1 ? stem.slice(0, -1) + ext : s.slice(0, -1);
+  }
+  return s;
+}
+
+/**
+ * Writes `data` into `dir` (created if needed) under the safe form of `name`;
+ * if that exists, "name (1).ext", "name (2).ext"... Creation is exclusive
+ * (`wx`), so even a file appearing meanwhile is never overwritten. Returns the path.
+ */
+export async function saveDownload(dir: string, name: string, data: Uint8Array): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const safe = safeFileName(name);
+  const ext = extname(safe);
+  const stem = basename(safe, ext) || safe;
+  for (let i = 0; ; i++) {
+    const candidate = join(dir, i === 0 ? safe : `${stem} (${i})${ext}`);
+    let fh;
+    try {
+      fh = await open(candidate, "wx");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST" && i < 10_000) continue;
+      throw e;
+    }
+    try {
+      await fh.writeFile(data);
+    } finally {
+      await fh.close();
+    }
+    return candidate;
+  }
+}
+
+/** A media type from a file name's extension (empty if unknown). */
+export function mediaType(path: string): string {
+  const t = Bun.file(path).type;
+  return t === "application/octet-stream" ? "" : t.split(";")[0]!;
+}

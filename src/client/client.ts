@@ -1,0 +1,468 @@
+// ChatClient: one logical session with a tcpchat server over a succession of
+// TCP connections. It owns the login state, reconnects, catches up with `sync`,
+// keeps unacknowledged sends, and delivers each message once, in mid order.
+// The exactly-once rule is documented in index.ts.
+import type { Push } from "../protocol/pushes.ts";
+import type { RequestType } from "../protocol/requests.ts";
+import { Backoff } from "./backoff.ts";
+import { findTail, syncPages } from "./catchup.ts";
+import { Connection } from "./connection.ts";
+import { Delivery } from "./delivery.ts";
+import { ChatError, chatErrorFrom, ClosedError, DisconnectedError, TimeoutError } from "./errors.ts";
+import { Emitter, EventStream } from "./events.ts";
+import { Outbox } from "./outbox.ts";
+import { Sender } from "./sender.ts";
+import type {
+  Bye,
+  ChatMessage,
+  ClientEvents,
+  ClientOptions,
+  ConnectionState,
+  GroupInfo,
+  JoinResult,
+  LoginOptions,
+  LoginResult,
+  Member,
+  Page,
+  Presence,
+  Replies,
+  RequestInput,
+  SendInput,
+  SendOptions,
+  Target,
+} from "./types.ts";
+
+type Resolved = Required<Omit<ClientOptions, "reconnect" | "pace">> & Pick<ClientOptions, "reconnect" | "pace">;
+
+const DEFAULTS: Resolved = {
+  host: "127.0.0.1",
+  port: 7777,
+  requestTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  maxFrame: 64 * 1024 * 1024,
+  maxRequestFrame: 4 * 1024 * 1024,
+  reconnect: {},
+  pingIntervalMs: 15_000,
+  syncPageSize: 500,
+  sendRetries: 5,
+  pace: {},
+};
+
+export class ChatClient {
+  private readonly opts: Resolved;
+  private readonly emitter: Emitter<ClientEvents>;
+  private readonly backoff: Backoff;
+  private readonly outbox = new Outbox();
+  private readonly delivery: Delivery;
+  private readonly sender: Sender;
+  private conn: Connection | undefined;
+  private creds: { user: string; token: string } | undefined;
+  private _state: ConnectionState = "connecting";
+  /** A login "now" whose tail probe has not finished: the cursor is not known yet. */
+  private needTail = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private pinging = false;
+  private closing = false;
+  private readonly streams = new Set<EventStream<unknown>>();
+
+  private constructor(options: ClientOptions) {
+    this.opts = { ...DEFAULTS, ...options } as Resolved;
+    this.backoff = new Backoff(this.opts.reconnect || {});
+    this.emitter = new Emitter<ClientEvents>((err, name) => {
+      // Reported as an "error" event, unless an "error" listener threw (no loop) or nobody listens.
+      if (name !== "error" && this.emitter.listenerCount("error") > 0) {
+        this.emitter.emit("error", err instanceof Error ? err : new Error(String(err)));
+      } else {
+        console.error(`tcpchat client: a "${String(name)}" listener threw:`, err);
+      }
+    });
+    const me = () => this.creds?.user;
+    this.delivery = new Delivery(this.outbox, me, (m) => this.emitter.emit("msg", m));
+    // Sends go out when ready, or when not logged in at all (the server then says why not).
+    const sendable = () => (this._state === "ready" || (this._state === "open" && !this.creds) ? this.conn : undefined);
+    this.sender = new Sender(this.outbox, this.opts, sendable, me, (mid) => this.delivery.acked(mid));
+  }
+
+  /** Connects (rejects with DisconnectedError if the server cannot be reached). Log in next. */
+  static async connect(options: ClientOptions = {}): Promise<ChatClient> {
+    const c = new ChatClient(options);
+    c.conn = await c.dial();
+    c.setState("open");
+    c.startPing();
+    return c;
+  }
+
+  // ---- state ---------------------------------------------------------------
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  /** The logged-in user, if any. */
+  get user(): string | undefined {
+    return this.creds?.user;
+  }
+
+  /** The login token (to log in elsewhere, or to keep). */
+  get token(): string | undefined {
+    return this.creds?.token;
+  }
+
+  /** The largest mid delivered or acknowledged: pass it as `since` to a later login to resume from here. */
+  get cursor(): number {
+    return this.delivery.cursor;
+  }
+
+  /** Sends not acknowledged yet (queued while disconnected, or in flight). */
+  get pendingSends(): number {
+    return this.outbox.size;
+  }
+
+  // ---- events ----------------------------------------------------------------
+
+  on<K extends keyof ClientEvents>(name: K, fn: (v: ClientEvents[K]) => void): () => void {
+    return this.emitter.on(name, fn);
+  }
+
+  off<K extends keyof ClientEvents>(name: K, fn: (v: ClientEvents[K]) => void): void {
+    this.emitter.off(name, fn);
+  }
+
+  /** The events `name` from now on, as an async iterator; it ends when the client closes. */
+  stream<K extends keyof ClientEvents>(name: K): AsyncIterableIterator<ClientEvents[K]> {
+    const s: EventStream<ClientEvents[K]> = new EventStream(() => {
+      off();
+      this.streams.delete(s as EventStream<unknown>);
+    });
+    const off = this.emitter.on(name, (v) => s.push(v));
+    this.streams.add(s as EventStream<unknown>);
+    if (this._state === "closed") s.end();
+    return s;
+  }
+
+  messages(): AsyncIterableIterator<ChatMessage> {
+    return this.stream("msg");
+  }
+
+  presences(): AsyncIterableIterator<Presence> {
+    return this.stream("presence");
+  }
+
+  byes(): AsyncIterableIterator<Bye> {
+    return this.stream("bye");
+  }
+
+  /** Resolves the next time the client is `ready` (at once if it is); rejects with ClosedError if it closes first. */
+  whenReady(): Promise<void> {
+    if (this._state === "ready") return Promise.resolve();
+    if (this._state === "closed") return Promise.reject(new ClosedError("ready"));
+    return new Promise((resolve, reject) => {
+      const off = this.emitter.on("state", (s) => {
+        if (s === "ready") resolve();
+        else if (s === "closed") reject(new ClosedError("ready"));
+        else return;
+        off();
+      });
+    });
+  }
+
+  // ---- requests ----------------------------------------------------------------
+
+  /**
+   * Any request, typed by its `t`; resolves with the reply's fields. Fails with
+   * DisconnectedError at once when there is no connection (only `send` waits for one).
+   */
+  async request<T extends RequestType>(req: RequestInput<T> & { t: T }, timeoutMs = this.opts.requestTimeoutMs): Promise<Replies[T]> {
+    if (this._state === "closed") throw new ClosedError(req.t);
+    const conn = this.conn;
+    if (!conn) throw new DisconnectedError(req.t);
+    return (await conn.request(req as { t: string }, timeoutMs)) as Replies[T];
+  }
+
+  /** Round-trip time in ms. */
+  async ping(): Promise<number> {
+    const t0 = performance.now();
+    await this.request({ t: "ping" });
+    return performance.now() - t0;
+  }
+
+  async register(user: string, pass: string): Promise<{ user: string }> {
+    return this.request({ t: "register", user, pass });
+  }
+
+  /**
+   * Logs in with a password or a token. Resolves once the client is `ready`:
+   * logged in and, with `since` a mid, caught up to now. From then on the client
+   * logs back in with the token after every reconnect.
+   */
+  async login(user: string, cred: { pass: string } | { token: string }, opts: LoginOptions = {}): Promise<LoginResult> {
+    const conn = this.conn;
+    if (this._state === "closed") throw new ClosedError("login");
+    if (!conn) throw new DisconnectedError("login");
+    const since = opts.since ?? "now";
+    // With a `since`, pushes must be held from the moment the login can succeed:
+    // one may arrive in the same read as the login's reply, before the catch-up.
+    if (since !== "now") this.delivery.hold();
+    let r: LoginResult;
+    try {
+      r = await this.request({ t: "login", user, ...cred });
+    } catch (e) {
+      if (conn === this.conn) this.delivery.drop();
+      throw e;
+    }
+    this.creds = { user: r.user, token: r.token };
+    if (since === "now") this.needTail = true;
+    else {
+      this.needTail = false;
+      this.delivery.moveTo(since);
+    }
+    const ready = this.whenReady();
+    void this.resume(conn, false);
+    await ready;
+    return r;
+  }
+
+  /** Revokes this login's token; the connection stays, logged out (no more automatic login). */
+  async logout(): Promise<void> {
+    await this.request({ t: "logout" });
+    this.creds = undefined;
+    this.delivery.drop();
+    if (this.conn) this.setState("open");
+  }
+
+  async join(group: string): Promise<JoinResult> {
+    return this.request({ t: "join", group });
+  }
+
+  async leave(group: string): Promise<void> {
+    await this.request({ t: "leave", group });
+  }
+
+  async groups(): Promise<GroupInfo[]> {
+    return (await this.request({ t: "groups" })).groups;
+  }
+
+  async members(group: string): Promise<Member[]> {
+    return (await this.request({ t: "members", group })).members;
+  }
+
+  /** One page of a conversation, oldest first (PROTOCOL.md §3.4). Does not touch delivery. */
+  async history(target: Target, page: { before?: number; after?: number; limit?: number } = {}): Promise<Page> {
+    return this.request({ t: "history", ...target, ...page });
+  }
+
+  /** One raw `sync` page. The client syncs by itself after reconnecting; this does not touch delivery. */
+  async sync(after: number, limit?: number): Promise<Page> {
+    return this.request({ t: "sync", after, limit });
+  }
+
+  /**
+   * Sends a message; resolves with it as stored (mid, ts, from...) once the server
+   * has committed it. Made while disconnected, it waits and goes out after the
+   * reconnect, with the same `cid`, so it is stored once. Rejects with a ChatError
+   * if the server refuses it (forbidden, not_found, too_large...), ClosedError if
+   * the client closes first, TimeoutError after `timeoutMs` if given.
+   */
+  send(input: SendInput, opts: SendOptions = {}): Promise<ChatMessage> {
+    if (this._state === "closed") return Promise.reject(new ClosedError("send"));
+    const cid = input.cid ?? crypto.randomUUID();
+    if (this.outbox.byCidOf(cid)) return Promise.reject(chatErrorFrom("bad_request", `cid "${cid}" is already pending`, "send"));
+    const { entry, promise } = this.outbox.add({ ...input, cid });
+    if (opts.timeoutMs !== undefined) {
+      entry.timer = setTimeout(() => this.outbox.fail(entry, new TimeoutError("send", opts.timeoutMs!)), opts.timeoutMs);
+    }
+    this.sender.flush();
+    return promise;
+  }
+
+  /** Resolves when every send made so far is acknowledged or has failed. */
+  async flush(): Promise<void> {
+    await this.outbox.settled();
+  }
+
+  /** Ends the session: no reconnect; unacknowledged sends reject with ClosedError (`flush()` first to wait for them); iterators finish. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearTimeout(this.reconnectTimer);
+    this.stopPing();
+    this.outbox.failAll(() => new ClosedError("send"));
+    const conn = this.conn;
+    this.conn = undefined;
+    if (conn) await conn.end();
+    this.setState("closed");
+  }
+
+  // ---- connection life ---------------------------------------------------------------
+
+  private dial(): Promise<Connection> {
+    const conn: Promise<Connection> = Connection.open(
+      {
+        host: this.opts.host,
+        port: this.opts.port,
+        connectTimeoutMs: this.opts.connectTimeoutMs,
+        maxFrame: this.opts.maxFrame,
+        pace: this.opts.pace ?? {},
+      },
+      {
+        push: (c, p) => this.onPush(c, p),
+        closed: (c, bye) => this.onClosed(c, bye),
+        stray: (c, m) => {
+          if (c === this.conn) this.emitter.emit("error", new ChatError(String(m.code ?? "internal"), String(m.msg ?? ""), "(no id)"));
+        },
+      },
+    );
+    return conn;
+  }
+
+  private setState(s: ConnectionState): void {
+    if (this._state === s || this._state === "closed") return;
+    this._state = s;
+    this.emitter.emit("state", s);
+    if (s === "closed") for (const st of [...this.streams]) st.end();
+  }
+
+  private onClosed(conn: Connection, bye: string | undefined): void {
+    if (conn !== this.conn) return;
+    this.conn = undefined;
+    this.delivery.drop();
+    this.stopPing();
+    if (bye === "too_large") this.sender.failTooLarge();
+    this.outbox.requeueInflight();
+    if (this.closing) return;
+    if (this.opts.reconnect === false) {
+      this.fatal(new DisconnectedError("connection", { cause: new Error(`connection lost${bye ? ` (bye ${bye})` : ""}`) }));
+      return;
+    }
+    this.setState("connecting");
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => void this.reconnect(), this.backoff.next());
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.closing) return;
+    let conn: Connection;
+    try {
+      conn = await this.dial();
+    } catch {
+      if (!this.closing) this.scheduleReconnect();
+      return;
+    }
+    if (this.closing) {
+      conn.terminate();
+      return;
+    }
+    this.conn = conn;
+    this.setState("open");
+    this.startPing();
+    if (this.creds) await this.resume(conn, true);
+    else {
+      this.backoff.reset();
+      this.sender.flush();
+    }
+  }
+
+  /**
+   * Brings a logged-in connection to `ready`: log in with the token (after a
+   * reconnect), then catch up: a `sync` from the cursor with live pushes held
+   * back, or, for a login "now", find the tail while pushes flow.
+   */
+  private async resume(conn: Connection, relogin: boolean): Promise<void> {
+    this.setState("syncing");
+    const creds = this.creds!;
+    // Hold live pushes from before the login's reply can arrive (see login()).
+    if (!this.needTail) this.delivery.hold();
+    try {
+      if (relogin) await conn.request({ t: "login", user: creds.user, token: creds.token }, this.opts.requestTimeoutMs);
+      if (conn !== this.conn) return;
+      const sync = (after: number, limit: number) =>
+        conn.request({ t: "sync", after, limit }, this.opts.requestTimeoutMs) as Promise<unknown> as Promise<Page>;
+      if (this.needTail) {
+        // Pushes are delivered as they come: each is newer than the login. If one
+        // came, the stream has its start and everything after it will follow, in
+        // order (also if the connection falls behind, §5.4). If none came, start
+        // after the tail: a mid that existed, so nothing committed later is below it.
+        const before = this.delivery.cursor;
+        const tail = await findTail(sync);
+        if (conn !== this.conn) return;
+        if (this.delivery.cursor === before) this.delivery.moveTo(Math.max(before, tail));
+        this.needTail = false;
+      } else {
+        for await (const page of syncPages(sync, this.delivery.cursor, this.opts.syncPageSize)) {
+          if (conn !== this.conn) return;
+          for (const m of page) this.delivery.deliver(m);
+        }
+        if (conn !== this.conn) return;
+        this.delivery.release();
+      }
+    } catch (e) {
+      if (conn !== this.conn) return;
+      if (e instanceof ChatError && e.code === "unauthorized") {
+        this.fatal(e); // the token was revoked or expired: only the app can log in again
+        return;
+      }
+      conn.terminate(); // anything else: drop this connection and try again
+      return;
+    }
+    this.backoff.reset();
+    this.setState("ready");
+    this.sender.flush();
+  }
+
+  private fatal(err: Error): void {
+    this.emitter.emit("error", err);
+    this.closing = true;
+    clearTimeout(this.reconnectTimer);
+    this.stopPing();
+    this.outbox.failAll(() => new ClosedError("send", { cause: err }));
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.terminate();
+    this.setState("closed");
+  }
+
+  private startPing(): void {
+    this.stopPing();
+    if (this.opts.pingIntervalMs <= 0) return;
+    this.pingTimer = setInterval(() => {
+      const conn = this.conn;
+      if (!conn || this.pinging) return;
+      this.pinging = true;
+      conn
+        .request({ t: "ping" }, this.opts.requestTimeoutMs)
+        .catch((e) => {
+          if (e instanceof TimeoutError) conn.terminate(); // silent network failure: reconnect
+        })
+        .finally(() => (this.pinging = false));
+    }, this.opts.pingIntervalMs);
+  }
+
+  private stopPing(): void {
+    clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+  }
+
+  // ---- pushes ---------------------------------------------------------------
+
+  private onPush(conn: Connection, p: Push): void {
+    if (conn !== this.conn) return;
+    switch (p.t) {
+      case "msg": {
+        const { t: _t, ...m } = p;
+        this.delivery.live(m);
+        return;
+      }
+      case "presence":
+        this.emitter.emit("presence", { user: p.user, online: p.online });
+        return;
+      case "bye":
+        this.emitter.emit("bye", { reason: p.reason });
+        return;
+    }
+  }
+}

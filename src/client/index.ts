@@ -1,0 +1,123 @@
+/**
+ * tcpchat client library: protocol v1 (docs/PROTOCOL.md) over TCP, for Bun.
+ *
+ * ```ts
+ * import { ChatClient } from "./src/client/index.ts";
+ * const chat = await ChatClient.connect({ host: "127.0.0.1", port: 7777 });
+ * await chat.login("alice", { pass: "correct horse" });
+ * await chat.join("general");
+ * const sent = await chat.send({ group: "general", text: "hello" }); // {mid, ts, from, group, text, cid}
+ * for await (const m of chat.messages()) console.log(m.from, m.text);
+ * ```
+ *
+ * ## Exactly once, in order
+ *
+ * The rule, from the application's point of view:
+ *
+ * 1. **Every message the user can read, from where delivery starts (the login,
+ *    see below), reaches the application exactly once**, in increasing `mid`
+ *    order (so in order within each conversation): either as a `msg` event, or
+ *    as the value of the `send()` that made it. Reconnects, server restarts, a
+ *    connection that falls behind or is closed as stuck do not change that.
+ * 2. **Messages this client object sent itself are reported only by their
+ *    `send()` promise**, never as a `msg` event; the server does not push a
+ *    message back to the connection that sent it either (§5.1). Messages the
+ *    same user sent from another connection (another device, another client
+ *    object) are `msg` events like anyone else's.
+ * 3. **A `send()` is stored once.** It carries a `cid` (the app's, or a UUID) for
+ *    its whole life; sent again after a lost connection, the server stores
+ *    nothing new and answers with the original `mid` (§3.4). Sends made while
+ *    disconnected wait and go out, in order, once the client is logged back in
+ *    and caught up; their promises resolve when the server acknowledges them.
+ *
+ * How: on one connection `msg` pushes come in increasing `mid` order, live or
+ * replayed after the connection fell behind (§5.4), and so do `sync` pages. The
+ * client keeps a cursor, the largest mid of that stream, and delivers a message
+ * only if its mid is above it: that removes duplicates and keeps the order.
+ * After every reconnect it logs in with its token and pages through `sync` from
+ * the cursor until `more` is false; live pushes that arrive meanwhile are held
+ * and delivered after the catch-up, skipping those already delivered. Sends
+ * wait while it catches up. An ack does not move the cursor (a connection that
+ * fell behind gets acks before the pushes of earlier messages); the client
+ * remembers the mids of its acknowledged sends and skips them when a replay or
+ * a `sync` page brings them. A message of its own found in a `sync` page before
+ * its ack (committed, but the ack was lost with the connection) settles that
+ * `send()` by its `cid` instead of being delivered. (Cost: a catch-up fetches
+ * the client's own messages since the last message from others once more.)
+ *
+ * Where delivery starts: `login(user, cred, { since })`. `since: "now"` (the
+ * default) delivers what is committed once `login()` has resolved (a message
+ * committed while it runs may or may not be); the client finds the newest mid
+ * already there with a few `sync {limit: 1}` probes (the protocol has no
+ * "latest mid" request). `since: n` delivers everything after mid `n` first
+ * (0: the whole readable history); to resume a previous session, pass its
+ * `client.cursor`. Messages sent by an earlier client object are not "its own"
+ * to a new one: they come as `msg` events if they are after `since`.
+ *
+ * ## Errors
+ *
+ * A server `error` reply rejects with a `ChatError` subclass carrying the
+ * server's `code` (`ForbiddenError` has code "forbidden", and so on; an unknown
+ * code becomes "internal"). The client's own failures: `TimeoutError` (no reply
+ * in `requestTimeoutMs`; the request may still have been carried out),
+ * `DisconnectedError` (no connection right now: only `send` waits for one), and
+ * `ClosedError` (after `close()`, or when the token was refused on a reconnect).
+ * All extend `TcpchatError` and have a `code`.
+ *
+ * ## Connection
+ *
+ * One writer per connection queues what `write()` did not take and resends it
+ * on `drain`, never writing ahead of queued bytes (BUN-NOTES.md). After a lost
+ * connection or `bye {reason: "shutdown"}` the client reconnects with
+ * exponential backoff and jitter; a `ping` every `pingIntervalMs` notices a
+ * silent network failure. `close()` ends the session without reconnecting.
+ * Requests are paced under the server's rate limit (§2.4, `pace` option) so
+ * the server never has to refuse one; a `send` refused anyway with
+ * `rate_limited` or `internal` is retried with its `cid` (`sendRetries`), and
+ * then, but only then, may be stored after sends made later. Events are
+ * buffered without bound for async iterators that read slowly.
+ */
+export { ChatClient } from "./client.ts";
+export {
+  BadFrameError,
+  BadRequestError,
+  ChatError,
+  chatErrorFrom,
+  type ClientErrorCode,
+  ClosedError,
+  ConflictError,
+  DisconnectedError,
+  ForbiddenError,
+  InternalError,
+  NotFoundError,
+  RateLimitedError,
+  TcpchatError,
+  TimeoutError,
+  TooLargeError,
+  UnauthorizedError,
+  UnknownTypeError,
+} from "./errors.ts";
+export type {
+  Bye,
+  ChatFile,
+  ChatMessage,
+  ClientEvents,
+  ClientOptions,
+  ConnectionState,
+  GroupInfo,
+  JoinResult,
+  LoginOptions,
+  LoginResult,
+  Member,
+  Page,
+  Presence,
+  ReconnectOptions,
+  Replies,
+  RequestInput,
+  SendInput,
+  SendOptions,
+  Since,
+  Target,
+} from "./types.ts";
+export type { PaceOptions } from "./pacer.ts";
+export type { ErrorCode } from "../protocol/errors.ts";

@@ -1,0 +1,70 @@
+// The only file that touches Bun.connect: a TCP connection as a `Link` (write,
+// end, terminate) plus three callbacks (data, drain, closed).
+import type { Socket } from "bun";
+import { DisconnectedError } from "./errors.ts";
+
+export interface Link {
+  /** Bytes the kernel took, or -1 if closed (Bun semantics, BUN-NOTES.md). */
+  write(data: Uint8Array): number;
+  /** Half-close after what was written (call only with nothing left to write). */
+  end(): void;
+  /** Close now. */
+  terminate(): void;
+}
+
+export interface LinkHandlers {
+  data(chunk: Uint8Array): void;
+  drain(): void;
+  /** Called once, when the connection is gone for any reason. */
+  closed(error?: Error): void;
+}
+
+/** Opens a TCP connection; rejects with DisconnectedError if it cannot within `timeoutMs`. */
+export async function dial(host: string, port: number, timeoutMs: number, h: LinkHandlers): Promise<Link> {
+  let done = false;
+  const closed = (err?: Error) => {
+    if (done) return;
+    done = true;
+    h.closed(err);
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
+  const connecting = Bun.connect({
+    hostname: host,
+    port,
+    socket: {
+      binaryType: "uint8array",
+      open(s) {
+        s.setNoDelay(true);
+      },
+      data: (_s, chunk) => h.data(chunk),
+      drain: () => h.drain(),
+      end: (s) => {
+        s.end(); // the server half-closed (after `bye`): finish our side too
+      },
+      close: (_s, err) => closed(err),
+      error: (_s, err) => closed(err),
+      connectError: () => {}, // reported by the rejected promise below
+    },
+  });
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      reject(new DisconnectedError("connect", { cause: new Error(`no connection within ${timeoutMs} ms`) }));
+    }, timeoutMs);
+  });
+  let socket: Socket<undefined>;
+  try {
+    socket = await Promise.race([connecting, timeout]);
+  } catch (e) {
+    if (timedOut) void connecting.then((s) => s.terminate(), () => {});
+    throw e instanceof DisconnectedError ? e : new DisconnectedError("connect", { cause: e });
+  } finally {
+    clearTimeout(timer);
+  }
+  return {
+    write: (b) => socket.write(b),
+    end: () => socket.end(),
+    terminate: () => socket.terminate(),
+  };
+}

@@ -1,0 +1,152 @@
+// The shapes an application sees: messages, pushes, replies, options and states.
+// Wire shapes come from src/protocol (PROTOCOL.md §3.5, §5); this file names
+// them for the client and adds the client's own types.
+import type { WireMessage } from "../protocol/pushes.ts";
+import type { FileField, RequestOf, RequestType } from "../protocol/requests.ts";
+import type { PaceOptions } from "./pacer.ts";
+
+/** A stored chat message, as in `msg` pushes and `history`/`sync` pages (PROTOCOL.md §3.5). */
+export type ChatMessage = WireMessage;
+
+/** A file attached to a message: `data` is the raw bytes. */
+export type ChatFile = FileField;
+
+/** A conversation: a group, or the direct conversation with `user`. */
+export type Target = { group: string; user?: undefined } | { user: string; group?: undefined };
+
+/** What `send()` takes: a target, text and/or a file, and optionally the app's own `cid`. */
+export type SendInput = Target & {
+  text?: string;
+  file?: ChatFile;
+  /** The idempotency key (PROTOCOL.md §3.4); generated (a UUID) when absent. */
+  cid?: string;
+};
+
+export interface Presence {
+  user: string;
+  online: boolean;
+}
+
+export interface Bye {
+  reason: string;
+}
+
+export interface GroupInfo {
+  group: string;
+  owner: string;
+}
+
+export interface Member {
+  user: string;
+  online: boolean;
+}
+
+/** A `history` or `sync` page, oldest first. */
+export interface Page {
+  msgs: ChatMessage[];
+  more: boolean;
+}
+
+export interface LoginResult {
+  user: string;
+  token: string;
+}
+
+export interface JoinResult {
+  group: string;
+  created: boolean;
+  owner: string;
+}
+
+/** The fields of each request's successful reply (without `t` and `id`). */
+export interface Replies {
+  ping: Record<string, never>;
+  register: { user: string };
+  login: LoginResult;
+  logout: Record<string, never>;
+  join: JoinResult;
+  leave: { group: string };
+  groups: { groups: GroupInfo[] };
+  members: { group: string; members: Member[] };
+  send: { mid: number; ts: number };
+  history: Page;
+  sync: Page;
+}
+
+/** A request as the app writes it: the wire request without `id` (the client assigns ids). */
+export type RequestInput<T extends RequestType> = Omit<RequestOf<T>, "id">;
+
+/**
+ * Where the client is:
+ * - `connecting`: no connection (first dial, or waiting to reconnect);
+ * - `open`: connected, not logged in;
+ * - `syncing`: logged in, catching up with `sync` (sends wait);
+ * - `ready`: logged in and caught up: sends go out, messages are delivered live;
+ * - `closed`: `close()` was called, or the client could not log back in. Final.
+ */
+export type ConnectionState = "connecting" | "open" | "syncing" | "ready" | "closed";
+
+/** Events: `on(name, fn)`, or the async iterators `messages()`, `presences()`, `byes()`, `stream(name)`. */
+export interface ClientEvents {
+  /** A message from someone else, or from another connection of this user; exactly once, in mid order. */
+  msg: ChatMessage;
+  presence: Presence;
+  /** The server said goodbye (PROTOCOL.md §5.3); the client reconnects by itself. */
+  bye: Bye;
+  state: ConnectionState;
+  /** A failure no promise reports: a listener threw, the token was refused on reconnect, a protocol violation. */
+  error: Error;
+}
+
+export interface ReconnectOptions {
+  /** First delay after a lost connection, ms. Default 100. */
+  initialDelayMs?: number;
+  /** Largest delay, ms. Default 5000. */
+  maxDelayMs?: number;
+  /** Growth per failed attempt. Default 2. */
+  factor?: number;
+  /** Fraction of each delay taken away at random (0: none, 1: full jitter). Default 0.5. */
+  jitter?: number;
+}
+
+export interface ClientOptions {
+  /** Default "127.0.0.1". */
+  host?: string;
+  /** Default 7777. */
+  port?: number;
+  /** Time a request (other than `send`) waits for its reply, ms. Default 10000. */
+  requestTimeoutMs?: number;
+  /** Time to establish a TCP connection, ms. Default 10000. */
+  connectTimeoutMs?: number;
+  /** Largest frame accepted from the server, bytes. Default 64 MiB (the server's `--max-frame` plus 1024 is the minimum, PROTOCOL.md §1). */
+  maxFrame?: number;
+  /** Largest request frame sent, bytes: larger sends fail at once with `too_large`. Default 4194304 (the server's default `--max-frame`). */
+  maxRequestFrame?: number;
+  /** Reconnect policy after a lost connection, or `false` to close the client instead. */
+  reconnect?: ReconnectOptions | false;
+  /** A `ping` every this many ms; no `pong` within `requestTimeoutMs` drops the connection (and reconnects). 0: off. Default 15000. */
+  pingIntervalMs?: number;
+  /** `limit` of each `sync` page while catching up. Default 500 (the server caps it at `--max-page`). */
+  syncPageSize?: number;
+  /** How many times a `send` refused with `internal` or `rate_limited` is retried (same `cid`) before it fails. Default 5. */
+  sendRetries?: number;
+  /**
+   * Keeps requests under the server's rate limit (PROTOCOL.md §2.4) by holding
+   * them back, in order: defaults a margin under the server's defaults. Set it
+   * for a server with other `--rate-*` flags; `false` sends at once.
+   */
+  pace?: PaceOptions | false;
+}
+
+/** Where message delivery starts at login: `"now"` (messages committed from here on), or after a `mid` (0: everything). */
+export type Since = "now" | number;
+
+export interface LoginOptions {
+  /** Default "now". A number makes the client catch up with `sync` from that mid before `login()` resolves. */
+  since?: Since;
+}
+
+export interface SendOptions {
+  /** Give up after this many ms (rejects with TimeoutError). Default: no limit, the send waits for the server to return. */
+  timeoutMs?: number;
+}

@@ -1,0 +1,430 @@
+// The terminal client driven as a person would, in real terminals: two people
+// register, chat in a group, send a file and a direct message, see each other
+// come and go, live through a server restart, and read history after coming back.
+//
+// Two drivers run the same scenario: tmux (when installed) and a pseudo-terminal
+// made by python3's `pty` module (always present on these machines), read back
+// through a small terminal emulator below. The pty driver always runs, so the
+// scenario never silently skips where tmux is missing.
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const CLI = [process.execPath, "run", join(ROOT, "src", "cli.ts")];
+const ROWS = 30;
+const COLS = 120;
+const tmp = tempDir("tcpchat-cli-term-");
+
+// ---- a terminal emulator, enough for what the CLI writes ------------------------------
+
+/** Applies output to a rows x cols screen: text, CR, LF (scrolling), BS, CSI K/J/H/A-D; SGR and modes are ignored. */
+export class Emulator {
+  readonly grid: string[][];
+  private r = 0;
+  private c = 0;
+  private pending = "";
+  private readonly utf8 = new TextDecoder();
+
+  constructor(
+    readonly rows: number,
+    readonly cols: number,
+  ) {
+    this.grid = Array.from({ length: rows }, () => Array<string>(cols).fill(" "));
+  }
+
+  feed(bytes: Uint8Array): void {
+    const s = this.pending + this.utf8.decode(bytes, { stream: true });
+    this.pending = "";
+    for (let i = 0; i < s.length; i++) {
+      const ch = s[i]!;
+      if (ch === "\x1b") {
+        const m = /^\x1b\[([?0-9;]*)([@-~])/.exec(s.slice(i));
+        if (!m) {
+          if (s.length - i < 16) {
+            this.pending = s.slice(i); // an unfinished sequence: wait for the rest
+            return;
+          }
+          continue;
+        }
+        this.csi(m[1]!, m[2]!);
+        i += m[0].length - 1;
+      } else if (ch === "\r") this.c = 0;
+      else if (ch === "\n") this.lineFeed();
+      else if (ch === "\b") this.c = Math.max(0, this.c - 1);
+      else if (ch === "\t") this.c = Math.min(this.cols - 1, (Math.floor(this.c / 8) + 1) * 8);
+      else if (ch >= " ") {
+        if (this.c >= this.cols) {
+          this.c = 0;
+          this.lineFeed();
+        }
+        this.grid[this.r]![this.c++] = ch;
+      }
+    }
+  }
+
+  private lineFeed(): void {
+    if (this.r === this.rows - 1) {
+      this.grid.shift();
+      this.grid.push(Array<string>(this.cols).fill(" "));
+    } else this.r++;
+  }
+
+  private csi(params: string, final: string): void {
+    if (params.startsWith("?")) return;
+    const p = params.split(";").map((x) => (x === "" ? 0 : Number(x)));
+    const n = Math.max(1, p[0] ?? 1);
+    const row = this.grid[this.r]!;
+    switch (final) {
+      case "K":
+        if ((p[0] ?? 0) === 0) row.fill(" ", this.c);
+        else if (p[0] === 1) row.fill(" ", 0, this.c + 1);
+        else row.fill(" ");
+        break;
+      case "J":
+        if ((p[0] ?? 0) === 2) for (const r of this.grid) r.fill(" ");
+        else if ((p[0] ?? 0) === 0) {
+          row.fill(" ", this.c);
+          for (let r = this.r + 1; r < this.rows; r++) this.grid[r]!.fill(" ");
+        }
+        break;
+      case "H":
+      case "f":
+        this.r = Math.min(this.rows - 1, Math.max(0, (p[0] || 1) - 1));
+        this.c = Math.min(this.cols - 1, Math.max(0, (p[1] || 1) - 1));
+        break;
+      case "A":
+        this.r = Math.max(0, this.r - n);
+        break;
+      case "B":
+        this.r = Math.min(this.rows - 1, this.r + n);
+        break;
+      case "C":
+        this.c = Math.min(this.cols - 1, this.c + n);
+        break;
+      case "D":
+        this.c = Math.max(0, this.c - n);
+        break;
+    }
+  }
+
+  text(): string {
+    return this.grid.map((r) => r.join("").trimEnd()).join("\n");
+  }
+}
+
+// ---- terminal drivers --------------------------------------------------------------
+
+interface Term {
+  /** Types literal text (no Enter). */
+  type(text: string): Promise<void>;
+  enter(): Promise<void>;
+  /** The screen, row by row, trailing spaces trimmed. */
+  screen(): Promise<string>;
+  /** Everything the program wrote (escape codes included), where the driver can tell. */
+  raw(): string | undefined;
+  close(): Promise<void>;
+}
+
+type Driver = { name: string; available: () => boolean; open(name: string, cmd: string[], env: Record<string, string>): Promise<Term> };
+
+/** Quotes for sh. */
+const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** The command run in each terminal: the CLI, then a line with its exit status (kept on screen). */
+function wrapped(cmd: string[], env: Record<string, string>): string {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${sh(v)}`);
+  return `cd ${sh(ROOT)} && env ${vars.join(" ")} ${cmd.map(sh).join(" ")}; echo "[exited $?]"; sleep 600`;
+}
+
+const TMUX_SOCKET = `tcpchat-test-${process.pid}`;
+const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", TMUX_SOCKET, ...args], { stdout: "pipe", stderr: "pipe" });
+
+const tmuxDriver: Driver = {
+  name: "tmux",
+  available: () => Bun.which("tmux") !== null,
+  async open(name, cmd, env) {
+    const r = tmux("new-session", "-d", "-s", name, "-x", String(COLS), "-y", String(ROWS), wrapped(cmd, env));
+    if (r.exitCode !== 0) throw new Error(`tmux new-session failed: ${r.stderr.toString()}`);
+    return {
+      async type(text) {
+        tmux("send-keys", "-t", name, "-l", "--", text);
+      },
+      async enter() {
+        tmux("send-keys", "-t", name, "Enter");
+      },
+      async screen() {
+        return tmux("capture-pane", "-p", "-t", name).stdout.toString().replace(/\n$/, "");
+      },
+      raw: () => undefined,
+      async close() {
+        tmux("kill-session", "-t", name);
+      },
+    };
+  },
+};
+
+/** Runs a command on a new pseudo-terminal of ROWS x COLS; relays our stdin to it and its output to our stdout. */
+const PTY_RELAY = `
+import os, pty, select, signal, struct, sys, fcntl, termios
+rows, cols, cmd = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    os.execvp("sh", ["sh", "-c", cmd])
+inp = sys.stdin.fileno()
+watch = [fd, inp]
+while True:
+    r, _, _ = select.select(watch, [], [])
+    if fd in r:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            break
+        os.write(1, data)
+    if inp in r:
+        data = os.read(inp, 65536)
+        if data:
+            os.write(fd, data)
+        else:
+            watch.remove(inp)
+            os.kill(pid, signal.SIGHUP)
+os.waitpid(pid, 0)
+`;
+
+const ptyDriver: Driver = {
+  name: "pty",
+  available: () => Bun.which("python3") !== null,
+  async open(_name, cmd, env) {
+    const relay = join(tmp.dir, "pty_relay.py");
+    if (!existsSync(relay)) writeFileSync(relay, PTY_RELAY);
+    const proc = Bun.spawn(["python3", relay, String(ROWS), String(COLS), wrapped(cmd, env)], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    const emu = new Emulator(ROWS, COLS);
+    let raw = "";
+    const dec = new TextDecoder();
+    void (async () => {
+      for await (const chunk of proc.stdout) {
+        emu.feed(chunk);
+        raw += dec.decode(chunk, { stream: true });
+      }
+    })();
+    const write = async (s: string) => {
+      proc.stdin.write(s);
+      await proc.stdin.flush();
+    };
+    return {
+      type: write,
+      enter: () => write("\r"),
+      async screen() {
+        return emu.text();
+      },
+      raw: () => raw,
+      async close() {
+        proc.kill("SIGKILL");
+        await proc.exited;
+      },
+    };
+  },
+};
+
+// ---- the scenario ------------------------------------------------------------------
+
+const terms: Term[] = [];
+const servers: RunningServer[] = [];
+
+afterAll(async () => {
+  for (const t of terms) await t.close();
+  if (tmuxDriver.available()) tmux("kill-server");
+  for (const s of servers) if (s.proc.exitCode === null) await s.stop();
+  tmp.cleanup();
+});
+
+function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+/** Polls the screen until `want` matches; fails showing the screen. */
+async function waitFor(t: Term, want: RegExp | string, timeoutMs = 15_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await t.screen();
+    if (typeof want === "string" ? s.includes(want) : want.test(s)) return s;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${want} on screen:\n${s}`);
+    await Bun.sleep(40);
+  }
+}
+
+async function line(t: Term, text: string): Promise<void> {
+  await t.type(text);
+  await t.enter();
+}
+
+/** The last non-empty row: the input line. */
+function inputRow(screen: string): string {
+  return screen.split("\n").filter((r) => r.trim() !== "").at(-1) ?? "";
+}
+
+const TIME = String.raw`\d\d:\d\d:\d\d`;
+const drivers = [tmuxDriver, ptyDriver].filter((d) => d.available());
+
+test("at least the pseudo-terminal driver is available", () => {
+  expect(drivers.map((d) => d.name)).toContain("pty");
+});
+
+describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a terminal (%s)", (name, driver) => {
+  test(
+    "two people chat, send a file and a direct message, come and go, survive a restart, read history",
+    async () => {
+      const port = freePort();
+      const args = ["--db", join(tmp.dir, `${name}.db`), "--port", String(port), ...FAST_HASH];
+      let server = await startServer(args);
+      servers.push(server);
+      const A = `${name}_alice`;
+      const B = `${name}_bob`;
+      const dlA = join(tmp.dir, `${name}-a`);
+      const dlB = join(tmp.dir, `${name}-b`);
+      const base = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmp.dir, TERM: "xterm-256color" };
+      const cli = (user: string, dl: string, ...more: string[]) => [...CLI, "--port", String(port), "--user", user, "--downloads", dl, ...more];
+
+      // alice types her password at the prompt; it is not echoed
+      const a = await driver.open(`${name}-a`, cli(A, dlA, "--register"), base);
+      terms.push(a);
+      await waitFor(a, `Password for ${A}:`);
+      await line(a, "secret-alice");
+      let sa = await waitFor(a, `logged in as ${A}`);
+      expect(sa).not.toContain("secret-alice");
+      // bob takes his from the environment; NO_COLOR turns colours off for him
+      const bEnv = { ...base, TCPCHAT_PASSWORD: "secret-bob", NO_COLOR: "1" };
+      let b = await driver.open(`${name}-b`, cli(B, dlB, "--register"), bEnv);
+      terms.push(b);
+      await waitFor(b, `logged in as ${B}`);
+      expect(inputRow(await b.screen())).toBe(">");
+
+      await line(a, "/join lobby");
+      await waitFor(a, "created #lobby, you own it");
+      expect(inputRow(await a.screen())).toBe("[#lobby] >");
+      await line(b, "/join lobby");
+      await waitFor(b, `joined #lobby (owner ${A})`);
+
+      // a message, with timestamp, sender and conversation
+      await line(b, "hello alice");
+      await waitFor(a, new RegExp(`^${TIME} #lobby ${B}: hello alice$`, "m"));
+      await waitFor(b, new RegExp(`^${TIME} #lobby ${B}: hello alice$`, "m")); // the sender sees it once stored
+
+      // a message arriving while alice is typing does not garble her line
+      await a.type("I am typ");
+      await waitFor(a, /> I am typ$/m);
+      await line(b, "interrupting you");
+      sa = await waitFor(a, new RegExp(`^${TIME} #lobby ${B}: interrupting you$`, "m"));
+      expect(inputRow(sa)).toBe("[#lobby] > I am typ");
+      await line(a, "ing");
+      await waitFor(b, new RegExp(`^${TIME} #lobby ${A}: I am typing$`, "m"));
+
+      // a file, twice: saved under a safe name, the second time without overwriting the first
+      const notes = join(tmp.dir, "notes.txt");
+      writeFileSync(notes, "line one\nline two\n");
+      await line(a, `/send-file ${notes}`);
+      const first = join(dlB, "notes.txt");
+      await waitFor(b, `${A} sent file "notes.txt" (18 B) -> ${first}`);
+      await line(a, `/send-file ${notes}`);
+      const second = join(dlB, "notes (1).txt");
+      await waitFor(b, `-> ${second}`);
+      expect(readFileSync(first, "utf8")).toBe("line one\nline two\n");
+      expect(readFileSync(second, "utf8")).toBe("line one\nline two\n");
+
+      // a direct message: labelled with the other party on each side
+      await line(a, `/msg @${B} psst, just you`);
+      await waitFor(b, new RegExp(`^${TIME} @${A} ${A}: psst, just you$`, "m"));
+      await waitFor(a, new RegExp(`^${TIME} @${B} ${A}: psst, just you$`, "m"));
+
+      // lists
+      await line(b, "/members");
+      await waitFor(b, `members of #lobby: ${A} (online), ${B} (online)`);
+      await line(b, "/who");
+      await waitFor(b, `online: ${A}, ${B}`);
+      await line(b, "/groups");
+      await waitFor(b, `your groups: #lobby (owner ${A})`);
+      await line(a, "/help");
+      await waitFor(a, "/send-file PATH");
+      await line(a, "/nonsense");
+      await waitFor(a, "unknown command /nonsense");
+
+      // the server restarts: both notice, a message typed meanwhile arrives once, after
+      expect(await server.stop()).toBe(0);
+      await waitFor(a, "connection lost, reconnecting...");
+      await waitFor(b, "connection lost, reconnecting...");
+      await line(a, "typed while the server was down");
+      await waitFor(a, "the message will be sent when the connection is back");
+      server = await startServer(args);
+      servers.push(server);
+      await waitFor(a, "* reconnected");
+      await waitFor(b, "* reconnected");
+      const sb = await waitFor(b, new RegExp(`${A}: typed while the server was down$`, "m"));
+      expect(sb.split("\n").filter((r) => r.includes("typed while the server was down")).length).toBe(1);
+
+      // bob leaves: alice sees him go; she talks on; he comes back and reads the history
+      await line(b, "/quit");
+      await waitFor(b, "[exited 0]");
+      await waitFor(a, new RegExp(`\\* ${B} went offline$`, "m"));
+      await line(a, "while you were away");
+      await waitFor(a, new RegExp(`#lobby ${A}: while you were away$`, "m"));
+      await b.close();
+      b = await driver.open(`${name}-b2`, cli(B, dlB, "--to", "lobby"), bEnv);
+      terms.push(b);
+      await waitFor(b, `logged in as ${B}`);
+      await waitFor(a, new RegExp(`\\* ${B} is online$`, "m"));
+      expect(inputRow(await b.screen())).toBe("[#lobby] >");
+      await line(b, "/history 4");
+      const hist = await waitFor(b, "end of history");
+      const h = hist.split("\n");
+      const from = h.findIndex((r) => r.includes("history of #lobby: 4 messages (more before)"));
+      expect(from).toBeGreaterThanOrEqual(0);
+      expect(h.slice(from + 1, from + 6).map((r) => r.replace(/^\d\d:\d\d:\d\d/, "TIME"))).toEqual([
+        `TIME #lobby ${A} sent file "notes.txt" (18 B)`,
+        `TIME #lobby ${A} sent file "notes.txt" (18 B)`,
+        `TIME #lobby ${A}: typed while the server was down`,
+        `TIME #lobby ${A}: while you were away`,
+        expect.stringMatching(/^TIME \* end of history$/),
+      ]);
+
+      // colours: on for alice's terminal, off for bob (NO_COLOR); the pty driver sees the bytes
+      const rawA = a.raw();
+      const rawB = b.raw();
+      if (rawA !== undefined && rawB !== undefined) {
+        expect(rawA).toContain("\x1b[2m"); // dim timestamps
+        expect(rawB).not.toMatch(/\x1b\[[0-9;]*m/);
+      }
+
+      await line(b, "/leave");
+      await waitFor(b, "* left #lobby");
+      expect(inputRow(await b.screen())).toBe(">");
+      await line(b, "/groups");
+      await waitFor(b, "you are in no group");
+
+      await line(a, "/quit");
+      await waitFor(a, "[exited 0]");
+      await line(b, "/quit");
+      await waitFor(b, "[exited 0]");
+      expect(await server.stop()).toBe(0);
+    },
+    90_000,
+  );
+});
+
+describe("the emulator used by the pty driver", () => {
+  test("scrolls, clears lines, moves the cursor", () => {
+    const e = new Emulator(3, 10);
+    e.feed(new TextEncoder().encode("\x1b[2J\x1b[3;1Hone\r\ntwo\r\nthree\r\x1b[2Kfour\x1b[1;1Hx\x1b[31mred\x1b[0m"));
+    expect(e.text()).toBe("xred\ntwo\nfour");
+  });
+});

@@ -1,0 +1,160 @@
+// Unit tests of the terminal client's pieces: flags, safe file names, making
+// text inert, key decoding, and the input line kept intact under printing.
+import { afterAll, describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs, parseTarget, UsageError } from "../src/client/cli/args.ts";
+import { safeFileName, saveDownload } from "../src/client/cli/files.ts";
+import { convLabel, formatMessage, inert, messageJson } from "../src/client/cli/format.ts";
+import { type Key, KeyReader } from "../src/client/cli/keys.ts";
+import { Screen } from "../src/client/cli/screen.ts";
+import { tempDir } from "./helpers/server.ts";
+
+const tmp = tempDir("tcpchat-cli-units-");
+afterAll(() => tmp.cleanup());
+
+describe("flags", () => {
+  test("defaults, values, = form, targets", () => {
+    expect(parseArgs(["--user", "ann"])).toMatchObject({ host: "127.0.0.1", port: 7777, user: "ann", downloads: "./downloads", listen: false, register: false });
+    const o = parseArgs(["--user=ann", "--host", "10.0.0.1", "--port=9000", "--register", "--send", "hi", "--to", "@bob", "--timeout", "500"]);
+    expect(o).toMatchObject({ host: "10.0.0.1", port: 9000, register: true, send: "hi", to: { user: "bob" }, timeoutMs: 500 });
+    expect(parseArgs(["--user", "ann", "--listen", "--json", "--since", "42"])).toMatchObject({ listen: true, json: true, since: 42 });
+    expect(parseArgs([], { TCPCHAT_USER: "env-user" }).user).toBe("env-user");
+    expect(parseTarget("g")).toEqual({ group: "g" });
+    expect(parseTarget("#g")).toEqual({ group: "g" });
+    expect(parseTarget("@u")).toEqual({ user: "u" });
+    expect(parseTarget("@")).toBeUndefined();
+    expect(parseTarget("Upper")).toBeUndefined();
+    expect(() => parseArgs(["--user"])).toThrow(UsageError);
+    expect(() => parseArgs(["--user", "a", "--since", "1"])).toThrow("--since goes with --listen");
+  });
+});
+
+describe("received file names", () => {
+  test("keep only a harmless last path part", () => {
+    const cases: [string, string][] = [
+      ["photo.png", "photo.png"],
+      ["../../etc/passwd", "passwd"],
+      ["..\\..\\windows\\system32\\evil.dll", "evil.dll"],
+      ["/absolute/path/x.txt", "x.txt"],
+      ["..", "file"],
+      [".", "file"],
+      ["", "file"],
+      [".bashrc", "bashrc"],
+      ["a\x00b\x1b[31mc\x7f.txt", "ab[31mc.txt"],
+      ["rtl\u202egnp.exe", "rtlgnp.exe"],
+      ["what?<>|.txt", "what____.txt"],
+      ["trailing dots...", "trailing dots"],
+      ["CON", "_CON"],
+      ["nul.txt", "_nul.txt"],
+    ];
+    for (const [name, want] of cases) expect(safeFileName(name)).toBe(want);
+    const long = safeFileName(`${"é".repeat(300)}.jpeg`);
+    expect(Buffer.byteLength(long)).toBeLessThanOrEqual(200);
+    expect(long.endsWith(".jpeg")).toBe(true);
+  });
+
+  test("are saved without overwriting anything", async () => {
+    const dir = join(tmp.dir, "dl", "nested");
+    const p1 = await saveDownload(dir, "../r.txt", new TextEncoder().encode("one"));
+    const p2 = await saveDownload(dir, "r.txt", new TextEncoder().encode("two"));
+    writeFileSync(join(dir, "r (2).txt"), "someone else's");
+    const p3 = await saveDownload(dir, "r.txt", new TextEncoder().encode("three"));
+    const p4 = await saveDownload(dir, "noext", new TextEncoder().encode("four"));
+    const p5 = await saveDownload(dir, "noext", new TextEncoder().encode("five"));
+    expect([p1, p2, p3, p4, p5]).toEqual(["r.txt", "r (1).txt", "r (3).txt", "noext", "noext (1)"].map((f) => join(dir, f)));
+    expect(readFileSync(join(dir, "r (2).txt"), "utf8")).toBe("someone else's");
+    expect(readFileSync(p3, "utf8")).toBe("three");
+    expect(readdirSync(dir).length).toBe(6);
+  });
+});
+
+describe("formatting", () => {
+  test("escape codes and controls from other users are made inert", () => {
+    expect(inert("a\x1b[2Jb\x07c\u009bd")).toBe("a\ufffd[2Jb\ufffdc\ufffdd");
+    expect(inert("x\r\ny\tz")).toBe("x \u21b5 y    z");
+    expect(inert("x\ny", true)).toBe("x\ny");
+  });
+
+  test("a message line: time, conversation as seen by me, sender, text; continuation lines indented", () => {
+    const ts = new Date(2030, 0, 2, 3, 4, 5).getTime();
+    const plain = { color: false };
+    expect(formatMessage({ mid: 1, ts, from: "bob", group: "g", text: "hi\nthere" }, "ann", plain)).toBe("03:04:05 #g bob: hi\n         there");
+    expect(formatMessage({ mid: 1, ts, from: "ann", user: "bob", text: "psst" }, "ann", plain)).toBe("03:04:05 @bob ann: psst");
+    expect(convLabel({ from: "bob", user: "ann" }, "ann")).toBe("@bob");
+    const file = { name: "a.png", type: "image/png", data: new Uint8Array(2048) };
+    expect(formatMessage({ mid: 1, ts, from: "bob", group: "g", file }, "ann", plain, "dl/a.png")).toBe('03:04:05 #g bob sent file "a.png" (2.0 kB) -> dl/a.png');
+    const coloured = formatMessage({ mid: 1, ts, from: "bob", group: "g", text: "hi" }, "ann", { color: true });
+    expect(coloured).toContain("\x1b[2m03:04:05\x1b[0m");
+    expect(coloured.replace(/\x1b\[[0-9;]*m/g, "")).toBe("03:04:05 #g bob: hi");
+    expect(JSON.parse(messageJson({ mid: 1, ts, from: "bob", group: "g", file }, "dl/a.png"))).toEqual({
+      mid: 1,
+      ts,
+      from: "bob",
+      group: "g",
+      file: { name: "a.png", type: "image/png", size: 2048, saved: "dl/a.png" },
+    });
+  });
+});
+
+describe("keys", () => {
+  const keysOf = (...chunks: (string | number[])[]) => {
+    const out: Key[] = [];
+    const r = new KeyReader((k) => out.push(k));
+    for (const c of chunks) r.push(typeof c === "string" ? new TextEncoder().encode(c) : new Uint8Array(c));
+    return out;
+  };
+
+  test("text, enter, editing and control keys; CR LF is one enter", () => {
+    expect(keysOf("ab\r", "c\r\n", "\x7f\x08\x03\x04\x15\x17")).toEqual([
+      { kind: "text", text: "ab" },
+      { kind: "enter" },
+      { kind: "text", text: "c" },
+      { kind: "enter" },
+      { kind: "backspace" },
+      { kind: "backspace" },
+      { kind: "interrupt" },
+      { kind: "eof" },
+      { kind: "kill-line" },
+      { kind: "kill-word" },
+    ]);
+  });
+
+  test("a UTF-8 character or an escape sequence split across reads is put back together", () => {
+    const e = [...new TextEncoder().encode("é")];
+    expect(keysOf([e[0]!], [e[1]!, 0x78])).toEqual([{ kind: "text", text: "éx" }]);
+    expect(keysOf("a\x1b[", "1;5D", "b")).toEqual([{ kind: "text", text: "a" }, { kind: "ignored" }, { kind: "text", text: "b" }]);
+    expect(keysOf("\x1bOA")).toEqual([{ kind: "ignored" }]);
+  });
+});
+
+describe("the input line", () => {
+  test("printing clears it, writes above, and draws prompt and typed text again", () => {
+    const out: string[] = [];
+    const s = new Screen({ write: (x) => out.push(x) }, () => ({ columns: 20, rows: 5 }), true);
+    s.setPrompt("[#g] > ");
+    s.start();
+    expect(out.join("")).toBe("\x1b[2J\x1b[5;1H\r\x1b[2K[#g] > ");
+    out.length = 0;
+    s.type("hel");
+    s.print("12:00:00 bob: hi\nsecond line");
+    expect(out.at(-1)).toBe("\r\x1b[2K12:00:00 bob: hi\r\nsecond line\r\n[#g] > hel");
+    s.type("lo there, long line");
+    // only the end of a long line is shown: it never wraps onto a second row
+    expect(out.at(-1)).toBe("\r\x1b[2K[#g] > e, long line"); // 20 columns: 7 of prompt, 12 of text, 1 for the cursor
+    s.killWord();
+    expect(s.input).toBe("hello there, long ");
+    s.backspace();
+    expect(s.take()).toBe("hello there, long");
+    expect(out.at(-1)).toBe("\r\x1b[2K[#g] > ");
+  });
+
+  test("without a terminal it prints plain lines only", () => {
+    const out: string[] = [];
+    const s = new Screen({ write: (x) => out.push(x) }, () => ({ columns: 20, rows: 5 }), false);
+    s.start();
+    s.type("abc");
+    s.print("a line");
+    expect(out).toEqual(["a line\n"]);
+  });
+});

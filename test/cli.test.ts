@@ -1,0 +1,269 @@
+// The terminal client without a terminal: --send and --listen (text and JSON
+// lines) as scripts use them, exit statuses, and the errors people will hit.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ChatClient } from "../src/client/index.ts";
+import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const CLI = [process.execPath, "run", join(ROOT, "src", "cli.ts")];
+const tmp = tempDir("tcpchat-cli-");
+let server: RunningServer;
+let n = 0;
+const uniq = (p: string) => `${p}${++n}`;
+const PASS = "password1";
+const clients: ChatClient[] = [];
+const listeners: ReturnType<typeof Bun.spawn>[] = [];
+
+beforeAll(async () => {
+  server = await startServer(["--db", join(tmp.dir, "chat.db"), ...FAST_HASH]);
+});
+
+afterAll(async () => {
+  for (const p of listeners) if (p.exitCode === null) p.kill("SIGKILL");
+  for (const c of clients) await c.close();
+  if (server.proc.exitCode === null) await server.stop();
+  tmp.cleanup();
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to completion with stdin closed (no terminal). */
+async function cli(args: string[], env: Record<string, string> = { TCPCHAT_PASSWORD: PASS }): Promise<Run> {
+  const p = Bun.spawn([...CLI, ...args], {
+    cwd: tmp.dir,
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, stdout, stderr };
+}
+
+const port = () => ["--port", String(server.port)];
+
+/** A user created through the library, logged in. */
+async function user(prefix = "u"): Promise<ChatClient> {
+  const c = await ChatClient.connect({ port: server.port });
+  clients.push(c);
+  const name = uniq(prefix);
+  await c.register(name, PASS);
+  await c.login(name, { pass: PASS });
+  return c;
+}
+
+/** A running `--listen` process and the lines it printed so far. */
+function listen(args: string[]) {
+  const p = Bun.spawn([...CLI, ...port(), "--listen", ...args], {
+    cwd: tmp.dir,
+    env: { PATH: process.env.PATH ?? "", TCPCHAT_PASSWORD: PASS },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  listeners.push(p);
+  const lines: string[] = [];
+  let err = "";
+  const done = (async () => {
+    let buf = "";
+    const dec = new TextDecoder();
+    for await (const chunk of p.stdout) {
+      buf += dec.decode(chunk, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+  })();
+  void (async () => {
+    for await (const chunk of p.stderr) err += new TextDecoder().decode(chunk);
+  })();
+  return {
+    p,
+    lines,
+    stderr: () => err,
+    async waitLines(count: number, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (lines.length < count) {
+        if (Date.now() > deadline) throw new Error(`expected ${count} lines, got ${JSON.stringify(lines)}; stderr: ${err}`);
+        if (p.exitCode !== null) throw new Error(`listener exited ${p.exitCode}: ${err}`);
+        await Bun.sleep(10);
+      }
+      return lines;
+    },
+    /** SIGTERM; resolves with the exit status once output is drained. */
+    async stop() {
+      p.kill("SIGTERM");
+      const code = await p.exited;
+      await done;
+      return code;
+    },
+  };
+}
+
+/** Waits until the listener is logged in: a message sent now will be delivered live. */
+async function listening(l: ReturnType<typeof listen>, me: ChatClient, to: string): Promise<void> {
+  // The CLI has no "ready" line; send probes until one shows up, then drop them from the lines.
+  for (let i = 0; ; i++) {
+    await me.send({ user: to, text: `probe ${i}` });
+    const deadline = Date.now() + 500;
+    while (Date.now() < deadline && !l.lines.some((x) => x.includes("probe"))) await Bun.sleep(10);
+    if (l.lines.some((x) => x.includes("probe"))) break;
+    if (i > 40) throw new Error(`listener never got a probe; stderr: ${l.stderr()}`);
+  }
+  l.lines.length = 0;
+}
+
+describe("--send", () => {
+  test("sends, exits 0 once stored; --json prints the stored message", async () => {
+    const b = await user();
+    const name = uniq("sender");
+    const r1 = await cli([...port(), "--user", name, "--register", "--send", "first", "--to", `@${b.user}`]);
+    expect(r1).toEqual({ code: 0, stdout: "", stderr: "" });
+    const r2 = await cli([...port(), "--user", name, "--send", "second", "--to", `@${b.user}`, "--json"]);
+    expect(r2.code).toBe(0);
+    const m = JSON.parse(r2.stdout);
+    expect(m).toMatchObject({ from: name, user: b.user, text: "second" });
+    const h = await b.history({ user: name });
+    expect(h.msgs.map((x) => x.text)).toEqual(["first", "second"]);
+    expect(h.msgs[1]).toEqual(m);
+  });
+
+  test("to a group by name or #name; refusals exit 1 with the server's reason", async () => {
+    const owner = await user();
+    const g = uniq("grp");
+    await owner.join(g);
+    const name = uniq("gs");
+    const notMember = await cli([...port(), "--user", name, "--register", "--send", "hi", "--to", g]);
+    expect(notMember.code).toBe(1);
+    expect(notMember.stderr).toContain("not sent: forbidden");
+    const c = await ChatClient.connect({ port: server.port });
+    clients.push(c);
+    await c.login(name, { pass: PASS });
+    await c.join(g);
+    const ok = await cli([...port(), "--user", name, "--send", "hi group", "--to", `#${g}`]);
+    expect(ok.code).toBe(0);
+    expect((await owner.history({ group: g })).msgs.map((m) => m.text)).toEqual(["hi group"]);
+    const nobody = await cli([...port(), "--user", name, "--send", "x", "--to", `@${uniq("nobody")}`]);
+    expect(nobody.code).toBe(1);
+    expect(nobody.stderr).toContain("not sent: not_found");
+  });
+
+  test("wrong password, taken name, no server: exit 1 with a clear message", async () => {
+    const name = uniq("pw");
+    expect((await cli([...port(), "--user", name, "--register", "--send", "x", "--to", `@${name}`])).code).toBe(0);
+    const wrong = await cli([...port(), "--user", name, "--send", "x", "--to", `@${name}`], { TCPCHAT_PASSWORD: "not-it-at-all" });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("cannot log in: wrong user name or password");
+    const taken = await cli([...port(), "--user", name, "--register", "--send", "x", "--to", `@${name}`]);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toContain(`cannot register: the name "${name}" is taken`);
+    const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const freePort = l.port;
+    l.stop(true);
+    const down = await cli(["--port", String(freePort), "--user", name, "--send", "x", "--to", `@${name}`]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain(`cannot connect to 127.0.0.1:${freePort}`);
+  });
+
+  test("usage errors exit 2 with the usage; --help exits 0", async () => {
+    for (const [args, msg] of [
+      [["--send", "x", "--to", "g"], "--user is required"],
+      [["--user", "Bad Name"], "not a valid name"],
+      [["--user", "a", "--send", "x"], "--send needs --to"],
+      [["--user", "a", "--send", "x", "--to", "@"], "is not a group or @user name"],
+      [["--user", "a", "--bogus"], 'unknown option "--bogus"'],
+      [["--user", "a", "--port", "99999"], "--port must be an integer"],
+      [["--user", "a", "--listen", "--send", "x", "--to", "g"], "exclude each other"],
+    ] as const) {
+      const r = await cli([...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(msg);
+      expect(r.stderr).toContain("Usage: tcpchat chat");
+    }
+    const help = await cli(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("--listen");
+  });
+
+  test("without TCPCHAT_PASSWORD and without a terminal to ask on, exit 2", async () => {
+    const r = await cli([...port(), "--user", "someone", "--send", "x", "--to", "g"], {});
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("no password");
+  });
+});
+
+describe("--listen", () => {
+  test("--json prints each incoming message as one JSON line, in order, files saved safely; SIGTERM exits 0", async () => {
+    const name = uniq("lj");
+    expect((await cli([...port(), "--user", name, "--register", "--send", "setup", "--to", `@${name}`])).code).toBe(0);
+    const downloads = join(tmp.dir, "dl-json");
+    const l = listen(["--user", name, "--json", "--downloads", downloads]);
+    const a = await user("ljs");
+    await listening(l, a, name);
+
+    const sent = [];
+    sent.push(await a.send({ user: name, text: "one" }));
+    sent.push(await a.send({ user: name, text: "two\nlines \x1b[31mred" }));
+    const data = new Uint8Array([0, 1, 2, 250, 255]);
+    sent.push(await a.send({ user: name, file: { name: "../../evil\x07.sh", type: "text/x-sh", data } }));
+    sent.push(await a.send({ user: name, file: { name: "../../evil\x07.sh", type: "text/x-sh", data } }));
+    // and one from the CLI itself, from another user
+    const other = uniq("lj-other");
+    expect((await cli([...port(), "--user", other, "--register", "--send", "from the cli", "--to", `@${name}`])).code).toBe(0);
+    await l.waitLines(5);
+    const got = l.lines.map((x) => JSON.parse(x));
+    expect(got.slice(0, 4).map((m) => m.mid)).toEqual(sent.map((m) => m.mid));
+    expect(got[0]).toEqual({ mid: sent[0]!.mid, ts: sent[0]!.ts, from: a.user, user: name, text: "one", cid: sent[0]!.cid });
+    expect(got[1].text).toBe("two\nlines \x1b[31mred"); // JSON carries the text exactly
+    expect(got[2].file).toEqual({ name: "../../evil\x07.sh", type: "text/x-sh", size: 5, saved: join(downloads, "evil.sh") });
+    expect(got[3].file.saved).toBe(join(downloads, "evil (1).sh"));
+    expect(got[4]).toMatchObject({ from: other, user: name, text: "from the cli" });
+    expect(readdirSync(downloads).sort()).toEqual(["evil (1).sh", "evil.sh"]);
+    expect(new Uint8Array(readFileSync(join(downloads, "evil.sh")))).toEqual(data);
+    expect(existsSync(join(tmp.dir, "..", "evil.sh"))).toBe(false);
+    expect(await l.stop()).toBe(0);
+  });
+
+  test("text lines: time, conversation, sender, one line per message with control codes made inert", async () => {
+    const name = uniq("lt");
+    expect((await cli([...port(), "--user", name, "--register", "--send", "setup", "--to", `@${name}`])).code).toBe(0);
+    const a = await user("lts");
+    const g = uniq("ltg");
+    await a.join(g);
+    const c = await ChatClient.connect({ port: server.port });
+    clients.push(c);
+    await c.login(name, { pass: PASS });
+    await c.join(g);
+    const l = listen(["--user", name]);
+    await listening(l, a, name);
+    await a.send({ group: g, text: "hello group" });
+    await a.send({ user: name, text: "two\nlines \x1b[31mred" });
+    await l.waitLines(2);
+    expect(l.lines[0]).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d #${g} ${a.user}: hello group$`));
+    expect(l.lines[1]).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d @${a.user} ${a.user}: two \u21b5 lines \ufffd\\[31mred$`));
+    expect(l.lines.join("")).not.toContain("\x1b");
+    expect(await l.stop()).toBe(0);
+  });
+
+  test("--since prints what came after that mid first, then live messages", async () => {
+    const name = uniq("ls");
+    expect((await cli([...port(), "--user", name, "--register", "--send", "setup", "--to", `@${name}`])).code).toBe(0);
+    const a = await user("lss");
+    const m1 = await a.send({ user: name, text: "old 1" });
+    await a.send({ user: name, text: "old 2" });
+    const l = listen(["--user", name, "--json", "--since", String(m1.mid - 1)]);
+    await l.waitLines(2);
+    await a.send({ user: name, text: "live" });
+    await l.waitLines(3);
+    expect(l.lines.map((x) => JSON.parse(x).text)).toEqual(["old 1", "old 2", "live"]);
+    expect(await l.stop()).toBe(0);
+  });
+});

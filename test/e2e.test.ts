@@ -62,6 +62,8 @@ describe("accounts", () => {
     expect(r).toMatchObject({ t: "ok", user: name });
     expect(typeof r.token).toBe("string");
     expect(r.token.length).toBeGreaterThanOrEqual(40);
+    expect(Number.isInteger(r.mid)).toBe(true);
+    expect(r.limits).toEqual({ rate_msgs: 200, rate_bytes: 8388608, rate_burst: 2, max_frame: 65536, max_text: 1000, max_page: 500 });
     const b = await connect();
     expect(await b.request({ t: "login", user: name, token: r.token })).toMatchObject({ t: "ok", user: name });
     // the token is bound to its user
@@ -208,7 +210,12 @@ describe("messages", () => {
     const g = uniq("fan");
     await a.ok({ t: "join", group: g });
     await b.ok({ t: "join", group: g });
+    // login's mid is where live pushes begin: the next message is above it
+    const b3 = await connect();
+    const lr = await b3.ok({ t: "login", user: b.user, token: b.token });
     const r = await a.ok({ t: "send", group: g, text: "hello all", cid: "c-1" });
+    expect(r.mid).toBe(lr.mid + 1);
+    expect((await b3.nextPush("msg")).mid).toBe(r.mid);
     expect(r.mid).toBeGreaterThan(0);
     expect(typeof r.ts).toBe("number");
     const want = { t: "msg", mid: r.mid, ts: r.ts, from: a.user, group: g, text: "hello all", cid: "c-1" };

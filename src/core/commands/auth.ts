@@ -70,7 +70,21 @@ export const login: Command<RequestOf<"login">> = {
     session.user = req.user;
     session.tokenHash = tokenHash;
     core.attach(session);
-    return { user: req.user, token };
+    const c = core.config;
+    return {
+      user: req.user,
+      token,
+      // where live pushes begin: `sync {after: mid}` from here on misses nothing
+      mid: session.lastPushedMid,
+      limits: {
+        rate_msgs: c.rateMsgs,
+        rate_bytes: c.rateBytes,
+        rate_burst: c.rateBurst,
+        max_frame: c.maxFrame,
+        max_text: c.maxText,
+        max_page: c.maxPage,
+      },
+    };
   },
 };
 

@@ -60,25 +60,36 @@ function approxSize(m: StoredMessage): number {
   return 96 + (m.text?.length ?? 0) * 3 + (m.file ? m.file.data.length + m.file.name.length + m.file.type.length : 0);
 }
 
+/** Rows read from the store at a time while a page is filled. */
+const CHUNK = 32;
+
 /**
- * Cuts a page to what fits in half a frame, keeping the messages nearest the
- * cursor (the oldest when paging forward, the newest when paging back), so a
- * reply always fits the client's frame limit; at least one message is kept.
+ * Fills a page in the paging direction: at most `limit` messages, cut short
+ * (with `more`) once it holds half a frame's worth, so a reply always fits the
+ * client's frame limit (at least one message is kept). Rows are read in chunks,
+ * so a page of large messages does not read hundreds of rows it cannot send.
+ * `read(cursor, n)` gives the next `n` rows past `cursor`, nearest first.
  */
-function fitPage(rows: StoredMessage[], budget: number, keepNewest: boolean): { msgs: StoredMessage[]; cut: boolean } {
+function collect(
+  read: (cursor: number | undefined, n: number) => StoredMessage[],
+  limit: number,
+  budget: number,
+): { msgs: StoredMessage[]; more: boolean } {
+  const out: StoredMessage[] = [];
   let size = 0;
-  if (keepNewest) {
-    for (let i = rows.length - 1; i >= 0; i--) {
-      size += approxSize(rows[i]!);
-      if (size > budget && i < rows.length - 1) return { msgs: rows.slice(i + 1), cut: true };
+  let cursor: number | undefined;
+  for (;;) {
+    const n = Math.min(CHUNK, limit + 1 - out.length); // one past the limit tells whether there is more
+    const rows = read(cursor, n);
+    for (const m of rows) {
+      const sz = approxSize(m);
+      if (out.length === limit || (out.length > 0 && size + sz > budget)) return { msgs: out, more: true };
+      out.push(m);
+      size += sz;
     }
-  } else {
-    for (let i = 0; i < rows.length; i++) {
-      size += approxSize(rows[i]!);
-      if (size > budget && i > 0) return { msgs: rows.slice(0, i), cut: true };
-    }
+    if (rows.length < n) return { msgs: out, more: false };
+    cursor = rows[rows.length - 1]!.mid;
   }
-  return { msgs: rows, cut: false };
 }
 
 function pageLimit(core: ChatCore, limit: number | undefined): number {
@@ -98,14 +109,20 @@ export const history: Command<RequestOf<"history">> = {
       conv = dmConv(me, req.user!);
     }
     const limit = pageLimit(core, req.limit);
-    const forward = req.after !== undefined;
     core.batcher.flush(true); // read your own writes: sends this connection made before are in the page
-    // One more than asked tells whether there is more beyond this page.
-    let rows = core.store.history(conv, { before: req.before, after: req.after, limit: limit + 1 });
-    let more = rows.length > limit;
-    if (more) rows = forward ? rows.slice(0, limit) : rows.slice(1);
-    const fit = fitPage(rows, core.config.maxFrame / 2, !forward);
-    return { msgs: fit.msgs.map(toWire), more: more || fit.cut };
+    const budget = core.config.maxFrame / 2;
+    if (req.after !== undefined) {
+      const { before, after } = req;
+      const page = collect((c, n) => core.store.history(conv, { after: c ?? after, before, limit: n }), limit, budget);
+      return { msgs: page.msgs.map(toWire), more: page.more };
+    }
+    // Backwards from `before` (or the newest): read nearest first, answer oldest first.
+    const page = collect(
+      (c, n) => core.store.history(conv, { before: c ?? req.before, limit: n }).reverse(),
+      limit,
+      budget,
+    );
+    return { msgs: page.msgs.reverse().map(toWire), more: page.more };
   },
 };
 
@@ -114,10 +131,8 @@ export const sync: Command<RequestOf<"sync">> = {
   run({ core, session }, req) {
     const limit = pageLimit(core, req.limit);
     core.batcher.flush(true);
-    let rows = core.store.sync(session.user!, req.after, limit + 1);
-    const more = rows.length > limit;
-    if (more) rows = rows.slice(0, limit);
-    const fit = fitPage(rows, core.config.maxFrame / 2, false);
-    return { msgs: fit.msgs.map(toWire), more: more || fit.cut };
+    const user = session.user!;
+    const page = collect((c, n) => core.store.sync(user, c ?? req.after, n), limit, core.config.maxFrame / 2);
+    return { msgs: page.msgs.map(toWire), more: page.more };
   },
 };

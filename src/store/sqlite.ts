@@ -1,7 +1,7 @@
 // The shipped Store: bun:sqlite through drizzle-orm, WAL journal, migrations applied at open.
 // BUN-NOTES: one transaction per batch with prepared statements is ~20x faster than
 // autocommit per row, so `commit` takes a whole batch.
-import { type Changes, Database } from "bun:sqlite";
+import { type Changes, Database, type Statement } from "bun:sqlite";
 import { and, asc, desc, eq, gt, lt, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { applyMigrations } from "./migrate.ts";
@@ -44,7 +44,8 @@ export class SqliteStore implements Store {
   private readonly client: Database;
   private last: number;
 
-  private readonly insertMessage;
+  /** The one hot statement: raw bun:sqlite, positional (drizzle's placeholder mapping cost ~0.7 µs a row). */
+  private readonly insertMessage: Statement;
   private readonly findByCid;
 
   constructor(opts: SqliteOptions) {
@@ -61,23 +62,11 @@ export class SqliteStore implements Store {
     this.db = drizzle({ client: this.client });
     applyMigrations(this.db);
 
-    this.insertMessage = this.db
-      .insert(messages)
-      .values({
-        mid: sql.placeholder("mid"),
-        ts: sql.placeholder("ts"),
-        sender: sql.placeholder("sender"),
-        grp: sql.placeholder("grp"),
-        toUser: sql.placeholder("toUser"),
-        conv: sql.placeholder("conv"),
-        cid: sql.placeholder("cid"),
-        text: sql.placeholder("text"),
-        fileName: sql.placeholder("fileName"),
-        fileType: sql.placeholder("fileType"),
-        fileData: sql.placeholder("fileData"),
-      })
-      .onConflictDoNothing()
-      .prepare();
+    // The SQL drizzle generates for insert(messages).values(...).onConflictDoNothing(), as text.
+    this.insertMessage = this.client.prepare(
+      "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    );
     this.findByCid = this.db
       .select({ mid: messages.mid, ts: messages.ts })
       .from(messages)
@@ -160,20 +149,20 @@ export class SqliteStore implements Store {
         const out: CommitResult[] = [];
         for (const m of batch) {
           const mid = this.last + 1;
-          const r = this.insertMessage.run({
+          const r = this.insertMessage.run(
             mid,
-            ts: now,
-            sender: m.sender,
-            grp: m.grp ?? null,
-            toUser: m.toUser ?? null,
-            conv: convOf(m),
-            cid: m.cid ?? null,
-            text: m.text ?? null,
-            fileName: m.file?.name ?? null,
-            fileType: m.file?.type ?? null,
-            fileData: m.file?.data ?? null,
-          });
-          if (changed(r) === 1) {
+            now,
+            m.sender,
+            m.grp ?? null,
+            m.toUser ?? null,
+            convOf(m),
+            m.cid ?? null,
+            m.text ?? null,
+            m.file?.name ?? null,
+            m.file?.type ?? null,
+            m.file?.data ?? null,
+          );
+          if (r.changes === 1) {
             this.last = mid;
             out.push({ mid, ts: now, duplicate: false });
           } else {

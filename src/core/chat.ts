@@ -234,6 +234,7 @@ export class ChatCore {
 
   /** The `id` of a frame that will not be handled, if it has a valid one, for the error reply. */
   private peekId(body: Uint8Array): number | undefined {
+    if (!withinDepth(body, MAX_DEPTH)) return undefined; // the same guard as handleFrame's, before any decode
     try {
       const m = this.decodeBody(body);
       return isMap(m) && isUint(m.id) ? m.id : undefined;

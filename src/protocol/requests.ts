@@ -84,6 +84,16 @@ function bytes(s: string): number {
   return Buffer.byteLength(s);
 }
 
+/**
+ * A string the client may store and have relayed: well-formed UTF-16, so it
+ * encodes back to valid UTF-8. The MessagePack decoder does not validate short
+ * strings, so invalid UTF-8 (a lone surrogate's bytes) would otherwise reach
+ * other clients as invalid strings (found by test/fuzz.test.ts).
+ */
+function isText(v: unknown): v is string {
+  return typeof v === "string" && v.isWellFormed();
+}
+
 function bad(msg: string): never {
   throw new ProtocolError("bad_request", msg);
 }
@@ -94,26 +104,26 @@ function checkField(key: string, type: FieldType, v: unknown): void {
       if (typeof v !== "string" || !NAME_RE.test(v)) bad(`'${key}' must be a name of ${NAME_RULE}`);
       return;
     case "pass":
-      if (typeof v !== "string" || bytes(v) < PASS_MIN || bytes(v) > PASS_MAX)
+      if (!isText(v) || bytes(v) < PASS_MIN || bytes(v) > PASS_MAX)
         bad(`'${key}' must be a string of ${PASS_MIN}-${PASS_MAX} UTF-8 bytes`);
       return;
     case "string":
-      if (typeof v !== "string") bad(`'${key}' must be a string`);
+      if (!isText(v)) bad(`'${key}' must be a valid UTF-8 string`);
       return;
     case "uint":
       if (!isUint(v)) bad(`'${key}' must be an unsigned integer`);
       return;
     case "cid":
-      if (typeof v !== "string" || v.length < 1 || bytes(v) > CID_MAX)
+      if (!isText(v) || v.length < 1 || bytes(v) > CID_MAX)
         bad(`'${key}' must be a string of 1-${CID_MAX} UTF-8 bytes`);
       return;
     case "file": {
       if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array)
         bad(`'${key}' must be a map {name, type, data}`);
       const f = v as Record<string, unknown>;
-      if (typeof f.name !== "string" || f.name.length < 1 || bytes(f.name) > FILE_NAME_MAX)
+      if (!isText(f.name) || f.name.length < 1 || bytes(f.name) > FILE_NAME_MAX)
         bad(`'${key}.name' must be a string of 1-${FILE_NAME_MAX} UTF-8 bytes`);
-      if (typeof f.type !== "string" || bytes(f.type) > FILE_TYPE_MAX)
+      if (!isText(f.type) || bytes(f.type) > FILE_TYPE_MAX)
         bad(`'${key}.type' must be a string of at most ${FILE_TYPE_MAX} UTF-8 bytes`);
       if (!(f.data instanceof Uint8Array)) bad(`'${key}.data' must be binary (MessagePack bin)`);
       return;

@@ -1,0 +1,733 @@
+// Fuzzing the protocol layer and the dispatcher, PROTOCOL.md §1, §2, §3, §4.
+//
+// A seeded PRNG (TCPCHAT_FUZZ_SEED, printed on failure) generates random and
+// mutated frames: byte flips of the seed corpus (test/fuzz/corpus/), wrong
+// types in every field of every request, nil everywhere, binary for text,
+// maps with keys of every type, ext types, containers announcing more than the
+// frame holds, nesting past the limit (hand-built), truncated frames,
+// oversized and mismatched length headers.
+//
+// (a) In-process, frame by frame into a ChatCore over a fake transport, before
+//     and after login: no exception escapes core.data(), every frame gets
+//     exactly one reply, and that reply is what the independent oracle of
+//     test/helpers/fuzz-oracle.ts derives from PROTOCOL.md §2.2 and §3.
+// (b) Over TCP to the real server process, four connections at once, while a
+//     bystander keeps doing ping and send/receive round trips: every complete
+//     frame is answered, codes are documented, the bystander never fails, the
+//     server stays up with bounded RSS.
+// Everything the server writes must be valid MessagePack with valid UTF-8.
+// test/fuzz/regressions/ holds inputs that once crashed, hung or blew up the
+// server; each is replayed in-process and over TCP.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { type Config, DEFAULTS } from "../src/config.ts";
+import { ChatCore } from "../src/core/chat.ts";
+import type { Session } from "../src/core/session.ts";
+import type { Transport } from "../src/core/writer.ts";
+import { FrameDecoder } from "../src/protocol/frame.ts";
+import { MemoryStore } from "../src/store/memory.ts";
+import { FuzzConn, memOf, type Msg } from "./helpers/fuzz-conn.ts";
+import {
+  FIX,
+  FUZZ_DIR,
+  fuzzSeed,
+  oversizedHeader,
+  randomBody,
+  readFuzzDir,
+  Rng,
+  shortHeader,
+  splitFrames,
+  truncatedFrame,
+  validRequest,
+  WEIRD_KINDS,
+  weirdValue,
+} from "./helpers/fuzz-gen.ts";
+import { concat, decodeStrict, Enc, enc, framed, hex, toJS, type W } from "./helpers/fuzz-msgpack.ts";
+import { DOC_BYE_REASONS, DOC_CODES, DOC_REQUESTS, describeOutcomes, expectFor, matches, REQUEST_TYPES } from "./helpers/fuzz-oracle.ts";
+import type { ReplayResult } from "./helpers/fuzz-replay.ts";
+import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+
+const SEED = fuzzSeed();
+const MAX_FRAME = DEFAULTS.maxFrame;
+/** Peak RSS bound for the server process, and for one regression input's growth. */
+const SERVER_RSS_LIMIT_MB = 300;
+const INPUT_GROWTH_LIMIT_MB = 150;
+
+const corpus = readFuzzDir("corpus");
+const corpusBodies = corpus.flatMap((f) => f.bodies);
+const regressions = readFuzzDir("regressions");
+
+const quietLog = (sink: string[]) => ({ info() {}, error: (m: string, e?: unknown) => void sink.push(`${m} ${String(e ?? "")}`) });
+const turn = () => new Promise((r) => setImmediate(r));
+
+/** Uncaught errors anywhere in this process during the in-process fuzzing (a promise chain of the core, say). */
+const uncaught: string[] = [];
+const onUncaught = (e: unknown) => void uncaught.push(String((e as Error)?.stack ?? e));
+
+function note(list: string[], msg: string): void {
+  if (list.length < 40) list.push(msg);
+}
+
+function codesOk(codes: Map<string, number>): string[] {
+  return [...codes.keys()].filter((c) => !(DOC_CODES as readonly string[]).includes(c) || c === "internal");
+}
+
+// ---- (a) in-process ---------------------------------------------------------
+
+/** A connection whose kernel takes everything; what the server wrote is decoded and checked strictly. */
+class FakeConn implements Transport {
+  readonly remoteAddress = "127.0.0.1";
+  ended = false;
+  terminated = false;
+  readonly replies: Msg[] = [];
+  pushes = 0;
+  bye?: string;
+  readonly invalid: string[] = [];
+  readonly session: Session;
+  private readonly out = new FrameDecoder(1 << 30, (ev) => {
+    if (ev.kind !== "frame") return void this.invalid.push("a frame over 1 GiB");
+    const d = decodeStrict(ev.body);
+    if (!d.ok || d.value.k !== "map" || d.info.badUtf8)
+      note(this.invalid, d.ok ? `${d.value.k === "map" ? "invalid UTF-8" : "not a map"}: ${hex(ev.body, 160)}` : `${d.error}: ${hex(ev.body, 64)}`);
+    if (!d.ok || d.value.k !== "map") return;
+    const m = toJS(d.value);
+    if (m.t === "ok" || m.t === "pong" || m.t === "error") this.replies.push(m);
+    else {
+      this.pushes++;
+      if (m.t === "bye") this.bye = m.reason;
+    }
+  });
+  constructor(readonly core: ChatCore) {
+    this.session = core.open(this);
+  }
+  write(data: Uint8Array): number {
+    if (this.ended || this.terminated) return -1;
+    this.out.push(data);
+    return data.length;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  terminate(): void {
+    this.terminated = true;
+  }
+  /** Feeds bytes; returns an exception's text if one escaped core.data(). */
+  feed(bytes: Uint8Array): string | undefined {
+    try {
+      this.core.data(this.session, bytes);
+      return undefined;
+    } catch (e) {
+      return String((e as Error)?.stack ?? e);
+    }
+  }
+  async waitReplies(n: number, ms = 5000): Promise<boolean> {
+    if (this.replies.length >= n) return true;
+    await null; // the writer flushes in a microtask
+    const deadline = Date.now() + ms;
+    while (this.replies.length < n) {
+      if (Date.now() > deadline) return false;
+      await turn();
+    }
+    return true;
+  }
+  async request(m: Record<string, unknown>): Promise<Msg> {
+    const n = this.replies.length;
+    const err = this.feed(framed(enc(m as never)));
+    if (err) throw new Error(err);
+    if (!(await this.waitReplies(n + 1))) throw new Error(`no reply to ${JSON.stringify(m)}`);
+    return this.replies[n]!;
+  }
+}
+
+const FUZZ_CONFIG: Config = {
+  ...DEFAULTS,
+  hashMemory: 64,
+  hashTime: 1,
+  // Limits that would answer `rate_limited` before a frame is even decoded are off here, so
+  // frames reach the decoder and the dispatcher; the stream test below runs with the shipped ones.
+  rateMsgs: 0,
+  rateBytes: 0,
+  loginFailsUser: 0,
+  loginFailsAddr: 0,
+  loginTimeout: 0,
+  idleTimeout: 0,
+};
+
+interface InProcess {
+  core: ChatCore;
+  logged: string[];
+  observer: FakeConn;
+}
+
+async function fixtures(config: Config): Promise<InProcess> {
+  const logged: string[] = [];
+  const core = new ChatCore(config, new MemoryStore(), quietLog(logged));
+  const a = new FakeConn(core);
+  for (const u of [FIX.user, FIX.user2]) expect((await a.request({ t: "register", id: 1, user: u, pass: FIX.pass })).t).toBe("ok");
+  // an observer in the group and the addressee of direct messages: what reaches it is checked too
+  const observer = new FakeConn(core);
+  expect((await observer.request({ t: "login", id: 1, user: FIX.user2, pass: FIX.pass })).t).toBe("ok");
+  expect((await observer.request({ t: "join", id: 2, group: FIX.group })).t).toBe("ok");
+  core.closed(a.session);
+  return { core, logged, observer };
+}
+
+async function loggedInConn(p: InProcess): Promise<FakeConn> {
+  const c = new FakeConn(p.core);
+  const r = await c.request({ t: "login", id: 1, user: FIX.user, pass: FIX.pass });
+  if (r.t !== "ok") throw new Error(`fixture login: ${JSON.stringify(r)}`);
+  await c.request({ t: "join", id: 2, group: FIX.group });
+  return c;
+}
+
+interface Tally {
+  frames: number;
+  byCat: Map<string, number>;
+  byReply: Map<string, number>;
+  valid: number;
+}
+
+const tally = (): Tally => ({ frames: 0, byCat: new Map(), byReply: new Map(), valid: 0 });
+const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+
+/** Output problems (invalid MessagePack or UTF-8) seen by any in-process connection, for the output test. */
+const outputProblems: string[] = [];
+const report: string[] = [];
+
+/** Feeds `n` generated frames one at a time; each must get exactly the reply the oracle allows. */
+async function fuzzFrames(p: InProcess, loggedIn: boolean, n: number, rng: Rng, failures: string[], t: Tally): Promise<void> {
+  let conn = loggedIn ? await loggedInConn(p) : new FakeConn(p.core);
+  const retire = () => {
+    for (const x of conn.invalid) note(outputProblems, `${loggedIn ? "after" : "before"} login: ${x}`);
+    p.core.closed(conn.session);
+  };
+  for (let i = 0; i < n && failures.length < 20; i++) {
+    // keep the state this phase is about: a logout or a successful login changes it
+    if ((conn.session.user !== undefined) !== loggedIn || conn.session.closed || conn.replies.length > 2000) {
+      retire();
+      conn = loggedIn ? await loggedInConn(p) : new FakeConn(p.core);
+    }
+    const g = randomBody(rng, corpusBodies, MAX_FRAME);
+    const exp = expectFor(g.body, { loggedIn: conn.session.user !== undefined });
+    const before = conn.replies.length;
+    const where = () => `seed ${SEED} ${loggedIn ? "after" : "before"} login, frame ${i} [${g.cat}] body ${hex(g.body, 300)}`;
+    const err = conn.feed(framed(g.body));
+    t.frames++;
+    bump(t.byCat, g.cat);
+    if (exp.valid) t.valid++;
+    if (err) {
+      note(failures, `${where()}: exception escaped core.data(): ${err}`);
+      continue;
+    }
+    if (!(await conn.waitReplies(before + 1))) {
+      note(failures, `${where()}: no reply within 5 s (expected ${describeOutcomes(exp)})`);
+      continue;
+    }
+    const reply = conn.replies[before]!;
+    bump(t.byReply, reply.t === "error" ? reply.code : reply.t);
+    if (conn.replies.length > before + 1) note(failures, `${where()}: ${conn.replies.length - before} replies to one frame`);
+    if (!matches(exp, reply))
+      note(failures, `${where()}: ${exp.why}: expected ${describeOutcomes(exp)}${exp.lenient ? " (lenient)" : ""}, got ${JSON.stringify(reply)}`);
+  }
+  await turn();
+  retire();
+}
+
+describe("in-process: ChatCore over a fake transport", () => {
+  let p: InProcess;
+  beforeAll(async () => {
+    process.on("unhandledRejection", onUncaught);
+    process.on("uncaughtException", onUncaught);
+    p = await fixtures(FUZZ_CONFIG);
+  });
+  afterAll(async () => {
+    process.off("unhandledRejection", onUncaught);
+    process.off("uncaughtException", onUncaught);
+    for (const x of p.observer.invalid) note(outputProblems, `observer: ${x}`);
+    await p.core.shutdown();
+  });
+
+  test("the seed corpus holds a well-formed frame of every request type, and each is answered as documented", async () => {
+    const types = new Set<string>();
+    const c = await loggedInConn(p);
+    for (const f of corpus) {
+      expect(f.bodies.length).toBe(1);
+      const exp = expectFor(f.bodies[0]!, { loggedIn: true });
+      expect({ file: f.name, valid: exp.valid, lenient: exp.lenient }).toEqual({ file: f.name, valid: true, lenient: false });
+      types.add(exp.type!);
+      if (exp.type === "logout" || exp.type === "leave") continue; // would change the state the others need
+      const n = c.replies.length;
+      expect(c.feed(framed(f.bodies[0]!))).toBeUndefined();
+      expect(await c.waitReplies(n + 1)).toBe(true);
+      expect({ file: f.name, ok: matches(exp, c.replies[n]!) }).toEqual({ file: f.name, ok: true });
+    }
+    expect([...types].sort()).toEqual([...REQUEST_TYPES].sort());
+    p.core.closed(c.session);
+  });
+
+  test("random and mutated frames before login: no exception, one reply each, the documented one", async () => {
+    const failures: string[] = [];
+    const t = tally();
+    await fuzzFrames(p, false, 12000, new Rng(SEED ^ 0x1111), failures, t);
+    report.push(`in-process before login: ${t.frames} frames (${t.valid} well-formed requests); by kind ${JSON.stringify(Object.fromEntries(t.byCat))}; replies ${JSON.stringify(Object.fromEntries(t.byReply))}`);
+    expect(failures).toEqual([]);
+  }, 60_000);
+
+  test("random and mutated frames after login: no exception, one reply each, the documented one", async () => {
+    const failures: string[] = [];
+    const t = tally();
+    await fuzzFrames(p, true, 20000, new Rng(SEED ^ 0x2222), failures, t);
+    report.push(`in-process after login: ${t.frames} frames (${t.valid} well-formed requests); by kind ${JSON.stringify(Object.fromEntries(t.byCat))}; replies ${JSON.stringify(Object.fromEntries(t.byReply))}`);
+    expect(failures).toEqual([]);
+  }, 60_000);
+
+  test("every field of every request type (and t, id, file.name/type/data) set to a value of every kind, before and after login", async () => {
+    const rng = new Rng(SEED ^ 0x6666);
+    const failures: string[] = [];
+    let n = 0;
+    for (const loggedIn of [false, true]) {
+      let c = loggedIn ? await loggedInConn(p) : new FakeConn(p.core);
+      for (const type of REQUEST_TYPES) {
+        const fields = ["t", "id", ...Object.keys(DOC_REQUESTS[type]!.fields), ...(type === "send" ? ["file.name", "file.type", "file.data"] : [])];
+        for (const field of fields)
+          for (let kind = 0; kind < WEIRD_KINDS; kind++) {
+            if ((c.session.user !== undefined) !== loggedIn) {
+              p.core.closed(c.session);
+              c = loggedIn ? await loggedInConn(p) : new FakeConn(p.core);
+            }
+            const m = validRequest(rng, type, rng.int(0, 1e6));
+            const v = weirdValue(rng, 0, kind);
+            if (field.startsWith("file.")) {
+              m.file = { name: "a.txt", type: "text/plain", data: new Uint8Array(3) };
+              (m.file as Record<string, W>)[field.slice(5)] = v;
+            } else m[field] = v;
+            const body = enc(m);
+            const exp = expectFor(body, { loggedIn: c.session.user !== undefined });
+            const before = c.replies.length;
+            const where = `seed ${SEED} sweep ${type}.${field} kind ${kind}, ${loggedIn ? "after" : "before"} login, body ${hex(body, 200)}`;
+            const err = c.feed(framed(body));
+            n++;
+            if (err) note(failures, `${where}: exception: ${err}`);
+            else if (!(await c.waitReplies(before + 1))) note(failures, `${where}: no reply`);
+            else if (c.replies.length !== before + 1 || !matches(exp, c.replies[before]!))
+              note(failures, `${where}: ${exp.why}: expected ${describeOutcomes(exp)}, got ${JSON.stringify(c.replies.slice(before))}`);
+          }
+      }
+      for (const x of c.invalid) note(outputProblems, `sweep: ${x}`);
+      p.core.closed(c.session);
+    }
+    report.push(`in-process sweep: ${n} frames, every field of every request type with ${WEIRD_KINDS} kinds of value`);
+    expect(failures).toEqual([]);
+  }, 60_000);
+
+  test("frame level: oversized length headers get too_large, bye and close; truncated frames get nothing; mismatched lengths resynchronise as framed", async () => {
+    const rng = new Rng(SEED ^ 0x3333);
+    const failures: string[] = [];
+    let cases = 0;
+    for (let i = 0; i < 600 && failures.length < 20; i++) {
+      const kind = i % 3;
+      const loggedIn = rng.chance(0.5);
+      const c = loggedIn ? await loggedInConn(p) : new FakeConn(p.core);
+      const lead = rng.chance(0.5) ? concat(Array.from({ length: rng.int(1, 3) }, () => framed(enc({ t: "ping", id: rng.int(0, 99) })))) : new Uint8Array(0);
+      const g = kind === 0 ? oversizedHeader(rng, MAX_FRAME, lead) : kind === 1 ? truncatedFrame(rng, corpusBodies) : shortHeader(rng, corpusBodies);
+      const stream = kind === 0 ? g.stream : concat([lead, g.stream]);
+      const framing = splitFrames(stream, MAX_FRAME);
+      const where = `seed ${SEED} frame-level case ${i} [${g.cat}] stream ${hex(stream, 200)}`;
+      const base = c.replies.length;
+      // in random pieces, as a socket might deliver it
+      let at = 0;
+      let err: string | undefined;
+      while (at < stream.length && !err) {
+        const n = rng.int(1, Math.max(1, stream.length - at));
+        err = c.feed(stream.subarray(at, at + n));
+        at += n;
+      }
+      cases++;
+      if (err) {
+        note(failures, `${where}: exception: ${err}`);
+        continue;
+      }
+      const want = framing.bodies.length + (framing.oversized ? 1 : 0);
+      await c.waitReplies(base + want, 5000);
+      for (let k = 0; k < 3; k++) await turn();
+      const got = c.replies.slice(base);
+      if (got.length !== want) note(failures, `${where}: ${got.length} replies, expected ${want}: ${JSON.stringify(got.slice(-3))}`);
+      if (framing.oversized) {
+        const last = got[got.length - 1];
+        if (last?.t !== "error" || last.code !== "too_large" || "id" in last) note(failures, `${where}: last reply ${JSON.stringify(last)}, expected too_large without id`);
+        if (c.bye !== "too_large") note(failures, `${where}: bye ${c.bye}, expected too_large`);
+        if (!c.ended) note(failures, `${where}: the connection was not closed`);
+        // nothing is read after the oversized header
+        const n = c.replies.length;
+        c.feed(framed(enc({ t: "ping", id: 1 })));
+        await turn();
+        if (c.replies.length !== n) note(failures, `${where}: a frame after the oversized header was answered`);
+      } else if (c.ended || c.bye) note(failures, `${where}: closed (bye ${c.bye}) without an oversized header`);
+      for (const x of c.invalid) note(outputProblems, `frame level: ${x}`);
+      p.core.closed(c.session);
+    }
+    // exactly at the limit is accepted; one byte over is not
+    const c = new FakeConn(p.core);
+    const e = new Enc().mapHeader(3).str("t").str("ping").str("id").int(77).str("pad");
+    const pad = MAX_FRAME - e.done().length - 5;
+    const atLimit = e.binHeader(pad, "32").bytes(new Uint8Array(pad)).done();
+    expect(atLimit.length).toBe(MAX_FRAME);
+    expect(await c.request({ t: "ping", id: 1 })).toEqual({ t: "pong", id: 1 });
+    c.feed(framed(atLimit));
+    expect(await c.waitReplies(2)).toBe(true);
+    expect(c.replies[1]).toEqual({ t: "pong", id: 77 });
+    c.feed(framed(new Uint8Array(0))); // zero-length body
+    expect(await c.waitReplies(3)).toBe(true);
+    expect(c.replies[2]).toMatchObject({ t: "error", code: "bad_frame" });
+    c.feed(framed(new Uint8Array(0), MAX_FRAME + 1));
+    expect(await c.waitReplies(4)).toBe(true);
+    expect(c.replies[3]).toMatchObject({ t: "error", code: "too_large" });
+    expect(c.bye).toBe("too_large");
+    p.core.closed(c.session);
+    report.push(`in-process frame level: ${cases} streams (oversized headers, truncated frames, mismatched lengths) in random pieces, plus the exact-limit cases`);
+    expect(failures).toEqual([]);
+  }, 60_000);
+
+  test("byte streams of many fuzz frames in random pieces, with the shipped rate and held limits: one documented reply per complete frame", async () => {
+    // DEFAULTS: 200 requests/s with a 2 s burst, 64 held behind a login: most of a fast stream is rate_limited
+    const shipped = await fixtures({ ...DEFAULTS, hashMemory: 64, hashTime: 1 });
+    const unlimited = p;
+    const rng = new Rng(SEED ^ 0x4444);
+    const failures: string[] = [];
+    let frames = 0;
+    const codes = new Map<string, number>();
+    for (let s = 0; s < 24 && failures.length < 20; s++) {
+      const target = s % 2 === 0 ? shipped : unlimited;
+      const c = s % 4 < 2 ? new FakeConn(target.core) : await loggedInConn(target);
+      const bodies = Array.from({ length: rng.int(50, 600) }, () => randomBody(rng, corpusBodies, MAX_FRAME).body);
+      const tail = rng.float();
+      const parts = bodies.map((b) => framed(b));
+      if (tail < 0.2) parts.push(oversizedHeader(rng, MAX_FRAME).stream);
+      else if (tail < 0.4) parts.push(truncatedFrame(rng, corpusBodies).stream);
+      const stream = concat(parts);
+      const framing = splitFrames(stream, MAX_FRAME);
+      const want = framing.bodies.length + (framing.oversized ? 1 : 0);
+      const base = c.replies.length;
+      const where = `seed ${SEED} stream ${s} (${stream.length} bytes, ${want} replies due)`;
+      let at = 0;
+      while (at < stream.length) {
+        const n = rng.chance(0.1) ? rng.int(1, 8) : rng.int(1, 8192);
+        const err = c.feed(stream.subarray(at, at + n));
+        if (err) {
+          note(failures, `${where}: exception at byte ${at}: ${err}`);
+          break;
+        }
+        at += n;
+      }
+      frames += framing.bodies.length;
+      if (framing.oversized) {
+        // The connection closes at the oversized header: replies still pending then (frames held
+        // behind a login, sends not yet committed) are not sent; bye is the last frame (§1, §5.3).
+        for (let k = 0; k < 50 && !c.ended; k++) await turn();
+        const got = c.replies.length - base;
+        const last = c.replies[c.replies.length - 1];
+        if (got > want || last?.code !== "too_large" || "id" in last) note(failures, `${where}: ${got} replies, the last ${JSON.stringify(last)}`);
+      } else {
+        if (!(await c.waitReplies(base + want, 20000))) note(failures, `${where}: only ${c.replies.length - base} replies within 20 s`);
+        for (let k = 0; k < 5; k++) await turn();
+        if (c.replies.length - base !== want) note(failures, `${where}: ${c.replies.length - base} replies`);
+      }
+      for (const r of c.replies.slice(base)) {
+        const code = r.t === "error" ? r.code : r.t;
+        bump(codes, code);
+        if (r.t === "error" && (!(DOC_CODES as readonly string[]).includes(r.code) || r.code === "internal")) note(failures, `${where}: reply ${JSON.stringify(r)}`);
+      }
+      if (framing.oversized !== (c.bye === "too_large")) note(failures, `${where}: oversized ${framing.oversized}, bye ${c.bye}`);
+      for (const x of c.invalid) note(outputProblems, `stream: ${x}`);
+      target.core.closed(c.session);
+    }
+    for (const x of shipped.observer.invalid) note(outputProblems, `observer (shipped limits): ${x}`);
+    expect(shipped.logged).toEqual([]);
+    await shipped.core.shutdown();
+    report.push(`in-process streams: ${frames} frames in 24 streams, random pieces of 1-8192 bytes; replies ${JSON.stringify(Object.fromEntries(codes))}`);
+    expect(failures).toEqual([]);
+  }, 60_000);
+
+  test("nothing was logged as a failure inside the core, and no error escaped asynchronously", () => {
+    expect(p.logged).toEqual([]);
+    expect(uncaught).toEqual([]);
+  });
+});
+
+describe("in-process: regression inputs, each in a process of its own", () => {
+  for (const f of regressions) {
+    test(`${f.name}: answered, documented codes, peak memory growth under ${INPUT_GROWTH_LIMIT_MB} MB`, async () => {
+      const proc = Bun.spawn([process.execPath, join(import.meta.dir, "helpers", "fuzz-replay.ts"), join(FUZZ_DIR, f.name)], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 50_000);
+      const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      clearTimeout(timer);
+      expect({ exit: await proc.exited, stderr: err.slice(0, 2000) }).toEqual({ exit: 0, stderr: "" });
+      const r = JSON.parse(out.trim().split("\n").pop()!) as ReplayResult;
+      const growth = r.hwmAfter - r.hwmBefore;
+      report.push(`regression in-process ${f.name}: ${r.replies.length} replies in ${r.ms.toFixed(0)} ms, peak RSS ${r.hwmBefore.toFixed(0)} -> ${r.hwmAfter.toFixed(0)} MiB`);
+      expect(r.exceptions).toEqual([]);
+      expect(r.logged).toEqual([]);
+      expect(r.invalid).toEqual([]);
+      expect(r.replies.length).toBe(r.expectedReplies);
+      expect(r.replies.filter((x) => x.t === "error" && (!(DOC_CODES as readonly string[]).includes(x.code!) || x.code === "internal"))).toEqual([]);
+      if (r.oversized) expect(r.bye).toBe("too_large");
+      expect(growth).toBeLessThan(INPUT_GROWTH_LIMIT_MB);
+    }, 60_000);
+  }
+});
+
+// ---- (b) over TCP -----------------------------------------------------------
+
+describe("over TCP: the real server process", () => {
+  const tmp = tempDir("tcpchat-fuzz-");
+  let server: RunningServer;
+  const WORKERS = 4;
+  const WORKER_PASS = "password1";
+  const problems: string[] = [];
+  const tcpOutput: string[] = [];
+  const stats = { frames: 0, bytes: 0, batches: 0, reconnects: 0, oversized: 0, truncated: 0, codes: new Map<string, number>() };
+  const bystander = { rounds: 0, failures: [] as string[], maxMs: 0 };
+  const rss = { start: 0, max: 0, end: 0, hwm: 0 };
+
+  beforeAll(async () => {
+    // Rate limits off (the fuzz is about what frames do once read) and no per-address login
+    // throttling (every connection comes from 127.0.0.1); everything else as shipped.
+    server = await startServer([
+      "--db",
+      join(tmp.dir, "fuzz.db"),
+      ...FAST_HASH,
+      "--rate-msgs",
+      "0",
+      "--rate-bytes",
+      "0",
+      "--login-fails-addr",
+      "0",
+    ]);
+    const c = await FuzzConn.connect(server.port);
+    for (const u of [FIX.user, FIX.user2, "watch_a", "watch_b", ...Array.from({ length: WORKERS }, (_, i) => `fzw${i}`)])
+      await c.ok({ t: "register", user: u, pass: WORKER_PASS });
+    c.close();
+  });
+
+  afterAll(async () => {
+    if (server.proc.exitCode === null && server.proc.signalCode === null) {
+      server.proc.kill("SIGKILL");
+      await server.proc.exited;
+    }
+    tmp.cleanup();
+    console.log(`fuzz.test seed ${SEED}\n${report.join("\n")}`);
+  });
+
+  async function loggedIn(user: string): Promise<FuzzConn> {
+    const c = await FuzzConn.connect(server.port, 2 ** 40);
+    await c.ok({ t: "login", user, pass: WORKER_PASS });
+    return c;
+  }
+
+  async function runBystander(done: () => boolean): Promise<void> {
+    const a = await loggedIn("watch_a");
+    const b = await loggedIn("watch_b");
+    await a.ok({ t: "join", group: "watchers" });
+    await b.ok({ t: "join", group: "watchers" });
+    const seen = new Set<string>();
+    a.onPush = b.onPush = (m) => {
+      if (m.t === "msg" && typeof m.cid === "string") seen.add(m.cid);
+    };
+    try {
+      while (!done()) {
+        const t0 = performance.now();
+        const pong = await a.request({ t: "ping" }, 20000);
+        if (pong.t !== "pong") throw new Error(`ping: ${JSON.stringify(pong)}`);
+        const cid = `w${bystander.rounds}`;
+        await a.ok({ t: "send", group: "watchers", text: `round ${bystander.rounds}`, cid }, 20000);
+        if (!(await b.until(() => seen.has(cid), 20000))) throw new Error(`group message ${cid} did not reach the other bystander`);
+        const cid2 = `${cid}-dm`;
+        await b.ok({ t: "send", user: "watch_a", text: "and back", cid: cid2 }, 20000);
+        if (!(await a.until(() => seen.has(cid2), 20000))) throw new Error(`direct message ${cid2} did not arrive`);
+        bystander.rounds++;
+        bystander.maxMs = Math.max(bystander.maxMs, performance.now() - t0);
+        await Bun.sleep(5);
+      }
+    } catch (e) {
+      bystander.failures.push(String(e));
+    } finally {
+      tcpOutput.push(...a.invalid, ...b.invalid);
+      a.close();
+      b.close();
+    }
+  }
+
+  /** One fuzz connection: batches of random frames, each batch's replies counted, state changed between batches. */
+  async function runWorker(w: number, rng: Rng, deadline: number): Promise<void> {
+    const user = `fzw${w}`;
+    let conn = await FuzzConn.connect(server.port, 2 ** 40);
+    const retire = () => {
+      for (const c of conn.codes) stats.codes.set(c[0], (stats.codes.get(c[0]) ?? 0) + c[1]);
+      tcpOutput.push(...conn.invalid);
+      if (conn.afterBye > 0) note(problems, `worker ${w}: ${conn.afterBye} frames after bye ${conn.bye}`);
+      if (conn.bye !== undefined && !DOC_BYE_REASONS.includes(conn.bye)) note(problems, `worker ${w}: undocumented bye ${conn.bye}`);
+      conn.kill();
+    };
+    const reconnect = async () => {
+      retire();
+      stats.reconnects++;
+      conn = await FuzzConn.connect(server.port, 2 ** 40);
+    };
+    for (let b = 0; Date.now() < deadline && problems.length < 20; b++) {
+      // the state for this batch: logged in (as this worker's user) or not
+      const wantLogin = rng.chance(0.6);
+      if (conn.closed || conn.bye !== undefined) await reconnect();
+      const probe = await conn.request({ t: "groups" }, 20000);
+      const isIn = probe.t === "ok";
+      if (wantLogin && !isIn) {
+        const r = await conn.request({ t: "login", user, pass: WORKER_PASS }, 20000);
+        if (r.t !== "ok") note(problems, `worker ${w}: fixture login: ${JSON.stringify(r)}`);
+        else await conn.request({ t: "join", group: FIX.group }, 20000);
+      } else if (!wantLogin && isIn) await reconnect();
+      const base = conn.replies;
+      const bodies = Array.from({ length: rng.int(1, 60) }, () => randomBody(rng, corpusBodies, MAX_FRAME).body);
+      if (w === 0 && b === 3) {
+        // once: a frame exactly at the limit
+        const e = new Enc().mapHeader(3).str("t").str("ping").str("id").int(9).str("pad");
+        const pad = MAX_FRAME - e.done().length - 5;
+        bodies.push(e.binHeader(pad, "32").bytes(new Uint8Array(pad)).done());
+      }
+      const parts = bodies.map((x) => framed(x));
+      const tail = rng.float();
+      if (tail < 0.04) parts.push(oversizedHeader(rng, MAX_FRAME).stream);
+      else if (tail < 0.08) parts.push(truncatedFrame(rng, corpusBodies).stream);
+      else if (tail < 0.1) parts.push(shortHeader(rng, corpusBodies).stream);
+      const stream = concat(parts);
+      const framing = splitFrames(stream, MAX_FRAME);
+      const want = framing.bodies.length + (framing.oversized ? 1 : 0);
+      const where = `seed ${SEED} worker ${w} batch ${b}: ${want} replies due to ${stream.length} bytes ${hex(stream, 120)}`;
+      // in random pieces
+      for (let at = 0; at < stream.length; ) {
+        const n = rng.int(1, 65536);
+        conn.writeRaw(stream.subarray(at, at + n));
+        at += n;
+      }
+      stats.batches++;
+      stats.frames += framing.bodies.length;
+      stats.bytes += stream.length;
+      if (framing.oversized) {
+        stats.oversized++;
+        // closed at the header: replies still pending then (held frames, uncommitted sends) are not sent (§1, §5.3)
+        const last = () => conn.anonymous[conn.anonymous.length - 1];
+        if (!(await conn.until(() => conn.closed, 20000))) note(problems, `${where}: not closed after an oversized header`);
+        else if (conn.bye !== "too_large" || last()?.code !== "too_large" || conn.replies > base + want)
+          note(problems, `${where}: ${conn.replies - base} replies, bye ${conn.bye}, last anonymous reply ${JSON.stringify(last())}`);
+        await reconnect();
+        continue;
+      }
+      if (framing.partial > 0) {
+        stats.truncated++;
+        if (!(await conn.until(() => conn.replies >= base + want, 20000))) note(problems, `${where}: ${conn.replies - base} replies within 20 s`);
+        await reconnect();
+        continue;
+      }
+      // a sentinel ping after the batch; then every frame must have had its one reply
+      const pong = await conn.request({ t: "ping" }, 20000).catch((e) => ({ t: "lost", e: String(e) }));
+      if (pong.t !== "pong") {
+        if (conn.bye !== undefined && DOC_BYE_REASONS.includes(conn.bye) && conn.bye !== "too_large") {
+          await reconnect(); // login_timeout and the like: documented, not a failure
+          continue;
+        }
+        note(problems, `${where}: sentinel ping: ${JSON.stringify(pong)} (bye ${conn.bye})`);
+        await reconnect();
+        continue;
+      }
+      if (!(await conn.until(() => conn.replies >= base + want + 1, 20000))) note(problems, `${where}: ${conn.replies - base - 1} replies within 20 s`);
+      else if (conn.replies !== base + want + 1) note(problems, `${where}: ${conn.replies - base - 1} replies`);
+    }
+    retire();
+  }
+
+  test("4 connections of fuzz while a bystander keeps its round trips: every frame answered, the bystander never fails, RSS bounded", async () => {
+    const rng = new Rng(SEED ^ 0x5555);
+    rss.start = memOf(server.proc.pid).rss;
+    const sampler = setInterval(() => {
+      if (server.proc.exitCode === null) rss.max = Math.max(rss.max, memOf(server.proc.pid).rss);
+    }, 100);
+    let fuzzing = true;
+    const watch = runBystander(() => !fuzzing);
+    const deadline = Date.now() + 14_000;
+    await Promise.all(Array.from({ length: WORKERS }, (_, w) => runWorker(w, rng.fork(), deadline).catch((e) => note(problems, `worker ${w}: ${String(e)}`))));
+    fuzzing = false;
+    await watch;
+    clearInterval(sampler);
+    const m = memOf(server.proc.pid);
+    rss.end = m.rss;
+    rss.hwm = m.hwm;
+    report.push(
+      `TCP: ${stats.frames} frames (${(stats.bytes / 1e6).toFixed(1)} MB) in ${stats.batches} batches on ${WORKERS} connections, ${stats.oversized} oversized headers, ` +
+        `${stats.truncated} truncated, ${stats.reconnects} reconnects; replies ${JSON.stringify(Object.fromEntries(stats.codes))}`,
+      `TCP bystander: ${bystander.rounds} round trips (ping, group send + push, DM + push), slowest ${bystander.maxMs.toFixed(0)} ms, failures ${bystander.failures.length}`,
+      `TCP server RSS: ${rss.start.toFixed(0)} MiB before, ${rss.max.toFixed(0)} MiB max sampled, ${rss.end.toFixed(0)} MiB after; peak (VmHWM) ${rss.hwm.toFixed(0)} MiB`,
+    );
+    expect(problems).toEqual([]);
+    expect(codesOk(stats.codes)).toEqual([]);
+    expect(bystander.failures).toEqual([]);
+    expect(bystander.rounds).toBeGreaterThan(0);
+    expect(server.proc.exitCode).toBeNull();
+    const c = await FuzzConn.connect(server.port);
+    expect(await c.request({ t: "ping" })).toMatchObject({ t: "pong" });
+    c.close();
+    expect(rss.hwm).toBeLessThan(SERVER_RSS_LIMIT_MB);
+  }, 60_000);
+
+  test("the server stops cleanly with SIGTERM after the fuzzing", async () => {
+    expect(await server.stop()).toBe(0);
+    expect(server.output()).not.toMatch(/request failed|commit failed/);
+  }, 20_000);
+
+  test("regression inputs, each on a fresh server with the shipped limits: answered, server alive and answering, peak RSS bounded", async () => {
+    const failures: string[] = [];
+    for (const f of regressions) {
+      const dir = tempDir("tcpchat-fuzz-reg-");
+      // the shipped configuration (password hashing included: a login is slow enough to hold frames behind it)
+      const s = await startServer(["--db", join(dir.dir, "r.db")]);
+      try {
+        const c = await FuzzConn.connect(s.port);
+        if (f.context === "post-login") {
+          await c.ok({ t: "register", user: "replay", pass: "password1" }, 20000);
+          await c.ok({ t: "login", user: "replay", pass: "password1" }, 20000);
+        }
+        const base = c.replies;
+        const framing = splitFrames(f.stream, MAX_FRAME);
+        const want = framing.bodies.length + (framing.oversized ? 1 : 0);
+        const t0 = performance.now();
+        c.writeRaw(f.stream);
+        const answered = await c.until(() => c.replies >= base + want, 30000);
+        const ms = performance.now() - t0;
+        const other = await FuzzConn.connect(s.port);
+        const pong = await other.request({ t: "ping", id: 1 }, 30000).catch((e) => ({ t: String(e) }));
+        const { hwm } = memOf(s.proc.pid);
+        report.push(`regression over TCP ${f.name}: ${c.replies - base}/${want} replies in ${ms.toFixed(0)} ms, server peak RSS ${hwm.toFixed(0)} MiB`);
+        if (!answered) note(failures, `${f.name}: ${c.replies - base} of ${want} replies within 30 s`);
+        if (codesOk(c.codes).length) note(failures, `${f.name}: codes ${JSON.stringify(Object.fromEntries(c.codes))}`);
+        if (pong.t !== "pong") note(failures, `${f.name}: the server did not answer a ping on another connection: ${JSON.stringify(pong)}`);
+        if (s.proc.exitCode !== null) note(failures, `${f.name}: the server exited (${s.proc.exitCode})`);
+        if (hwm >= SERVER_RSS_LIMIT_MB) note(failures, `${f.name}: server peak RSS ${hwm.toFixed(0)} MiB (limit ${SERVER_RSS_LIMIT_MB})`);
+        tcpOutput.push(...c.invalid, ...other.invalid);
+        c.kill();
+        other.kill();
+      } finally {
+        if (s.proc.exitCode === null) {
+          s.proc.kill("SIGKILL");
+          await s.proc.exited;
+        }
+        dir.cleanup();
+      }
+    }
+    expect(failures).toEqual([]);
+  }, 60_000);
+
+  test("everything the server wrote, in-process and over TCP, is valid MessagePack with valid UTF-8 strings", () => {
+    report.push(`output: ${outputProblems.length} invalid frames written in-process, ${tcpOutput.length} over TCP`);
+    expect({ inProcess: outputProblems.slice(0, 3), overTcp: tcpOutput.slice(0, 3) }).toEqual({ inProcess: [], overTcp: [] });
+  });
+});

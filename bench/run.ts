@@ -336,9 +336,11 @@ function cases(o: Options): Case[] {
   }
   if (o.scenarios.includes("sizes")) {
     for (const size of o.sizes) {
+      // paced: 1000 messages/s, or 16 MiB/s for large ones (64 KiB x 1000/s x 10 members is 640 MB/s: more than this machine's receivers take)
+      const rate = Math.min(1000, Math.floor((16 << 20) / size));
       both(
-        { scenario: "sizes", groupSize: 10, size, rate: 1000, window: windowFor(10, size), fanout: 10, build: (_r, tag) => fanoutConns(1, 10, tag) },
-        1000,
+        { scenario: "sizes", groupSize: 10, size, rate, window: windowFor(10, size), fanout: 10, build: (_r, tag) => fanoutConns(1, 10, tag) },
+        rate,
         `group of 10, ${fmtBytes(size)} messages`,
         `sizes:${size}`,
       );
@@ -615,7 +617,8 @@ export async function benchMain(argv: string[]): Promise<number> {
         const r = await runCase(c, kind, dir);
         report.results.push(r);
         const bad = r.lost || r.duplicated || r.errors;
-        if (bad) failed = true;
+        // tcpchat must lose nothing; the floor relay has no store, and closes readers it cannot keep up with
+        if (bad && kind === "tcpchat") failed = true;
         log(
           `  ${kind.padEnd(7)} ${c.label.padEnd(52)} ${fmtRate(r.deliveriesPerSec).padStart(7)} deliv/s  p50 ${r.latencyMs.p50.toFixed(2)} ms  p99 ${r.latencyMs.p99.toFixed(2)} ms  ${fmtRate(r.deliveriesPerCpuSec)} deliv/CPU-s${r.generatorLimited ? "  [generator-limited]" : ""}${bad ? `  LOST ${r.lost} DUP ${r.duplicated} ERR ${r.errors}` : ""}`,
         );
@@ -642,7 +645,10 @@ export async function benchMain(argv: string[]): Promise<number> {
     writeFileSync(`${base}.svg`, renderSvg(report));
     log(`results: ${base}.json, ${base}.svg`);
   }
-  if (failed) log("FAILED: messages were lost or duplicated, or the server answered with errors");
+  if (failed) log("FAILED: tcpchat lost or duplicated messages, or answered with errors");
+  for (const r of report.results)
+    if (r.server === "floor" && (r.lost || r.duplicated))
+      log(`note: the floor lost ${r.lost} messages in "${r.label}" (it closes readers whose queue passes 64 MiB): compare that case with care`);
   return failed ? 1 : 0;
 }
 

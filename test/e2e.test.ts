@@ -128,6 +128,28 @@ describe("accounts", () => {
     expect(await b.request({ t: "login", user: a.user, token: a.token })).toMatchObject({ code: "unauthorized" });
   });
 
+  test("passwd checks the old password, revokes every token, closes the other devices, and keeps this one", async () => {
+    const a = await user("pw");
+    const other = await device(a);
+    expect(await a.request({ t: "passwd", old: "not-it-at-all", new: "new-password-1" })).toMatchObject({
+      t: "error",
+      code: "unauthorized",
+    });
+    expect(await a.request({ t: "passwd", old: "password1", new: "short" })).toMatchObject({ code: "bad_request" });
+    const r = await a.ok({ t: "passwd", old: "password1", new: "new-password-1" });
+    expect(typeof r.token).toBe("string");
+    expect(r.token).not.toBe(a.token);
+    expect(await other.waitFor((m) => m.t === "bye")).toEqual({ t: "bye", reason: "password_changed" });
+    await other.waitClosed();
+    expect((await a.request({ t: "ping" })).t).toBe("pong"); // this connection goes on
+    const x = await connect();
+    expect(await x.request({ t: "login", user: a.user, token: a.token })).toMatchObject({ code: "unauthorized" });
+    expect(await x.request({ t: "login", user: a.user, pass: "password1" })).toMatchObject({ code: "unauthorized" });
+    expect(await x.request({ t: "login", user: a.user, token: r.token })).toMatchObject({ t: "ok" });
+    const y = await connect();
+    expect(await y.request({ t: "login", user: a.user, pass: "new-password-1" })).toMatchObject({ t: "ok" });
+  });
+
   test("requests pipelined behind a login run after it, in order", async () => {
     const c = await connect();
     const name = uniq("pipe");

@@ -88,6 +88,20 @@ function storeSuite(name: string, makeStore: () => Store): void {
     });
 
     describe("tokens", () => {
+      test("deleteUserTokens revokes every token of that user only; setPassword replaces the hash", () => {
+        users("alice", "bob");
+        store.addToken("a1", "alice", 1, 1000);
+        store.addToken("a2", "alice", 1, 1000);
+        store.addToken("b1", "bob", 1, 1000);
+        store.deleteUserTokens("alice");
+        expect(store.tokenUser("a1", 10)).toBeUndefined();
+        expect(store.tokenUser("a2", 10)).toBeUndefined();
+        expect(store.tokenUser("b1", 10)).toBe("bob");
+        store.setPassword("alice", "new-hash");
+        expect(store.getUser("alice")).toEqual({ name: "alice", passHash: "new-hash" });
+        expect(store.getUser("bob")).toEqual({ name: "bob", passHash: "hash-bob" });
+      });
+
       test("tokenUser returns the user before expiry and undefined at/after expires", () => {
         users("alice");
         store.addToken("t1", "alice", 100, 200);

@@ -231,6 +231,12 @@ export class ChatClient {
     if (this.conn) this.setState("open");
   }
 
+  /** Changes the password; every other token of the user is revoked, this client keeps going with a new one. */
+  async passwd(oldPass: string, newPass: string): Promise<void> {
+    const r = await this.request({ t: "passwd", old: oldPass, new: newPass });
+    if (this.creds) this.creds = { user: this.creds.user, token: r.token };
+  }
+
   async join(group: string): Promise<JoinResult> {
     return this.request({ t: "join", group });
   }

@@ -64,6 +64,7 @@ export interface Replies {
   register: { user: string };
   login: LoginResult;
   logout: Record<string, never>;
+  passwd: { token: string };
   join: JoinResult;
   leave: { group: string };
   groups: { groups: GroupInfo[] };

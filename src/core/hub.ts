@@ -62,6 +62,10 @@ export class Hub<S extends Routable = Routable> {
     return true;
   }
 
+  sessionsOf(user: string): S[] {
+    return [...(this.sessions.get(user) ?? [])];
+  }
+
   online(user: string): boolean {
     return this.sessions.has(user);
   }

@@ -27,6 +27,7 @@ export type Request =
   | { t: "register"; id?: number; user: string; pass: string }
   | { t: "login"; id?: number; user: string; pass?: string; token?: string }
   | { t: "logout"; id?: number }
+  | { t: "passwd"; id?: number; old: string; new: string }
   | { t: "join"; id?: number; group: string }
   | { t: "leave"; id?: number; group: string }
   | { t: "groups"; id?: number }
@@ -50,6 +51,7 @@ export const REQUEST_FIELDS: Record<RequestType, Record<string, FieldSpec>> = {
   register: { user: { type: "name", required: true }, pass: { type: "pass", required: true } },
   login: { user: { type: "name", required: true }, pass: { type: "string" }, token: { type: "string" } },
   logout: {},
+  passwd: { old: { type: "string", required: true }, new: { type: "pass", required: true } },
   join: { group: { type: "name", required: true } },
   leave: { group: { type: "name", required: true } },
   groups: {},

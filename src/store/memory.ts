@@ -47,6 +47,15 @@ export class MemoryStore implements Store {
     this.tokens.delete(hash);
   }
 
+  deleteUserTokens(user: string): void {
+    for (const [h, t] of this.tokens) if (t.user === user) this.tokens.delete(h);
+  }
+
+  setPassword(user: string, passHash: string): void {
+    const u = this.users.get(user);
+    if (u) this.users.set(user, { name: user, passHash });
+  }
+
   createGroup(name: string, owner: string): boolean {
     if (this.groups.has(name)) return false;
     this.groups.set(name, { name, owner });

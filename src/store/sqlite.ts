@@ -99,6 +99,14 @@ export class SqliteStore implements Store {
     this.db.delete(tokens).where(eq(tokens.hash, hash)).run();
   }
 
+  deleteUserTokens(user: string): void {
+    this.db.delete(tokens).where(eq(tokens.user, user)).run();
+  }
+
+  setPassword(user: string, passHash: string): void {
+    this.db.update(users).set({ passHash }).where(eq(users.name, user)).run();
+  }
+
   createGroup(name: string, owner: string, now: number): boolean {
     return this.db.transaction((tx) => {
       if (changed(tx.insert(groups).values({ name, owner, created: now }).onConflictDoNothing().run()) !== 1)

@@ -63,6 +63,10 @@ export interface Store {
   /** The user a token hash belongs to, if it exists and has not expired at `now`. */
   tokenUser(hash: string, now: number): string | undefined;
   deleteToken(hash: string): void;
+  /** Revokes every token of `user` (password change). */
+  deleteUserTokens(user: string): void;
+  /** Replaces a user's password hash. */
+  setPassword(user: string, passHash: string): void;
 
   /** Creates a group owned by `owner`, with the owner as its first member. False if it exists. */
   createGroup(name: string, owner: string, now: number): boolean;

@@ -88,6 +88,39 @@ export const login: Command<RequestOf<"login">> = {
   },
 };
 
+/**
+ * `passwd {old, new}`: checks the old password (throttled like login), stores the new
+ * hash, revokes every token of the user, closes the user's other connections with
+ * `bye {reason: "password_changed"}`, and gives this connection a new token.
+ */
+export const passwd: Command<RequestOf<"passwd">> = {
+  auth: true,
+  async run(ctx, req): Promise<Reply> {
+    const { core, session } = ctx;
+    const user = session.user!;
+    const now = Date.now();
+    const addr = session.transport.remoteAddress;
+    const wait = Math.max(core.loginFailsUser.blockedFor(user, now), core.loginFailsAddr.blockedFor(addr, now));
+    if (wait > 0) throw new ProtocolError("rate_limited", `too many failed attempts: retry in ${Math.ceil(wait / 1000)} s`);
+    const row = core.store.getUser(user);
+    if (!row || !(await Bun.password.verify(req.old, row.passHash))) {
+      core.loginFailsUser.fail(user, now);
+      core.loginFailsAddr.fail(addr, now);
+      throw new ProtocolError("unauthorized", "wrong password");
+    }
+    const hash = await hashPassword(ctx, req.new);
+    core.assertRunning();
+    if (session.closed || session.user !== user) return {};
+    core.store.setPassword(user, hash);
+    core.store.deleteUserTokens(user);
+    const token = newToken();
+    session.tokenHash = hashToken(token);
+    core.store.addToken(session.tokenHash, user, now, now + core.config.tokenTtl * 1000);
+    for (const other of core.hub.sessionsOf(user)) if (other !== session) core.bye(other, "password_changed");
+    return { token };
+  },
+};
+
 export const logout: Command<RequestOf<"logout">> = {
   auth: true,
   run({ core, session }) {

@@ -1,6 +1,6 @@
 // The command table: request type -> handler. PROTOCOL.md §3
 import type { CommandTable } from "../command.ts";
-import { login, logout, register } from "./auth.ts";
+import { login, logout, passwd, register } from "./auth.ts";
 import { groups, join, leave, members } from "./groups.ts";
 import { history, send, sync } from "./messages.ts";
 import { ping } from "./ping.ts";
@@ -10,6 +10,7 @@ export const COMMANDS: CommandTable = {
   register,
   login,
   logout,
+  passwd,
   join,
   leave,
   groups,

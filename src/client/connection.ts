@@ -1,5 +1,5 @@
 // One TCP connection to the server: frames in (FrameDecoder + body decoder from
-// src/protocol), frames out (through the one FrameWriter), and requests matched
+// src/protocol), frames out (through the one Writer, src/core/writer.ts), and requests matched
 // to replies by `id` (PROTOCOL.md §2: replies may come in another order than the
 // requests). Pushes go to the owner. It knows nothing of login or reconnecting.
 import { encodeFrame, makeBodyDecoder } from "../protocol/codec.ts";
@@ -8,7 +8,7 @@ import type { Push } from "../protocol/pushes.ts";
 import { chatErrorFrom, DisconnectedError, TimeoutError } from "./errors.ts";
 import { type PaceOptions, Pacer } from "./pacer.ts";
 import { dial, type Link } from "./transport.ts";
-import { FrameWriter } from "./writer.ts";
+import { Writer } from "../core/writer.ts";
 
 type Reply = Record<string, unknown>;
 
@@ -42,7 +42,7 @@ function isMap(v: unknown): v is Reply {
 
 export class Connection {
   private link!: Link;
-  private readonly writer: FrameWriter;
+  private readonly writer: Writer;
   private readonly pacer: Pacer | undefined;
   private readonly decoder: FrameDecoder;
   private readonly decodeBody: (b: Uint8Array) => unknown;
@@ -57,7 +57,13 @@ export class Connection {
     opts: ConnectionOptions,
     private readonly events: ConnectionEvents,
   ) {
-    this.writer = new FrameWriter({ write: (b) => this.link.write(b), end: () => this.link.end() });
+    // The server's writer, as is (queue, short writes, drain, end-of-turn coalescing). No bound:
+    // what the app sends is bounded by the outbox and the pacer, not by dropping the connection.
+    this.writer = new Writer(
+      { write: (b) => this.link.write(b), end: () => this.link.end(), terminate: () => this.link.terminate() },
+      Number.MAX_SAFE_INTEGER,
+      () => {},
+    );
     this.pacer = opts.pace === false ? undefined : new Pacer(opts.pace, (f) => this.writer.send(f));
     // Containers of up to a million entries: a page holds at most --max-page messages (default 500).
     this.decodeBody = makeBodyDecoder(opts.maxFrame, 1_000_000);

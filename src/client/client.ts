@@ -60,6 +60,8 @@ export class ChatClient {
   private _state: ConnectionState = "connecting";
   /** A login "now" whose tail probe has not finished: the cursor is not known yet. */
   private needTail = false;
+  /** The login reply's `mid`: where live pushes begin, so a login "now" needs no tail probe. */
+  private loginMid: number | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private pinging = false;
@@ -212,6 +214,7 @@ export class ChatClient {
       throw e;
     }
     this.creds = { user: r.user, token: r.token };
+    this.loginMid = typeof r.mid === "number" ? r.mid : undefined;
     if (since === "now") this.needTail = true;
     else {
       this.needTail = false;
@@ -394,7 +397,8 @@ export class ChatClient {
         // order (also if the connection falls behind, §5.4). If none came, start
         // after the tail: a mid that existed, so nothing committed later is below it.
         const before = this.delivery.cursor;
-        const tail = await findTail(sync);
+        // The login reply says where live pushes begin; a server that does not is probed.
+        const tail = this.loginMid ?? (await findTail(sync));
         if (conn !== this.conn) return;
         if (this.delivery.cursor === before) this.delivery.moveTo(Math.max(before, tail));
         this.needTail = false;

@@ -50,6 +50,10 @@ export interface Page {
 export interface LoginResult {
   user: string;
   token: string;
+  /** The newest mid when the login took effect: live pushes begin after it (PROTOCOL.md §3.2). */
+  mid?: number;
+  /** The server's request limits (PROTOCOL.md §2.4); 0 means no limit. */
+  limits?: { rate_msgs: number; rate_bytes: number; rate_burst: number; max_frame: number; max_text: number; max_page: number };
 }
 
 export interface JoinResult {

@@ -2,74 +2,12 @@
 // What is hard to provoke over real TCP is tested here: short writes, a reader
 // that never reads, a store that fails, shutdown with work in flight.
 import { describe, expect, test } from "bun:test";
-import { type Config, DEFAULTS } from "../src/config.ts";
-import { ChatCore, type Logger } from "../src/core/chat.ts";
-import type { Session } from "../src/core/session.ts";
-import type { Transport } from "../src/core/writer.ts";
-import { MemoryStore } from "../src/store/memory.ts";
 import type { NewMessage } from "../src/store/store.ts";
-import { frameOf, type Msg, MsgReader } from "./helpers/wire.ts";
-
-const quiet: Logger = { info() {}, error() {} };
-const turn = () => new Promise((r) => setImmediate(r)); // after the batcher's setImmediate and the writers' microtasks
-
-/** A connection whose kernel takes `accept` bytes per write (Infinity: all), recording what it took. */
-class FakeConn implements Transport {
-  accept = Infinity;
-  readonly reader = new MsgReader();
-  ended = false;
-  terminated = false;
-  remoteAddress = "127.0.0.1";
-  writes = 0;
-  session!: Session;
-  constructor(readonly core: ChatCore) {
-    this.session = core.open(this);
-  }
-  write(data: Uint8Array): number {
-    if (this.ended || this.terminated) return -1;
-    this.writes++;
-    const n = Math.min(this.accept, data.length);
-    this.reader.push(data.subarray(0, n));
-    return n;
-  }
-  end(): void {
-    this.ended = true;
-  }
-  terminate(): void {
-    this.terminated = true;
-  }
-  get msgs(): Msg[] {
-    return this.reader.msgs;
-  }
-  send(m: Msg): void {
-    this.core.data(this.session, frameOf(m));
-  }
-  /** Sends and waits until the reply with this id arrived. */
-  async req(m: Msg): Promise<Msg> {
-    this.send(m);
-    const deadline = Date.now() + 5000; // password hashing runs on a thread pool: wait by the clock
-    while (Date.now() < deadline) {
-      const r = this.msgs.find((x) => x.id === m.id);
-      if (r) return r;
-      await turn();
-    }
-    throw new Error(`no reply to ${JSON.stringify(m)}`);
-  }
-}
-
-const FAST: Partial<Config> = { hashMemory: 64, hashTime: 1 };
-
-function makeCore(over: Partial<Config> = {}, store = new MemoryStore()) {
-  return new ChatCore({ ...DEFAULTS, ...FAST, ...over }, store, quiet);
-}
+import { MemoryStore } from "../src/store/memory.ts";
+import { FakeConn, loggedIn, makeCore, turn } from "./helpers/fake-conn.ts";
+import { frameOf, type Msg } from "./helpers/wire.ts";
 
 let ids = 100;
-async function loggedIn(core: ChatCore, name: string): Promise<FakeConn> {
-  const c = new FakeConn(core);
-  if (!core.userExists(name)) expect((await c.req({ t: "register", id: ids++, user: name, pass: "password1" })).t).toBe("ok");
-  expect((await c.req({ t: "login", id: ids++, user: name, pass: "password1" })).t).toBe("ok");
-  return c;
-}
 
 describe("writer behaviour through the core", () => {
   test("fan-out to a connection taking 7 bytes per write arrives intact and in order", async () => {

@@ -2,69 +2,24 @@
 // login and idle timeouts, group size; and TLS over a real socket.
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type Config, DEFAULTS } from "../src/config.ts";
-import { ChatCore, type Logger } from "../src/core/chat.ts";
-import type { Session } from "../src/core/session.ts";
-import type { Transport } from "../src/core/writer.ts";
-import { MemoryStore } from "../src/store/memory.ts";
+import type { Config } from "../src/config.ts";
+import type { ChatCore } from "../src/core/chat.ts";
 import { TestClient } from "./helpers/client.ts";
+import { FakeConn, makeCore, loggedIn as login, turn } from "./helpers/fake-conn.ts";
 import { FAST_HASH, startServer, tempDir } from "./helpers/server.ts";
-import { frameOf, type Msg, MsgReader } from "./helpers/wire.ts";
+import { frameOf } from "./helpers/wire.ts";
 
-const quiet: Logger = { info() {}, error() {} };
-const turn = () => new Promise((r) => setImmediate(r));
-
-class Conn implements Transport {
-  readonly reader = new MsgReader();
-  ended = false;
-  session: Session;
-  constructor(
-    readonly core: ChatCore,
-    readonly remoteAddress = "10.0.0.1",
-  ) {
-    this.session = core.open(this);
-  }
-  write(d: Uint8Array): number {
-    if (this.ended) return -1;
-    this.reader.push(d);
-    return d.length;
-  }
-  // Like a real socket: ending or terminating it is followed by its close event.
-  end(): void {
-    this.ended = true;
-    this.core.closed(this.session);
-  }
-  terminate(): void {
-    this.end();
-  }
-  get msgs(): Msg[] {
-    return this.reader.msgs;
-  }
-  send(m: Msg): void {
-    this.core.data(this.session, frameOf(m));
-  }
-  async req(m: Msg): Promise<Msg> {
-    this.send(m);
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline) {
-      const r = this.msgs.find((x) => x.id === m.id);
-      if (r) return r;
-      await turn();
-    }
-    throw new Error(`no reply to ${JSON.stringify(m)}`);
+/** Connections here behave like sockets: ending one reports its close to the core. */
+class Conn extends FakeConn {
+  constructor(core: ChatCore, remoteAddress = "10.0.0.1") {
+    super(core, { remoteAddress, reportClose: true });
   }
 }
 
-const core = (over: Partial<Config> = {}) =>
-  new ChatCore({ ...DEFAULTS, hashMemory: 64, hashTime: 1, ...over }, new MemoryStore(), quiet);
+const core = (over: Partial<Config> = {}) => makeCore(over);
 
 let ids = 1;
-async function loggedIn(c: ChatCore, name: string, addr?: string): Promise<Conn> {
-  const x = new Conn(c, addr);
-  if (!c.userExists(name)) expect((await x.req({ t: "register", id: ids++, user: name, pass: "password1" })).t).toBe("ok");
-  expect((await x.req({ t: "login", id: ids++, user: name, pass: "password1" })).t).toBe("ok");
-  return x;
-}
+const loggedIn = (c: ChatCore, name: string, addr = "10.0.0.1") => login(c, name, { remoteAddress: addr, reportClose: true });
 
 describe("request rate", () => {
   test("a burst beyond rate x burst gets rate_limited with the request's id; the rest is served", async () => {

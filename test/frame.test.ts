@@ -3,24 +3,10 @@
 import { describe, expect, test } from "bun:test";
 import { FrameDecoder, HEADER_BYTES, frame, type FrameEvent } from "../src/protocol/frame.ts";
 import { encodeFrame, makeBodyDecoder } from "../src/protocol/codec.ts";
+import { mulberry32, randInt } from "./helpers/prng.ts";
+import { concat } from "./helpers/wire.ts";
 
 // ---- helpers ------------------------------------------------------------
-
-/** Small deterministic PRNG (mulberry32): returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randInt(rnd: () => number, lo: number, hi: number): number {
-  return lo + Math.floor(rnd() * (hi - lo + 1));
-}
 
 /** A body of `size` bytes whose content depends on `tag`, so swapped or shifted bodies are caught. */
 function makeBody(tag: number, size: number): Uint8Array {
@@ -28,18 +14,6 @@ function makeBody(tag: number, size: number): Uint8Array {
   const b = new Uint8Array(size);
   for (let i = 0; i < size; i++) b[i] = (rnd() * 256) | 0;
   return b;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function header(n: number): Uint8Array {

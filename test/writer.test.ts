@@ -2,35 +2,10 @@
 // Transport whose write() is scripted to take all, part, none, or to report closed.
 import { describe, expect, test } from "bun:test";
 import { type Sink as Transport, Writer } from "../src/core/writer.ts";
+import { mulberry32, randInt } from "./helpers/prng.ts";
+import { concat } from "./helpers/wire.ts";
 
 // ---- helpers ------------------------------------------------------------
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randInt(rnd: () => number, lo: number, hi: number): number {
-  return lo + Math.floor(rnd() * (hi - lo + 1));
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 let frameSeq = 0;
 /** A "frame" of `size` bytes with content unique to it (the Writer treats frames as opaque bytes). */

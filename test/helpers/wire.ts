@@ -5,6 +5,19 @@ import { makeBodyDecoder } from "../../src/protocol/codec.ts";
 
 export type Msg = Record<string, any>;
 
+/** The parts, one after the other, in one new Uint8Array. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** Length-prefixes raw bytes (for hand-made bad frames too). */
 export function rawFrame(body: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + body.length);

@@ -12,7 +12,7 @@ import type { CommitResult, Store } from "../store/store.ts";
 import { Batcher, type Pending } from "./batcher.ts";
 import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
-import { toWire } from "./commands/messages.ts";
+import { wireMessage } from "./commands/messages.ts";
 import { Hub } from "./hub.ts";
 import { FailureCounter } from "./limits.ts";
 import { Session } from "./session.ts";
@@ -86,10 +86,6 @@ export class ChatCore {
     );
   }
 
-  get sessionCount(): number {
-    return this.sessions.size;
-  }
-
   // ---- transport events -------------------------------------------------
 
   open(transport: Transport): Session {
@@ -152,7 +148,7 @@ export class ChatCore {
     while (s.behindSince !== 0 && !s.closed && s.user !== undefined && s.writer.queued < lowWater) {
       const rows = this.store.sync(s.user, s.lastPushedMid, CATCH_UP_PAGE);
       for (const m of rows) {
-        s.send(encodeFrame({ t: "msg", ...toWire(m) } satisfies Push));
+        s.send(encodeFrame(wireMessage(m, m.mid, m.ts, "msg")));
         s.lastPushedMid = m.mid;
       }
       if (rows.length < CATCH_UP_PAGE) s.behindSince = 0;
@@ -349,20 +345,7 @@ export class ChatCore {
     this.reply(session, id, { mid: r.mid, ts: r.ts });
     if (r.duplicate) return; // delivered when it was first committed
     const m = p.msg;
-    // Built in place (no intermediate copies): this runs once per message on the hot path.
-    // Undefined fields are left out by the encoder.
-    const push = {
-      t: "msg",
-      mid: r.mid,
-      ts: r.ts,
-      from: m.sender,
-      group: m.grp,
-      user: m.toUser,
-      text: m.text,
-      file: m.file,
-      cid: m.cid,
-    } satisfies Push;
-    const frame = encodeFrame(push);
+    const frame = encodeFrame(wireMessage(m, r.mid, r.ts, "msg"));
     if (m.grp !== undefined) {
       this.hub.pushToGroup(m.grp, frame, r.mid, session);
     } else {

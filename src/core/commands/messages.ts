@@ -2,7 +2,7 @@
 import { ProtocolError } from "../../protocol/errors.ts";
 import type { WireMessage } from "../../protocol/pushes.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
-import { dmConv, groupConv, type StoredMessage } from "../../store/store.ts";
+import { dmConv, groupConv, type NewMessage, type StoredMessage } from "../../store/store.ts";
 import { type Command, DEFER } from "../command.ts";
 import type { ChatCore } from "../chat.ts";
 import { requireMember } from "./groups.ts";
@@ -46,14 +46,17 @@ export const send: Command<RequestOf<"send">> = {
   },
 };
 
+/**
+ * A message as it goes on the wire (PROTOCOL.md §3.5): with `t: "msg"` as a push,
+ * without `t` in history and sync pages. Built in one literal (this runs once per
+ * message on the fan-out path); fields left undefined are omitted by the encoder.
+ */
+export function wireMessage(m: NewMessage, mid: number, ts: number, t?: "msg"): WireMessage & { t?: "msg" } {
+  return { t, mid, ts, from: m.sender, group: m.grp, user: m.toUser, text: m.text, file: m.file, cid: m.cid };
+}
+
 export function toWire(m: StoredMessage): WireMessage {
-  const w: WireMessage = { mid: m.mid, ts: m.ts, from: m.sender };
-  if (m.grp !== undefined) w.group = m.grp;
-  if (m.toUser !== undefined) w.user = m.toUser;
-  if (m.text !== undefined) w.text = m.text;
-  if (m.file !== undefined) w.file = m.file;
-  if (m.cid !== undefined) w.cid = m.cid;
-  return w;
+  return wireMessage(m, m.mid, m.ts);
 }
 
 function approxSize(m: StoredMessage): number {

@@ -23,10 +23,6 @@ export class Batcher<T> {
     private readonly now: () => number = Date.now,
   ) {}
 
-  get size(): number {
-    return this.queue.length;
-  }
-
   enqueue(p: Pending<T>): void {
     this.queue.push(p);
     if (!this.scheduled) {

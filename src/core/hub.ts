@@ -85,18 +85,6 @@ export class Hub<S extends Routable = Routable> {
     return this.sessions.has(user);
   }
 
-  sessionCount(): number {
-    let n = 0;
-    for (const set of this.sessions.values()) n += set.size;
-    return n;
-  }
-
-  allSessions(): S[] {
-    const out: S[] = [];
-    for (const set of this.sessions.values()) for (const s of set) out.push(s);
-    return out;
-  }
-
   /** Writes the same bytes to every session of `user`. */
   sendToUser(user: string, frame: Uint8Array): void {
     const set = this.sessions.get(user);

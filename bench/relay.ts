@@ -8,7 +8,7 @@
 import type { Socket } from "bun";
 import { decode } from "@msgpack/msgpack";
 import { encodeFrame } from "../src/protocol/codec.ts";
-import { FrameDecoder, HEADER_BYTES } from "../src/protocol/frame.ts";
+import { FrameDecoder, frame } from "../src/protocol/frame.ts";
 import { Writer } from "../src/core/writer.ts";
 
 interface Conn {
@@ -30,9 +30,7 @@ function onFrame(c: Conn, body: Uint8Array): void {
     c.writer.send(encodeFrame({ t: "ok", id: m.id, token: "relay" }));
     return;
   }
-  const out = new Uint8Array(HEADER_BYTES + body.length);
-  new DataView(out.buffer).setUint32(0, body.length);
-  out.set(body, HEADER_BYTES);
+  const out = frame(body);
   for (const other of c.group) if (other !== c) other.writer.send(out);
 }
 

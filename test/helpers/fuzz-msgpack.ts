@@ -3,6 +3,7 @@
 // float width, raw bytes, nesting no encoder would produce) and a strict,
 // iterative decoder used as the fuzz oracle and to check every byte the server
 // writes (valid MessagePack, valid UTF-8 in every str).
+import { concat } from "./wire.ts";
 
 // ---- encoding -------------------------------------------------------------
 
@@ -218,17 +219,7 @@ export function framed(body: Uint8Array, claimed = body.length): Uint8Array {
   return out;
 }
 
-export function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export { concat };
 
 export function hex(b: Uint8Array, max = Infinity): string {
   const s = Buffer.from(b.subarray(0, Math.min(b.length, max))).toString("hex");

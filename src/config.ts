@@ -1,187 +1,194 @@
-// The one typed configuration. Defaults live here, each field says what it means;
-// environment variables override defaults and flags override both. Validated once.
+// The one typed configuration. Each option is written once, in OPTIONS: its
+// default, its kind and what it means. The Config type, the flag (`--kebab-case`
+// of the key), the environment variable (`TCPCHAT_SNAKE_CASE`), `--help` and the
+// README's configuration table (scripts/config-table.ts, checked by a test) are
+// all derived from it. Environment variables override defaults and flags
+// override both. Validated once.
 import type { Durability } from "./store/sqlite.ts";
 
-export interface Config {
-  /** Address to listen on. */
-  host: string;
-  /** TCP port; 0 picks a free one (the start line prints it). */
-  port: number;
-  /** SQLite file, or ":memory:" for a store that lives as long as the process. */
-  db: string;
-  /** "normal": committed messages survive a server crash; "full": also an OS crash or power cut (one fsync per batch). */
-  durability: Durability;
-  /** Largest frame body accepted, in bytes; a larger length header gets `too_large` and the connection is closed. */
-  maxFrame: number;
-  /**
-   * Unsent bytes allowed to queue for one connection. Past half of it the connection is
-   * "behind": message pushes stop being queued and are replayed from the store once it
-   * drains; past all of it (replies alone) it is closed.
-   */
-  maxQueue: number;
-  /** Seconds a connection may stay behind without catching up before it is closed. */
-  stuckTimeout: number;
-  /** Largest `text` of a message, in UTF-8 bytes. */
-  maxText: number;
-  /** Largest `limit` of `history` and `sync`; larger values are reduced to it. */
-  maxPage: number;
-  /** Lifetime of a login token, in seconds. */
-  tokenTtl: number;
-  /** Requests held while a `login`/`register` of the same connection is being checked; more get `rate_limited`. */
-  maxHeld: number;
-  /** On shutdown, how long to wait for unsent bytes to reach clients, in milliseconds. */
-  shutdownGrace: number;
-  /** argon2id memory cost in KiB for new password hashes (Bun.password). */
-  hashMemory: number;
-  /** argon2id time cost (iterations) for new password hashes. */
-  hashTime: number;
-  /** Requests per second one connection may make, on average; 0: no limit. */
-  rateMsgs: number;
-  /** Request bytes per second one connection may send, on average; 0: no limit. */
-  rateBytes: number;
-  /** Seconds of the average rate a connection may use at once (the burst). */
-  rateBurst: number;
-  /** Failed logins per user name in 5 minutes before further logins for it get `rate_limited`; 0: no limit. */
-  loginFailsUser: number;
-  /** Failed logins per client address in 5 minutes before further logins from it get `rate_limited`; 0: no limit. */
-  loginFailsAddr: number;
-  /** Open connections per client address; more are refused with `bye {reason:"too_many_connections"}`; 0: no limit. */
-  maxConnsPerAddr: number;
-  /** Seconds without a frame from the client before the connection is closed (`bye {reason:"idle"}`); 0: never. */
-  idleTimeout: number;
-  /** Seconds a new connection has to log in (`bye {reason:"login_timeout"}`); 0: forever. */
-  loginTimeout: number;
-  /** Largest number of members in a group; `join` beyond it gets `forbidden`. */
-  maxGroupSize: number;
-  /** PEM certificate file: with `tlsKey`, the server speaks TLS (same protocol inside). */
-  tlsCert: string;
-  /** PEM private key file for `tlsCert`. */
-  tlsKey: string;
-}
+type Kind = "string" | "int" | "durability" | "path";
 
-interface Option {
-  key: keyof Config;
-  flag: string;
-  env: string;
-  kind: "string" | "int" | "durability" | "path";
+interface OptionSpec {
+  def: string | number;
+  kind: Kind;
+  /** What it means; the README table and --help print it. */
   help: string;
 }
 
-export const DEFAULTS: Config = {
-  host: "127.0.0.1",
-  port: 7777,
-  db: "tcpchat.db",
-  durability: "normal",
-  maxFrame: 4 * 1024 * 1024,
-  maxQueue: 16 * 1024 * 1024,
-  stuckTimeout: 60,
-  maxText: 64 * 1024,
-  maxPage: 500,
-  tokenTtl: 30 * 24 * 3600,
-  maxHeld: 64,
-  shutdownGrace: 5000,
-  hashMemory: 65536,
-  hashTime: 2,
-  rateMsgs: 200,
-  rateBytes: 8 * 1024 * 1024,
-  rateBurst: 2,
-  loginFailsUser: 10,
-  loginFailsAddr: 100,
-  maxConnsPerAddr: 1000,
-  idleTimeout: 300,
-  loginTimeout: 30,
-  maxGroupSize: 10000,
-  tlsCert: "",
-  tlsKey: "",
-};
+const KiB = 1024;
+const MiB = 1024 * 1024;
 
-const OPTIONS: Option[] = [
-  { key: "host", flag: "--host", env: "TCPCHAT_HOST", kind: "string", help: "address to listen on" },
-  { key: "port", flag: "--port", env: "TCPCHAT_PORT", kind: "int", help: "TCP port (0: any free port)" },
-  { key: "db", flag: "--db", env: "TCPCHAT_DB", kind: "string", help: "SQLite database file, or :memory:" },
-  {
-    key: "durability",
-    flag: "--durability",
-    env: "TCPCHAT_DURABILITY",
+/** Every option. Defaults are safe for a server on a public port (PROTOCOL.md §2.4). */
+export const OPTIONS = {
+  host: { def: "127.0.0.1", kind: "string", help: "address to listen on (`0.0.0.0` for all)" },
+  port: { def: 7777, kind: "int", help: "TCP port; `0` picks a free one and the start line shows it" },
+  db: {
+    def: "tcpchat.db",
+    kind: "string",
+    help: 'SQLite file (created 0600 and migrated at start), or `:memory:`. The server holds it exclusively while it runs (a second server, or the `sqlite3` shell, gets "database is locked"): stop the server to copy or inspect it',
+  },
+  durability: {
+    def: "normal",
     kind: "durability",
-    help: "normal (survives a server crash) or full (also an OS crash; fsync per batch)",
+    help: "`normal`: committed messages survive a server crash; `full`: also an OS crash (fsync per batch)",
   },
-  { key: "maxFrame", flag: "--max-frame", env: "TCPCHAT_MAX_FRAME", kind: "int", help: "largest frame body, bytes" },
-  {
-    key: "maxQueue",
-    flag: "--max-queue",
-    env: "TCPCHAT_MAX_QUEUE",
+  tlsCert: { def: "", kind: "path", help: "PEM certificate: serve the same protocol over TLS (with `--tls-key`)" },
+  tlsKey: { def: "", kind: "path", help: "PEM private key for `--tls-cert`" },
+  tlsHandshakeTimeout: {
+    def: 10,
     kind: "int",
-    help: "unsent bytes per connection: half of it marks the reader behind, all of it closes",
+    help: "seconds a TLS connection has to finish its handshake before it is closed",
   },
-  {
-    key: "stuckTimeout",
-    flag: "--stuck-timeout",
-    env: "TCPCHAT_STUCK_TIMEOUT",
+  shutdownGrace: { def: 5000, kind: "int", help: "ms to flush clients on shutdown" },
+
+  maxConns: {
+    def: 0,
     kind: "int",
-    help: "s a reader may stay behind before it is closed",
+    help: "open connections in all; more are refused at once. `0`: the descriptor limit less 128 (so accepting never fails for want of descriptors)",
   },
-  { key: "maxText", flag: "--max-text", env: "TCPCHAT_MAX_TEXT", kind: "int", help: "largest message text, UTF-8 bytes" },
-  { key: "maxPage", flag: "--max-page", env: "TCPCHAT_MAX_PAGE", kind: "int", help: "largest history/sync page" },
-  { key: "tokenTtl", flag: "--token-ttl", env: "TCPCHAT_TOKEN_TTL", kind: "int", help: "login token lifetime, seconds" },
-  {
-    key: "maxHeld",
-    flag: "--max-held",
-    env: "TCPCHAT_MAX_HELD",
+  maxConnsPerAddr: {
+    def: 256,
     kind: "int",
-    help: "requests held behind a pending login before rate_limited",
+    help: "open connections per client address (IPv6: per /64 prefix); more are refused (0: no limit)",
   },
-  {
-    key: "shutdownGrace",
-    flag: "--shutdown-grace",
-    env: "TCPCHAT_SHUTDOWN_GRACE",
+  maxFrame: { def: 4 * MiB, kind: "int", help: "largest request frame, bytes (files must fit)" },
+  maxFrameLogin: {
+    def: 64 * KiB,
     kind: "int",
-    help: "ms to flush clients on shutdown",
+    help: "largest request frame before the connection has logged in, bytes (at most `--max-frame`)",
   },
-  { key: "hashMemory", flag: "--hash-memory", env: "TCPCHAT_HASH_MEMORY", kind: "int", help: "argon2id memory cost, KiB" },
-  { key: "hashTime", flag: "--hash-time", env: "TCPCHAT_HASH_TIME", kind: "int", help: "argon2id time cost" },
-  { key: "rateMsgs", flag: "--rate-msgs", env: "TCPCHAT_RATE_MSGS", kind: "int", help: "requests/s per connection (0: no limit)" },
-  { key: "rateBytes", flag: "--rate-bytes", env: "TCPCHAT_RATE_BYTES", kind: "int", help: "request bytes/s per connection (0: no limit)" },
-  { key: "rateBurst", flag: "--rate-burst", env: "TCPCHAT_RATE_BURST", kind: "int", help: "seconds of rate usable at once" },
-  {
-    key: "loginFailsUser",
-    flag: "--login-fails-user",
-    env: "TCPCHAT_LOGIN_FAILS_USER",
+  maxQueue: {
+    def: 16 * MiB,
     kind: "int",
-    help: "failed logins per user per 5 min (0: no limit)",
+    help: "unsent bytes per connection (each queued frame also counts 256 bytes of overhead): past half, a reader is behind and its missed messages are replayed from the store when it drains; past all of it (unread replies), it is closed",
   },
-  {
-    key: "loginFailsAddr",
-    flag: "--login-fails-addr",
-    env: "TCPCHAT_LOGIN_FAILS_ADDR",
+  maxBuffered: {
+    def: 256 * MiB,
     kind: "int",
-    help: "failed logins per address per 5 min (0: no limit)",
+    help: "unsent output plus partly received input of all connections together, bytes; past it the connections holding the most are closed until it fits",
   },
-  {
-    key: "maxConnsPerAddr",
-    flag: "--max-conns-per-addr",
-    env: "TCPCHAT_MAX_CONNS_PER_ADDR",
+  writeTimeout: {
+    def: 30,
     kind: "int",
-    help: "open connections per address (0: no limit)",
+    help: "seconds a connection with unsent output may go without reading any of it before it is closed outright",
   },
-  { key: "idleTimeout", flag: "--idle-timeout", env: "TCPCHAT_IDLE_TIMEOUT", kind: "int", help: "s without a frame before close (0: never)" },
-  { key: "loginTimeout", flag: "--login-timeout", env: "TCPCHAT_LOGIN_TIMEOUT", kind: "int", help: "s to log in after connecting (0: forever)" },
-  { key: "maxGroupSize", flag: "--max-group-size", env: "TCPCHAT_MAX_GROUP_SIZE", kind: "int", help: "members per group" },
-  { key: "tlsCert", flag: "--tls-cert", env: "TCPCHAT_TLS_CERT", kind: "path", help: "PEM certificate: serve TLS (with --tls-key)" },
-  { key: "tlsKey", flag: "--tls-key", env: "TCPCHAT_TLS_KEY", kind: "path", help: "PEM private key for --tls-cert" },
-];
+  stuckTimeout: { def: 60, kind: "int", help: "seconds a reader may stay behind before it is closed" },
+  maxHeld: { def: 64, kind: "int", help: "requests queued behind a pending login or register" },
+  maxHeldBytes: {
+    def: 256 * KiB,
+    kind: "int",
+    help: "bytes of requests queued behind a pending login or register",
+  },
+  rateMsgs: { def: 200, kind: "int", help: "requests per second per connection (0: no limit)" },
+  rateBytes: { def: 8 * MiB, kind: "int", help: "request bytes per second per connection (0: no limit)" },
+  rateBurst: { def: 2, kind: "int", help: "seconds of those rates usable at once" },
+  maxRefused: {
+    def: 100,
+    kind: "int",
+    help: "requests refused for a limit (`rate_limited`) per connection within 10 s before the connection is closed with `bye limits_exceeded` (0: never)",
+  },
+  idleTimeout: { def: 300, kind: "int", help: "seconds without a frame before `bye idle` (0: never)" },
+  loginTimeout: { def: 30, kind: "int", help: "seconds to log in after connecting (0: forever)" },
+  maxText: { def: 64 * KiB, kind: "int", help: "largest message text, UTF-8 bytes" },
+  maxPage: { def: 500, kind: "int", help: "largest `history`/`sync` page" },
+  maxGroupSize: { def: 10000, kind: "int", help: "members per group" },
+  maxGroupsPerUser: { def: 1000, kind: "int", help: "groups one user may be a member of" },
+  maxGroupsCreated: { def: 100, kind: "int", help: "groups one user may create" },
+  maxSessionsPerUser: {
+    def: 32,
+    kind: "int",
+    help: "logged-in connections per user; a login beyond it gets `rate_limited`",
+  },
+  loginsPerUser: {
+    def: 60,
+    kind: "int",
+    help: "successful logins per user per minute (0: no limit); more get `rate_limited`",
+  },
+  presenceDelay: {
+    def: 1000,
+    kind: "int",
+    help: "ms a user's presence change waits before it is announced; a change undone within it is never sent",
+  },
+
+  tokenTtl: { def: 30 * 24 * 3600, kind: "int", help: "login token lifetime, seconds" },
+  maxTokensPerUser: {
+    def: 100,
+    kind: "int",
+    help: "login tokens kept per user; a password login beyond it revokes the oldest",
+  },
+  hashMemory: { def: 65536, kind: "int", help: "argon2id memory cost, KiB" },
+  hashTime: { def: 2, kind: "int", help: "argon2id time cost" },
+  hashQueue: {
+    def: 32,
+    kind: "int",
+    help: "password checks (login, passwd) waiting for a hashing slot; more get `rate_limited` at once",
+  },
+  registerQueue: {
+    def: 4,
+    kind: "int",
+    help: "registrations waiting for their own hashing slot (separate from logins); more get `rate_limited` at once",
+  },
+  registerPerAddr: {
+    def: 10,
+    kind: "int",
+    help: "registrations per client address per hour (0: no limit)",
+  },
+  loginFree: {
+    def: 5,
+    kind: "int",
+    help: "failed password checks per user and address before each further one must wait (1 s, doubling up to `--login-backoff-max`; 0: no limit)",
+  },
+  loginFailsAddr: {
+    def: 100,
+    kind: "int",
+    help: "failed password checks per address (any user) before the same backoff applies to the address (0: no limit)",
+  },
+  loginBackoffMax: { def: 60, kind: "int", help: "longest password backoff, seconds" },
+  loginConcurrentUser: {
+    def: 2,
+    kind: "int",
+    help: "password checks in progress at once per user; more get `rate_limited` (0: no limit)",
+  },
+  loginConcurrentAddr: {
+    def: 4,
+    kind: "int",
+    help: "password checks and registrations in progress at once per address; more get `rate_limited` (0: no limit)",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+type Options = typeof OPTIONS;
+type ValueOf<K extends Kind> = K extends "int" ? number : K extends "durability" ? Durability : string;
+
+export type Config = { -readonly [K in keyof Options]: ValueOf<Options[K]["kind"]> };
+export type ConfigKey = keyof Config;
+
+export const DEFAULTS: Config = Object.fromEntries(
+  Object.entries(OPTIONS).map(([k, o]) => [k, o.def]),
+) as unknown as Config;
+
+export function flagOf(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+export function envOf(key: string): string {
+  return `TCPCHAT_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+const KEYS = Object.keys(OPTIONS) as ConfigKey[];
+const BY_FLAG = new Map(KEYS.map((k) => [flagOf(k), k]));
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-function parseValue(opt: Option, raw: string, from: string): Config[keyof Config] {
-  if (opt.kind === "string") {
+function parseValue(key: ConfigKey, raw: string, from: string): Config[ConfigKey] {
+  const kind: Kind = OPTIONS[key].kind;
+  if (kind === "string") {
     if (raw === "") throw new ConfigError(`${from}: must not be empty`);
     return raw;
   }
-  if (opt.kind === "path") return raw;
-  if (opt.kind === "durability") {
+  if (kind === "path") return raw;
+  if (kind === "durability") {
     if (raw !== "normal" && raw !== "full") throw new ConfigError(`${from}: must be "normal" or "full", got "${raw}"`);
     return raw;
   }
@@ -193,19 +200,19 @@ function parseValue(opt: Option, raw: string, from: string): Config[keyof Config
 /** Builds the config from defaults, then `env`, then `argv` (flags after the script name). */
 export function parseConfig(argv: string[], env: Record<string, string | undefined> = {}): Config {
   const cfg: Record<string, unknown> = { ...DEFAULTS };
-  for (const opt of OPTIONS) {
-    const raw = env[opt.env];
-    if (raw !== undefined) cfg[opt.key] = parseValue(opt, raw, opt.env);
+  for (const key of KEYS) {
+    const raw = env[envOf(key)];
+    if (raw !== undefined) cfg[key] = parseValue(key, raw, envOf(key));
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf("=");
     const name = eq >= 0 ? arg.slice(0, eq) : arg;
-    const opt = OPTIONS.find((o) => o.flag === name);
-    if (!opt) throw new ConfigError(`unknown option "${arg}" (see --help)`);
+    const key = BY_FLAG.get(name);
+    if (!key) throw new ConfigError(`unknown option "${arg}" (see --help)`);
     const raw = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
     if (raw === undefined) throw new ConfigError(`${name} needs a value`);
-    cfg[opt.key] = parseValue(opt, raw, name);
+    cfg[key] = parseValue(key, raw, name);
   }
   return validate(cfg as unknown as Config);
 }
@@ -214,8 +221,10 @@ function validate(c: Config): Config {
   if (c.port > 65535) throw new ConfigError(`port must be at most 65535, got ${c.port}`);
   if (c.maxFrame < 1024) throw new ConfigError("max-frame must be at least 1024 bytes");
   if (c.maxFrame > 0x7fffffff) throw new ConfigError("max-frame must be below 2 GiB");
+  if (c.maxFrameLogin < 1024) throw new ConfigError("max-frame-login must be at least 1024 bytes");
   // A reply (history page, a file message) may be as large as a frame: the queue must hold two.
   if (c.maxQueue < 2 * c.maxFrame) throw new ConfigError("max-queue must be at least twice max-frame");
+  if (c.maxBuffered < c.maxQueue) throw new ConfigError("max-buffered must be at least max-queue");
   if (c.maxText < 1 || c.maxText > c.maxFrame) throw new ConfigError("max-text must be between 1 and max-frame");
   if (c.maxPage < 1) throw new ConfigError("max-page must be at least 1");
   if (c.tokenTtl < 1) throw new ConfigError("token-ttl must be at least 1 second");
@@ -223,17 +232,32 @@ function validate(c: Config): Config {
   if (c.rateBurst < 1) throw new ConfigError("rate-burst must be at least 1 second");
   if (c.rateBytes > 0 && c.rateBytes * c.rateBurst < c.maxFrame)
     throw new ConfigError("rate-bytes x rate-burst must be at least max-frame, or a largest frame could never pass");
-  if (c.maxGroupSize < 1) throw new ConfigError("max-group-size must be at least 1");
+  for (const k of ["maxGroupSize", "maxGroupsPerUser", "maxSessionsPerUser", "maxTokensPerUser", "writeTimeout"] as const)
+    if (c[k] < 1) throw new ConfigError(`${flagOf(k).slice(2)} must be at least 1`);
+  if (c.loginBackoffMax < 1) throw new ConfigError("login-backoff-max must be at least 1 second");
   if ((c.tlsCert === "") !== (c.tlsKey === "")) throw new ConfigError("--tls-cert and --tls-key go together");
   return c;
 }
 
+function shown(key: ConfigKey): string {
+  const d = OPTIONS[key].def;
+  return d === "" ? "none" : String(d);
+}
+
 export function helpText(): string {
-  const lines = ["Usage: bun run src/server.ts [options]", "", "Options (flag / environment variable, default):"];
-  for (const o of OPTIONS) {
-    lines.push(`  ${`${o.flag} <${o.kind === "int" ? "n" : o.kind === "path" ? "file" : "value"}>`.padEnd(22)} ${o.help}`);
-    lines.push(`  ${"".padEnd(22)} env ${o.env}, default ${JSON.stringify(DEFAULTS[o.key])}`);
+  const lines = ["Usage: tcpchat serve [options]   (or: bun run src/server.ts [options])", "", "Options (flag / environment variable, default):"];
+  for (const k of KEYS) {
+    const o = OPTIONS[k];
+    lines.push(`  ${`${flagOf(k)} <${o.kind === "int" ? "n" : o.kind === "path" ? "file" : "value"}>`.padEnd(28)} ${o.help.replaceAll("`", "")}`);
+    lines.push(`  ${"".padEnd(28)} env ${envOf(k)}, default ${shown(k)}`);
   }
-  lines.push(`  ${"--help".padEnd(22)} show this text`);
+  lines.push(`  ${"--help".padEnd(28)} show this text`);
   return lines.join("\n");
+}
+
+/** The README's configuration table, in Markdown (scripts/config-table.ts prints it; a test keeps README in step). */
+export function markdownTable(): string {
+  const rows = ["| flag | environment | default | meaning |", "| --- | --- | --- | --- |"];
+  for (const k of KEYS) rows.push(`| \`${flagOf(k)}\` | \`${envOf(k)}\` | \`${shown(k)}\` | ${OPTIONS[k].help} |`);
+  return rows.join("\n");
 }

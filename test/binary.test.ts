@@ -5,7 +5,7 @@ import { copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { TestClient } from "./helpers/client.ts";
-import { FAST_HASH, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, startServer, tempDir } from "./helpers/server.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const build = tempDir("tcpchat-build-");
@@ -45,7 +45,7 @@ test("--help and serve --help describe the commands and options", () => {
 });
 
 test("runs from an empty directory on a new database, stops on SIGTERM, and keeps everything on restart", async () => {
-  const args = ["--db", "chat.db", ...FAST_HASH]; // relative: inside the run directory
+  const args = ["--db", "chat.db", ...TEST_ARGS]; // relative: inside the run directory
   let server = await startServer(args, [exe, "serve"], run.dir);
   const a = await TestClient.connect(server.port);
   const b = await TestClient.connect(server.port);

@@ -9,7 +9,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const CLI = [process.execPath, "run", join(ROOT, "src", "cli.ts")];
@@ -286,7 +286,7 @@ describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a
     "two people chat, send a file and a direct message, come and go, survive a restart, read history",
     async () => {
       const port = freePort();
-      const args = ["--db", join(tmp.dir, `${name}.db`), "--port", String(port), ...FAST_HASH];
+      const args = ["--db", join(tmp.dir, `${name}.db`), "--port", String(port), ...TEST_ARGS];
       let server = await startServer(args);
       servers.push(server);
       const A = `${name}_alice`;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ChatClient } from "../src/client/index.ts";
-import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const CLI = [process.execPath, "run", join(ROOT, "src", "cli.ts")];
@@ -17,7 +17,7 @@ const clients: ChatClient[] = [];
 const listeners: ReturnType<typeof Bun.spawn>[] = [];
 
 beforeAll(async () => {
-  server = await startServer(["--db", join(tmp.dir, "chat.db"), ...FAST_HASH]);
+  server = await startServer(["--db", join(tmp.dir, "chat.db"), ...TEST_ARGS]);
 });
 
 afterAll(async () => {

@@ -6,7 +6,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ChatClient, type ChatMessage, ClosedError, type ConnectionState, UnauthorizedError } from "../src/client/index.ts";
-import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 
 const tmp = tempDir("tcpchat-client-restart-");
 const db = join(tmp.dir, "chat.db");
@@ -24,7 +24,7 @@ function freePort(): number {
 
 const port = freePort();
 /** `--port` given explicitly (after the helper's `--port 0`: the last flag wins), so a restart reuses it. */
-const ARGS = ["--db", db, "--port", String(port), ...FAST_HASH];
+const ARGS = ["--db", db, "--port", String(port), ...TEST_ARGS];
 
 /** Stops the server (SIGTERM: graceful, exit 0; SIGKILL: a crash), waits `downMs`, starts it again on the same port and file. */
 async function restart(downMs: number, whileDown: () => void = () => {}, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {

@@ -8,7 +8,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ChatClient } from "../src/client/index.ts";
-import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 
 const tmp = tempDir("tcpchat-client-slow-");
 const servers: RunningServer[] = [];
@@ -58,7 +58,7 @@ test.each(CASES)(
       "262144",
       "--stuck-timeout",
       String(stuck),
-      ...FAST_HASH,
+      ...TEST_ARGS,
     ]);
     servers.push(server);
     const a = await ChatClient.connect({ port: server.port });

@@ -20,7 +20,7 @@ import {
   TooLargeError,
   UnauthorizedError,
 } from "../src/client/index.ts";
-import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 
 const tmp = tempDir("tcpchat-client-");
 let server: RunningServer;
@@ -73,7 +73,7 @@ async function settle(...cs: ChatClient[]): Promise<void> {
 }
 
 beforeAll(async () => {
-  server = await startServer(["--db", join(tmp.dir, "chat.db"), "--max-frame", "8388608", "--max-text", "1000", ...FAST_HASH]);
+  server = await startServer(["--db", join(tmp.dir, "chat.db"), "--max-frame", "8388608", "--max-text", "1000", ...TEST_ARGS]);
 });
 
 afterAll(async () => {

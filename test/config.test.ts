@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ConfigError, DEFAULTS, helpText, parseConfig } from "../src/config.ts";
+import { ConfigError, DEFAULTS, envOf, flagOf, helpText, markdownTable, OPTIONS, parseConfig } from "../src/config.ts";
 
 describe("config", () => {
   test("defaults when nothing is given", () => {
@@ -37,5 +37,24 @@ describe("config", () => {
     for (const flag of ["--host", "--port", "--db", "--max-frame", "--max-queue", "--durability"]) expect(h).toContain(flag);
     expect(h).toContain("TCPCHAT_PORT");
     expect(h).toContain("default 7777");
+  });
+});
+
+describe("config: one source", () => {
+  test("README's configuration table is the one derived from OPTIONS (bun run scripts/config-table.ts)", async () => {
+    const readme = await Bun.file(new URL("../README.md", import.meta.url)).text();
+    expect(readme).toContain(markdownTable());
+  });
+
+  test("every option has a flag and an environment variable that set it", () => {
+    for (const key of Object.keys(OPTIONS) as Array<keyof typeof OPTIONS>) {
+      const def = DEFAULTS[key];
+      if (typeof def !== "number") continue;
+      // A value that passes validation for every int option: the default itself, via flag and via env.
+      expect(parseConfig([flagOf(key), String(def)])[key]).toBe(def);
+      expect(parseConfig([], { [envOf(key)]: String(def) })[key]).toBe(def);
+    }
+    expect(flagOf("maxConnsPerAddr")).toBe("--max-conns-per-addr");
+    expect(envOf("maxConnsPerAddr")).toBe("TCPCHAT_MAX_CONNS_PER_ADDR");
   });
 });

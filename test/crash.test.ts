@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { FuzzConn, memOf, type Msg } from "./helpers/fuzz-conn.ts";
 import { Rng } from "./helpers/fuzz-gen.ts";
 import type { W } from "./helpers/fuzz-msgpack.ts";
-import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 
 const SEED = process.env.TCPCHAT_CRASH_SEED ? Number(process.env.TCPCHAT_CRASH_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
 const CYCLES = 5;
@@ -25,7 +25,7 @@ const PAGE = 500;
 const tmp = tempDir("tcpchat-crash-");
 const DB = join(tmp.dir, "chat.db");
 // Rate limits off: this test is about what a crash leaves in the store, at the highest rate the server takes.
-const ARGS = ["--db", DB, ...FAST_HASH, "--rate-msgs", "0", "--rate-bytes", "0"];
+const ARGS = ["--db", DB, ...TEST_ARGS, "--rate-msgs", "0", "--rate-bytes", "0"];
 
 const USERS = ["cu0", "cu1", "cu2", "cu3"];
 const GROUPS: Record<string, string[]> = { cg0: ["cu0", "cu1", "cu2"], cg1: ["cu1", "cu2", "cu3"] };

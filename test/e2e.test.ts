@@ -3,13 +3,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { encode } from "@msgpack/msgpack";
 import { join } from "node:path";
 import { TestClient } from "./helpers/client.ts";
-import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 import { frameOf, rawFrame } from "./helpers/wire.ts";
 
 const tmp = tempDir();
 const dbPath = join(tmp.dir, "chat.db");
 let server: RunningServer;
-const SERVER_ARGS = ["--db", dbPath, "--max-frame", "65536", "--max-queue", "1048576", "--max-text", "1000", ...FAST_HASH];
+const SERVER_ARGS = ["--db", dbPath, "--max-frame", "65536", "--max-queue", "1048576", "--max-text", "1000", ...TEST_ARGS];
 const clients: TestClient[] = [];
 let n = 0;
 /** A fresh name per test, so tests sharing one server never collide. */

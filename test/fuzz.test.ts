@@ -45,7 +45,7 @@ import {
 import { concat, decodeStrict, Enc, enc, framed, hex, toJS, type W } from "./helpers/fuzz-msgpack.ts";
 import { DOC_BYE_REASONS, DOC_CODES, DOC_REQUESTS, describeOutcomes, expectFor, matches, REQUEST_TYPES } from "./helpers/fuzz-oracle.ts";
 import type { ReplayResult } from "./helpers/fuzz-replay.ts";
-import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 
 const SEED = fuzzSeed();
 const MAX_FRAME = DEFAULTS.maxFrame;
@@ -147,7 +147,7 @@ const FUZZ_CONFIG: Config = {
   // frames reach the decoder and the dispatcher; the stream test below runs with the shipped ones.
   rateMsgs: 0,
   rateBytes: 0,
-  loginFailsUser: 0,
+  loginFree: 0,
   loginFailsAddr: 0,
   loginTimeout: 0,
   idleTimeout: 0,
@@ -498,7 +498,7 @@ describe("over TCP: the real server process", () => {
     server = await startServer([
       "--db",
       join(tmp.dir, "fuzz.db"),
-      ...FAST_HASH,
+      ...TEST_ARGS,
       "--rate-msgs",
       "0",
       "--rate-bytes",

@@ -2,7 +2,7 @@
 // own MessagePack codec (test/interop/client.py), against the real server process.
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import { FAST_HASH, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 
 const tmp = tempDir("tcpchat-interop-");
 let server: RunningServer | undefined;
@@ -15,7 +15,7 @@ afterAll(async () => {
 test(
   "a Python client written from PROTOCOL.md talks to the server",
   async () => {
-    server = await startServer(["--db", join(tmp.dir, "chat.db"), ...FAST_HASH]);
+    server = await startServer(["--db", join(tmp.dir, "chat.db"), ...TEST_ARGS]);
     const py = Bun.spawn(["python3", join(import.meta.dir, "interop", "client.py"), String(server.port)], {
       cwd: join(import.meta.dir, ".."),
       stdin: "ignore",

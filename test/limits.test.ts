@@ -6,7 +6,7 @@ import type { Config } from "../src/config.ts";
 import type { ChatCore } from "../src/core/chat.ts";
 import { TestClient } from "./helpers/client.ts";
 import { FakeConn, makeCore, loggedIn as login, turn } from "./helpers/fake-conn.ts";
-import { FAST_HASH, startServer, tempDir } from "./helpers/server.ts";
+import { TEST_ARGS, startServer, tempDir } from "./helpers/server.ts";
 import { frameOf } from "./helpers/wire.ts";
 
 /** Connections here behave like sockets: ending one reports its close to the core. */
@@ -45,7 +45,7 @@ describe("request rate", () => {
 
 describe("login throttling", () => {
   test("after N failures for a user, its logins get rate_limited, even with the right password; other users are fine", async () => {
-    const c = core({ loginFailsUser: 3, loginFailsAddr: 0 });
+    const c = core({ loginFree: 3, loginFailsAddr: 0 });
     await loggedIn(c, "victim");
     const x = new Conn(c, "10.0.0.9");
     for (let i = 0; i < 3; i++)
@@ -57,7 +57,7 @@ describe("login throttling", () => {
   });
 
   test("after N failures from an address, logins from it get rate_limited; other addresses are fine", async () => {
-    const c = core({ loginFailsUser: 0, loginFailsAddr: 2 });
+    const c = core({ loginFree: 0, loginFailsAddr: 2 });
     await loggedIn(c, "someone");
     const x = new Conn(c, "10.6.6.6");
     for (let i = 0; i < 2; i++)
@@ -136,7 +136,7 @@ describe("TLS", () => {
       "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
     ], { stderr: "pipe" });
     expect(gen.exitCode).toBe(0);
-    const server = await startServer(["--db", join(tmp.dir, "tls.db"), "--tls-cert", cert, "--tls-key", key, ...FAST_HASH]);
+    const server = await startServer(["--db", join(tmp.dir, "tls.db"), "--tls-cert", cert, "--tls-key", key, ...TEST_ARGS]);
     try {
       expect(server.output()).toContain("TLS");
       const ca = await Bun.file(cert).text();

@@ -70,7 +70,7 @@ export class ChatCore {
   ) {
     // No request holds an array or a map of more than a few entries (PROTOCOL.md §3).
     this.decodeBody = makeBodyDecoder(config.maxFrame, 256);
-    this.loginFailsUser = new FailureCounter(config.loginFailsUser, 5 * 60_000);
+    this.loginFailsUser = new FailureCounter(config.loginFree, 5 * 60_000);
     this.loginFailsAddr = new FailureCounter(config.loginFailsAddr, 5 * 60_000);
     // One timer for every connection's timeouts: a scan per second is cheaper than a timer per socket.
     this.sweeper = setInterval(() => this.sweep(performance.now()), 1000);

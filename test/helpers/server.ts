@@ -20,8 +20,12 @@ export function tempDir(prefix = "tcpchat-test-"): { dir: string; cleanup(): voi
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Fast argon2 parameters for tests: hashing cost is not what these tests are about. */
-export const FAST_HASH = ["--hash-memory", "1024", "--hash-time", "1"];
+/**
+ * Arguments every test server gets: fast argon2 parameters (hashing cost is not what these
+ * tests are about) and no registration throttle (they register many users from one address).
+ * Tests of those limits start their server with their own arguments.
+ */
+export const TEST_ARGS = ["--hash-memory", "1024", "--hash-time", "1", "--register-per-addr", "0"];
 
 export const SOURCE_CMD = [process.execPath, "run", join(ROOT, "src/server.ts")];
 

@@ -1,0 +1,109 @@
+// Invalid UTF-8 (the hardening issue, finding 14), against the real server process: every
+// MessagePack str must be valid UTF-8 (docs/PROTOCOL.md §2), or the request gets bad_request.
+// Before the fix the decoder's lenient path altered such strings instead: `61 ff fe 62` was
+// stored as "aÿþb" and the overlong `c0 af` as "/". Frames are built by hand (the encoders of
+// the client and of @msgpack/msgpack cannot write invalid strings) and written on a raw socket;
+// afterwards history, groups and the other member's pushes show that nothing was stored.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { TestClient } from "../helpers/client.ts";
+import { enc, type W } from "../helpers/fuzz-msgpack.ts";
+import { type RunningServer, startServer, TEST_ARGS, tempDir } from "../helpers/server.ts";
+import { type Msg, rawFrame } from "../helpers/wire.ts";
+
+const BAD: Array<[string, Uint8Array]> = [
+  ["a\\xff\\xfeb", new Uint8Array([0x61, 0xff, 0xfe, 0x62])],
+  ["overlong a\\xc0\\xafb", new Uint8Array([0x61, 0xc0, 0xaf, 0x62])],
+];
+
+const FILE = { type: "text/plain", data: new Uint8Array([104, 105]) };
+
+/** Requests with the invalid string `s` in one place each (a str of raw bytes). */
+function attempts(s: W): Array<[string, Record<string, W>]> {
+  return [
+    ["the text", { t: "send", group: "g", text: s }],
+    ["the text of a direct message", { t: "send", user: "bob", text: s }],
+    ["the group name of a send", { t: "send", group: s, text: "hi" }],
+    ["the group name of a join", { t: "join", group: s }],
+    ["the file name", { t: "send", group: "g", file: { name: s, ...FILE } }],
+    ["the file type", { t: "send", group: "g", file: { name: "a.txt", type: s, data: FILE.data } }],
+    ["the cid", { t: "send", group: "g", text: "hi", cid: s }],
+    ["a key of the request", { $map: [["t", "send"], ["group", "g"], ["text", "hi"], [s, 1]] }],
+    ["an unknown field, nested", { t: "send", group: "g", text: "hi", extra: { deeper: [s] } }],
+  ];
+}
+
+describe("invalid UTF-8 is refused with bad_request and nothing is stored (finding 14)", () => {
+  const tmp = tempDir("tcpchat-attack-utf8-");
+  let server: RunningServer;
+  let alice: TestClient;
+  let bob: TestClient;
+
+  beforeAll(async () => {
+    server = await startServer(["--db", join(tmp.dir, "utf8.db"), ...TEST_ARGS]);
+    alice = await TestClient.connect(server.port);
+    bob = await TestClient.connect(server.port);
+    await alice.register("alice");
+    await bob.register("bob");
+    await alice.login("alice");
+    await bob.login("bob");
+    await alice.ok({ t: "join", group: "g" });
+    await bob.ok({ t: "join", group: "g" });
+  });
+
+  afterAll(async () => {
+    alice?.close();
+    bob?.close();
+    if (server && server.proc.exitCode === null) await server.stop();
+    tmp.cleanup();
+  });
+
+  /** Writes a hand-built body and returns the next reply on the connection (ok, pong or error). */
+  async function reply(c: TestClient, body: Uint8Array): Promise<Msg> {
+    const from = c.received.length;
+    c.writeRaw(rawFrame(body));
+    return await c.waitFor((m) => m.t === "ok" || m.t === "error" || m.t === "pong", 5000, from);
+  }
+
+  for (const [label, bytes] of BAD)
+    for (const [where, req] of attempts({ $str: bytes }))
+      test(`${label} in ${where}: bad_request`, async () => {
+        const r = await reply(alice, enc({ ...req, id: 900 } as W));
+        expect({ t: r.t, code: r.code }).toEqual({ t: "error", code: "bad_request" });
+        expect(r.msg).toMatch(/UTF-8/i);
+      });
+
+  test("the same strings in a bin are data, not strings: accepted", async () => {
+    const r = await reply(alice, enc({ t: "send", group: "g", file: { name: "raw.bin", type: "", data: BAD[0]![1] }, cid: "bin-ok" }));
+    expect(r).toMatchObject({ t: "ok" });
+    const h = await alice.ok({ t: "history", group: "g" });
+    expect(h.msgs.map((m: Msg) => m.cid)).toEqual(["bin-ok"]);
+  });
+
+  test("nothing was stored or delivered, and the connection still works", async () => {
+    const g = await alice.ok({ t: "history", group: "g" });
+    expect(g.msgs.map((m: Msg) => m.cid)).toEqual(["bin-ok"]); // only the valid message above
+    expect((await alice.ok({ t: "history", user: "bob" })).msgs).toEqual([]);
+    expect((await alice.ok({ t: "groups" })).groups).toEqual([{ group: "g", owner: "alice" }]);
+    const sync = await bob.ok({ t: "sync", after: 0 });
+    expect(sync.msgs.map((m: Msg) => m.cid)).toEqual(["bin-ok"]);
+    const ok = await alice.ok({ t: "send", group: "g", text: "żółć ✓ 🎉", cid: "after" });
+    const push = await bob.waitFor((m) => m.t === "msg" && m.mid === ok.mid);
+    expect(push.text).toBe("żółć ✓ 🎉");
+    // every push bob got carries valid text only: the refused sends reached nobody
+    expect(bob.pushes("msg").map((m) => m.cid)).toEqual(["bin-ok", "after"]);
+  });
+
+  test("a registration or login with an invalid password string is refused and creates nothing", async () => {
+    const c = await TestClient.connect(server.port);
+    try {
+      const pass: W = { $str: new Uint8Array([...Buffer.from("password"), 0xc0, 0xaf]) };
+      expect(await reply(c, enc({ t: "register", user: "carol", pass }))).toMatchObject({ t: "error", code: "bad_request" });
+      expect(await reply(c, enc({ t: "login", user: "alice", pass }))).toMatchObject({ t: "error", code: "bad_request" });
+      // carol does not exist: registering her now works
+      expect(await c.request({ t: "register", user: "carol", pass: "password1" })).toMatchObject({ t: "ok" });
+    } finally {
+      c.close();
+    }
+  });
+});

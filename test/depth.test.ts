@@ -128,6 +128,10 @@ describe("scanBody: depth and strict UTF-8 in one pass", () => {
     expect(scanBody(enc({ t: rawStr(bytes(0xff)), x: wide }), 8, 300)).toBe("bad_utf8");
     expect(scanBody(enc({ t: rawStr(bytes(0xff)), x: { $map: Array.from({ length: 200 }, (_, i) => [i, i] as [W, W]) } }), 8)).toBe("bad_utf8");
     expect(scanBody(new Uint8Array(0), 8)).toBe("ok");
+    // not a map: bad_frame (PROTOCOL.md §2.2, step 2) before any string is judged
+    expect(scanBody(enc([rawStr(bytes(0xff))]), 8)).toBe("ok");
+    expect(scanBody(enc(rawStr(bytes(0xff))), 8)).toBe("ok");
+    expect(scanBody(enc({ $map: [["t", rawStr(bytes(0xff))]], fmt: "16" }), 8)).toBe("bad_utf8");
   });
 
   test("agrees with a strict TextDecoder on random byte strings", () => {
@@ -158,7 +162,7 @@ describe("scanBody: depth and strict UTF-8 in one pass", () => {
   });
 
   test("agrees with the fuzz oracle's independent strict decoder on the fuzz generators' bodies", () => {
-    // bad_utf8 exactly when the body is one well-formed value within the §2 limits with an invalid str
+    // bad_utf8 exactly when the body is one well-formed map within the §2 limits with an invalid str
     const corpus = readFuzzDir("corpus").flatMap((f) => f.bodies);
     const rng = new Rng(0xb0d1);
     const seen = new Map<string, number>();
@@ -169,7 +173,7 @@ describe("scanBody: depth and strict UTF-8 in one pass", () => {
       seen.set(v, (seen.get(v) ?? 0) + 1);
       const tooDeep = d.info.maxEntries <= 256 && d.info.depthNonEmpty > 8;
       if (tooDeep) expect(v).toBe("too_deep");
-      const want = d.ok && d.info.badUtf8 && d.info.maxEntries <= 256 && d.info.depthNonEmpty <= 8;
+      const want = d.ok && d.value.k === "map" && d.info.badUtf8 && d.info.maxEntries <= 256 && d.info.depthNonEmpty <= 8;
       if ((v === "bad_utf8") !== want) throw new Error(`${g.cat} ${hex(g.body, 200)}: scanBody ${v}, strict decoder ${JSON.stringify(d.ok ? d.info : d.error)}`);
     }
     expect(seen.get("bad_utf8")).toBeGreaterThan(100);

@@ -22,9 +22,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type Config, DEFAULTS } from "../src/config.ts";
 import { ChatCore } from "../src/core/chat.ts";
+import { COMMANDS } from "../src/core/commands/index.ts";
 import type { Session } from "../src/core/session.ts";
 import type { Transport } from "../src/core/writer.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
+import { isRequestType, REQUEST_FIELDS } from "../src/protocol/requests.ts";
 import { MemoryStore } from "../src/store/memory.ts";
 import { FuzzConn, memOf, type Msg } from "./helpers/fuzz-conn.ts";
 import {
@@ -71,6 +73,20 @@ function note(list: string[], msg: string): void {
 function codesOk(codes: Map<string, number>): string[] {
   return [...codes.keys()].filter((c) => !(DOC_CODES as readonly string[]).includes(c) || c === "internal");
 }
+
+// ---- the oracle against the protocol layer ------------------------------------
+
+describe("the oracle's requests are the server's (they drifted once: passwd was missing)", () => {
+  test("the same request types as src/protocol/requests.ts, the same fields and types, the same login requirement", () => {
+    expect([...REQUEST_TYPES].sort()).toEqual(Object.keys(REQUEST_FIELDS).sort());
+    for (const t of REQUEST_TYPES) {
+      expect({ t, known: isRequestType(t) }).toEqual({ t, known: true });
+      expect({ t, fields: DOC_REQUESTS[t]!.fields }).toEqual({ t, fields: REQUEST_FIELDS[t as keyof typeof REQUEST_FIELDS] });
+      expect({ t, auth: DOC_REQUESTS[t]!.auth }).toEqual({ t, auth: COMMANDS[t as keyof typeof COMMANDS].auth });
+    }
+    for (const t of ["pong", "ok", "msg", "PING", "toString", "__proto__", ""]) expect({ t, known: isRequestType(t) }).toEqual({ t, known: false });
+  });
+});
 
 // ---- (a) in-process ---------------------------------------------------------
 

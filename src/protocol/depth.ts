@@ -17,8 +17,9 @@ import { isUtf8 } from "node:buffer";
 /**
  * What `scanBody` found:
  * - `too_deep`: a container nested deeper than allowed (refuse with `bad_frame`, never decode);
- * - `bad_utf8`: the body is one well-formed MessagePack value, but a str in it
- *   (a key or a value, at any depth) is not valid UTF-8 (refuse with `bad_request`);
+ * - `bad_utf8`: the body is one well-formed MessagePack map, but a str in it
+ *   (a key or a value, at any depth) is not valid UTF-8 (refuse with `bad_request`;
+ *   the reply has no `id`, as nothing of the body was decoded);
  * - `ok`: decode it. The decoder may still refuse it: a body that is not one
  *   well-formed value (truncated, trailing bytes, the unused type 0xc1, a container
  *   announcing more entries than bytes left or than `maxItems`) is left to the
@@ -58,13 +59,16 @@ function validUtf8(b: Uint8Array, start: number, end: number): boolean {
 }
 
 /**
- * One pass over a request body: nesting depth and the UTF-8 of every str.
+ * One pass over a request body: nesting depth and, if it is a map, the UTF-8 of every str.
  * `maxDepth` counts non-empty maps and arrays (the top map is 1); `maxItems` is
  * the decoder's entry limit, so that a body the decoder refuses is reported `ok`
  * (left to the decoder) rather than `bad_utf8`. Never throws, whatever the bytes.
  */
 export function scanBody(b: Uint8Array, maxDepth: number, maxItems = MAX_ITEMS): BodyVerdict {
-  return scan(b, maxDepth, maxItems, true);
+  // A body that is not a map gets bad_frame (PROTOCOL.md §2.2, step 2) whatever its strings hold.
+  const top = b[0] ?? 0;
+  const isMap = (top >= 0x80 && top <= 0x8f) || top === 0xde || top === 0xdf;
+  return scan(b, maxDepth, maxItems, isMap);
 }
 
 /**

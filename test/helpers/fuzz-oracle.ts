@@ -18,7 +18,7 @@ export const DOC_CODES = [
   "internal",
 ] as const;
 
-export const DOC_BYE_REASONS = ["shutdown", "too_large", "login_timeout", "idle", "too_many_connections"];
+export const DOC_BYE_REASONS = ["shutdown", "too_large", "login_timeout", "idle", "too_many_connections", "password_changed"];
 
 /** §2: limits on a request's containers. */
 export const MAX_ENTRIES = 256;
@@ -30,7 +30,7 @@ interface Field {
   required?: boolean;
 }
 
-/** §3, field by field. */
+/** §3, field by field (test/fuzz.test.ts checks that this lists the requests of src/protocol/requests.ts). */
 export const DOC_REQUESTS: Record<string, { auth: boolean; fields: Record<string, Field>; step8: string[]; success: "ok" | "pong" }> = {
   ping: { auth: false, fields: {}, step8: [], success: "pong" },
   register: {
@@ -46,6 +46,12 @@ export const DOC_REQUESTS: Record<string, { auth: boolean; fields: Record<string
     success: "ok",
   },
   logout: { auth: true, fields: {}, step8: [], success: "ok" },
+  passwd: {
+    auth: true,
+    fields: { old: { type: "string", required: true }, new: { type: "pass", required: true } },
+    step8: ["unauthorized", "rate_limited"],
+    success: "ok",
+  },
   join: { auth: true, fields: { group: { type: "name", required: true } }, step8: ["forbidden"], success: "ok" },
   leave: { auth: true, fields: { group: { type: "name", required: true } }, step8: ["not_found"], success: "ok" },
   groups: { auth: true, fields: {}, step8: [], success: "ok" },

@@ -5,11 +5,12 @@ import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:tes
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { Database } from "bun:sqlite";
 import { sql } from "drizzle-orm";
 import { MemoryStore } from "../src/store/memory.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import type { NewMessage, Page, Store, StoredMessage } from "../src/store/store.ts";
-import { convOf, dmConv, groupConv } from "../src/store/store.ts";
+import { convOf, dmConv, groupConv, messageSize } from "../src/store/store.ts";
 
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "tcpchat-store-test-"));
 let fileCounter = 0;
@@ -128,9 +129,55 @@ function storeSuite(name: string, makeStore: () => Store): void {
         store.deleteToken("never-existed");
         expect(store.tokenUser("tb", 10)).toBe("bob");
       });
+
+      test("addToken with maxPerUser keeps the user's newest tokens; maintain(now) deletes expired ones", () => {
+        users("alice", "bob");
+        store.addToken("b1", "bob", 1, 1000);
+        for (let i = 0; i < 5; i++) store.addToken(`a${i}`, "alice", 10 + i, 1000, 3);
+        expect(["a0", "a1", "a2", "a3", "a4"].map((t) => store.tokenUser(t, 20))).toEqual([
+          undefined,
+          undefined,
+          "alice",
+          "alice",
+          "alice",
+        ]);
+        expect(store.tokenUser("b1", 20)).toBe("bob"); // another user's tokens do not count
+        // Created in the same millisecond: the first added is the oldest.
+        store.addToken("x1", "bob", 50, 1000, 2);
+        store.addToken("x2", "bob", 50, 1000, 2);
+        store.addToken("x3", "bob", 50, 1000, 2);
+        expect(["b1", "x1", "x2", "x3"].map((t) => store.tokenUser(t, 60))).toEqual([undefined, undefined, "bob", "bob"]);
+
+        store.addToken("e1", "alice", 20, 100);
+        store.addToken("e2", "alice", 20, 101);
+        store.maintain(100); // expired: expires <= now
+        expect(store.tokenUser("e1", 50)).toBeUndefined(); // deleted, not just expired
+        expect(store.tokenUser("e2", 50)).toBe("alice");
+        expect(store.tokenUser("a4", 50)).toBe("alice");
+        store.maintain(100); // nothing left to do
+        expect(store.tokenUser("e2", 50)).toBe("alice");
+      });
     });
 
     describe("groups", () => {
+      test("groupsCreatedBy counts the groups a user created, also after leaving them; groupCount the groups they are in", () => {
+        users("alice", "bob");
+        expect(store.groupsCreatedBy("alice")).toBe(0);
+        expect(store.groupCount("alice")).toBe(0);
+        store.createGroup("a1", "alice", 1);
+        store.createGroup("a2", "alice", 1);
+        store.createGroup("b1", "bob", 1);
+        store.addMember("b1", "alice", 2);
+        expect(store.groupsCreatedBy("alice")).toBe(2);
+        expect(store.groupCount("alice")).toBe(3);
+        expect(store.groupsCreatedBy("bob")).toBe(1);
+        expect(store.groupCount("bob")).toBe(1);
+        store.removeMember("a1", "alice");
+        expect(store.groupsCreatedBy("alice")).toBe(2);
+        expect(store.groupCount("alice")).toBe(2);
+        expect(store.groupsCreatedBy("nobody")).toBe(0);
+      });
+
       test("createGroup makes the owner a member; a second createGroup of the same name returns false", () => {
         users("alice", "bob");
         expect(store.getGroup("g")).toBeUndefined();
@@ -684,6 +731,37 @@ function storeSuite(name: string, makeStore: () => Store): void {
         expect(store.sync("bob", 0, 1000).some((m) => m.text === "g1 from alice")).toBe(true);
       });
 
+      test("size-first reads: syncSizes and historySizes give what sync and history would, with messageSize; messagesByMid fetches", () => {
+        const file = { name: "naïve.txt", type: "text/plain", data: new Uint8Array(1000).fill(7) };
+        commit([{ sender: "alice", grp: "g1", cid: "c-é", text: "héllo", file }], 70);
+        const last = store.lastMid();
+        const byMid = new Map(all.map((m) => [m.mid, m]));
+        const sized = (list: Array<StoredMessage | NewMessage & { mid: number }>) =>
+          list.map((m) => ({ mid: m.mid, size: messageSize(m) }));
+        for (const user of ["alice", "bob", "carol", "dave"])
+          for (let after = 0; after <= last; after++)
+            for (const limit of [0, 1, 3, 1000])
+              expect(store.syncSizes(user, after, limit)).toEqual(sized(store.sync(user, after, limit)));
+        expect(store.syncSizes("alice", 0, 1000)).toEqual(sized(all.filter((m) => mids(store.sync("alice", 0, 1000)).includes(m.mid))));
+        // text, cid and file name counted in UTF-8 bytes
+        expect(store.syncSizes("alice", last - 1, 10)).toEqual([{ mid: last, size: 96 + 6 + 4 + 1000 + 10 + 10 }]);
+        const pages: Page[] = [
+          { limit: 2 },
+          { limit: 100 },
+          { after: 3, limit: 2 },
+          { before: last, limit: 2 },
+          { after: 1, before: last, limit: 100 },
+          { limit: 0 },
+        ];
+        for (const conv of [groupConv("g1"), dmConv("alice", "bob"), dmConv("alice", "alice"), groupConv("nope")])
+          for (const page of pages) expect(store.historySizes(conv, page)).toEqual(sized(store.history(conv, page)));
+        // messagesByMid: any order, repeats and unknown mids; ascending, each once
+        expect(store.messagesByMid([last, 1, 5, 5, 99_999, 3]).map(plain)).toEqual(
+          [1, 3, 5, last].map((m) => plain(byMid.get(m)!)),
+        );
+        expect(store.messagesByMid([])).toEqual([]);
+      });
+
       test("joining a group makes its messages part of sync", () => {
         expect(store.addMember("g2", "alice", 70)).toBe(true);
         const got = store.sync("alice", 0, 1000);
@@ -794,6 +872,38 @@ describe("SqliteStore persistence", () => {
       expect(s.lastMid()).toBe(1);
       s.close();
     }
+  });
+
+  test("a database from before migration 0001 gets every message's size, as messageSize computes it", () => {
+    const p = tmpDbPath();
+    const init = fs.readFileSync(path.join(import.meta.dir, "../src/store/migrations/0000_init.sql"), "utf8");
+    const journal = JSON.parse(
+      fs.readFileSync(path.join(import.meta.dir, "../src/store/migrations/meta/_journal.json"), "utf8"),
+    ) as { entries: Array<{ tag: string; when: number }> };
+    const old = new Database(p);
+    for (const stmt of init.split("--> statement-breakpoint")) old.run(stmt);
+    old.run("CREATE TABLE __drizzle_migrations (id INTEGER PRIMARY KEY, hash text NOT NULL, created_at numeric)");
+    old.run("INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('x', ?)", [journal.entries[0]!.when]);
+    old.run("INSERT INTO users VALUES ('alice', 'h', 1)");
+    const msgs: NewMessage[] = [
+      { sender: "alice", toUser: "alice", text: "héllo" },
+      { sender: "alice", toUser: "alice", cid: "c1", file: { name: "é.png", type: "image/png", data: new Uint8Array(5000) } },
+      { sender: "alice", toUser: "alice", text: "both", file: { name: "f", type: "", data: new Uint8Array(3) } },
+    ];
+    msgs.forEach((m, i) =>
+      old.run(
+        "INSERT INTO messages (mid, ts, sender, to_user, conv, cid, text, file_name, file_type, file_data) VALUES (?, 1, 'alice', 'alice', 'd:alice:alice', ?, ?, ?, ?, ?)",
+        [i + 1, m.cid ?? null, m.text ?? null, m.file?.name ?? null, m.file?.type ?? null, m.file?.data ?? null],
+      ),
+    );
+    old.close();
+
+    const s = openStore(p, "normal");
+    expect(migrationRows(s)).toHaveLength(journal.entries.length);
+    expect(s.historySizes(dmConv("alice", "alice"), { limit: 10 })).toEqual(
+      msgs.map((m, i) => ({ mid: i + 1, size: messageSize(m) })),
+    );
+    expect(s.history(dmConv("alice", "alice"), { limit: 10 }).map((m) => m.text)).toEqual(["héllo", undefined, "both"]);
   });
 
   test("a fresh database has all tables", () => {

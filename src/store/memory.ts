@@ -1,6 +1,6 @@
 // An in-memory Store: same contract as the SQLite one, nothing survives a restart.
-import type { CommitResult, GroupRow, NewMessage, Page, Store, StoredMessage, UserRow } from "./store.ts";
-import { convOf } from "./store.ts";
+import type { CommitResult, GroupRow, MidSize, NewMessage, Page, Store, StoredMessage, UserRow } from "./store.ts";
+import { convOf, messageSize } from "./store.ts";
 
 /** Index of the first element with mid > x, in an array sorted by mid. */
 function firstAfter(list: StoredMessage[], x: number): number {
@@ -14,9 +14,14 @@ function firstAfter(list: StoredMessage[], x: number): number {
   return lo;
 }
 
+function sized(m: StoredMessage): MidSize {
+  return { mid: m.mid, size: messageSize(m) };
+}
+
 export class MemoryStore implements Store {
   private users = new Map<string, UserRow>();
-  private tokens = new Map<string, { user: string; expires: number }>();
+  /** In insertion order. */
+  private tokens = new Map<string, { user: string; created: number; expires: number }>();
   private groups = new Map<string, GroupRow>();
   /** group -> members, in join order */
   private members = new Map<string, Set<string>>();
@@ -34,8 +39,13 @@ export class MemoryStore implements Store {
     return this.users.get(name);
   }
 
-  addToken(hash: string, user: string, _now: number, expires: number): void {
-    this.tokens.set(hash, { user, expires });
+  addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): void {
+    this.tokens.set(hash, { user, created: now, expires });
+    if (maxPerUser === undefined) return;
+    const mine = [...this.tokens].filter(([, t]) => t.user === user);
+    if (mine.length <= maxPerUser) return;
+    mine.sort((a, b) => a[1].created - b[1].created); // stable: insertion order within a millisecond
+    for (const [h] of mine.slice(0, mine.length - maxPerUser)) this.tokens.delete(h);
   }
 
   tokenUser(hash: string, now: number): string | undefined {
@@ -76,6 +86,18 @@ export class MemoryStore implements Store {
 
   removeMember(grp: string, user: string): boolean {
     return this.members.get(grp)?.delete(user) ?? false;
+  }
+
+  groupsCreatedBy(owner: string): number {
+    let n = 0;
+    for (const g of this.groups.values()) if (g.owner === owner) n++;
+    return n;
+  }
+
+  groupCount(user: string): number {
+    let n = 0;
+    for (const users of this.members.values()) if (users.has(user)) n++;
+    return n;
   }
 
   allMemberships(): Array<{ grp: string; user: string }> {
@@ -136,6 +158,27 @@ export class MemoryStore implements Store {
       if (mine) out.push(m);
     }
     return out;
+  }
+
+  historySizes(conv: string, page: Page): MidSize[] {
+    return this.history(conv, page).map(sized);
+  }
+
+  syncSizes(user: string, after: number, limit: number): MidSize[] {
+    return this.sync(user, after, limit).map(sized);
+  }
+
+  messagesByMid(mids: readonly number[]): StoredMessage[] {
+    const out: StoredMessage[] = [];
+    for (const mid of [...mids].sort((a, b) => a - b)) {
+      const m = this.all[firstAfter(this.all, mid - 1)];
+      if (m?.mid === mid && out.at(-1)?.mid !== mid) out.push(m);
+    }
+    return out;
+  }
+
+  maintain(now: number): void {
+    for (const [h, t] of this.tokens) if (t.expires <= now) this.tokens.delete(h);
   }
 
   close(): void {}

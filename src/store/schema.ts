@@ -20,16 +20,22 @@ export const tokens = sqliteTable(
     created: integer("created").notNull(),
     expires: integer("expires").notNull(),
   },
-  (t) => [index("tokens_user").on(t.user)],
+  // tokens_expires: the periodic purge of expired tokens (Store.maintain) reads only what it deletes
+  (t) => [index("tokens_user").on(t.user), index("tokens_expires").on(t.expires)],
 );
 
-export const groups = sqliteTable("groups", {
-  name: text("name").primaryKey(),
-  owner: text("owner")
-    .notNull()
-    .references(() => users.name),
-  created: integer("created").notNull(),
-});
+export const groups = sqliteTable(
+  "groups",
+  {
+    name: text("name").primaryKey(),
+    owner: text("owner")
+      .notNull()
+      .references(() => users.name),
+    created: integer("created").notNull(),
+  },
+  // groups_owner: counting the groups a user created (join's --max-groups-created)
+  (t) => [index("groups_owner").on(t.owner)],
+);
 
 export const memberships = sqliteTable(
   "memberships",
@@ -63,18 +69,26 @@ export const messages = sqliteTable(
     fileName: text("file_name"),
     fileType: text("file_type"),
     fileData: blob("file_data", { mode: "buffer" }),
+    /**
+     * The message's approximate size on the wire (messageSize in store.ts), so history, sync
+     * and the catch-up replay fill a page by bytes from the indexes below without reading
+     * any message body. It is in every index they scan, which makes those scans index-only:
+     * a row's blob is read only for a message that goes on the page.
+     */
+    size: integer("size").notNull().default(0),
   },
   (t) => [
-    index("messages_conv").on(t.conv, t.mid),
+    index("messages_conv").on(t.conv, t.mid, t.size),
     uniqueIndex("messages_sender_cid")
       .on(t.sender, t.cid)
       .where(sql`${t.cid} IS NOT NULL`),
     // sync: direct messages to and from a user, by mid
     index("messages_dm_to")
-      .on(t.toUser, t.mid)
+      .on(t.toUser, t.mid, t.size)
       .where(sql`${t.toUser} IS NOT NULL`),
+    // to_user too, so that leaving out DMs to oneself (counted by messages_dm_to) reads no row
     index("messages_dm_from")
-      .on(t.sender, t.mid)
+      .on(t.sender, t.mid, t.size, t.toUser)
       .where(sql`${t.toUser} IS NOT NULL`),
   ],
 );

@@ -2,12 +2,13 @@
 // BUN-NOTES: one transaction per batch with prepared statements is ~20x faster than
 // autocommit per row, so `commit` takes a whole batch.
 import { type Changes, Database, type Statement } from "bun:sqlite";
-import { and, asc, desc, eq, gt, lt, sql } from "drizzle-orm";
+import { closeSync, openSync, statSync } from "node:fs";
+import { and, asc, count, eq, gt, lte, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { applyMigrations } from "./migrate.ts";
 import { groups, memberships, messages, tokens, users } from "./schema.ts";
-import type { CommitResult, GroupRow, NewMessage, Page, Store, StoredMessage, UserRow } from "./store.ts";
-import { convOf } from "./store.ts";
+import type { CommitResult, GroupRow, MidSize, NewMessage, Page, Store, StoredMessage, UserRow } from "./store.ts";
+import { convOf, messageSize } from "./store.ts";
 
 export type Durability = "normal" | "full";
 
@@ -23,6 +24,34 @@ export interface SqliteOptions {
 }
 
 type MessageRow = typeof messages.$inferSelect;
+
+/**
+ * The WAL is cut back to this size when it is next started over (PRAGMA journal_size_limit),
+ * and `maintain` truncates it when it has grown past it: without a limit it keeps the size of
+ * the largest batch ever committed.
+ */
+export const WAL_LIMIT = 64 * 1024 * 1024;
+
+/** Largest mid bound (mids are below 2^53). */
+const NO_BOUND = Number.MAX_SAFE_INTEGER;
+
+/** Whether `path` names a file on disk (not ":memory:", a temporary database or a URI). */
+function isFilePath(path: string): boolean {
+  return path !== "" && path !== ":memory:" && !path.startsWith("file:");
+}
+
+/**
+ * Creates the database file with mode 0600 if it does not exist yet: the messages and
+ * password hashes are nobody else's to read. SQLite creates the -wal and -shm files with
+ * the mode of the database file. An existing file is left as the operator made it.
+ */
+function createPrivate(path: string): void {
+  try {
+    closeSync(openSync(path, "wx", 0o600));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
+}
 
 /** Rows a write changed. drizzle types bun-sqlite's run() as void; at run time it is bun:sqlite's `Changes`. */
 function changed(r: unknown): number {
@@ -48,7 +77,16 @@ export class SqliteStore implements Store {
   private readonly insertMessage: Statement;
   private readonly findByCid;
 
+  /** Size-first reads (see historySizes, syncSizes, messagesByMid). */
+  private readonly sizesForward: Statement<MidSize>;
+  private readonly sizesBackward: Statement<MidSize>;
+  private readonly sizesSync: Statement<MidSize>;
+  private readonly byMids: Statement<Record<string, unknown>>;
+  private readonly walPath: string | undefined;
+
   constructor(opts: SqliteOptions) {
+    if (isFilePath(opts.path)) createPrivate(opts.path);
+    this.walPath = isFilePath(opts.path) ? `${opts.path}-wal` : undefined;
     this.client = new Database(opts.path, { create: true, strict: true });
     // One server owns its database file: EXCLUSIVE locking (set before the first WAL access)
     // keeps the WAL index in process memory, which saves the shared-memory lock syscalls of
@@ -59,14 +97,35 @@ export class SqliteStore implements Store {
     this.client.run(`PRAGMA synchronous = ${opts.durability === "full" ? "FULL" : "NORMAL"}`);
     this.client.run("PRAGMA foreign_keys = ON");
     this.client.run("PRAGMA busy_timeout = 5000");
+    this.client.run(`PRAGMA journal_size_limit = ${WAL_LIMIT}`);
     this.db = drizzle({ client: this.client });
     applyMigrations(this.db);
 
     // The SQL drizzle generates for insert(messages).values(...).onConflictDoNothing(), as text.
     this.insertMessage = this.client.prepare(
-      "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data, size) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     );
+    // Size-first reads: every scan below is index-only (messages_conv, messages_dm_to and
+    // messages_dm_from hold conv/to_user/sender, mid and size), and what is sorted or merged
+    // is (mid, size) pairs. A message's row, with its blob, is read only by messagesByMid.
+    const range = "SELECT mid, size FROM messages WHERE conv = ? AND mid > ? AND mid < ?";
+    this.sizesForward = this.client.prepare(`${range} ORDER BY mid ASC LIMIT ?`);
+    this.sizesBackward = this.client.prepare(`${range} ORDER BY mid DESC LIMIT ?`);
+    // Three range scans (the user's groups, DMs received, DMs sent but not to oneself), each
+    // cut at the limit, merged by mid: cost follows this user's traffic, not the whole table's.
+    this.sizesSync = this.client.prepare(`
+      SELECT mid, size FROM (
+        SELECT * FROM (SELECT mid, size FROM messages
+          WHERE conv IN (SELECT 'g:' || grp FROM memberships WHERE user = ?1) AND mid > ?2 ORDER BY mid LIMIT ?3)
+        UNION ALL
+        SELECT * FROM (SELECT mid, size FROM messages
+          WHERE to_user = ?1 AND mid > ?2 ORDER BY mid LIMIT ?3)
+        UNION ALL
+        SELECT * FROM (SELECT mid, size FROM messages
+          WHERE sender = ?1 AND to_user IS NOT NULL AND to_user != ?1 AND mid > ?2 ORDER BY mid LIMIT ?3)
+      ) ORDER BY mid LIMIT ?3`);
+    this.byMids = this.client.prepare("SELECT * FROM messages WHERE mid IN (SELECT value FROM json_each(?))");
     this.findByCid = this.db
       .select({ mid: messages.mid, ts: messages.ts })
       .from(messages)
@@ -83,8 +142,16 @@ export class SqliteStore implements Store {
     return this.db.select({ name: users.name, passHash: users.passHash }).from(users).where(eq(users.name, name)).get();
   }
 
-  addToken(hash: string, user: string, now: number, expires: number): void {
-    this.db.insert(tokens).values({ hash, user, created: now, expires }).run();
+  addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): void {
+    this.db.transaction((tx) => {
+      tx.insert(tokens).values({ hash, user, created: now, expires }).run();
+      if (maxPerUser === undefined) return;
+      const n = tx.select({ n: count() }).from(tokens).where(eq(tokens.user, user)).get()!.n;
+      if (n <= maxPerUser) return;
+      // The oldest first (insertion order among tokens created in the same millisecond).
+      tx.run(sql`DELETE FROM ${tokens} WHERE rowid IN
+        (SELECT rowid FROM ${tokens} WHERE user = ${user} ORDER BY created, rowid LIMIT ${n - maxPerUser})`);
+    });
   }
 
   tokenUser(hash: string, now: number): string | undefined {
@@ -132,6 +199,14 @@ export class SqliteStore implements Store {
     return changed(r) === 1;
   }
 
+  groupsCreatedBy(owner: string): number {
+    return this.db.select({ n: count() }).from(groups).where(eq(groups.owner, owner)).get()!.n;
+  }
+
+  groupCount(user: string): number {
+    return this.db.select({ n: count() }).from(memberships).where(eq(memberships.user, user)).get()!.n;
+  }
+
   allMemberships(): Array<{ grp: string; user: string }> {
     return this.db.select({ grp: memberships.grp, user: memberships.user }).from(memberships).all();
   }
@@ -169,6 +244,7 @@ export class SqliteStore implements Store {
             m.file?.name ?? null,
             m.file?.type ?? null,
             m.file?.data ?? null,
+            messageSize(m),
           );
           if (r.changes === 1) {
             this.last = mid;
@@ -190,38 +266,42 @@ export class SqliteStore implements Store {
   }
 
   history(conv: string, page: Page): StoredMessage[] {
-    const conds = [eq(messages.conv, conv)];
-    if (page.after !== undefined) conds.push(gt(messages.mid, page.after));
-    if (page.before !== undefined) conds.push(lt(messages.mid, page.before));
-    const forward = page.after !== undefined;
-    const rows = this.db
-      .select()
-      .from(messages)
-      .where(and(...conds))
-      .orderBy(forward ? asc(messages.mid) : desc(messages.mid))
-      .limit(page.limit)
-      .all();
-    if (!forward) rows.reverse();
-    return rows.map(toStored);
+    return this.messagesByMid(this.historySizes(conv, page).map((r) => r.mid));
   }
 
   sync(user: string, after: number, limit: number): StoredMessage[] {
-    // Three index range scans (group conversations via messages_conv, DMs received
-    // via messages_dm_to, DMs sent via messages_dm_from), each cut at `limit`,
-    // merged by mid: cost follows this user's traffic, not the whole table's.
-    const rows = this.db.all<MessageRow>(sql`
-      SELECT * FROM (
-        SELECT * FROM (SELECT m.* FROM ${messages} m
-          WHERE m.conv IN (SELECT 'g:' || grp FROM ${memberships} WHERE user = ${user}) AND m.mid > ${after}
-          ORDER BY m.mid LIMIT ${limit})
-        UNION ALL
-        SELECT * FROM (SELECT * FROM ${messages} WHERE to_user = ${user} AND mid > ${after} ORDER BY mid LIMIT ${limit})
-        UNION ALL
-        SELECT * FROM (SELECT * FROM ${messages}
-          WHERE sender = ${user} AND to_user IS NOT NULL AND to_user != ${user} AND mid > ${after}
-          ORDER BY mid LIMIT ${limit})
-      ) ORDER BY mid LIMIT ${limit}`);
-    return rows.map((r) => toStored(mapRawRow(r)));
+    return this.messagesByMid(this.syncSizes(user, after, limit).map((r) => r.mid));
+  }
+
+  historySizes(conv: string, page: Page): MidSize[] {
+    const after = page.after ?? 0;
+    const before = page.before ?? NO_BOUND;
+    if (page.after !== undefined) return this.sizesForward.all(conv, after, before, page.limit);
+    return this.sizesBackward.all(conv, after, before, page.limit).reverse();
+  }
+
+  syncSizes(user: string, after: number, limit: number): MidSize[] {
+    return this.sizesSync.all(user, after, limit);
+  }
+
+  messagesByMid(mids: readonly number[]): StoredMessage[] {
+    if (mids.length === 0) return [];
+    const rows = this.byMids.all(JSON.stringify(mids)).map((r) => toStored(mapRawRow(r)));
+    return rows.sort((a, b) => a.mid - b.mid);
+  }
+
+  maintain(now: number): void {
+    this.db.delete(tokens).where(lte(tokens.expires, now)).run();
+    if (this.walPath === undefined) return;
+    let walSize = 0;
+    try {
+      walSize = statSync(this.walPath).size;
+    } catch {
+      return; // no WAL file (yet)
+    }
+    // journal_size_limit cuts the WAL back only when a later write starts it over;
+    // after a burst followed by silence, this gives the space back.
+    if (walSize > WAL_LIMIT) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
   close(): void {
@@ -246,5 +326,6 @@ function mapRawRow(r: Record<string, unknown> | MessageRow): MessageRow {
     fileName: (x.file_name ?? null) as string | null,
     fileType: (x.file_type ?? null) as string | null,
     fileData: (x.file_data ?? null) as Buffer | null,
+    size: x.size as number,
   };
 }

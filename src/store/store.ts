@@ -46,6 +46,12 @@ export interface GroupRow {
   owner: string;
 }
 
+/** A message's mid and approximate wire size (`messageSize`), read before any message body. */
+export interface MidSize {
+  mid: number;
+  size: number;
+}
+
 export interface Page {
   /** Only messages with mid < before. */
   before?: number;
@@ -59,7 +65,11 @@ export interface Store {
   createUser(name: string, passHash: string, now: number): boolean;
   getUser(name: string): UserRow | undefined;
 
-  addToken(hash: string, user: string, now: number, expires: number): void;
+  /**
+   * Adds a token. With `maxPerUser`, the user then keeps at most that many tokens: the
+   * oldest others are deleted (config `maxTokensPerUser`).
+   */
+  addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): void;
   /** The user a token hash belongs to, if it exists and has not expired at `now`. */
   tokenUser(hash: string, now: number): string | undefined;
   deleteToken(hash: string): void;
@@ -75,6 +85,10 @@ export interface Store {
   addMember(grp: string, user: string, now: number): boolean;
   /** Removes a member; false if not a member. */
   removeMember(grp: string, user: string): boolean;
+  /** How many groups `owner` created (config `maxGroupsCreated`). */
+  groupsCreatedBy(owner: string): number;
+  /** How many groups `user` is a member of (config `maxGroupsPerUser`). */
+  groupCount(user: string): number;
   /** Every membership, for loading the router at start. */
   allMemberships(): Array<{ grp: string; user: string }>;
   /** The groups `user` belongs to, by name. */
@@ -93,8 +107,43 @@ export interface Store {
   history(conv: string, page: Page): StoredMessage[];
   /** Messages with mid > after in every group `user` is a member of and every direct message to or from `user`, oldest first. */
   sync(user: string, after: number, limit: number): StoredMessage[];
+  /**
+   * The mids and sizes of what `history` would return, in the same order, reading no
+   * message body: fill a page by bytes with these, then fetch it with `messagesByMid`.
+   */
+  historySizes(conv: string, page: Page): MidSize[];
+  /** The mids and sizes of what `sync` would return, in the same order, reading no message body. */
+  syncSizes(user: string, after: number, limit: number): MidSize[];
+  /** The stored messages with these mids (any order given), ascending by mid; unknown mids are skipped. */
+  messagesByMid(mids: readonly number[]): StoredMessage[];
+
+  /**
+   * Housekeeping, called about once a minute (cheap when there is nothing to do): deletes
+   * the tokens expired at `now` and gives back the disk space of a WAL grown past its limit.
+   */
+  maintain(now: number): void;
 
   close(): void;
+}
+
+/** Bytes of `s` in UTF-8. */
+function utf8Length(s: string | undefined): number {
+  return s === undefined ? 0 : Buffer.byteLength(s);
+}
+
+/**
+ * A message's approximate size on the wire (PROTOCOL.md §3.5): its text, cid and file
+ * (data, name, type) in bytes, plus 96 for the keys, mid, ts and names. Stored with the
+ * message (the migration 0001_message_size computes the same for older rows).
+ */
+export function messageSize(m: NewMessage): number {
+  const f = m.file;
+  return (
+    96 +
+    utf8Length(m.text) +
+    utf8Length(m.cid) +
+    (f ? f.data.length + utf8Length(f.name) + utf8Length(f.type) : 0)
+  );
 }
 
 /** The conversation key of a message or a history request. */

@@ -15,6 +15,11 @@ const MAX_BATCH = 4096;
 export class Batcher<T> {
   private queue: Pending<T>[] = [];
   private scheduled = false;
+  /** Messages ever enqueued, and ever done with (committed or failed). */
+  private enqueued = 0;
+  private done = 0;
+  /** settled() callers, by the `enqueued` count they wait for (ascending). */
+  private waiters: Array<{ upto: number; resolve: () => void }> = [];
 
   constructor(
     private readonly store: Store,
@@ -25,10 +30,29 @@ export class Batcher<T> {
 
   enqueue(p: Pending<T>): void {
     this.queue.push(p);
+    this.enqueued++;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
     }
+  }
+
+  /** Whether a message whose tag matches is waiting for its commit. */
+  hasPending(match: (tag: T) => boolean): boolean {
+    for (const p of this.queue) if (match(p.tag)) return true;
+    return false;
+  }
+
+  /**
+   * Resolves once every message queued now has been committed (and acknowledged, and fanned
+   * out) or has failed, by the regular flush: read-your-writes for history and sync
+   * (PROTOCOL.md §3.4) without forcing a commit out of turn.
+   */
+  settled(): Promise<void> {
+    if (this.done === this.enqueued) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.waiters.push({ upto: this.enqueued, resolve });
+    return promise;
   }
 
   /** Commits what is queued; with `all` (shutdown) everything, without yielding between batches. */
@@ -45,9 +69,14 @@ export class Batcher<T> {
         );
       } catch (err) {
         for (const p of batch) this.onFailed(p, err);
+        this.settle(batch.length);
         continue;
       }
-      for (let i = 0; i < batch.length; i++) this.onCommitted(batch[i]!, results[i]!);
+      try {
+        for (let i = 0; i < batch.length; i++) this.onCommitted(batch[i]!, results[i]!);
+      } finally {
+        this.settle(batch.length);
+      }
       // Yield between large batches so reads and acks interleave.
       if (this.queue.length > 0 && !all) {
         this.scheduled = true;
@@ -55,5 +84,10 @@ export class Batcher<T> {
         return;
       }
     }
+  }
+
+  private settle(n: number): void {
+    this.done += n;
+    while (this.waiters.length > 0 && this.waiters[0]!.upto <= this.done) this.waiters.shift()!.resolve();
   }
 }

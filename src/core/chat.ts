@@ -38,7 +38,7 @@ function quote(s: string): string {
   return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}...` : s);
 }
 
-/** Messages per store read while a connection catches up. */
+/** Most messages per store read while a connection catches up (each page is also cut by bytes). */
 const CATCH_UP_PAGE = 200;
 
 /** Deepest nesting of maps and arrays in a request (PROTOCOL.md §2); a `send` with a file needs 2. */
@@ -142,16 +142,29 @@ export class ChatCore {
    * pages of `sync` after the last mid pushed to it, while its queue is below a quarter
    * of the bound; when a page comes back short, everything committed is queued and live
    * pushes resume. Runs between batches (from `drain`), so no commit can slip in between.
+   * Each page is filled by bytes, as history and sync are (store.syncSizes, then
+   * messagesByMid for what fits): it takes the queue to that quarter and no further (but
+   * always holds one message, so the replay moves on), so a conversation of large files
+   * does not overflow the queue and close the connection it is catching up.
    */
   private catchUp(s: Session): void {
     const lowWater = s.behindAt / 2;
     while (s.behindSince !== 0 && !s.closed && s.user !== undefined && s.writer.queued < lowWater) {
-      const rows = this.store.sync(s.user, s.lastPushedMid, CATCH_UP_PAGE);
-      for (const m of rows) {
+      const sizes = this.store.syncSizes(s.user, s.lastPushedMid, CATCH_UP_PAGE);
+      const room = lowWater - s.writer.queued;
+      const mids: number[] = [];
+      let bytes = 0;
+      for (const r of sizes) {
+        if (mids.length > 0 && bytes + r.size > room) break;
+        mids.push(r.mid);
+        bytes += r.size;
+      }
+      for (const m of this.store.messagesByMid(mids)) {
+        if (s.closed) return; // closed while its replay was queued: nothing more to encode
         s.send(encodeFrame(wireMessage(m, m.mid, m.ts, "msg")));
         s.lastPushedMid = m.mid;
       }
-      if (rows.length < CATCH_UP_PAGE) s.behindSince = 0;
+      if (sizes.length < CATCH_UP_PAGE && mids.length === sizes.length) s.behindSince = 0;
     }
   }
 

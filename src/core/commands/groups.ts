@@ -18,8 +18,16 @@ export const join: Command<RequestOf<"join">> = {
     const now = Date.now();
     let created = false;
     const members = core.hub.membersOf(req.group);
-    if (!members.has(user) && members.size >= core.config.maxGroupSize)
-      throw new ProtocolError("forbidden", `group "${req.group}" is full (${core.config.maxGroupSize} members)`);
+    if (!members.has(user)) {
+      if (members.size >= core.config.maxGroupSize)
+        throw new ProtocolError("forbidden", `group "${req.group}" is full (${core.config.maxGroupSize} members)`);
+      // Groups are permanent (PROTOCOL.md §3.3): without these caps one account could fill the database.
+      const { maxGroupsPerUser, maxGroupsCreated } = core.config;
+      if (core.store.groupCount(user) >= maxGroupsPerUser)
+        throw new ProtocolError("forbidden", `you are in ${maxGroupsPerUser} groups already, the most allowed: leave one first`);
+      if (!core.store.getGroup(req.group) && core.store.groupsCreatedBy(user) >= maxGroupsCreated)
+        throw new ProtocolError("forbidden", `you have created ${maxGroupsCreated} groups, the most allowed`);
+    }
     if (core.store.getGroup(req.group)) {
       core.store.addMember(req.group, user, now);
     } else {

@@ -2,9 +2,10 @@
 import { ProtocolError } from "../../protocol/errors.ts";
 import type { WireMessage } from "../../protocol/pushes.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
-import { dmConv, groupConv, type NewMessage, type StoredMessage } from "../../store/store.ts";
-import { type Command, DEFER } from "../command.ts";
+import { dmConv, groupConv, type MidSize, type NewMessage, type StoredMessage } from "../../store/store.ts";
+import { type Command, DEFER, type Reply } from "../command.ts";
 import type { ChatCore } from "../chat.ts";
+import type { Session } from "../session.ts";
 import { requireMember } from "./groups.ts";
 
 /** `limit` when a request gives none. */
@@ -59,44 +60,45 @@ export function toWire(m: StoredMessage): WireMessage {
   return wireMessage(m, m.mid, m.ts);
 }
 
-function approxSize(m: StoredMessage): number {
-  return 96 + (m.text?.length ?? 0) * 3 + (m.file ? m.file.data.length + m.file.name.length + m.file.type.length : 0);
+/**
+ * Picks a page from (mid, size) pairs read nearest first (PROTOCOL.md §3.4): at most `limit`
+ * messages, cut short (with `more`) before the estimated bytes pass `budget`, but at least one
+ * message. `more` also when pairs are left over: read `limit + 1` to tell whether there are more.
+ */
+export function fillPage(sizes: readonly MidSize[], limit: number, budget: number): { mids: number[]; more: boolean } {
+  const mids: number[] = [];
+  let bytes = 0;
+  for (const r of sizes) {
+    if (mids.length === limit || (mids.length > 0 && bytes + r.size > budget)) return { mids, more: true };
+    mids.push(r.mid);
+    bytes += r.size;
+  }
+  return { mids, more: false };
 }
 
-/** Rows read from the store at a time while a page is filled. */
-const CHUNK = 32;
-
 /**
- * Fills a page in the paging direction: at most `limit` messages, cut short
- * (with `more`) once it holds half a frame's worth, so a reply always fits the
- * client's frame limit (at least one message is kept). Rows are read in chunks,
- * so a page of large messages does not read hundreds of rows it cannot send.
- * `read(cursor, n)` gives the next `n` rows past `cursor`, nearest first.
+ * A history or sync page: the ids and sizes first, from the store's indexes, then only the
+ * messages that fit are read whole. A page of large files reads no file it does not send
+ * (PROTOCOL.md §3.4: at most half of --max-frame).
  */
-function collect(
-  read: (cursor: number | undefined, n: number) => StoredMessage[],
-  limit: number,
-  budget: number,
-): { msgs: StoredMessage[]; more: boolean } {
-  const out: StoredMessage[] = [];
-  let size = 0;
-  let cursor: number | undefined;
-  for (;;) {
-    const n = Math.min(CHUNK, limit + 1 - out.length); // one past the limit tells whether there is more
-    const rows = read(cursor, n);
-    for (const m of rows) {
-      const sz = approxSize(m);
-      if (out.length === limit || (out.length > 0 && size + sz > budget)) return { msgs: out, more: true };
-      out.push(m);
-      size += sz;
-    }
-    if (rows.length < n) return { msgs: out, more: false };
-    cursor = rows[rows.length - 1]!.mid;
-  }
+function page(core: ChatCore, sizes: readonly MidSize[], limit: number): Reply {
+  const { mids, more } = fillPage(sizes, limit, core.config.maxFrame / 2);
+  return { msgs: core.store.messagesByMid(mids).map(toWire), more };
 }
 
 function pageLimit(core: ChatCore, limit: number | undefined): number {
   return Math.max(1, Math.min(limit ?? DEFAULT_PAGE, core.config.maxPage));
+}
+
+/**
+ * Runs `read` once this connection's earlier sends are committed, so the page includes them
+ * (PROTOCOL.md §3.4, last paragraph): at once when none is pending; else after the batcher's
+ * regular commit of this turn, as an async reply (the dispatcher holds this connection's later
+ * requests until then, so its replies keep their order). Nothing is committed out of turn.
+ */
+function afterOwnSends(core: ChatCore, session: Session, read: () => Reply): Reply | Promise<Reply> {
+  if (!core.batcher.hasPending((t) => t.session === session)) return read();
+  return core.batcher.settled().then(read);
 }
 
 export const history: Command<RequestOf<"history">> = {
@@ -112,20 +114,13 @@ export const history: Command<RequestOf<"history">> = {
       conv = dmConv(me, req.user!);
     }
     const limit = pageLimit(core, req.limit);
-    core.batcher.flush(true); // read your own writes: sends this connection made before are in the page
-    const budget = core.config.maxFrame / 2;
-    if (req.after !== undefined) {
-      const { before, after } = req;
-      const page = collect((c, n) => core.store.history(conv, { after: c ?? after, before, limit: n }), limit, budget);
-      return { msgs: page.msgs.map(toWire), more: page.more };
-    }
-    // Backwards from `before` (or the newest): read nearest first, answer oldest first.
-    const page = collect(
-      (c, n) => core.store.history(conv, { before: c ?? req.before, limit: n }).reverse(),
-      limit,
-      budget,
+    const { after, before } = req;
+    return afterOwnSends(core, session, () =>
+      after !== undefined
+        ? page(core, core.store.historySizes(conv, { after, before, limit: limit + 1 }), limit)
+        : // Backwards from `before` (or the newest): picked nearest first, answered oldest first.
+          page(core, core.store.historySizes(conv, { before, limit: limit + 1 }).reverse(), limit),
     );
-    return { msgs: page.msgs.reverse().map(toWire), more: page.more };
   },
 };
 
@@ -133,9 +128,7 @@ export const sync: Command<RequestOf<"sync">> = {
   auth: true,
   run({ core, session }, req) {
     const limit = pageLimit(core, req.limit);
-    core.batcher.flush(true);
     const user = session.user!;
-    const page = collect((c, n) => core.store.sync(user, c ?? req.after, n), limit, core.config.maxFrame / 2);
-    return { msgs: page.msgs.map(toWire), more: page.more };
+    return afterOwnSends(core, session, () => page(core, core.store.syncSizes(user, req.after, limit + 1), limit));
   },
 };

@@ -37,3 +37,30 @@ test("pushToGroup follows joins, leaves, logins and logouts; skip is skipped", (
   expect(b.got).toEqual([1, 2, 3]);
   expect(c.got).toEqual([3, 4]);
 });
+
+test("logins and closes update the fan-out arrays in place: no group is rebuilt (issue #10)", () => {
+  const hub = new Hub<S>();
+  const frame = new Uint8Array(1);
+  const groups = Array.from({ length: 1000 }, (_, i) => `g${i}`);
+  hub.load(groups.flatMap((grp) => [{ grp, user: "many" }, { grp, user: "peer" }]));
+  const peer = new S("peer");
+  hub.attach(peer);
+  for (const g of groups) hub.pushToGroup(g, frame, 1);
+  expect(hub.fanoutBuilds).toBe(1000);
+  const devices: S[] = [];
+  for (let i = 0; i < 20; i++) {
+    const d = new S("many");
+    hub.attach(d);
+    devices.push(d);
+    if (i % 2 === 1) hub.detach(devices[i - 1]!, "many");
+  }
+  for (const g of groups) hub.pushToGroup(g, frame, 2, peer);
+  expect(hub.fanoutBuilds).toBe(1000);
+  expect(peer.got.length).toBe(1000);
+  devices.forEach((d, i) => expect(d.got.length).toBe(i % 2 === 1 ? 1000 : 0));
+  hub.detach(peer, "peer");
+  hub.pushToGroup("g7", frame, 3);
+  expect(peer.got.length).toBe(1000);
+  expect(devices[19]!.got.at(-1)).toBe(3);
+  expect(hub.sessionCount("many")).toBe(10);
+});

@@ -1,9 +1,11 @@
 // Abuse limits (issue #6): request rates, login throttling, connections per address,
-// login and idle timeouts, group size; and TLS over a real socket.
+// login and idle timeouts, group size; and TLS over a real socket. The hardening issue:
+// login and registration throttles (#5, #6, #8, #15), logins, sessions and presence per user (#10).
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { Config } from "../src/config.ts";
+import { type Config, DEFAULTS } from "../src/config.ts";
 import type { ChatCore } from "../src/core/chat.ts";
+import { Backoff, HashPool } from "../src/core/limits.ts";
 import { TestClient } from "./helpers/client.ts";
 import { FakeConn, makeCore, loggedIn as login, turn } from "./helpers/fake-conn.ts";
 import { TEST_ARGS, startServer, tempDir } from "./helpers/server.ts";
@@ -43,27 +45,254 @@ describe("request rate", () => {
   });
 });
 
-describe("login throttling", () => {
-  test("after N failures for a user, its logins get rate_limited, even with the right password; other users are fine", async () => {
-    const c = core({ loginFree: 3, loginFailsAddr: 0 });
+const wrong = (c: Conn, user: string) => c.req({ t: "login", id: ids++, user, pass: "wrong-pass" });
+const right = (c: Conn, user: string) => c.req({ t: "login", id: ids++, user, pass: "password1" });
+
+describe("login throttling (issue #5, #6, #15)", () => {
+
+  test("failures back off per (user, address): that address waits, the user's right password from elsewhere is accepted", async () => {
+    const c = core({ loginFree: 3, loginFailsAddr: 0, loginBackoffMax: 1 });
     await loggedIn(c, "victim");
     const x = new Conn(c, "10.0.0.9");
-    for (let i = 0; i < 3; i++)
-      expect(await x.req({ t: "login", id: ids++, user: "victim", pass: "wrong-pass" })).toMatchObject({ code: "unauthorized" });
-    const r = await x.req({ t: "login", id: ids++, user: "victim", pass: "password1" });
+    for (let i = 0; i < 3; i++) expect(await wrong(x, "victim")).toMatchObject({ code: "unauthorized" });
+    const r = await right(x, "victim");
     expect(r).toMatchObject({ t: "error", code: "rate_limited" });
-    expect(r.msg).toMatch(/retry in \d+ s/);
+    expect(r.msg).toMatch(/retry in 1 s/);
+    // no lockout of the user: the owner, from their own address, is not slowed at all
+    await loggedIn(c, "victim", "10.0.0.1");
     await loggedIn(c, "bystander", "10.0.0.9");
+    // after the backoff, the right password from that address is accepted too, and clears its count
+    await Bun.sleep(1100);
+    expect((await right(x, "victim")).t).toBe("ok");
+    const y = new Conn(c, "10.0.0.9");
+    for (let i = 0; i < 3; i++) expect(await wrong(y, "victim")).toMatchObject({ code: "unauthorized" });
   });
 
-  test("after N failures from an address, logins from it get rate_limited; other addresses are fine", async () => {
+  test("bogus tokens never lock the user out: the valid token and, from elsewhere, the password still work", async () => {
+    const c = core({ loginFree: 5, loginFailsAddr: 5 });
+    const owner = await loggedIn(c, "victim", "10.0.0.1");
+    const token = owner.msgs.find((m) => m.t === "ok" && m.token)!.token as string;
+    const x = new Conn(c, "10.6.6.6");
+    for (let i = 0; i < 20; i++)
+      expect(await x.req({ t: "login", id: ids++, user: "victim", token: `bogus${i}`.padEnd(43, "x") })).toMatchObject({ code: "unauthorized" });
+    // the valid token is accepted, even from the attacker's address
+    expect((await new Conn(c, "10.6.6.6").req({ t: "login", id: ids++, user: "victim", token })).t).toBe("ok");
+    expect((await new Conn(c, "10.0.0.1").req({ t: "login", id: ids++, user: "victim", token })).t).toBe("ok");
+    expect((await right(new Conn(c, "10.0.0.2"), "victim")).t).toBe("ok");
+    // the bogus tokens counted against their address: its password checks wait
+    expect(await right(new Conn(c, "10.6.6.6"), "victim")).toMatchObject({ code: "rate_limited" });
+  });
+
+  test("failures from one address across users back off that address; other addresses are fine", async () => {
     const c = core({ loginFree: 0, loginFailsAddr: 2 });
     await loggedIn(c, "someone");
     const x = new Conn(c, "10.6.6.6");
     for (let i = 0; i < 2; i++)
       expect(await x.req({ t: "login", id: ids++, user: `guess${i}`, pass: "wrong-pass" })).toMatchObject({ code: "unauthorized" });
-    expect(await x.req({ t: "login", id: ids++, user: "someone", pass: "password1" })).toMatchObject({ code: "rate_limited" });
+    expect(await right(x, "someone")).toMatchObject({ code: "rate_limited" });
     await loggedIn(c, "someone", "10.7.7.7");
+  });
+
+  test("simultaneous guesses count from when they start: 40 at once, the right one 38th, is not accepted", async () => {
+    const c = core({ loginFree: 5, loginFailsAddr: 0 });
+    await loggedIn(c, "victim", "10.0.0.1");
+    const conns = Array.from({ length: 40 }, () => new Conn(c, "10.6.6.6"));
+    const replies = await Promise.all(
+      conns.map((x, i) => x.req({ t: "login", id: ids++, user: "victim", pass: i === 37 ? "password1" : `wrong-pass${i}` })),
+    );
+    const codes = replies.map((r) => (r.t === "ok" ? "ok" : r.code));
+    expect(codes[37]).not.toBe("ok");
+    // evaluated: at most loginConcurrentUser at once, and no more than the free ones in all
+    expect(codes.filter((x) => x === "unauthorized").length).toBeLessThanOrEqual(DEFAULTS.loginConcurrentUser);
+    expect(codes.filter((x) => x === "rate_limited").length).toBeGreaterThanOrEqual(38);
+  });
+
+  test("password checks in progress are capped per user across addresses, and per address across users", async () => {
+    const c = core({ loginFree: 0, loginFailsAddr: 0, loginConcurrentUser: 2, loginConcurrentAddr: 3 });
+    for (const u of ["u1", "u2", "u3", "u4", "u5"]) await loggedIn(c, u, "10.0.0.1");
+    const perUser = await Promise.all(Array.from({ length: 6 }, (_, i) => right(new Conn(c, `10.1.0.${i}`), "u1")));
+    expect(perUser.filter((r) => r.t === "ok").length).toBe(2);
+    expect(perUser.filter((r) => r.code === "rate_limited").length).toBe(4);
+    const perAddr = await Promise.all(["u2", "u3", "u4", "u5"].map((u) => right(new Conn(c, "10.2.0.1"), u)));
+    expect(perAddr.filter((r) => r.t === "ok").length).toBe(3);
+    expect(perAddr.filter((r) => r.code === "rate_limited").length).toBe(1);
+  });
+
+  test("passwd checks are throttled like logins", async () => {
+    const c = core({ loginFree: 2, loginFailsAddr: 0 });
+    const a = await loggedIn(c, "pw", "10.0.0.1");
+    for (let i = 0; i < 2; i++)
+      expect(await a.req({ t: "passwd", id: ids++, old: "wrong-pass", new: "password2" })).toMatchObject({ code: "unauthorized" });
+    expect(await a.req({ t: "passwd", id: ids++, old: "password1", new: "password2" })).toMatchObject({ code: "rate_limited" });
+    // from another address the owner may still change it
+    const b = await loggedIn(c, "pw", "10.0.0.2");
+    expect((await b.req({ t: "passwd", id: ids++, old: "password1", new: "password2" })).t).toBe("ok");
+  });
+
+  test("backoff windows use a monotonic clock: a wall clock stepped back does not prolong them", async () => {
+    const c = core({ loginFree: 1, loginFailsAddr: 0, loginBackoffMax: 1 });
+    await loggedIn(c, "clock", "10.0.0.1");
+    const x = new Conn(c, "10.0.0.9");
+    expect(await wrong(x, "clock")).toMatchObject({ code: "unauthorized" });
+    expect(await right(x, "clock")).toMatchObject({ code: "rate_limited" });
+    const realNow = Date.now;
+    Date.now = () => realNow() - 3600_000; // the wall clock is stepped back an hour
+    try {
+      await Bun.sleep(1100);
+      c.sweep(performance.now());
+      expect((await right(x, "clock")).t).toBe("ok");
+    } finally {
+      Date.now = realNow;
+    }
+  });
+});
+
+describe("Backoff", () => {
+  test("free failures, then 1 s doubling up to the most; a success starts afresh; failures are forgiven with time", () => {
+    const b = new Backoff(2, 8000, 60_000);
+    const fail = (t: number) => b.fail("k", t);
+    fail(0);
+    expect(b.waitFor("k", 0)).toBe(0);
+    fail(0);
+    expect(b.waitFor("k", 0)).toBe(1000);
+    expect(b.waitFor("k", 400)).toBe(600);
+    fail(1000);
+    expect(b.waitFor("k", 1000)).toBe(2000);
+    fail(3000);
+    fail(7000);
+    expect(b.waitFor("k", 7000)).toBe(8000);
+    fail(15_000);
+    expect(b.waitFor("k", 15_000)).toBe(8000); // capped
+    // 6 failures: after 4 minutes, 4 are forgiven, 2 left, the free ones: 1 s from the last failure has long passed
+    expect(b.waitFor("k", 15_000 + 4 * 60_000)).toBe(0);
+    b.prune(15_000 + 6 * 60_000);
+    expect(b.size).toBe(0);
+    fail(0);
+    fail(0);
+    b.begin("k", 0);
+    b.succeeded("k", 10);
+    expect(b.waitFor("k", 10)).toBe(0);
+  });
+
+  test("attempts in progress count; one refused before it ran does not", () => {
+    const b = new Backoff(2, 8000, 60_000);
+    b.begin("k", 0);
+    b.begin("k", 0);
+    expect(b.waitFor("k", 0)).toBe(1000); // two in progress: a third must wait
+    b.cancel("k", 5);
+    expect(b.waitFor("k", 5)).toBe(0);
+    b.failed("k", 10);
+    b.fail("k", 20);
+    expect(b.waitFor("k", 20)).toBe(1000);
+    expect(new Backoff(0, 8000, 60_000).waitFor("k", 0)).toBe(0);
+  });
+});
+
+describe("hashing queues (issue #8)", () => {
+  test("a pool runs `slots` at once, `queue` waiting in order, and refuses more at once", async () => {
+    const pool = new HashPool(2, 1, "busy");
+    const gates: (() => void)[] = [];
+    const order: number[] = [];
+    const job = (i: number) => () => new Promise<number>((r) => gates.push(() => { order.push(i); r(i); }));
+    const a = pool.run(job(1));
+    const b = pool.run(job(2));
+    const cc = pool.run(job(3));
+    await expect(pool.run(job(4))).rejects.toMatchObject({ code: "rate_limited" });
+    await turn();
+    expect(gates.length).toBe(2); // the third waits
+    gates.shift()!();
+    await a;
+    await turn();
+    expect(gates.length).toBe(2);
+    while (gates.length) gates.shift()!();
+    expect(await Promise.all([b, cc])).toEqual([2, 3]);
+    expect(order).toEqual([1, 2, 3]);
+    expect(pool.busy).toBe(0);
+  });
+
+  test("registrations per address per hour", async () => {
+    const c = core({ registerPerAddr: 3 });
+    const x = new Conn(c, "10.3.0.1");
+    for (let i = 0; i < 3; i++) expect((await x.req({ t: "register", id: ids++, user: `reg${i}`, pass: "password1" })).t).toBe("ok");
+    const r = await x.req({ t: "register", id: ids++, user: "reg3", pass: "password1" });
+    expect(r).toMatchObject({ code: "rate_limited" });
+    expect(r.msg).toMatch(/retry in \d+ s/);
+    expect((await new Conn(c, "10.3.0.2").req({ t: "register", id: ids++, user: "reg3", pass: "password1" })).t).toBe("ok");
+  });
+
+  test("registrations wait in their own bounded queue: a flood is refused at once and does not hold up a login", async () => {
+    const c = core({ registerQueue: 2, registerPerAddr: 0, hashMemory: 8192, hashTime: 2 });
+    await loggedIn(c, "early", "10.0.0.1");
+    const flood = Array.from({ length: 8 }, (_, i) => new Conn(c, `10.4.0.${i}`));
+    const pending = flood.map((x, i) => x.req({ t: "register", id: ids++, user: `flood${i}`, pass: "password1" }));
+    const t0 = performance.now();
+    expect((await right(new Conn(c, "10.5.0.1"), "early")).t).toBe("ok");
+    const loginMs = performance.now() - t0;
+    const regs = await Promise.all(pending);
+    const regMs = performance.now() - t0;
+    expect(regs.filter((r) => r.t === "ok").length).toBe(3); // 1 hashing + 2 waiting
+    expect(regs.filter((r) => r.code === "rate_limited").length).toBe(5);
+    // the login hashed beside the one registration running, not behind the queue
+    expect(loginMs).toBeLessThan(regMs);
+  });
+});
+
+describe("logins per user and sessions per user (issue #10)", () => {
+  test("successful logins per user per minute are limited; the refusal says so", async () => {
+    const c = core({ loginsPerUser: 3 });
+    const first = await loggedIn(c, "busy", "10.0.0.1");
+    const token = first.msgs.find((m) => m.t === "ok" && m.token)!.token as string;
+    for (let i = 0; i < 2; i++) expect((await new Conn(c).req({ t: "login", id: ids++, user: "busy", token })).t).toBe("ok");
+    const r = await new Conn(c).req({ t: "login", id: ids++, user: "busy", token });
+    expect(r).toMatchObject({ code: "rate_limited" });
+    expect(r.msg).toMatch(/logins of "busy" in a minute: retry in \d+ s/);
+    // only that user
+    await loggedIn(c, "calm", "10.0.0.1");
+  });
+
+  test("logged-in connections per user are capped; closing one frees its place", async () => {
+    const c = core({ maxSessionsPerUser: 2 });
+    const a = await loggedIn(c, "many", "10.0.0.1");
+    await loggedIn(c, "many", "10.0.0.2");
+    const r = await new Conn(c, "10.0.0.3").req({ t: "login", id: ids++, user: "many", pass: "password1" });
+    expect(r).toMatchObject({ code: "rate_limited" });
+    expect(r.msg).toContain("close one first");
+    a.end();
+    await loggedIn(c, "many", "10.0.0.3");
+  });
+});
+
+describe("presence debounce (issue #10)", () => {
+  test("online/offline flapping within the delay sends nothing; the settled state is announced once", async () => {
+    const c = core({ presenceDelay: 150 });
+    const watcher = await loggedIn(c, "watcher");
+    const flapper = await loggedIn(c, "flapper");
+    expect((await watcher.req({ t: "join", id: ids++, group: "pg" })).t).toBe("ok");
+    expect((await flapper.req({ t: "join", id: ids++, group: "pg" })).t).toBe("ok");
+    await Bun.sleep(200); // flapper's first login settles while nobody shared a group: nothing to send
+    watcher.msgs.length = 0;
+    flapper.end();
+    for (let i = 0; i < 10; i++) (await loggedIn(c, "flapper")).end();
+    await Bun.sleep(300);
+    expect(watcher.msgs.filter((m) => m.t === "presence")).toEqual([{ t: "presence", user: "flapper", online: false }]);
+    for (let i = 0; i < 5; i++) (await loggedIn(c, "flapper")).end();
+    await loggedIn(c, "flapper");
+    await Bun.sleep(300);
+    expect(watcher.msgs.filter((m) => m.t === "presence")).toEqual([
+      { t: "presence", user: "flapper", online: false },
+      { t: "presence", user: "flapper", online: true },
+    ]);
+  });
+
+  test("with no delay, presence is sent at once", async () => {
+    const c = core({ presenceDelay: 0 });
+    const watcher = await loggedIn(c, "w0");
+    const other = await loggedIn(c, "o0");
+    await watcher.req({ t: "join", id: ids++, group: "pg0" });
+    await other.req({ t: "join", id: ids++, group: "pg0" });
+    other.end();
+    await turn();
+    expect(watcher.msgs.filter((m) => m.t === "presence")).toEqual([{ t: "presence", user: "o0", online: false }]);
   });
 });
 

@@ -14,7 +14,8 @@ import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { wireMessage } from "./commands/messages.ts";
 import { Hub } from "./hub.ts";
-import { FailureCounter } from "./limits.ts";
+import { LoginGuard } from "./guard.ts";
+import { PresenceDebounce } from "./presence.ts";
 import { Session } from "./session.ts";
 import type { Transport } from "./writer.ts";
 
@@ -58,9 +59,10 @@ export class ChatCore {
   private stopping = false;
   /** Open connections per client address. */
   private readonly perAddr = new Map<string, number>();
-  /** Failed logins per user name and per address, in 5-minute windows. */
-  readonly loginFailsUser: FailureCounter;
-  readonly loginFailsAddr: FailureCounter;
+  /** The throttles of login, passwd and register (PROTOCOL.md §3.2). */
+  readonly guard: LoginGuard;
+  /** Presence announcements, debounced per user (PROTOCOL.md §5.2). */
+  private readonly presences: PresenceDebounce;
   private readonly sweeper: Timer;
 
   constructor(
@@ -70,8 +72,12 @@ export class ChatCore {
   ) {
     // No request holds an array or a map of more than a few entries (PROTOCOL.md §3).
     this.decodeBody = makeBodyDecoder(config.maxFrame, 256);
-    this.loginFailsUser = new FailureCounter(config.loginFree, 5 * 60_000);
-    this.loginFailsAddr = new FailureCounter(config.loginFailsAddr, 5 * 60_000);
+    this.guard = new LoginGuard(config);
+    this.presences = new PresenceDebounce(
+      config.presenceDelay,
+      (user) => this.hub.online(user),
+      (user, online) => this.presence(user, online),
+    );
     // One timer for every connection's timeouts: a scan per second is cheaper than a timer per socket.
     this.sweeper = setInterval(() => this.sweep(performance.now()), 1000);
     this.sweeper.unref();
@@ -122,9 +128,7 @@ export class ChatCore {
       if (loginTimeout > 0 && s.user === undefined && now - s.openedAt > loginTimeout * 1000) this.bye(s, "login_timeout");
       else if (idleTimeout > 0 && now - s.lastFrameAt > idleTimeout * 1000) this.bye(s, "idle");
     }
-    const wall = Date.now();
-    this.loginFailsUser.prune(wall);
-    this.loginFailsAddr.prune(wall);
+    this.guard.prune(now);
   }
 
   data(s: Session, chunk: Uint8Array): void {
@@ -183,23 +187,25 @@ export class ChatCore {
 
   // ---- login state, presence -------------------------------------------
 
-  /** Routes a session that just logged in; announces presence if it is the user's first. */
+  /** Routes a session that just logged in; if it is the user's first, presence is announced (debounced). */
   attach(s: Session): void {
     this.knownUsers.add(s.user!);
     s.lastPushedMid = this.store.lastMid(); // live pushes start after what is committed now
-    if (this.hub.attach(s)) this.presence(s.user!, true);
+    if (this.hub.attach(s)) this.presences.changed(s.user!);
   }
 
-  /** Un-routes a session (close or logout); announces presence if it was the user's last. */
+  /** Un-routes a session (close or logout); if it was the user's last, presence is announced (debounced). */
   detach(s: Session): void {
     const user = s.user;
     if (user === undefined) return;
     s.user = undefined;
     s.tokenHash = undefined;
-    if (this.hub.detach(s, user)) this.presence(user, false);
+    if (this.hub.detach(s, user)) this.presences.changed(user);
   }
 
+  /** Tells co-members `user`'s presence, once it held for `--presence-delay` (PresenceDebounce). */
   private presence(user: string, online: boolean): void {
+    if (this.stopping) return;
     const targets = this.hub.coMembersOnline(user);
     if (targets.size === 0) return;
     const frame = encodeFrame({ t: "presence", user, online } satisfies Push);

@@ -1,5 +1,10 @@
 // Abuse limits that are per connection or per key: token buckets for request
-// rates, and a counter of failed logins per user name and per address.
+// rates (also kept per key: registrations per address, logins per user), failure
+// counts with an exponential backoff, counts of work in progress per key, and a
+// bounded pool of slots for expensive work (password hashing). Every time here is
+// monotonic (performance.now(), in ms): a wall clock stepped back must not
+// stretch a window.
+import { ProtocolError } from "../protocol/errors.ts";
 
 /** A token bucket: `rate` per second on average, up to `rate * burst` at once. rate 0: unlimited. */
 export class Bucket {
@@ -14,47 +19,235 @@ export class Bucket {
     this.last = now;
   }
 
+  private refill(now: number): void {
+    const cap = this.rate * this.burst;
+    this.tokens = Math.min(cap, this.tokens + (Math.max(0, now - this.last) * this.rate) / 1000);
+    this.last = Math.max(this.last, now);
+  }
+
   /** Takes `n` tokens if there are that many; false (and takes none) otherwise. */
   take(n: number, now: number): boolean {
     if (this.rate === 0) return true;
-    const cap = this.rate * this.burst;
-    this.tokens = Math.min(cap, this.tokens + ((now - this.last) * this.rate) / 1000);
-    this.last = now;
+    this.refill(now);
     if (this.tokens < n) return false;
     this.tokens -= n;
     return true;
   }
+
+  /** Milliseconds until `n` tokens are there (0: now). */
+  waitFor(n: number, now: number): number {
+    if (this.rate === 0) return 0;
+    this.refill(now);
+    return this.tokens >= n ? 0 : ((n - this.tokens) * 1000) / this.rate;
+  }
+
+  /** Gives back `n` tokens taken for work that was then not done. */
+  refund(n: number): void {
+    this.tokens = Math.min(this.rate * this.burst, this.tokens + n);
+  }
+
+  /** Full again: as good as new, so a keyed map may forget it. */
+  full(now: number): boolean {
+    if (this.rate === 0) return true;
+    this.refill(now);
+    return this.tokens >= this.rate * this.burst;
+  }
 }
 
-/** Counts failures per key in fixed windows; a key with `max` failures is blocked until its window ends. */
-export class FailureCounter {
-  private readonly seen = new Map<string, { count: number; until: number }>();
+/** A bucket per key (an address, a user name), created full on first use and forgotten once full again. */
+export class KeyedBuckets {
+  private readonly buckets = new Map<string, Bucket>();
+  /** `max` per `periodMs` on average, all of them at once at most. max 0: unlimited. */
   constructor(
     private readonly max: number,
-    private readonly windowMs: number,
+    private readonly periodMs: number,
   ) {}
 
-  /** Milliseconds until `key` may try again, or 0 if it may now. */
-  blockedFor(key: string, now: number): number {
+  private get(key: string, now: number): Bucket {
+    let b = this.buckets.get(key);
+    if (!b) this.buckets.set(key, (b = new Bucket((this.max * 1000) / this.periodMs, this.periodMs / 1000, now)));
+    return b;
+  }
+
+  take(key: string, now: number): boolean {
+    return this.max === 0 || this.get(key, now).take(1, now);
+  }
+
+  /** Milliseconds until `key` may take one (0: now); takes nothing. */
+  waitFor(key: string, now: number): number {
     if (this.max === 0) return 0;
-    const e = this.seen.get(key);
-    if (!e || e.until <= now) return 0;
-    return e.count >= this.max ? e.until - now : 0;
+    return this.buckets.get(key)?.waitFor(1, now) ?? 0;
   }
 
-  fail(key: string, now: number): void {
-    if (this.max === 0) return;
-    const e = this.seen.get(key);
-    if (!e || e.until <= now) this.seen.set(key, { count: 1, until: now + this.windowMs });
-    else e.count++;
+  refund(key: string): void {
+    this.buckets.get(key)?.refund(1);
   }
 
-  reset(key: string): void {
-    this.seen.delete(key);
-  }
-
-  /** Forgets windows that ended, so the map does not grow with every address ever seen. */
   prune(now: number): void {
-    for (const [k, e] of this.seen) if (e.until <= now) this.seen.delete(k);
+    for (const [k, b] of this.buckets) if (b.full(now)) this.buckets.delete(k);
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+}
+
+interface Failures {
+  /** Failures (and attempts in progress), less those forgiven with time; fractional. */
+  count: number;
+  /** When `count` was last brought up to date. */
+  seen: number;
+  /** The last failure, or start of an attempt: backoff is measured from it. */
+  at: number;
+  /** Attempts begun and not yet finished (already in `count`). */
+  inflight: number;
+}
+
+/**
+ * Failures per key with an exponential backoff: `free` failures cost nothing; from then
+ * on each attempt must wait 1 s after the last failure, doubling with every further
+ * failure, up to `maxMs`. There is no lockout: a right answer after the wait is always
+ * accepted. One failure is forgiven every `forgetMs`, so a key that stops failing
+ * recovers its free attempts. An attempt counts from when it begins (`begin`), so
+ * attempts in progress at once are counted like failures.
+ */
+export class Backoff {
+  private readonly seen = new Map<string, Failures>();
+  constructor(
+    private readonly free: number,
+    private readonly maxMs: number,
+    private readonly forgetMs: number,
+  ) {}
+
+  private entry(key: string, now: number): Failures | undefined {
+    const e = this.seen.get(key);
+    if (e && now > e.seen) {
+      e.count = Math.max(e.inflight, e.count - (now - e.seen) / this.forgetMs);
+      e.seen = now;
+    }
+    return e;
+  }
+
+  /** Milliseconds until `key` may try again, or 0 if it may now. free 0: never. */
+  waitFor(key: string, now: number): number {
+    if (this.free === 0) return 0;
+    const e = this.entry(key, now);
+    if (!e) return 0;
+    const over = Math.ceil(e.count - 1e-9) - this.free; // a failure counts whole until it is forgiven
+    if (over < 0) return 0;
+    const wait = Math.min(1000 * 2 ** Math.min(over, 30), this.maxMs);
+    return Math.max(0, e.at + wait - now);
+  }
+
+  /** An attempt begins: counted as a failure until it ends. */
+  begin(key: string, now: number): void {
+    if (this.free === 0) return;
+    let e = this.entry(key, now);
+    if (!e) this.seen.set(key, (e = { count: 0, seen: now, at: now, inflight: 0 }));
+    e.count++;
+    e.inflight++;
+    e.at = Math.max(e.at, now);
+  }
+
+  /** The attempt failed: it stays counted, and the backoff runs from now. */
+  failed(key: string, now: number): void {
+    const e = this.end(key, now);
+    if (e) e.at = Math.max(e.at, now);
+  }
+
+  /** The attempt was never made (refused before it ran): it is not counted. */
+  cancel(key: string, now: number): void {
+    const e = this.end(key, now);
+    if (e) e.count = Math.max(e.inflight, e.count - 1);
+  }
+
+  /** The attempt succeeded: the key starts afresh (attempts still in progress stay counted). */
+  succeeded(key: string, now: number): void {
+    const e = this.end(key, now);
+    if (e) e.count = e.inflight;
+  }
+
+  /** A failure with no attempt in progress (cheap checks, such as a token lookup). */
+  fail(key: string, now: number): void {
+    this.begin(key, now);
+    this.failed(key, now);
+  }
+
+  private end(key: string, now: number): Failures | undefined {
+    const e = this.entry(key, now);
+    if (e) e.inflight = Math.max(0, e.inflight - 1);
+    return e;
+  }
+
+  /** Forgets keys whose failures are all forgiven, so the map does not grow with every key ever seen. */
+  prune(now: number): void {
+    for (const k of this.seen.keys()) {
+      const e = this.entry(k, now)!;
+      if (e.inflight === 0 && e.count <= 0) this.seen.delete(k);
+    }
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+}
+
+/** Work in progress per key, at most `max` at once (0: no limit). */
+export class InFlight {
+  private readonly running = new Map<string, number>();
+  constructor(private readonly max: number) {}
+
+  /** Counts one more for `key`, or returns false (counting nothing) if it has `max` already. */
+  acquire(key: string): boolean {
+    const n = this.running.get(key) ?? 0;
+    if (this.max > 0 && n >= this.max) return false;
+    this.running.set(key, n + 1);
+    return true;
+  }
+
+  release(key: string): void {
+    const n = (this.running.get(key) ?? 1) - 1;
+    if (n > 0) this.running.set(key, n);
+    else this.running.delete(key);
+  }
+
+  count(key: string): number {
+    return this.running.get(key) ?? 0;
+  }
+}
+
+/**
+ * Runs expensive work (a password hash) in at most `slots` at once, with at most
+ * `queue` more waiting in order; work beyond that is refused at once with
+ * `rate_limited`, so a flood is answered fast instead of growing a backlog.
+ */
+export class HashPool {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(
+    private readonly slots: number,
+    private readonly queue: number,
+    private readonly busyMsg: string,
+  ) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running < this.slots) this.running++;
+    else if (this.waiting.length < this.queue) await new Promise<void>((r) => this.waiting.push(r)); // handed a slot
+    else throw new ProtocolError("rate_limited", this.busyMsg);
+    try {
+      return await work();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(); // the slot passes to the next in line, still counted as running
+      else this.running--;
+    }
+  }
+
+  get busy(): number {
+    return this.running;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
   }
 }

@@ -22,10 +22,12 @@ function hashPassword(ctx: Context, pass: string): Promise<string> {
 export const register: Command<RequestOf<"register">> = {
   auth: false,
   async run(ctx, req): Promise<Reply> {
-    const { store } = ctx.core;
+    const { core, session } = ctx;
+    const { store } = core;
     if (store.getUser(req.user)) throw new ProtocolError("conflict", `user "${req.user}" already exists`);
-    const hash = await hashPassword(ctx, req.pass);
-    ctx.core.assertRunning();
+    // Per address per hour, and in their own bounded hashing queue (PROTOCOL.md §3.2).
+    const hash = await core.guard.register(session.addr, () => hashPassword(ctx, req.pass));
+    core.assertRunning();
     // Checked again: another connection may have registered the name while we hashed.
     if (!store.createUser(req.user, hash, Date.now()))
       throw new ProtocolError("conflict", `user "${req.user}" already exists`);
@@ -38,35 +40,36 @@ export const login: Command<RequestOf<"login">> = {
   async run(ctx, req): Promise<Reply> {
     const { core, session } = ctx;
     if (session.user !== undefined) throw new ProtocolError("conflict", `already logged in as "${session.user}"`);
-    const now = Date.now();
-    // Guessing is throttled per user name and per address (PROTOCOL.md §3.2); the answer names no cause.
-    const addr = session.transport.remoteAddress;
-    const wait = Math.max(core.loginFailsUser.blockedFor(req.user, now), core.loginFailsAddr.blockedFor(addr, now));
-    if (wait > 0) throw new ProtocolError("rate_limited", `too many failed logins: retry in ${Math.ceil(wait / 1000)} s`);
-    const failed = (msg: string): never => {
-      core.loginFailsUser.fail(req.user, now);
-      core.loginFailsAddr.fail(addr, now);
-      throw new ProtocolError("unauthorized", msg);
-    };
+    const { guard, hub } = core;
+    const now = Date.now(); // token times are wall-clock: tokens outlive the process
     let token: string;
     let tokenHash: string;
     if (req.token !== undefined) {
       // Token lookup by its SHA-256: the comparison happens on a hash, so its timing says nothing of the token.
+      // A valid token is never refused for failed logins; a bogus one counts against its address only.
       token = req.token;
       tokenHash = hashToken(token);
-      if (core.store.tokenUser(tokenHash, now) !== req.user) failed("invalid or expired token");
+      if (core.store.tokenUser(tokenHash, now) !== req.user) {
+        guard.tokenFailed(session.addr);
+        throw new ProtocolError("unauthorized", "invalid or expired token");
+      }
     } else {
+      // Refused before the hash, so that the refusal cannot tell a right password from a wrong one.
+      guard.admit(req.user, hub.sessionCount(req.user), false);
       const user = core.store.getUser(req.user);
       dummyHash ??= hashPassword(ctx, "not a password of anyone");
-      const ok = await Bun.password.verify(req.pass!, user?.passHash ?? (await dummyHash));
+      const stored = user?.passHash ?? (await dummyHash);
+      // Throttled per (user, address) and per address (PROTOCOL.md §3.2); the answer names no cause.
+      const ok = await guard.password(req.user, session.addr, () => Bun.password.verify(req.pass!, stored));
       core.assertRunning();
-      if (!user || !ok) failed("wrong user name or password");
+      if (!user || !ok) throw new ProtocolError("unauthorized", "wrong user name or password");
       token = newToken();
       tokenHash = hashToken(token);
-      core.store.addToken(tokenHash, req.user, now, now + core.config.tokenTtl * 1000);
     }
     if (session.closed) return {};
-    core.loginFailsUser.reset(req.user);
+    guard.admit(req.user, hub.sessionCount(req.user), true);
+    if (req.token === undefined)
+      core.store.addToken(tokenHash, req.user, now, now + core.config.tokenTtl * 1000, core.config.maxTokensPerUser);
     session.user = req.user;
     session.tokenHash = tokenHash;
     core.attach(session);
@@ -98,24 +101,23 @@ export const passwd: Command<RequestOf<"passwd">> = {
   async run(ctx, req): Promise<Reply> {
     const { core, session } = ctx;
     const user = session.user!;
-    const now = Date.now();
-    const addr = session.transport.remoteAddress;
-    const wait = Math.max(core.loginFailsUser.blockedFor(user, now), core.loginFailsAddr.blockedFor(addr, now));
-    if (wait > 0) throw new ProtocolError("rate_limited", `too many failed attempts: retry in ${Math.ceil(wait / 1000)} s`);
     const row = core.store.getUser(user);
-    if (!row || !(await Bun.password.verify(req.old, row.passHash))) {
-      core.loginFailsUser.fail(user, now);
-      core.loginFailsAddr.fail(addr, now);
-      throw new ProtocolError("unauthorized", "wrong password");
-    }
-    const hash = await hashPassword(ctx, req.new);
+    let hash = "";
+    // One slot of the password pool for both the check and the new hash.
+    const ok = await core.guard.password(user, session.addr, async () => {
+      if (!row || !(await Bun.password.verify(req.old, row.passHash))) return false;
+      hash = await hashPassword(ctx, req.new);
+      return true;
+    });
+    if (!ok) throw new ProtocolError("unauthorized", "wrong password");
     core.assertRunning();
     if (session.closed || session.user !== user) return {};
+    const now = Date.now();
     core.store.setPassword(user, hash);
     core.store.deleteUserTokens(user);
     const token = newToken();
     session.tokenHash = hashToken(token);
-    core.store.addToken(session.tokenHash, user, now, now + core.config.tokenTtl * 1000);
+    core.store.addToken(session.tokenHash, user, now, now + core.config.tokenTtl * 1000, core.config.maxTokensPerUser);
     for (const other of core.hub.sessionsOf(user)) if (other !== session) core.bye(other, "password_changed");
     return { token };
   },

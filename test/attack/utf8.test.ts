@@ -7,31 +7,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TestClient } from "../helpers/client.ts";
+import { BAD_UTF8, utf8Attempts } from "../helpers/attack.ts";
 import { enc, type W } from "../helpers/fuzz-msgpack.ts";
 import { type RunningServer, startServer, TEST_ARGS, tempDir } from "../helpers/server.ts";
 import { type Msg, rawFrame } from "../helpers/wire.ts";
-
-const BAD: Array<[string, Uint8Array]> = [
-  ["a\\xff\\xfeb", new Uint8Array([0x61, 0xff, 0xfe, 0x62])],
-  ["overlong a\\xc0\\xafb", new Uint8Array([0x61, 0xc0, 0xaf, 0x62])],
-];
-
-const FILE = { type: "text/plain", data: new Uint8Array([104, 105]) };
-
-/** Requests with the invalid string `s` in one place each (a str of raw bytes). */
-function attempts(s: W): Array<[string, Record<string, W>]> {
-  return [
-    ["the text", { t: "send", group: "g", text: s }],
-    ["the text of a direct message", { t: "send", user: "bob", text: s }],
-    ["the group name of a send", { t: "send", group: s, text: "hi" }],
-    ["the group name of a join", { t: "join", group: s }],
-    ["the file name", { t: "send", group: "g", file: { name: s, ...FILE } }],
-    ["the file type", { t: "send", group: "g", file: { name: "a.txt", type: s, data: FILE.data } }],
-    ["the cid", { t: "send", group: "g", text: "hi", cid: s }],
-    ["a key of the request", { $map: [["t", "send"], ["group", "g"], ["text", "hi"], [s, 1]] }],
-    ["an unknown field, nested", { t: "send", group: "g", text: "hi", extra: { deeper: [s] } }],
-  ];
-}
 
 describe("invalid UTF-8 is refused with bad_request and nothing is stored (finding 14)", () => {
   const tmp = tempDir("tcpchat-attack-utf8-");
@@ -65,8 +44,8 @@ describe("invalid UTF-8 is refused with bad_request and nothing is stored (findi
     return await c.waitFor((m) => m.t === "ok" || m.t === "error" || m.t === "pong", 5000, from);
   }
 
-  for (const [label, bytes] of BAD)
-    for (const [where, req] of attempts({ $str: bytes }))
+  for (const [label, bytes] of BAD_UTF8)
+    for (const [where, req] of utf8Attempts({ $str: bytes }, "g", "bob"))
       test(`${label} in ${where}: bad_request`, async () => {
         const r = await reply(alice, enc({ ...req, id: 900 } as W));
         expect({ t: r.t, code: r.code }).toEqual({ t: "error", code: "bad_request" });
@@ -74,7 +53,7 @@ describe("invalid UTF-8 is refused with bad_request and nothing is stored (findi
       });
 
   test("the same strings in a bin are data, not strings: accepted", async () => {
-    const r = await reply(alice, enc({ t: "send", group: "g", file: { name: "raw.bin", type: "", data: BAD[0]![1] }, cid: "bin-ok" }));
+    const r = await reply(alice, enc({ t: "send", group: "g", file: { name: "raw.bin", type: "", data: BAD_UTF8[0]![1] }, cid: "bin-ok" }));
     expect(r).toMatchObject({ t: "ok" });
     const h = await alice.ok({ t: "history", group: "g" });
     expect(h.msgs.map((m: Msg) => m.cid)).toEqual(["bin-ok"]);

@@ -9,7 +9,7 @@ import type { Socket } from "bun";
 import { decode } from "@msgpack/msgpack";
 import { encodeFrame } from "../src/protocol/codec.ts";
 import { FrameDecoder, frame } from "../src/protocol/frame.ts";
-import { Writer } from "../src/core/writer.ts";
+import { Writer } from "../src/io/writer.ts";
 
 interface Conn {
   writer: Writer;

@@ -6,7 +6,7 @@ import type { Socket } from "bun";
 import { decode } from "@msgpack/msgpack";
 import { encodeFrame } from "../src/protocol/codec.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
-import { Writer } from "../src/core/writer.ts";
+import { Writer } from "../src/io/writer.ts";
 import { Histogram } from "./histogram.ts";
 import type { ConnSpec, FromWorker, RunSpec, ToWorker } from "./ipc.ts";
 

@@ -34,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
       host: config.host,
       port: config.port,
       tls: config.tlsCert ? { cert: config.tlsCert, key: config.tlsKey } : undefined,
+      handshakeTimeout: config.tlsHandshakeTimeout,
     });
   } catch (e) {
     console.error(`tcpchat: cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);

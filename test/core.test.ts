@@ -88,14 +88,39 @@ describe("writer behaviour through the core", () => {
     expect(core.hub.online("stuck")).toBe(false);
   });
 
-  test("a client that sends but never reads is closed when its replies alone pass the bound", async () => {
-    const core = makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0 });
+  test("a client that sends but never reads is not read while its replies pile up, and is closed after --write-timeout", async () => {
+    const core = makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0, writeTimeout: 30 });
     const c = await loggedIn(core, "deaf");
     c.accept = 0;
     for (let i = 0; i < 2000; i++) c.send({ t: "ping", id: 3000 + i });
     await turn();
+    // Past a quarter of the bound the core stops reading it: the rest waits in the (fake) kernel.
+    expect(c.session.readPaused).toBe(true);
+    expect(c.unread.length).toBeGreaterThan(1900);
+    expect(c.session.writer.cost).toBeLessThanOrEqual(8192 / 4 + 300);
+    expect(c.terminated).toBe(false);
+    core.sweep(performance.now() + 29_000);
+    expect(c.terminated).toBe(false);
+    core.sweep(performance.now() + 31_000);
     expect(c.terminated).toBe(true);
     expect(c.session.closed).toBe(true);
+  });
+
+  test("a reader that drains resumes being read: every ping is answered, in order", async () => {
+    const core = makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0 });
+    const c = await loggedIn(core, "slow");
+    c.accept = 0;
+    for (let i = 0; i < 500; i++) c.send({ t: "ping", id: 5000 + i });
+    await turn();
+    expect(c.session.readPaused).toBe(true);
+    c.accept = Infinity;
+    for (let k = 0; k < 50 && (c.unread.length > 0 || !c.session.writer.idle); k++) {
+      core.drain(c.session);
+      await turn();
+    }
+    const pongs = c.msgs.filter((m) => m.t === "pong").map((m) => m.id);
+    expect(pongs).toEqual(Array.from({ length: 500 }, (_, i) => 5000 + i));
+    expect(c.session.readPaused).toBe(false);
   });
 });
 

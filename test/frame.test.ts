@@ -467,7 +467,7 @@ describe("FrameDecoder buffered", () => {
 // ---- FrameDecoder: large frames ------------------------------------------------
 
 describe("FrameDecoder large frames", () => {
-  test("a 4 MB frame fed in 4 KB chunks is reassembled exactly, into one buffer of its final size", () => {
+  test("a 4 MB frame fed in 4 KB chunks is reassembled exactly; its buffer grows with the bytes received", () => {
     const size = 4 * MB;
     const body = makeBody(77, size);
     const f = frame(body);
@@ -480,18 +480,65 @@ describe("FrameDecoder large frames", () => {
     for (let pos = 0; pos < f.length; pos += 4096) {
       dec.push(f.subarray(pos, pos + 4096));
       if (pos + 4096 < f.length) {
-        // While incomplete, everything received past the header is held.
-        expect(dec.buffered).toBe(pos + 4096 - HEADER_BYTES);
+        // While incomplete, everything received past the header is held,
+        // in a buffer at most twice that (or 16 KiB): never the announced 4 MB ahead of the bytes.
+        const got = pos + 4096 - HEADER_BYTES;
+        expect(dec.buffered).toBe(got);
+        expect(dec.allocated).toBeGreaterThanOrEqual(got);
+        expect(dec.allocated).toBeLessThanOrEqual(Math.max(16 * 1024, 2 * got));
         checked = true;
       }
     }
     expect(checked).toBe(true);
     expect(refs.length).toBe(1);
     expectBytes(refs[0], body);
-    // Allocated once at its final size: the body is not a view into a larger/other buffer.
+    // The last growth is capped at the frame's length: the body is exactly its buffer.
     expect(refs[0]!.byteOffset).toBe(0);
     expect(refs[0]!.buffer.byteLength).toBe(size);
     expect(dec.buffered).toBe(0);
+    expect(dec.allocated).toBe(0);
+  });
+
+  test("a header announcing 4 MB followed by 10 bytes holds 16 KiB, not 4 MB", () => {
+    let held = 0;
+    const dec = new FrameDecoder(8 * MB, () => {}, { held: (d) => (held += d) });
+    const hdr = new Uint8Array(4);
+    new DataView(hdr.buffer).setUint32(0, 4 * MB);
+    dec.push(concat([hdr, new Uint8Array(10)]));
+    expect(dec.allocated).toBe(16 * 1024);
+    expect(held).toBe(16 * 1024);
+    dec.close();
+    expect(held).toBe(0);
+  });
+});
+
+describe("FrameDecoder admit", () => {
+  test("a refused header's body is skipped unread, across chunks; the next frame is read", () => {
+    const events: string[] = [];
+    let held = 0;
+    const dec = new FrameDecoder(
+      1 * MB,
+      (ev) => events.push(ev.kind === "frame" ? `frame:${ev.body.length}` : `${ev.kind}:${ev.length}`),
+      { admit: (n) => (n > 1000 ? "skip" : "read"), held: (d) => (held += d) },
+    );
+    const big = frame(makeBody(5, 200_000));
+    const small = frame(makeBody(6, 20));
+    const all = concat([big, small, big, small]);
+    for (let pos = 0; pos < all.length; pos += 777) {
+      dec.push(all.subarray(pos, pos + 777));
+      expect(held).toBe(0); // nothing of a skipped frame is ever held
+    }
+    expect(events).toEqual(["skipped:200000", "frame:20", "skipped:200000", "frame:20"]);
+  });
+
+  test("the limit may be a function, read at each header", () => {
+    let max = 100;
+    const events: string[] = [];
+    const dec = new FrameDecoder(() => max, (ev) => events.push(ev.kind));
+    dec.push(frame(makeBody(1, 100)));
+    max = 50;
+    dec.push(frame(makeBody(1, 100)));
+    expect(events).toEqual(["frame", "too_large"]);
   });
 });
 

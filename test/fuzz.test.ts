@@ -24,7 +24,7 @@ import { type Config, DEFAULTS } from "../src/config.ts";
 import { ChatCore } from "../src/core/chat.ts";
 import { COMMANDS } from "../src/core/commands/index.ts";
 import type { Session } from "../src/core/session.ts";
-import type { Transport } from "../src/core/writer.ts";
+import type { Transport } from "../src/io/writer.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
 import { isRequestType, REQUEST_FIELDS } from "../src/protocol/requests.ts";
 import { MemoryStore } from "../src/store/memory.ts";
@@ -124,6 +124,9 @@ class FakeConn implements Transport {
   end(): void {
     this.ended = true;
   }
+  // Reading is never paused here: this fake hands the core every frame at once.
+  pause(): void {}
+  resume(): void {}
   terminate(): void {
     this.terminated = true;
   }
@@ -163,6 +166,12 @@ const FUZZ_CONFIG: Config = {
   // frames reach the decoder and the dispatcher; the stream test below runs with the shipped ones.
   rateMsgs: 0,
   rateBytes: 0,
+  maxRefused: 0,
+  // Before login too, frames up to the full limit reach the decoder (the smaller pre-login
+  // limit is tested on its own in test/attack/conn.test.ts).
+  maxFrameLogin: DEFAULTS.maxFrame,
+  registerPerAddr: 0,
+  loginsPerUser: 0,
   loginFree: 0,
   loginFailsAddr: 0,
   loginTimeout: 0,

@@ -1,7 +1,7 @@
-// Unit tests for the per-connection Writer (src/core/writer.ts), against a fake
+// Unit tests for the per-connection Writer (src/io/writer.ts), against a fake
 // Transport whose write() is scripted to take all, part, none, or to report closed.
 import { describe, expect, test } from "bun:test";
-import { type Sink as Transport, Writer } from "../src/core/writer.ts";
+import { FRAME_OVERHEAD as O, type Sink as Transport, Writer } from "../src/io/writer.ts";
 import { mulberry32, randInt } from "./helpers/prng.ts";
 import { concat } from "./helpers/wire.ts";
 
@@ -543,14 +543,16 @@ describe("Writer maxQueue", () => {
   });
 
   test("reaching maxQueue exactly is allowed; passing it overflows once, terminates, closes", async () => {
-    const { t, w, overflows } = setup(100);
+    // The bound counts memory: bytes plus FRAME_OVERHEAD (O) per queued frame.
+    const { t, w, overflows } = setup(100 + 2 * O);
     t.fallback = 0; // the kernel takes nothing
     w.send(mkFrame(60));
-    w.send(mkFrame(40)); // exactly 100
+    w.send(mkFrame(40)); // exactly 100 + 2 O
     expect(overflows()).toBe(0);
     expect(w.closed).toBe(false);
     expect(w.queued).toBe(100);
-    w.send(mkFrame(1)); // 101 > 100
+    expect(w.cost).toBe(100 + 2 * O);
+    w.send(mkFrame(1)); // 101 + 3 O
     expect(overflows()).toBe(1);
     expect(t.terminateCalls).toBe(1);
     expect(w.closed).toBe(true);
@@ -572,16 +574,16 @@ describe("Writer maxQueue", () => {
   });
 
   test("overflow while blocked behind a slow reader", async () => {
-    const { t, w, overflows } = setup(1000);
+    const { t, w, overflows } = setup(1000 + 3 * O);
     const first = mkFrame(600);
     t.script = [100];
-    w.send(first); // >= 250: written at once, 100 taken
+    w.send(first); // >= a quarter of the bound: written at once, 100 taken
     expect(w.queued).toBe(500);
     await turn();
-    w.send(mkFrame(300)); // 800
-    w.send(mkFrame(200)); // 1000: still fine
+    w.send(mkFrame(300)); // 800 + 2 O
+    w.send(mkFrame(200)); // 1000 + 3 O: still fine
     expect(overflows()).toBe(0);
-    w.send(mkFrame(1)); // 1001
+    w.send(mkFrame(1)); // 1001 + 4 O
     expect(overflows()).toBe(1);
     expect(t.terminateCalls).toBe(1);
     expect(w.closed).toBe(true);
@@ -613,16 +615,68 @@ describe("Writer maxQueue", () => {
   });
 
   test("a partly refused burst counts only the refused part", () => {
-    const { t, w, overflows } = setup(1000);
+    const { t, w, overflows } = setup(1000 + 2 * O);
     t.script = [300];
     t.fallback = 0;
     w.send(mkFrame(1200)); // 900 refused
     expect(w.queued).toBe(900);
     expect(overflows()).toBe(0);
-    w.send(mkFrame(100)); // 1000
+    w.send(mkFrame(100)); // 1000 + 2 O
     expect(overflows()).toBe(0);
-    w.send(mkFrame(1)); // 1001
+    w.send(mkFrame(1)); // 1001 + 3 O
     expect(overflows()).toBe(1);
+  });
+
+  test("small frames count their overhead: 30 frames of 10 bytes cost 30 x (10 + FRAME_OVERHEAD)", () => {
+    const { t, w, overflows } = setup(20 * 1024);
+    t.fallback = 0;
+    for (let i = 0; i < 30; i++) w.send(mkFrame(10));
+    expect(w.queued).toBe(300);
+    expect(w.cost).toBe(30 * (10 + O));
+    expect(overflows()).toBe(0);
+  });
+
+  test("a burst of tiny frames is written out once its cost reaches half the bound, and never overflows a reading client", () => {
+    const { t, w, overflows } = setup(20 * 1024);
+    for (let i = 0; i < 1000; i++) w.send(mkFrame(10)); // 1000 x 266 bytes of cost in one turn, 10 KB of bytes
+    expect(overflows()).toBe(0);
+    expect(t.calls.length).toBeGreaterThan(0);
+    expect(w.cost).toBeLessThanOrEqual(10 * 1024 + 10 + O);
+  });
+
+  test("the meter is told every change of cost, and is back to 0 when the queue empties or closes", async () => {
+    const t = new FakeTransport();
+    let metered = 0;
+    const w = new Writer(t, 1 << 20, () => {}, { add: (d) => (metered += d) });
+    t.script = [50];
+    t.fallback = 0;
+    w.send(mkFrame(100));
+    w.send(mkFrame(100));
+    expect(metered).toBe(w.cost);
+    await turn();
+    expect(metered).toBe(w.cost);
+    expect(metered).toBe(150 + O);
+    t.fallback = Infinity;
+    drain(t, w);
+    expect(metered).toBe(0);
+    w.send(mkFrame(10));
+    w.close();
+    expect(metered).toBe(0);
+  });
+
+  test("progressAt moves when the kernel takes bytes, not when it refuses them", async () => {
+    const { t, w } = setup(1 << 20);
+    t.fallback = 0;
+    w.send(mkFrame(100));
+    await turn();
+    const first = w.progressAt;
+    await Bun.sleep(5);
+    w.drain(); // the kernel still takes nothing
+    expect(w.progressAt).toBe(first);
+    t.fallback = Infinity;
+    w.drain();
+    expect(w.progressAt).toBeGreaterThan(first);
+    expect(w.written).toBe(100);
   });
 
   test("bytes already accepted do not count towards maxQueue", async () => {

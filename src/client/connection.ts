@@ -1,5 +1,5 @@
 // One TCP connection to the server: frames in (FrameDecoder + body decoder from
-// src/protocol), frames out (through the one Writer, src/core/writer.ts), and requests matched
+// src/protocol), frames out (through the one Writer, src/io/writer.ts), and requests matched
 // to replies by `id` (PROTOCOL.md §2: replies may come in another order than the
 // requests). Pushes go to the owner. It knows nothing of login or reconnecting.
 import { encodeFrame, makeBodyDecoder } from "../protocol/codec.ts";
@@ -8,7 +8,7 @@ import type { Push } from "../protocol/pushes.ts";
 import { chatErrorFrom, DisconnectedError, TimeoutError } from "./errors.ts";
 import { type PaceOptions, Pacer } from "./pacer.ts";
 import { dial, type Link } from "./transport.ts";
-import { Writer } from "../core/writer.ts";
+import { Writer } from "../io/writer.ts";
 
 type Reply = Record<string, unknown>;
 
@@ -73,6 +73,7 @@ export class Connection {
         this.terminate();
         return;
       }
+      if (ev.kind !== "frame") return; // "skipped" needs an `admit` hook, which the client does not give
       let m: unknown;
       try {
         m = this.decodeBody(ev.body);

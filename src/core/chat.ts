@@ -4,7 +4,7 @@
 import type { Config } from "../config.ts";
 import { encodeFrame, makeBodyDecoder } from "../protocol/codec.ts";
 import { type DisconnectReason, type ErrorCode, ProtocolError } from "../protocol/errors.ts";
-import { withinDepth } from "../protocol/depth.ts";
+import { scanBody, withinDepth } from "../protocol/depth.ts";
 import type { FrameEvent } from "../protocol/frame.ts";
 import type { Push } from "../protocol/pushes.ts";
 import { isRequestType, isUint, validateRequest } from "../protocol/requests.ts";
@@ -13,11 +13,13 @@ import { Batcher, type Pending } from "./batcher.ts";
 import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { wireMessage } from "./commands/messages.ts";
+import { addressKey, descriptorLimit } from "./address.ts";
+import { Budget } from "./budget.ts";
 import { Hub } from "./hub.ts";
 import { LoginGuard } from "./guard.ts";
 import { PresenceDebounce } from "./presence.ts";
 import { Session } from "./session.ts";
-import type { Transport } from "./writer.ts";
+import type { Transport } from "../io/writer.ts";
 
 interface SendTag {
   session: Session;
@@ -45,6 +47,19 @@ const CATCH_UP_PAGE = 200;
 /** Deepest nesting of maps and arrays in a request (PROTOCOL.md §2); a `send` with a file needs 2. */
 const MAX_DEPTH = 8;
 
+/** A refused frame at most this long is still read (not decoded beyond its `id`), so its error can carry the id. */
+const PEEK_MAX = 256;
+
+/** Descriptors kept free for the database, its WAL and the listening sockets when `--max-conns` is 0. */
+const SPARE_FDS = 128;
+
+/** Shedding (over `--max-buffered`): output unread this long, or read slower than MIN_DRAIN, counts as stalled. */
+const STALL_MS = 2000;
+const MIN_DRAIN = 64 * 1024;
+
+/** How often the store's housekeeping (expired tokens, WAL truncation) runs, in sweeps (seconds). */
+const MAINTAIN_EVERY = 60;
+
 function isMap(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 }
@@ -57,8 +72,16 @@ export class ChatCore {
   private readonly knownUsers = new Set<string>();
   private nextSessionId = 1;
   private stopping = false;
-  /** Open connections per client address. */
+  /** Open connections per client address key (IPv6: per /64). */
   private readonly perAddr = new Map<string, number>();
+  /** Open connections in all, and the most allowed (`--max-conns`, or the descriptor limit less a margin). */
+  private connCount = 0;
+  readonly maxConns: number;
+  /** Unsent output and held input of every connection (`--max-buffered`). */
+  readonly budget: Budget;
+  /** Input is paused on every connection: shedding stalled connections did not bring the budget back. */
+  private inputPaused = false;
+  private sweeps = 0;
   /** The throttles of login, passwd and register (PROTOCOL.md §3.2). */
   readonly guard: LoginGuard;
   /** Presence announcements, debounced per user (PROTOCOL.md §5.2). */
@@ -79,6 +102,8 @@ export class ChatCore {
       (user, online) => this.presence(user, online),
     );
     // One timer for every connection's timeouts: a scan per second is cheaper than a timer per socket.
+    this.budget = new Budget(config.maxBuffered, () => this.shed(performance.now()));
+    this.maxConns = config.maxConns > 0 ? config.maxConns : Math.max(64, (descriptorLimit() ?? 1024) - SPARE_FDS);
     this.sweeper = setInterval(() => this.sweep(performance.now()), 1000);
     this.sweeper.unref();
     this.hub.load(store.allMemberships());
@@ -98,47 +123,138 @@ export class ChatCore {
     const s = new Session(
       this.nextSessionId++,
       transport,
+      addressKey(transport.remoteAddress),
       this.config,
-      (sess, ev) => this.onFrameEvent(sess, ev),
-      (sess) => {
-        this.log.info(`session ${sess.id} (${sess.user ?? "-"}): closed as slow consumer`);
-        this.closed(sess);
+      {
+        frame: (sess, ev) => this.onFrameEvent(sess, ev),
+        admit: (sess, n) => this.admit(sess, n),
+        overflow: (sess) => {
+          this.log.info(`session ${sess.id} (${sess.user ?? "-"}): closed as slow consumer`);
+          this.closed(sess);
+        },
+        flushed: (sess) => {
+          if (sess.readPaused) this.checkReading(sess);
+        },
       },
+      this.budget,
     );
     this.sessions.add(s);
-    const addr = transport.remoteAddress;
-    const open = (this.perAddr.get(addr) ?? 0) + 1;
-    this.perAddr.set(addr, open);
-    if (this.config.maxConnsPerAddr > 0 && open > this.config.maxConnsPerAddr) this.bye(s, "too_many_connections");
+    this.connCount++;
+    const open = (this.perAddr.get(s.addr) ?? 0) + 1;
+    this.perAddr.set(s.addr, open);
+    // PROTOCOL.md §1: refused at once, before anything of theirs is read.
+    if (this.connCount > this.maxConns || (this.config.maxConnsPerAddr > 0 && open > this.config.maxConnsPerAddr))
+      this.bye(s, "too_many_connections");
+    else if (this.inputPaused) this.setReading(s, false);
     return s;
   }
 
   /** Closes connections past their login or idle timeout; forgets old login failures. */
   sweep(now: number): void {
-    const { loginTimeout, idleTimeout, stuckTimeout } = this.config;
+    const { loginTimeout, idleTimeout, stuckTimeout, writeTimeout } = this.config;
     for (const s of this.sessions) {
+      s.sample();
+      // Whatever its state (also after a `bye`), output that the client has not read for
+      // --write-timeout closes the connection outright: nothing more can be written behind it.
+      if (s.writer.queued > 0 && now - s.writer.progressAt > writeTimeout * 1000) {
+        this.log.info(`session ${s.id} (${s.user ?? "-"}): closed, nothing read for ${writeTimeout} s`);
+        this.terminate(s);
+        continue;
+      }
       if (s.closed) continue;
       if (s.behindSince !== 0 && now - s.behindSince > stuckTimeout * 1000) {
         // Its queue is stuck, so no bye can be written behind it: close it as it is.
         this.log.info(`session ${s.id} (${s.user ?? "-"}): closed, behind for ${stuckTimeout} s`);
-        s.transport.terminate();
-        this.closed(s);
+        this.terminate(s);
         continue;
       }
       if (loginTimeout > 0 && s.user === undefined && now - s.openedAt > loginTimeout * 1000) this.bye(s, "login_timeout");
       else if (idleTimeout > 0 && now - s.lastFrameAt > idleTimeout * 1000) this.bye(s, "idle");
     }
     this.guard.prune(now);
+    this.checkBudget();
+    if (++this.sweeps % MAINTAIN_EVERY === 0) this.maintain();
+  }
+
+  /** The store's housekeeping (expired tokens, WAL truncation), once a minute. */
+  private maintain(): void {
+    try {
+      this.store.maintain?.(Date.now());
+    } catch (e) {
+      this.log.error("store maintenance failed", e);
+    }
   }
 
   data(s: Session, chunk: Uint8Array): void {
     if (s.closed || this.stopping) return;
+    s.lastReadAt = performance.now();
     s.decoder.push(chunk);
+    this.checkReading(s);
   }
 
   drain(s: Session): void {
     s.writer.drain();
     if (s.behindSince !== 0) this.catchUp(s);
+    this.checkReading(s);
+  }
+
+  // ---- backpressure, memory budget --------------------------------------
+
+  /**
+   * A connection whose own output is piling up (a quarter of --max-queue unread) is not
+   * read until it drains below an eighth: a client that does not read its replies cannot
+   * make the server queue more of them (PROTOCOL.md §2.4). Nor is any connection read
+   * while the server is over its budget and shedding stalled connections did not help.
+   */
+  private checkReading(s: Session): void {
+    if (s.closed) return;
+    const q = s.writer.cost;
+    const quarter = this.config.maxQueue / 4;
+    if (this.inputPaused || q > quarter) this.setReading(s, false);
+    else if (q < quarter / 2) this.setReading(s, true);
+  }
+
+  private setReading(s: Session, on: boolean): void {
+    if (s.readPaused === !on) return;
+    s.readPaused = !on;
+    if (on) s.transport.resume();
+    else s.transport.pause();
+  }
+
+  /**
+   * Over --max-buffered: closes stalled connections (output unread, or a frame whose bytes
+   * stopped coming), those holding the most first, until the total is back under 90% of
+   * the budget. Connections that keep reading are never closed for it; if closing the
+   * stalled ones is not enough, input stops on every connection until the total drops
+   * below 75% (the sweep and every drain check), so the total stops growing.
+   */
+  shed(now: number): void {
+    const target = this.budget.max * 0.9;
+    const stalled = [...this.sessions].filter((s) => s.stalled(now, STALL_MS, MIN_DRAIN)).sort((a, b) => b.cost - a.cost);
+    for (const s of stalled) {
+      if (this.budget.used <= target) break;
+      this.log.info(`session ${s.id} (${s.user ?? "-"}): closed to bring buffered memory under --max-buffered`);
+      this.terminate(s);
+    }
+    if (this.budget.used > this.budget.max && !this.inputPaused) {
+      this.inputPaused = true;
+      this.log.info("over --max-buffered with no stalled connection left to close: input paused");
+      for (const s of this.sessions) this.setReading(s, false);
+    }
+  }
+
+  /** Resumes input after `shed` paused it, once the budget has room again. */
+  private checkBudget(): void {
+    if (!this.inputPaused || this.budget.used > this.budget.max * 0.75) return;
+    this.inputPaused = false;
+    this.log.info("buffered memory back under 75% of --max-buffered: input resumed");
+    for (const s of this.sessions) this.checkReading(s);
+  }
+
+  /** Closes a connection at once, discarding what is unsent (no `bye` can be written behind it). */
+  terminate(s: Session): void {
+    s.transport.terminate();
+    this.closed(s);
   }
 
   /**
@@ -175,13 +291,14 @@ export class ChatCore {
   /** The connection is gone (either side closed it). Idempotent. */
   closed(s: Session): void {
     if (!this.sessions.delete(s)) return;
-    const addr = s.transport.remoteAddress;
-    const open = (this.perAddr.get(addr) ?? 1) - 1;
-    if (open > 0) this.perAddr.set(addr, open);
-    else this.perAddr.delete(addr);
+    this.connCount--;
+    const open = (this.perAddr.get(s.addr) ?? 1) - 1;
+    if (open > 0) this.perAddr.set(s.addr, open);
+    else this.perAddr.delete(s.addr);
     s.closed = true;
     s.writer.close();
-    s.held.length = 0;
+    s.releaseInput();
+    s.behindSince = 0;
     this.detach(s);
   }
 
@@ -221,35 +338,73 @@ export class ChatCore {
 
   // ---- dispatch ---------------------------------------------------------
 
+  /**
+   * A frame's header arrived (PROTOCOL.md §2.4): the request rates are charged here, before
+   * any of the body is held. A frame over them is refused unread: its body is skipped as it
+   * arrives and never decoded, except that one of at most PEEK_MAX bytes is read so that
+   * its refusal can carry its `id`.
+   */
+  private admit(s: Session, n: number): "read" | "skip" {
+    if (s.closed) return "skip";
+    const now = performance.now();
+    if (s.msgBucket.take(1, now) && s.byteBucket.take(n + 4, now)) return "read";
+    if (n <= PEEK_MAX) {
+      s.refuseNext = true;
+      return "read";
+    }
+    return "skip";
+  }
+
   private onFrameEvent(s: Session, ev: FrameEvent): void {
     if (ev.kind === "too_large") {
       // PROTOCOL.md §1: the stream cannot be resynchronised past an oversized frame.
-      this.error(s, undefined, "too_large", `frame of ${ev.length} bytes exceeds the limit of ${this.config.maxFrame}`);
+      const limit = s.user === undefined ? Math.min(this.config.maxFrameLogin, this.config.maxFrame) : this.config.maxFrame;
+      this.error(s, undefined, "too_large", `frame of ${ev.length} bytes exceeds the limit of ${limit}`);
       this.bye(s, "too_large");
       return;
     }
     if (s.closed) return;
-    const now = performance.now();
-    s.lastFrameAt = now;
-    // PROTOCOL.md §2.4: a request over the connection's rate is answered and dropped.
-    if (!s.msgBucket.take(1, now) || !s.byteBucket.take(ev.body.length + 4, now)) {
-      this.error(s, this.peekId(ev.body), "rate_limited", "too many requests: slow down");
+    s.lastFrameAt = performance.now();
+    if (ev.kind === "skipped") {
+      this.refuse(s, undefined, `too many requests: slow down (a refused request of ${ev.length} bytes was not read)`);
+      return;
+    }
+    if (s.refuseNext) {
+      s.refuseNext = false;
+      this.refuse(s, this.peekId(ev.body), "too many requests: slow down");
       return;
     }
     if (s.busy) {
-      if (s.held.length < this.config.maxHeld) {
-        s.held.push(ev.body.slice()); // the body is a view of the read buffer: copy to keep it
-      } else {
-        this.error(s, this.peekId(ev.body), "rate_limited", "too many requests while a login is in progress");
+      // PROTOCOL.md §2.3: held in order behind an async request; bounded in count (refused
+      // beyond) and in bytes (the connection is not read while they are held).
+      if (s.held.length >= this.config.maxHeld) {
+        this.refuse(s, this.peekId(ev.body), "too many requests while a login is in progress");
+        return;
       }
+      s.hold(ev.body);
+      this.checkReading(s);
       return;
     }
     this.handleFrame(s, ev.body);
   }
 
-  /** The `id` of a frame that will not be handled, if it has a valid one, for the error reply. */
+  /**
+   * Answers a request refused for a limit with `rate_limited`. A connection that keeps
+   * being refused (--max-refused in 10 s) is closed with `bye {reason: "limits_exceeded"}`.
+   */
+  private refuse(s: Session, id: number | undefined, msg: string): void {
+    if (!s.refusals.take(1, performance.now())) {
+      this.log.info(`session ${s.id} (${s.user ?? "-"}): closed, kept exceeding its limits`);
+      this.bye(s, "limits_exceeded");
+      return;
+    }
+    this.error(s, id, "rate_limited", msg);
+  }
+
+  /** The `id` of a small frame that will not be handled, if it has a valid one, for the error reply. */
   private peekId(body: Uint8Array): number | undefined {
-    if (!withinDepth(body, MAX_DEPTH)) return undefined; // the same guard as handleFrame's, before any decode
+    // Larger frames are not decoded at all; the same depth guard as handleFrame's first.
+    if (body.length > PEEK_MAX || !withinDepth(body, MAX_DEPTH)) return undefined;
     try {
       const m = this.decodeBody(body);
       return isMap(m) && isUint(m.id) ? m.id : undefined;
@@ -260,8 +415,14 @@ export class ChatCore {
 
   /** Decode, check, dispatch one frame, in the order of PROTOCOL.md §2.2. */
   handleFrame(s: Session, body: Uint8Array): void {
-    if (!withinDepth(body, MAX_DEPTH)) {
+    // One pass before any decoding: nesting depth, and strict UTF-8 of every string (§2).
+    const verdict = scanBody(body, MAX_DEPTH);
+    if (verdict === "too_deep") {
       this.error(s, undefined, "bad_frame", `nested deeper than ${MAX_DEPTH} levels`);
+      return;
+    }
+    if (verdict === "bad_utf8") {
+      this.error(s, undefined, "bad_request", "a string is not valid UTF-8");
       return;
     }
     let m: unknown;
@@ -324,7 +485,8 @@ export class ChatCore {
 
   /** Runs frames that arrived while an async request was in progress, in order. */
   private runHeld(s: Session): void {
-    while (!s.busy && !s.closed && s.held.length > 0) this.handleFrame(s, s.held.shift()!);
+    while (!s.busy && !s.closed && s.held.length > 0) this.handleFrame(s, s.unhold()!);
+    this.checkReading(s);
   }
 
   // ---- replies ----------------------------------------------------------
@@ -351,9 +513,15 @@ export class ChatCore {
   /** Sends `bye {reason}` after everything queued, then closes the connection. PROTOCOL.md §5.3 */
   bye(s: Session, reason: DisconnectReason): void {
     if (s.closed) return;
+    if (reason !== "shutdown" && s.writer.stalled) {
+      // The client is not reading what is queued already: a bye would never arrive (§5.3).
+      this.terminate(s);
+      return;
+    }
     s.send(encodeFrame({ t: "bye", reason } satisfies Push));
     s.writer.end();
     s.closed = true; // no more input; `closed()` still runs when the transport reports the close
+    this.setReading(s, false);
   }
 
   // ---- commit, acknowledge, fan out ------------------------------------

@@ -1,6 +1,7 @@
-// The one writer per connection. Every byte the server sends goes through here.
+// The one writer per connection. Every byte the server, the client library and
+// the bench send goes through here.
 //
-// Bun's TCP write() does not buffer (BUN-NOTES): it returns how many bytes the
+// Bun's TCP write() does not buffer (docs/BUN.md): it returns how many bytes the
 // kernel took, maybe fewer, or -1 once closed. So:
 //  - what write() did not take stays at the head of our queue, as a subarray (no copy),
 //    and is resent from `drain`;
@@ -8,6 +9,10 @@
 //  - frames queued in one turn of the event loop are written together at the end of
 //    it (a microtask), coalesced into one buffer when small, so a burst of replies or
 //    fan-out costs one syscall per connection instead of one per frame.
+//
+// What a queue costs is counted as real memory: its bytes plus FRAME_OVERHEAD per
+// queued frame (a small frame's Uint8Array and ArrayBuffer objects cost more than
+// its bytes). The bound and the process-wide budget both use that `cost`.
 
 /** Where a Writer's bytes go. */
 export interface Sink {
@@ -23,10 +28,21 @@ export interface Sink {
 export interface Transport extends Sink {
   /** The client's IP address, for per-address limits. */
   readonly remoteAddress: string;
+  /** Stops reading from the connection (the client's writes then block in its kernel), and starts again. */
+  pause(): void;
+  resume(): void;
 }
 
 /** Frames smaller than this are merged into one write. */
 const COALESCE_BYTES = 64 * 1024;
+
+/** Memory a queued frame costs beyond its bytes (its typed array and buffer objects), counted against the bounds. */
+export const FRAME_OVERHEAD = 256;
+
+/** Told of every change of a writer's cost, so a process can bound what all its queues hold together. */
+export interface CostMeter {
+  add(delta: number): void;
+}
 
 let dirty: Writer[] = [];
 let flushScheduled = false;
@@ -43,6 +59,12 @@ export class Writer {
   private head = 0;
   /** Bytes queued and not yet accepted by the kernel. */
   queued = 0;
+  /** Bytes the kernel has accepted, ever. */
+  written = 0;
+  /** performance.now() of the last write the kernel took bytes of, or of the queue becoming non-empty. */
+  progressAt = performance.now();
+  /** What the queue costs the cache: the amount `cost` was at the last report to the meter. */
+  private reported = 0;
   /** A write was short: wait for `drain` before writing again. */
   private blocked = false;
   private scheduled = false;
@@ -54,29 +76,50 @@ export class Writer {
   constructor(
     private readonly transport: Sink,
     private readonly maxQueue: number,
-    /** Called once when `queued` would pass `maxQueue`; the writer is closed by then. */
+    /** Called once when `cost` would pass `maxQueue`; the writer is closed by then. */
     private readonly onOverflow: () => void,
+    /** Told of every change of `cost` (the server's process-wide budget). */
+    private readonly meter?: CostMeter,
+    /** Called after an end-of-turn flush wrote something (no `drain` event follows a write the kernel took whole). */
+    private readonly onFlushed?: () => void,
   ) {
     this.eager = Math.min(COALESCE_BYTES, Math.floor(maxQueue / 4));
+  }
+
+  /** The queue's memory: unsent bytes plus FRAME_OVERHEAD per queued frame. */
+  get cost(): number {
+    return this.queued + FRAME_OVERHEAD * (this.queue.length - this.head);
+  }
+
+  private report(): void {
+    if (this.meter === undefined) return;
+    const c = this.cost;
+    if (c !== this.reported) {
+      this.meter.add(c - this.reported);
+      this.reported = c;
+    }
   }
 
   /** Queues one complete frame. The bytes are not copied: do not modify them afterwards. */
   send(frame: Uint8Array): void {
     if (this.closed || this.ending) return;
+    if (this.queued === 0) this.progressAt = performance.now();
     this.queue.push(frame);
     this.queued += frame.length;
-    if (!this.blocked && this.queued >= this.eager) {
+    // (Also once the queue's cost reaches half the bound, as a burst of tiny frames can.)
+    if (!this.blocked && (this.queued >= this.eager || this.cost > this.maxQueue / 2)) {
       // A big burst in one turn: hand it to the kernel now rather than hold it to the
       // end of the turn, so only bytes the kernel refused count against the bound.
       this.writeOut();
       if (this.closed) return;
     }
-    if (this.queued > this.maxQueue) {
+    if (this.cost > this.maxQueue) {
       this.close();
       this.transport.terminate();
       this.onOverflow();
       return;
     }
+    this.report();
     if (!this.blocked && !this.scheduled && this.queued > 0) {
       this.scheduled = true;
       dirty.push(this);
@@ -91,7 +134,10 @@ export class Writer {
   flush(): void {
     this.scheduled = false;
     if (this.blocked || this.closed) return;
+    const before = this.written;
     this.writeOut();
+    this.report();
+    if (this.written !== before) this.onFlushed?.();
   }
 
   /** The transport's `drain`: the kernel can take more. */
@@ -99,6 +145,12 @@ export class Writer {
     if (this.closed) return;
     this.blocked = false;
     this.writeOut();
+    this.report();
+  }
+
+  /** A write was short and the kernel has not asked for more yet. */
+  get stalled(): boolean {
+    return this.blocked;
   }
 
   /** Ends the connection once everything queued has been written. */
@@ -114,6 +166,7 @@ export class Writer {
     this.queue = [];
     this.head = 0;
     this.queued = 0;
+    this.report();
   }
 
   get idle(): boolean {
@@ -146,6 +199,10 @@ export class Writer {
         return;
       }
       this.queued -= n;
+      if (n > 0) {
+        this.written += n;
+        this.progressAt = performance.now();
+      }
       if (n < chunk.length) {
         // Short write: the unsent tail becomes the head of the queue, in place of the frames it came from.
         this.head += taken - 1;

@@ -33,5 +33,6 @@ export type DisconnectReason =
   | "slow_consumer" // unsent bytes exceeded the queue bound: reconnect, then `sync`
   | "idle" // no frame within the idle timeout: send `ping` to keep a connection open
   | "login_timeout" // not logged in within the login timeout
-  | "too_many_connections" // the address has too many open connections
+  | "too_many_connections" // the server, or the client's address, has too many open connections
+  | "limits_exceeded" // the connection kept sending requests that were refused for a limit
   | "password_changed"; // the user's password was changed on another connection: log in again

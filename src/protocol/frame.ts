@@ -6,56 +6,112 @@ export const HEADER_BYTES = 4;
 /** What the decoder hands back for each complete frame, or the one fatal condition. */
 export type FrameEvent =
   | { kind: "frame"; body: Uint8Array }
-  | { kind: "too_large"; length: number };
+  | { kind: "too_large"; length: number }
+  /** A frame whose header `admit` refused: its body was skipped unread (never buffered, never decoded). */
+  | { kind: "skipped"; length: number };
+
+export interface DecoderHooks {
+  /**
+   * Called with each frame's length when its header arrives, before any of its
+   * body is held: "read" keeps it, "skip" discards its body as it arrives.
+   */
+  admit?(length: number): "read" | "skip";
+  /** Bytes of body buffers allocated (+) or released (-), for a memory budget. */
+  held?(delta: number): void;
+}
+
+/** A split frame's buffer starts at this size and doubles as bytes arrive, up to the frame's length. */
+const FIRST_BUFFER = 16 * 1024;
 
 /**
  * Streaming frame decoder. Feed it whatever the socket delivered; it calls
- * `onFrame` once per complete frame body, in order.
+ * `onEvent` once per complete frame body, in order.
  *
  * Frames that lie wholly inside one chunk are handed out as zero-copy views of
  * that chunk (valid only during the callback). A frame split across chunks is
- * assembled into a buffer allocated once, at its final size, when its header is
- * known, so every byte is copied at most once: no quadratic re-concatenation.
+ * assembled into a buffer that grows as its bytes arrive (doubling, so every
+ * byte is copied at most twice), never allocated ahead of them: a header that
+ * announces 4 MiB costs nothing until 4 MiB have been sent.
  *
- * A header announcing more than `maxFrame` bytes is fatal (the stream cannot be
- * resynchronised without reading the body, which is what the limit forbids):
- * the decoder reports `too_large` and ignores all later input.
+ * A header announcing more than `maxFrame` bytes (a number, or a function read
+ * at each header, for a limit that changes with the connection's state) is
+ * fatal: the stream cannot be resynchronised without reading the body, which is
+ * what the limit forbids: the decoder reports `too_large` and ignores all later input.
  */
 export class FrameDecoder {
   private readonly header = new Uint8Array(HEADER_BYTES);
   private headerFill = 0;
   private body: Uint8Array | null = null;
+  /** Length of the frame being assembled (body.length may still be smaller). */
+  private bodyLen = 0;
   private bodyFill = 0;
+  /** Bytes of a refused frame still to discard. */
+  private skip = 0;
   private dead = false;
+  private readonly limit: () => number;
 
   constructor(
-    private readonly maxFrame: number,
+    maxFrame: number | (() => number),
     private readonly onEvent: (ev: FrameEvent) => void,
-  ) {}
+    private readonly hooks: DecoderHooks = {},
+  ) {
+    this.limit = typeof maxFrame === "number" ? () => maxFrame : maxFrame;
+  }
 
-  /** Bytes held for an incomplete frame (header or body). */
+  /** Bytes received of an incomplete frame (header or body). */
   get buffered(): number {
     return this.headerFill + this.bodyFill;
+  }
+
+  /** Bytes of memory held for an incomplete frame's body (its buffer, which grows as bytes arrive). */
+  get allocated(): number {
+    return this.body?.length ?? 0;
   }
 
   get failed(): boolean {
     return this.dead;
   }
 
+  /** Releases any partial frame (the connection is gone) and ignores later input. */
+  close(): void {
+    this.dead = true;
+    this.release();
+  }
+
+  private release(): void {
+    if (this.body !== null) this.hooks.held?.(-this.body.length);
+    this.body = null;
+    this.bodyFill = 0;
+  }
+
   push(chunk: Uint8Array): void {
     let pos = 0;
     const len = chunk.length;
     while (pos < len && !this.dead) {
+      if (this.skip > 0) {
+        const take = Math.min(this.skip, len - pos);
+        this.skip -= take;
+        pos += take;
+        continue;
+      }
       if (this.body !== null) {
-        // Continue a frame that started in an earlier chunk.
-        const take = Math.min(this.body.length - this.bodyFill, len - pos);
+        // Continue a frame that started in an earlier chunk, growing its buffer as bytes come.
+        const take = Math.min(this.bodyLen - this.bodyFill, len - pos);
+        if (this.bodyFill + take > this.body.length) {
+          let size = this.body.length;
+          while (size < this.bodyFill + take) size *= 2;
+          size = Math.min(size, this.bodyLen);
+          const grown = new Uint8Array(size);
+          grown.set(this.body.subarray(0, this.bodyFill));
+          this.hooks.held?.(size - this.body.length);
+          this.body = grown;
+        }
         this.body.set(chunk.subarray(pos, pos + take), this.bodyFill);
         this.bodyFill += take;
         pos += take;
-        if (this.bodyFill === this.body.length) {
+        if (this.bodyFill === this.bodyLen) {
           const body = this.body;
-          this.body = null;
-          this.bodyFill = 0;
+          this.release();
           this.onEvent({ kind: "frame", body });
         }
         continue;
@@ -73,10 +129,17 @@ export class FrameDecoder {
         this.headerFill = 0;
       }
 
-      if (n > this.maxFrame) {
+      if (n > this.limit()) {
         this.dead = true;
         this.onEvent({ kind: "too_large", length: n });
         return;
+      }
+      if (this.hooks.admit !== undefined && this.hooks.admit(n) === "skip") {
+        const take = Math.min(n, len - pos);
+        pos += take;
+        this.skip = n - take;
+        this.onEvent({ kind: "skipped", length: n });
+        continue;
       }
       if (len - pos >= n) {
         // Whole body present: hand out a view, no copy.
@@ -84,7 +147,10 @@ export class FrameDecoder {
         pos += n;
         this.onEvent({ kind: "frame", body });
       } else {
-        this.body = new Uint8Array(n);
+        const size = Math.min(n, FIRST_BUFFER);
+        this.body = new Uint8Array(size);
+        this.hooks.held?.(size);
+        this.bodyLen = n;
         this.bodyFill = 0;
       }
     }

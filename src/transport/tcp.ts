@@ -6,6 +6,8 @@ import type { Session } from "../core/session.ts";
 
 interface Conn {
   session: Session;
+  /** TLS only: performance.now() by which the handshake must be done, or 0 once it is. */
+  handshakeBy: number;
 }
 
 export interface Listening {
@@ -20,9 +22,27 @@ export interface ListenOptions {
   port: number;
   /** PEM files: when given, connections are TLS (the protocol inside is unchanged). */
   tls?: { cert: string; key: string };
+  /** Seconds a TLS connection has to complete its handshake (PROTOCOL.md §1). */
+  handshakeTimeout?: number;
 }
 
 export function listen(core: ChatCore, opts: ListenOptions): Listening {
+  // TLS connections still in their handshake: a client that never starts it would
+  // otherwise hold its descriptor forever (nothing it sends reaches the core before).
+  const handshaking = new Set<Socket<Conn>>();
+  const handshakeMs = (opts.handshakeTimeout ?? 10) * 1000;
+  const watch = opts.tls
+    ? setInterval(() => {
+        const now = performance.now();
+        for (const sock of handshaking) {
+          if (now < sock.data.handshakeBy) continue;
+          handshaking.delete(sock);
+          sock.terminate();
+          core.closed(sock.data.session);
+        }
+      }, 1000)
+    : undefined;
+  watch?.unref();
   const server: TCPSocketListener<Conn> = Bun.listen<Conn>({
     hostname: opts.host,
     port: opts.port,
@@ -37,9 +57,17 @@ export function listen(core: ChatCore, opts: ListenOptions): Listening {
             write: (b) => socket.write(b),
             end: () => socket.end(),
             terminate: () => socket.terminate(),
+            pause: () => socket.pause(),
+            resume: () => socket.resume(),
             remoteAddress: socket.remoteAddress,
           }),
+          handshakeBy: opts.tls ? performance.now() + handshakeMs : 0,
         };
+        if (opts.tls && !socket.data.session.closed) handshaking.add(socket);
+      },
+      handshake(socket) {
+        // Called once the TLS handshake ends, done or failed (a failure also closes the socket).
+        handshaking.delete(socket);
       },
       data(socket, chunk) {
         core.data(socket.data.session, chunk);
@@ -48,10 +76,12 @@ export function listen(core: ChatCore, opts: ListenOptions): Listening {
         core.drain(socket.data.session);
       },
       close(socket) {
+        handshaking.delete(socket);
         if (socket.data) core.closed(socket.data.session);
       },
       error(socket, err) {
         core.log.error("socket error", err);
+        handshaking.delete(socket);
         if (socket.data) core.closed(socket.data.session);
       },
     },
@@ -59,6 +89,9 @@ export function listen(core: ChatCore, opts: ListenOptions): Listening {
   return {
     host: server.hostname,
     port: server.port,
-    stop: () => server.stop(false),
+    stop: () => {
+      if (watch) clearInterval(watch);
+      server.stop(false);
+    },
   };
 }

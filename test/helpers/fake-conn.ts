@@ -4,7 +4,7 @@ import { expect } from "bun:test";
 import { type Config, DEFAULTS } from "../../src/config.ts";
 import { ChatCore, type Logger } from "../../src/core/chat.ts";
 import type { Session } from "../../src/core/session.ts";
-import type { Transport } from "../../src/core/writer.ts";
+import type { Transport } from "../../src/io/writer.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { frameOf, type Msg, MsgReader } from "./wire.ts";
 
@@ -53,11 +53,26 @@ export class FakeConn implements Transport {
     this.terminated = true;
     if (this.reportClose) this.core.closed(this.session);
   }
+  /** Reading paused by the core: like a socket, input waits (in `unread`) until resumed. */
+  paused = false;
+  readonly unread: Uint8Array[] = [];
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+    while (!this.paused && this.unread.length > 0) this.core.data(this.session, this.unread.shift()!);
+  }
+  /** Bytes from the client, as a socket's `data` would deliver them (held while paused). */
+  data(bytes: Uint8Array): void {
+    if (this.paused) this.unread.push(bytes);
+    else this.core.data(this.session, bytes);
+  }
   get msgs(): Msg[] {
     return this.reader.msgs;
   }
   send(m: Msg): void {
-    this.core.data(this.session, frameOf(m));
+    this.data(frameOf(m));
   }
   /** Sends and waits until the reply with this id arrived. */
   async req(m: Msg): Promise<Msg> {

@@ -34,7 +34,7 @@ export class FuzzConn {
       this.invalid.push(`a frame of ${ev.length} bytes`);
       return;
     }
-    this.receive(ev.body);
+    if (ev.kind === "frame") this.receive(ev.body);
   });
 
   private constructor(idBase: number) {

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { DEFAULTS } from "../../src/config.ts";
 import { ChatCore } from "../../src/core/chat.ts";
-import type { Transport } from "../../src/core/writer.ts";
+import type { Transport } from "../../src/io/writer.ts";
 import { FrameDecoder } from "../../src/protocol/frame.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { memOf } from "./fuzz-conn.ts";
@@ -51,6 +51,8 @@ async function replay(path: string): Promise<ReplayResult> {
     write: (b) => (ended ? -1 : (out.push(b), b.length)),
     end: () => void (ended = true),
     terminate: () => void (ended = true),
+    pause: () => {},
+    resume: () => {},
   };
   const s = core.open(transport);
   const turn = () => new Promise((r) => setImmediate(r));

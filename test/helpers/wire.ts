@@ -37,7 +37,7 @@ export class MsgReader {
   private readonly decodeBody = makeBodyDecoder(64 * 1024 * 1024);
   private readonly decoder = new FrameDecoder(64 * 1024 * 1024, (ev) => {
     if (ev.kind === "too_large") this.tooLarge = true;
-    else this.msgs.push(this.decodeBody(ev.body) as Msg);
+    else if (ev.kind === "frame") this.msgs.push(this.decodeBody(ev.body) as Msg);
   });
   push(chunk: Uint8Array): void {
     this.decoder.push(chunk);

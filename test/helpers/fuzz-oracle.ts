@@ -36,7 +36,7 @@ export const DOC_REQUESTS: Record<string, { auth: boolean; fields: Record<string
   register: {
     auth: false,
     fields: { user: { type: "name", required: true }, pass: { type: "pass", required: true } },
-    step8: ["conflict"],
+    step8: ["conflict", "rate_limited"],
     success: "ok",
   },
   login: {

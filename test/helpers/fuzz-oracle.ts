@@ -97,7 +97,10 @@ export interface Outcome {
 
 export interface Expectation {
   outcomes: Outcome[];
-  /** Only the generic checks apply (one reply, a documented code): the bytes are ambiguous (invalid UTF-8). */
+  /**
+   * Only the generic checks apply (one reply, a documented code). No input needs this since
+   * the server refuses every invalid UTF-8 str (§2); kept for inputs the oracle cannot decide.
+   */
   lenient: boolean;
   /** What the oracle decided, for failure messages. */
   why: string;
@@ -190,7 +193,7 @@ export function expectFor(body: Uint8Array, ctx: OracleContext): Expectation {
   if (v.k !== "map") return only([badFrame], `a ${v.k}, not a map`);
   // Spec-valid MessagePack that the server's decoder refuses: bad_frame is accepted as well as the documented answer.
   const alsoBadFrame = info.oddKey || info.protoKey || info.badTimestamp || info.depth > MAX_DEPTH;
-  const lenient = info.badUtf8Shallow;
+  const lenient = false;
   const m = fieldsOf(v.v!);
   const res = (o: Outcome[], why: string, extra: Partial<Expectation> = {}): Expectation => ({
     outcomes: alsoBadFrame ? [...o, badFrame] : o,
@@ -199,6 +202,9 @@ export function expectFor(body: Uint8Array, ctx: OracleContext): Expectation {
     valid: false,
     ...extra,
   });
+  // §2: a str that is not valid UTF-8, a key or a value at any depth: bad_request, before anything
+  // is decoded, so without the id.
+  if (info.badUtf8) return res([{ t: "error", code: "bad_request", id: undefined }], "a str is not valid UTF-8");
   let id: number | undefined;
   const idv = present(m, "id");
   if (idv !== undefined) {

@@ -147,7 +147,7 @@ async function startProc(cmd: string[]): Promise<Proc> {
 const NO_LIMITS = [
   ...["--rate-msgs", "0", "--rate-bytes", "0", "--max-conns-per-addr", "0", "--max-refused", "0"],
   ...["--login-fails-addr", "0", "--login-free", "0", "--login-concurrent-addr", "0", "--login-concurrent-user", "0"],
-  ...["--register-per-addr", "0", "--logins-per-user", "0"],
+  ...["--register-per-addr", "0", "--logins-per-user", "0", "--register-queue", "100000", "--hash-queue", "100000"],
 ];
 
 function startServer(kind: ServerKind, dir: string, extra: string[] = []): Promise<Proc> {

@@ -445,13 +445,28 @@ describe("in-process: ChatCore over a fake transport", () => {
         at += n;
       }
       frames += framing.bodies.length;
-      if (framing.oversized) {
-        // The connection closes at the oversized header: replies still pending then (frames held
-        // behind a login, sends not yet committed) are not sent; bye is the last frame (§1, §5.3).
-        for (let k = 0; k < 50 && !c.ended; k++) await turn();
+      // With the shipped limits a connection may also be closed early: a frame over
+      // --max-frame-login before login gets too_large, and one that keeps being refused
+      // gets bye limits_exceeded (§1, §2.4). Whether a frame arrives logged in or not
+      // depends on the stream's own login and logout requests, so any frame over the
+      // pre-login limit may end the stream early.
+      const loginMax = target === shipped ? Math.min(DEFAULTS.maxFrameLogin, MAX_FRAME) : MAX_FRAME;
+      const early = framing.bodies.some((b) => b.length > loginMax);
+      const mayClose = framing.oversized || early || target === shipped;
+      if (mayClose) {
+        // Replies still pending when it closes (frames held behind a login, sends not yet
+        // committed) are not sent; bye is the last frame (§1, §5.3).
+        for (let k = 0; k < 2000 && !c.ended && c.replies.length - base < want; k++) await turn();
+        for (let k = 0; k < 5; k++) await turn();
         const got = c.replies.length - base;
         const last = c.replies[c.replies.length - 1];
-        if (got > want || last?.code !== "too_large" || "id" in last) note(failures, `${where}: ${got} replies, the last ${JSON.stringify(last)}`);
+        if (got > want) note(failures, `${where}: ${got} replies`);
+        else if (c.bye === "too_large") {
+          if (!framing.oversized && !early) note(failures, `${where}: too_large with no frame over the limit`);
+          if (last?.code !== "too_large" || "id" in last) note(failures, `${where}: ${got} replies, the last ${JSON.stringify(last)}`);
+        } else if (c.bye === "limits_exceeded") {
+          if (target !== shipped) note(failures, `${where}: limits_exceeded with no limits`);
+        } else if (got !== want) note(failures, `${where}: ${got} replies, bye ${c.bye}`);
       } else {
         if (!(await c.waitReplies(base + want, 20000))) note(failures, `${where}: only ${c.replies.length - base} replies within 20 s`);
         for (let k = 0; k < 5; k++) await turn();
@@ -462,7 +477,7 @@ describe("in-process: ChatCore over a fake transport", () => {
         bump(codes, code);
         if (r.t === "error" && (!(DOC_CODES as readonly string[]).includes(r.code) || r.code === "internal")) note(failures, `${where}: reply ${JSON.stringify(r)}`);
       }
-      if (framing.oversized !== (c.bye === "too_large")) note(failures, `${where}: oversized ${framing.oversized}, bye ${c.bye}`);
+      if (framing.oversized && c.bye === undefined) note(failures, `${where}: oversized, but no bye`);
       for (const x of c.invalid) note(outputProblems, `stream: ${x}`);
       target.core.closed(c.session);
     }
@@ -496,9 +511,14 @@ describe("in-process: regression inputs, each in a process of its own", () => {
       expect(r.exceptions).toEqual([]);
       expect(r.logged).toEqual([]);
       expect(r.invalid).toEqual([]);
-      expect(r.replies.length).toBe(r.expectedReplies);
+      if (r.oversized) {
+        // The connection closes at the oversized header (§1): replies still pending then (frames
+        // held behind a login) are never sent, and too_large is the last reply.
+        expect(r.bye).toBe("too_large");
+        expect(r.replies.length).toBeLessThanOrEqual(r.expectedReplies);
+        expect(r.replies.at(-1)?.code).toBe("too_large");
+      } else expect(r.replies.length).toBe(r.expectedReplies);
       expect(r.replies.filter((x) => x.t === "error" && (!(DOC_CODES as readonly string[]).includes(x.code!) || x.code === "internal"))).toEqual([]);
-      if (r.oversized) expect(r.bye).toBe("too_large");
       expect(growth).toBeLessThan(INPUT_GROWTH_LIMIT_MB);
     }, 60_000);
   }
@@ -518,18 +538,17 @@ describe("over TCP: the real server process", () => {
   const rss = { start: 0, max: 0, end: 0, hwm: 0 };
 
   beforeAll(async () => {
-    // Rate limits off (the fuzz is about what frames do once read) and no per-address login
-    // throttling (every connection comes from 127.0.0.1); everything else as shipped.
+    // Rate limits off (the fuzz is about what frames do once read), no per-address login
+    // throttling (every connection comes from 127.0.0.1) nor logins per user (the workers
+    // log in again and again), and frames up to --max-frame before login too (the smaller
+    // pre-login limit is tested in test/attack/conn.test.ts); everything else as shipped.
     server = await startServer([
       "--db",
       join(tmp.dir, "fuzz.db"),
       ...TEST_ARGS,
-      "--rate-msgs",
-      "0",
-      "--rate-bytes",
-      "0",
-      "--login-fails-addr",
-      "0",
+      ...["--rate-msgs", "0", "--rate-bytes", "0", "--max-refused", "0"],
+      ...["--login-fails-addr", "0", "--login-free", "0", "--logins-per-user", "0", "--login-concurrent-addr", "0"],
+      ...["--max-frame-login", String(MAX_FRAME)],
     ]);
     const c = await FuzzConn.connect(server.port);
     for (const u of [FIX.user, FIX.user2, "watch_a", "watch_b", ...Array.from({ length: WORKERS }, (_, i) => `fzw${i}`)])
@@ -722,11 +741,13 @@ describe("over TCP: the real server process", () => {
           await c.ok({ t: "login", user: "replay", pass: "password1" }, 20000);
         }
         const base = c.replies;
-        const framing = splitFrames(f.stream, MAX_FRAME);
+        // Before login the shipped frame limit is --max-frame-login (PROTOCOL.md §1).
+        const framing = splitFrames(f.stream, f.context === "post-login" ? MAX_FRAME : Math.min(DEFAULTS.maxFrameLogin, MAX_FRAME));
         const want = framing.bodies.length + (framing.oversized ? 1 : 0);
         const t0 = performance.now();
         c.writeRaw(f.stream);
-        const answered = await c.until(() => c.replies >= base + want, 30000);
+        // An oversized header closes the connection (§1): replies pending then are never sent.
+        const answered = await c.until(() => c.replies >= base + want || (framing.oversized && c.bye === "too_large"), 30000);
         const ms = performance.now() - t0;
         const other = await FuzzConn.connect(s.port);
         const pong = await other.request({ t: "ping", id: 1 }, 30000).catch((e) => ({ t: String(e) }));

@@ -172,6 +172,7 @@ export class ChatCore {
       else if (idleTimeout > 0 && now - s.lastFrameAt > idleTimeout * 1000) this.bye(s, "idle");
     }
     this.guard.prune(now);
+    if (this.budget.used > this.budget.max) this.shed(now); // a connection may have stalled since
     this.checkBudget();
     if (++this.sweeps % MAINTAIN_EVERY === 0) this.maintain();
   }
@@ -203,14 +204,16 @@ export class ChatCore {
   /**
    * A connection whose own output is piling up (a quarter of --max-queue unread) is not
    * read until it drains below an eighth: a client that does not read its replies cannot
-   * make the server queue more of them (PROTOCOL.md §2.4). Nor is any connection read
-   * while the server is over its budget and shedding stalled connections did not help.
+   * make the server queue more of them (PROTOCOL.md §2.4). Nor one whose requests held
+   * behind a login or register reach --max-held-bytes (until they have run), nor any
+   * connection while the server is over its budget and shedding stalled ones did not help.
    */
   private checkReading(s: Session): void {
     if (s.closed) return;
     const q = s.writer.cost;
     const quarter = this.config.maxQueue / 4;
-    if (this.inputPaused || q > quarter) this.setReading(s, false);
+    const heldFull = s.heldBytes >= this.config.maxHeldBytes;
+    if (this.inputPaused || q > quarter || heldFull) this.setReading(s, false);
     else if (q < quarter / 2) this.setReading(s, true);
   }
 
@@ -317,6 +320,8 @@ export class ChatCore {
     if (user === undefined) return;
     s.user = undefined;
     s.tokenHash = undefined;
+    // A logged-out connection gets no pushes: whatever it was behind on is no longer owed (§5.4).
+    s.behindSince = 0;
     if (this.hub.detach(s, user)) this.presences.changed(user);
   }
 
@@ -556,6 +561,7 @@ export class ChatCore {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.sweeper);
+    this.presences.stop();
     this.batcher.flush(true);
     const all = [...this.sessions];
     for (const s of all) this.bye(s, "shutdown");

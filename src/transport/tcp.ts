@@ -63,7 +63,14 @@ export function listen(core: ChatCore, opts: ListenOptions): Listening {
           }),
           handshakeBy: opts.tls ? performance.now() + handshakeMs : 0,
         };
-        if (opts.tls && !socket.data.session.closed) handshaking.add(socket);
+        if (opts.tls) {
+          // A TLS connection refused at once (too many) cannot be sent its bye before a
+          // handshake: close it now rather than hold it for one.
+          if (socket.data.session.closed) {
+            socket.terminate();
+            core.closed(socket.data.session);
+          } else handshaking.add(socket);
+        }
       },
       handshake(socket) {
         // Called once the TLS handshake ends, done or failed (a failure also closes the socket).

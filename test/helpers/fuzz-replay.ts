@@ -58,7 +58,7 @@ async function replay(path: string): Promise<ReplayResult> {
   const turn = () => new Promise((r) => setImmediate(r));
   const waitReplies = async (n: number) => {
     const deadline = Date.now() + 15000;
-    while (replies.length < n && Date.now() < deadline) await turn();
+    while (replies.length < n && !ended && Date.now() < deadline) await turn();
   };
   if (file.context === "post-login") {
     core.data(s, framed(enc({ t: "register", id: 1, user: "replay", pass: "password1" })));
@@ -67,7 +67,9 @@ async function replay(path: string): Promise<ReplayResult> {
     await waitReplies(2);
     replies.length = 0;
   }
-  const framing = splitFrames(file.stream, config.maxFrame);
+  // Before login the frame limit is --max-frame-login (PROTOCOL.md §1).
+  const limit = file.context === "post-login" ? config.maxFrame : Math.min(config.maxFrameLogin, config.maxFrame);
+  const framing = splitFrames(file.stream, limit);
   const expectedReplies = framing.bodies.length + (framing.oversized ? 1 : 0);
   Bun.gc(true);
   const hwmBefore = memOf("self").hwm;

@@ -22,10 +22,11 @@ export function tempDir(prefix = "tcpchat-test-"): { dir: string; cleanup(): voi
 
 /**
  * Arguments every test server gets: fast argon2 parameters (hashing cost is not what these
- * tests are about) and no registration throttle (they register many users from one address).
- * Tests of those limits start their server with their own arguments.
+ * tests are about), no registration throttle (they register many users from one address) and
+ * presence announced at once (they check a user's quick come and go). Tests of those limits
+ * (test/attack/, test/limits.test.ts) start their server with their own arguments.
  */
-export const TEST_ARGS = ["--hash-memory", "1024", "--hash-time", "1", "--register-per-addr", "0"];
+export const TEST_ARGS = ["--hash-memory", "1024", "--hash-time", "1", "--register-per-addr", "0", "--presence-delay", "0"];
 
 export const SOURCE_CMD = [process.execPath, "run", join(ROOT, "src/server.ts")];
 

@@ -1,4 +1,4 @@
-// Client errors, one class per failure (STYLE.md §5). A server `error` reply
+// Client errors, one class per failure. A server `error` reply
 // becomes a ChatError carrying the server's stable `code` (PROTOCOL.md §4);
 // the client's own failures (no reply in time, connection gone, client closed)
 // have classes of their own with codes that cannot clash with the server's.

@@ -1,4 +1,4 @@
-// Typed events, and the same events as async iterators (STYLE.md: subscriptions
+// Typed events, and the same events as async iterators (subscriptions
 // are async iterators, as in nats.js). Listeners run synchronously, in order of
 // arrival, so a listener sees messages in the order the client delivers them.
 

@@ -67,7 +67,7 @@
  * ## Connection
  *
  * One writer per connection queues what `write()` did not take and resends it
- * on `drain`, never writing ahead of queued bytes (BUN-NOTES.md). After a lost
+ * on `drain`, never writing ahead of queued bytes (docs/BUN.md). After a lost
  * connection or `bye {reason: "shutdown"}` the client reconnects with
  * exponential backoff and jitter; a `ping` every `pingIntervalMs` notices a
  * silent network failure. `close()` ends the session without reconnecting.

@@ -4,7 +4,7 @@ import type { Socket } from "bun";
 import { DisconnectedError } from "./errors.ts";
 
 export interface Link {
-  /** Bytes the kernel took, or -1 if closed (Bun semantics, BUN-NOTES.md). */
+  /** Bytes the kernel took, or -1 if closed (Bun semantics, docs/BUN.md). */
   write(data: Uint8Array): number;
   /** Half-close after what was written (call only with nothing left to write). */
   end(): void;

@@ -1,5 +1,5 @@
 // MessagePack body codec, PROTOCOL.md §1. One reused Encoder (about 3x faster
-// than the encode() function, per BUN-NOTES) writes straight into a framed buffer.
+// than the encode() function, docs/BUN.md) writes straight into a framed buffer.
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { HEADER_BYTES } from "./frame.ts";
 

@@ -1,5 +1,5 @@
 // The shipped Store: bun:sqlite through drizzle-orm, WAL journal, migrations applied at open.
-// BUN-NOTES: one transaction per batch with prepared statements is ~20x faster than
+// docs/BUN.md: one transaction per batch with prepared statements is ~20x faster than
 // autocommit per row, so `commit` takes a whole batch.
 import { type Changes, Database, type Statement } from "bun:sqlite";
 import { closeSync, openSync, statSync } from "node:fs";

@@ -146,7 +146,7 @@ async function startProc(cmd: string[]): Promise<Proc> {
 /** The bench floods on purpose, from one address: the abuse limits are off (their defaults are in README). */
 /** The abuse limits off: the bench floods from one address on purpose. */
 const NO_LIMITS = [
-  ...["--rate-msgs", "0", "--rate-bytes", "0", "--max-conns-per-addr", "0", "--max-refused", "0"],
+  ...["--rate-msgs", "0", "--rate-bytes", "0", "--rate-msgs-addr", "0", "--rate-bytes-addr", "0", "--max-conns-per-addr", "0", "--max-refused", "0"],
   ...["--login-fails-addr", "0", "--login-free", "0", "--login-concurrent-addr", "0", "--login-concurrent-user", "0"],
   ...["--register-per-addr", "0", "--logins-per-user", "0", "--register-queue", "100000", "--hash-queue", "100000"],
 ];

@@ -74,7 +74,7 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "tcpchat-soak-"));
   const proc = Bun.spawn(
     [process.execPath, "run", join(ROOT, "src/server.ts"), "--port", "0", "--db", join(dir, "soak.db"),
-      "--hash-memory", "1024", "--hash-time", "1", "--rate-msgs", "0", "--rate-bytes", "0", "--max-conns-per-addr", "0"],
+      "--hash-memory", "1024", "--hash-time", "1", "--rate-msgs", "0", "--rate-bytes", "0", "--rate-msgs-addr", "0", "--rate-bytes-addr", "0", "--max-conns-per-addr", "0"],
     { stdout: "pipe", stderr: "inherit" },
   );
   const reader = proc.stdout.getReader();

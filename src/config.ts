@@ -42,9 +42,9 @@ export const OPTIONS = {
   shutdownGrace: { def: 5000, kind: "int", help: "ms to flush clients on shutdown" },
 
   maxConns: {
-    def: 0,
+    def: 10000,
     kind: "int",
-    help: "open connections in all; more are refused at once. `0`: the descriptor limit less 128 (so accepting never fails for want of descriptors)",
+    help: "open connections in all; more are refused at once. Lowered at start to the descriptor limit less 128, so accepting never fails for want of descriptors",
   },
   maxConnsPerAddr: {
     def: 256,
@@ -72,7 +72,7 @@ export const OPTIONS = {
     kind: "int",
     help: "seconds a connection with unsent output may go without reading any of it before it is closed outright",
   },
-  stuckTimeout: { def: 60, kind: "int", help: "seconds a reader may stay behind before it is closed" },
+  stuckTimeout: { def: 60, kind: "int", help: "seconds a reader that is behind may go without its replay moving on before it is closed" },
   maxHeld: { def: 64, kind: "int", help: "requests queued behind a pending login or register" },
   maxHeldBytes: {
     def: 256 * KiB,
@@ -81,6 +81,16 @@ export const OPTIONS = {
   },
   rateMsgs: { def: 200, kind: "int", help: "requests per second per connection (0: no limit)" },
   rateBytes: { def: 8 * MiB, kind: "int", help: "request bytes per second per connection (0: no limit)" },
+  rateMsgsAddr: {
+    def: 1000,
+    kind: "int",
+    help: "requests per second from all connections of one address together (IPv6: a /64; 0: no limit)",
+  },
+  rateBytesAddr: {
+    def: 8 * MiB,
+    kind: "int",
+    help: "request bytes per second from all connections of one address together (0: no limit)",
+  },
   rateBurst: { def: 2, kind: "int", help: "seconds of those rates usable at once" },
   maxRefused: {
     def: 100,
@@ -150,7 +160,7 @@ export const OPTIONS = {
     help: "password checks in progress at once per user; more get `rate_limited` (0: no limit)",
   },
   loginConcurrentAddr: {
-    def: 4,
+    def: 2,
     kind: "int",
     help: "password checks and registrations in progress at once per address; more get `rate_limited` (0: no limit)",
   },
@@ -232,7 +242,9 @@ function validate(c: Config): Config {
   if (c.rateBurst < 1) throw new ConfigError("rate-burst must be at least 1 second");
   if (c.rateBytes > 0 && c.rateBytes * c.rateBurst < c.maxFrame)
     throw new ConfigError("rate-bytes x rate-burst must be at least max-frame, or a largest frame could never pass");
-  for (const k of ["maxGroupSize", "maxGroupsPerUser", "maxSessionsPerUser", "maxTokensPerUser", "writeTimeout"] as const)
+  if (c.rateBytesAddr > 0 && c.rateBytesAddr * c.rateBurst < c.maxFrame)
+    throw new ConfigError("rate-bytes-addr x rate-burst must be at least max-frame, or a largest frame could never pass");
+  for (const k of ["maxConns", "maxGroupSize", "maxGroupsPerUser", "maxSessionsPerUser", "maxTokensPerUser", "writeTimeout"] as const)
     if (c[k] < 1) throw new ConfigError(`${flagOf(k).slice(2)} must be at least 1`);
   if (c.loginBackoffMax < 1) throw new ConfigError("login-backoff-max must be at least 1 second");
   if ((c.tlsCert === "") !== (c.tlsKey === "")) throw new ConfigError("--tls-cert and --tls-key go together");

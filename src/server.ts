@@ -1,9 +1,22 @@
 // Entry point: `bun run src/server.ts [options]`. Parses the config, opens the
 // store, listens, and stops gracefully on SIGINT/SIGTERM.
+import { statSync } from "node:fs";
 import { ConfigError, helpText, parseConfig } from "./config.ts";
 import { ChatCore } from "./core/chat.ts";
 import { SqliteStore } from "./store/sqlite.ts";
 import { type Listening, listen } from "./transport/tcp.ts";
+
+/** A database file that other local users can read holds their DMs and password hashes: say so (it is created 0600). */
+function warnIfReadable(db: string): void {
+  if (db === ":memory:") return;
+  try {
+    const mode = statSync(db).mode & 0o777;
+    if (mode & 0o077)
+      console.error(`tcpchat: warning: ${db} is readable by other users (mode ${mode.toString(8)}); chmod 600 it`);
+  } catch {
+    // not a plain file path (a URI): nothing to check
+  }
+}
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -27,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`tcpchat: cannot open database ${config.db}: ${(e as Error).message}`);
     return 1;
   }
+  warnIfReadable(config.db);
   const core = new ChatCore(config, store);
   let server: Listening;
   try {

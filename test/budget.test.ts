@@ -96,6 +96,44 @@ describe("process-wide budget (--max-buffered)", () => {
   });
 });
 
+describe("shedding partly received frames", () => {
+  test("a frame whose bytes trickle in is shed; one arriving fast is not", async () => {
+    const core = makeCore({ maxFrame: 1 << 20, maxFrameLogin: 1 << 20, maxBuffered: 900 * 1024, rateMsgs: 0, rateBytes: 0, rateBytesAddr: 0 });
+    const slow = new FakeConn(core, { remoteAddress: "10.30.0.1", reportClose: true });
+    const fast = new FakeConn(core, { remoteAddress: "10.30.0.2", reportClose: true });
+    for (const c of [slow, fast]) {
+      c.data(header(1 << 20));
+      c.data(new Uint8Array(300_000));
+    }
+    core.sweep(performance.now()); // one second's sample: both received 300 KB
+    slow.data(new Uint8Array(10));
+    fast.data(new Uint8Array(300_000)); // its buffer grows to 1 MiB: over the budget
+    expect(core.budget.used).toBeGreaterThan(core.budget.max);
+    core.sweep(performance.now() + 1000);
+    expect(slow.terminated).toBe(true);
+    expect(fast.terminated).toBe(false);
+  });
+
+  test("the budget's pause lets a frame being received finish, then pauses its connection", async () => {
+    const core = makeCore({ maxFrame: 1 << 20, maxFrameLogin: 1 << 20, maxBuffered: 1024 * 1024, rateMsgs: 0, rateBytes: 0, rateBytesAddr: 0 });
+    const [a, b] = await groupOf(core, ["ga", "gb"]);
+    b!.accept = 1000; // reading, slowly: never stalled
+    for (let i = 0; i < 20; i++) a!.send({ t: "send", id: ids++, group: "g", text: "v".repeat(50_000) });
+    await turn();
+    const up = new FakeConn(core, { remoteAddress: "10.31.0.1" });
+    up.data(header(200_000));
+    up.data(new Uint8Array(100_000)); // mid-frame when the budget pauses input
+    core.shed(performance.now(), true);
+    if (core.budget.used > core.budget.max) {
+      expect(a!.session.readPaused).toBe(true);
+      expect(up.session.readPaused).toBe(false); // still receiving its frame
+      up.data(new Uint8Array(100_000)); // the frame completes: answered, then paused
+      expect(up.session.readPaused).toBe(true);
+    }
+    expect(up.terminated).toBe(false);
+  });
+});
+
 describe("held requests (PROTOCOL.md §2.3)", () => {
   test("requests behind a pending login are bounded in bytes: the connection is not read past --max-held-bytes", async () => {
     const core = makeCore({ maxHeldBytes: 64 * 1024, rateMsgs: 0, rateBytes: 0 });
@@ -156,6 +194,46 @@ describe("refused frames (PROTOCOL.md §2.4)", () => {
   });
 });
 
+describe("per-address rates and costly requests (PROTOCOL.md §2.4)", () => {
+  test("the connections of one address share its request rate; another address has its own", async () => {
+    const core = makeCore({ rateMsgs: 100, rateMsgsAddr: 50, rateBurst: 1, maxRefused: 0 });
+    const conns = [1, 2, 3, 4].map(() => new FakeConn(core, { remoteAddress: "10.20.0.1" }));
+    for (const c of conns) for (let i = 0; i < 20; i++) c.send({ t: "ping", id: i });
+    const other = new FakeConn(core, { remoteAddress: "10.20.0.2" });
+    for (let i = 0; i < 20; i++) other.send({ t: "ping", id: i });
+    await turn();
+    const pongs = conns.reduce((n, c) => n + c.msgs.filter((m) => m.t === "pong").length, 0);
+    expect(pongs).toBe(50);
+    expect(other.msgs.filter((m) => m.t === "pong").length).toBe(20);
+  });
+
+  test("members of a large group costs one request per 100 names: it is refused when the rate has not that much left", async () => {
+    const core = makeCore({ rateMsgs: 30, rateMsgsAddr: 0, rateBurst: 1, maxRefused: 0, maxGroupSize: 5000 });
+    const owner = await loggedIn(core, "own");
+    await owner.req({ t: "join", id: ids++, group: "crowd" });
+    for (let i = 0; i < 2500; i++) {
+      core.store.createUser(`m${i}`, "x", 0);
+      core.store.addMember("crowd", `m${i}`, 0);
+      core.hub.addMember("crowd", `m${i}`);
+    }
+    await Bun.sleep(1100); // a full bucket: 30
+    const first = await owner.req({ t: "members", id: ids++, group: "crowd" }); // costs 1 + 25
+    expect(first.t).toBe("ok");
+    expect(first.members.length).toBe(2501);
+    const second = await owner.req({ t: "members", id: ids++, group: "crowd" }); // 4 left: refused
+    expect(second).toMatchObject({ t: "error", code: "rate_limited" });
+  });
+
+  test("refusals for credentials count too: a connection that keeps failing logins is closed", async () => {
+    const core = makeCore({ maxRefused: 5, loginFree: 0, loginFailsAddr: 0, rateMsgs: 0 });
+    const c = new FakeConn(core);
+    for (let i = 0; i < 8; i++) c.send({ t: "login", id: ids++, user: "nobody", token: "x".repeat(43) });
+    for (let k = 0; k < 20 && !c.ended; k++) await turn();
+    expect(c.msgs.filter((m) => m.code === "unauthorized").length).toBe(5);
+    expect(c.msgs.at(-1)).toEqual({ t: "bye", reason: "limits_exceeded" });
+  });
+});
+
 describe("addresses and connections", () => {
   test("the limit key: IPv4 as is, IPv4-mapped as IPv4, IPv6 by /64", () => {
     expect(addressKey("10.1.2.3")).toBe("10.1.2.3");
@@ -182,6 +260,21 @@ describe("addresses and connections", () => {
     expect(conns[2]!.msgs).toEqual([{ t: "bye", reason: "too_many_connections" }]);
     core.closed(conns[0]!.session);
     expect(new FakeConn(core, { remoteAddress: "10.9.0.4" }).session.closed).toBe(false);
+  });
+
+  test("--stuck-timeout counts from the last replay progress, not from falling behind", async () => {
+    const core = makeCore({ maxFrame: 4096, maxQueue: 8192, stuckTimeout: 10 });
+    const [a, slow] = await groupOf(core, ["sa", "sb"]);
+    slow!.accept = 0;
+    for (let i = 0; i < 200; i++) a!.send({ t: "send", id: ids++, group: "g", text: "y".repeat(100) });
+    await turn();
+    const fellBehind = slow!.session.behindSince;
+    expect(fellBehind).toBeGreaterThan(0);
+    await Bun.sleep(20);
+    slow!.accept = 1500; // it reads, a little at a time
+    core.drain(slow!.session);
+    core.drain(slow!.session);
+    expect(slow!.session.behindSince).toBeGreaterThan(fellBehind); // still behind, but moving
   });
 
   test("a connection behind when it logs out is no longer behind (it is not closed as stuck later)", async () => {

@@ -25,7 +25,7 @@ const PAGE = 500;
 const tmp = tempDir("tcpchat-crash-");
 const DB = join(tmp.dir, "chat.db");
 // Rate limits off: this test is about what a crash leaves in the store, at the highest rate the server takes.
-const ARGS = ["--db", DB, ...TEST_ARGS, "--rate-msgs", "0", "--rate-bytes", "0"];
+const ARGS = ["--db", DB, ...TEST_ARGS, "--rate-msgs", "0", "--rate-bytes", "0", "--rate-msgs-addr", "0", "--rate-bytes-addr", "0"];
 
 const USERS = ["cu0", "cu1", "cu2", "cu3"];
 const GROUPS: Record<string, string[]> = { cg0: ["cu0", "cu1", "cu2"], cg1: ["cu1", "cu2", "cu3"] };

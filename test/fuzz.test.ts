@@ -166,6 +166,8 @@ const FUZZ_CONFIG: Config = {
   // frames reach the decoder and the dispatcher; the stream test below runs with the shipped ones.
   rateMsgs: 0,
   rateBytes: 0,
+  rateMsgsAddr: 0,
+  rateBytesAddr: 0,
   maxRefused: 0,
   // Before login too, frames up to the full limit reach the decoder (the smaller pre-login
   // limit is tested on its own in test/attack/conn.test.ts).
@@ -546,7 +548,7 @@ describe("over TCP: the real server process", () => {
       "--db",
       join(tmp.dir, "fuzz.db"),
       ...TEST_ARGS,
-      ...["--rate-msgs", "0", "--rate-bytes", "0", "--max-refused", "0"],
+      ...["--rate-msgs", "0", "--rate-bytes", "0", "--rate-msgs-addr", "0", "--rate-bytes-addr", "0", "--max-refused", "0"],
       ...["--login-fails-addr", "0", "--login-free", "0", "--logins-per-user", "0", "--login-concurrent-addr", "0"],
       ...["--max-frame-login", String(MAX_FRAME)],
     ]);

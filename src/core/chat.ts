@@ -15,11 +15,19 @@ import { COMMANDS } from "./commands/index.ts";
 import { wireMessage } from "./commands/messages.ts";
 import { addressKey, descriptorLimit } from "./address.ts";
 import { Budget } from "./budget.ts";
+import { Bucket } from "./limits.ts";
 import { Hub } from "./hub.ts";
 import { LoginGuard } from "./guard.ts";
 import { PresenceDebounce } from "./presence.ts";
 import { Session } from "./session.ts";
 import type { Transport } from "../io/writer.ts";
+
+/** What the connections of one address share (PROTOCOL.md §2.4). */
+interface AddrState {
+  conns: number;
+  msgs: Bucket;
+  bytes: Bucket;
+}
 
 interface SendTag {
   session: Session;
@@ -72,8 +80,10 @@ export class ChatCore {
   private readonly knownUsers = new Set<string>();
   private nextSessionId = 1;
   private stopping = false;
-  /** Open connections per client address key (IPv6: per /64). */
-  private readonly perAddr = new Map<string, number>();
+  /** Per client address key (IPv6: per /64): open connections and the request rates they share. */
+  private readonly perAddr = new Map<string, AddrState>();
+  /** performance.now() of the last shed, so a burst over the budget does not rescan every turn. */
+  private lastShed = -Infinity;
   /** Open connections in all, and the most allowed (`--max-conns`, or the descriptor limit less a margin). */
   private connCount = 0;
   readonly maxConns: number;
@@ -103,7 +113,8 @@ export class ChatCore {
     );
     // One timer for every connection's timeouts: a scan per second is cheaper than a timer per socket.
     this.budget = new Budget(config.maxBuffered, () => this.shed(performance.now()));
-    this.maxConns = config.maxConns > 0 ? config.maxConns : Math.max(64, (descriptorLimit() ?? 1024) - SPARE_FDS);
+    // Below the descriptor limit, so that accepting never fails for want of descriptors (§1).
+    this.maxConns = Math.max(1, Math.min(config.maxConns, (descriptorLimit() ?? 1024) - SPARE_FDS));
     this.sweeper = setInterval(() => this.sweep(performance.now()), 1000);
     this.sweeper.unref();
     this.hub.load(store.allMemberships());
@@ -140,8 +151,18 @@ export class ChatCore {
     );
     this.sessions.add(s);
     this.connCount++;
-    const open = (this.perAddr.get(s.addr) ?? 0) + 1;
-    this.perAddr.set(s.addr, open);
+    let a = this.perAddr.get(s.addr);
+    if (!a) {
+      const now = performance.now();
+      a = {
+        conns: 0,
+        msgs: new Bucket(this.config.rateMsgsAddr, this.config.rateBurst, now),
+        bytes: new Bucket(this.config.rateBytesAddr, this.config.rateBurst, now),
+      };
+      this.perAddr.set(s.addr, a);
+    }
+    const open = ++a.conns;
+    s.addrLimits = a;
     // PROTOCOL.md §1: refused at once, before anything of theirs is read.
     if (this.connCount > this.maxConns || (this.config.maxConnsPerAddr > 0 && open > this.config.maxConnsPerAddr))
       this.bye(s, "too_many_connections");
@@ -172,7 +193,8 @@ export class ChatCore {
       else if (idleTimeout > 0 && now - s.lastFrameAt > idleTimeout * 1000) this.bye(s, "idle");
     }
     this.guard.prune(now);
-    if (this.budget.used > this.budget.max) this.shed(now); // a connection may have stalled since
+    for (const [k, a] of this.perAddr) if (a.conns === 0 && a.msgs.full(now) && a.bytes.full(now)) this.perAddr.delete(k);
+    if (this.budget.used > this.budget.max) this.shed(now, true); // a connection may have stalled since
     this.checkBudget();
     if (++this.sweeps % MAINTAIN_EVERY === 0) this.maintain();
   }
@@ -189,6 +211,7 @@ export class ChatCore {
   data(s: Session, chunk: Uint8Array): void {
     if (s.closed || this.stopping) return;
     s.lastReadAt = performance.now();
+    s.received += chunk.length;
     s.decoder.push(chunk);
     this.checkReading(s);
   }
@@ -213,7 +236,9 @@ export class ChatCore {
     const q = s.writer.cost;
     const quarter = this.config.maxQueue / 4;
     const heldFull = s.heldBytes >= this.config.maxHeldBytes;
-    if (this.inputPaused || q > quarter || heldFull) this.setReading(s, false);
+    // The budget's pause lets a frame being received finish (its buffer could not drain otherwise).
+    const budgetPause = this.inputPaused && s.decoder.allocated === 0;
+    if (budgetPause || q > quarter || heldFull) this.setReading(s, false);
     else if (q < quarter / 2) this.setReading(s, true);
   }
 
@@ -231,7 +256,9 @@ export class ChatCore {
    * stalled ones is not enough, input stops on every connection until the total drops
    * below 75% (the sweep and every drain check), so the total stops growing.
    */
-  shed(now: number): void {
+  shed(now: number, fromSweep = false): void {
+    if (!fromSweep && now - this.lastShed < 250) return; // the sweep comes back within a second
+    this.lastShed = now;
     const target = this.budget.max * 0.9;
     const stalled = [...this.sessions].filter((s) => s.stalled(now, STALL_MS, MIN_DRAIN)).sort((a, b) => b.cost - a.cost);
     for (const s of stalled) {
@@ -242,7 +269,7 @@ export class ChatCore {
     if (this.budget.used > this.budget.max && !this.inputPaused) {
       this.inputPaused = true;
       this.log.info("over --max-buffered with no stalled connection left to close: input paused");
-      for (const s of this.sessions) this.setReading(s, false);
+      for (const s of this.sessions) this.checkReading(s);
     }
   }
 
@@ -287,6 +314,8 @@ export class ChatCore {
         s.send(encodeFrame(wireMessage(m, m.mid, m.ts, "msg")));
         s.lastPushedMid = m.mid;
       }
+      // Progress: --stuck-timeout counts from the last page the reader made room for (§5.4).
+      if (mids.length > 0 && s.behindSince !== 0) s.behindSince = performance.now();
       if (sizes.length < CATCH_UP_PAGE && mids.length === sizes.length) s.behindSince = 0;
     }
   }
@@ -295,9 +324,8 @@ export class ChatCore {
   closed(s: Session): void {
     if (!this.sessions.delete(s)) return;
     this.connCount--;
-    const open = (this.perAddr.get(s.addr) ?? 1) - 1;
-    if (open > 0) this.perAddr.set(s.addr, open);
-    else this.perAddr.delete(s.addr);
+    const a = this.perAddr.get(s.addr);
+    if (a) a.conns--; // forgotten by the sweep once its buckets are full again
     s.closed = true;
     s.writer.close();
     s.releaseInput();
@@ -352,12 +380,48 @@ export class ChatCore {
   private admit(s: Session, n: number): "read" | "skip" {
     if (s.closed) return "skip";
     const now = performance.now();
-    if (s.msgBucket.take(1, now) && s.byteBucket.take(n + 4, now)) return "read";
+    if (this.charge(s, 1, n + 4, now)) return "read";
     if (n <= PEEK_MAX) {
       s.refuseNext = true;
       return "read";
     }
     return "skip";
+  }
+
+  /**
+   * Takes `msgs` requests and `bytes` bytes from the connection's rates and its address's
+   * (PROTOCOL.md §2.4); false, taking nothing, if any of them cannot pay.
+   */
+  private charge(s: Session, msgs: number, bytes: number, now: number): boolean {
+    const a = s.addrLimits!;
+    if (!s.msgBucket.take(msgs, now)) return false;
+    if (!s.byteBucket.take(bytes, now)) {
+      s.msgBucket.refund(msgs);
+      return false;
+    }
+    if (!a.msgs.take(msgs, now)) {
+      s.msgBucket.refund(msgs);
+      s.byteBucket.refund(bytes);
+      return false;
+    }
+    if (!a.bytes.take(bytes, now)) {
+      s.msgBucket.refund(msgs);
+      s.byteBucket.refund(bytes);
+      a.msgs.refund(msgs);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * A request that costs the server more than one (a `members` list of 10,000 names, a
+   * page of 500 messages) pays `extra` more requests of its connection's and address's
+   * rates before it runs, or is refused with `rate_limited` (PROTOCOL.md §2.4).
+   */
+  chargeExtra(s: Session, extra: number): void {
+    if (extra <= 0) return;
+    if (!this.charge(s, extra, 0, performance.now()))
+      throw new ProtocolError("rate_limited", "too many requests: this one costs more than the rate has left; slow down");
   }
 
   private onFrameEvent(s: Session, ev: FrameEvent): void {
@@ -397,13 +461,13 @@ export class ChatCore {
    * Answers a request refused for a limit with `rate_limited`. A connection that keeps
    * being refused (--max-refused in 10 s) is closed with `bye {reason: "limits_exceeded"}`.
    */
-  private refuse(s: Session, id: number | undefined, msg: string): void {
+  private refuse(s: Session, id: number | undefined, msg: string, code: ErrorCode = "rate_limited"): void {
     if (!s.refusals.take(1, performance.now())) {
       this.log.info(`session ${s.id} (${s.user ?? "-"}): closed, kept exceeding its limits`);
       this.bye(s, "limits_exceeded");
       return;
     }
-    this.error(s, id, "rate_limited", msg);
+    this.error(s, id, code, msg);
   }
 
   /** The `id` of a small frame that will not be handled, if it has a valid one, for the error reply. */
@@ -460,7 +524,7 @@ export class ChatCore {
     }
     const cmd = COMMANDS[t];
     if (cmd.auth && s.user === undefined) {
-      this.error(s, id, "unauthorized", `log in before "${t}"`);
+      this.refuse(s, id, `log in before "${t}"`, "unauthorized");
       return;
     }
     let result: Result;
@@ -508,7 +572,9 @@ export class ChatCore {
 
   private fail(s: Session, id: number | undefined, e: unknown): void {
     if (e instanceof ProtocolError) {
-      this.error(s, id, e.code, e.message);
+      // Refused for a limit, or for credentials: these count against --max-refused (§2.4).
+      if (e.code === "rate_limited" || e.code === "unauthorized") this.refuse(s, id, e.message, e.code);
+      else this.error(s, id, e.code, e.message);
     } else {
       this.log.error(`session ${s.id}: request failed`, e);
       this.error(s, id, "internal", "internal error");

@@ -49,6 +49,11 @@ export class Hub<S extends Routable = Routable> {
     this.fanout.delete(grp);
   }
 
+  /** How many groups `user` is a member of. */
+  groupCount(user: string): number {
+    return this.groupsOf.get(user)?.size ?? 0;
+  }
+
   isMember(grp: string, user: string): boolean {
     return this.members.get(grp)?.has(user) === true;
   }

@@ -49,6 +49,8 @@ export class Session implements Routable {
   /** Request rate limits (PROTOCOL.md §2.4), charged when a frame's header arrives. */
   readonly msgBucket: Bucket;
   readonly byteBucket: Bucket;
+  /** The request rates this connection shares with the others of its address (set by the core at open). */
+  addrLimits?: { msgs: Bucket; bytes: Bucket };
   /** Requests refused for a limit; running out closes the connection (`--max-refused`). */
   readonly refusals: Bucket;
   /** The frame being received was refused at its header but read (it is small) so its `id` can be answered. */
@@ -58,6 +60,10 @@ export class Session implements Routable {
   /** `writer.written` at the last sweep, and the bytes written between the last two sweeps. */
   private writtenAtSweep = 0;
   drainedLastSecond = Number.POSITIVE_INFINITY;
+  /** Bytes received, ever; at the last sweep; between the last two sweeps. */
+  received = 0;
+  private receivedAtSweep = 0;
+  receivedLastSecond = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly id: number,
@@ -116,19 +122,24 @@ export class Session implements Routable {
   sample(): void {
     this.drainedLastSecond = this.writer.written - this.writtenAtSweep;
     this.writtenAtSweep = this.writer.written;
+    this.receivedLastSecond = this.received - this.receivedAtSweep;
+    this.receivedAtSweep = this.received;
   }
 
   /**
    * Whether this connection holds memory without making progress: output queued that the
    * client has not been reading (nothing for `stallMs`, or less than `minRate` bytes in the
    * last second while more than that is queued), or a partly received frame whose bytes
-   * stopped coming. Only such connections are shed when the server is over its budget.
+   * stopped coming or trickle (the same two tests) while the server is reading it. Only
+   * such connections are shed when the server is over its budget.
    */
   stalled(now: number, stallMs: number, minRate: number): boolean {
     const w = this.writer;
     if (w.queued > 0 && (now - w.progressAt > stallMs || (w.cost > minRate && this.drainedLastSecond < minRate)))
       return true;
-    return this.decoder.allocated > 0 && now - this.lastReadAt > stallMs;
+    const held = this.decoder.allocated;
+    if (held === 0 || this.readPaused) return false; // a pause of the server's own is no stall of the client's
+    return now - this.lastReadAt > stallMs || (held > minRate && this.receivedLastSecond < minRate);
   }
 
   send(frame: Uint8Array): void {

@@ -56,7 +56,7 @@ function cpuSeconds(pid: number): number {
 
 describe("#3 history/sync over large files", () => {
   test("a client looping sync over 40 files of 4 MiB costs little CPU and does not stall another client's ping", async () => {
-    const { srv } = await server(["--max-frame", String(8 * MiB), "--rate-bytes", "0", "--rate-msgs", "0"]);
+    const { srv } = await server(["--max-frame", String(8 * MiB), "--rate-bytes", "0", "--rate-msgs", "0", "--rate-bytes-addr", "0", "--rate-msgs-addr", "0"]);
     const a = await user(srv, "attacker");
     const b = await user(srv, "bystander");
     await a.ok({ t: "join", group: "files" });
@@ -99,7 +99,7 @@ describe("#3 history/sync over large files", () => {
 
 describe("#9 a member that falls behind in a conversation with files", () => {
   test("stops reading while 30 files of 2 MiB are sent, then reads: gets all 30, in order, still connected", async () => {
-    const { srv } = await server(["--max-frame", String(4 * MiB), "--rate-bytes", "0", "--rate-msgs", "0"]);
+    const { srv } = await server(["--max-frame", String(4 * MiB), "--rate-bytes", "0", "--rate-msgs", "0", "--rate-bytes-addr", "0", "--rate-msgs-addr", "0"]);
     const a = await user(srv, "sender");
     await a.ok({ t: "join", group: "files" });
     const slow = await user(srv, "slow");

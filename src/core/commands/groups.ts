@@ -50,9 +50,14 @@ export const leave: Command<RequestOf<"leave">> = {
   },
 };
 
+/** A list reply costs one request of the rate per this many entries beyond the first ones. */
+export const REPLY_ITEMS_PER_REQUEST = 100;
+
 export const groups: Command<RequestOf<"groups">> = {
   auth: true,
   run({ core, session }) {
+    // One more request of the rate per 100 groups listed (PROTOCOL.md §2.4).
+    core.chargeExtra(session, Math.floor(core.hub.groupCount(session.user!) / REPLY_ITEMS_PER_REQUEST));
     return { groups: core.store.userGroups(session.user!).map((g) => ({ group: g.name, owner: g.owner })) };
   },
 };
@@ -61,7 +66,10 @@ export const members: Command<RequestOf<"members">> = {
   auth: true,
   run({ core, session }, req) {
     requireMember(core, req.group, session.user!);
-    const names = [...core.hub.membersOf(req.group)].sort();
+    const all = core.hub.membersOf(req.group);
+    // One more request of the rate per 100 members listed (PROTOCOL.md §2.4).
+    core.chargeExtra(session, Math.floor(all.size / REPLY_ITEMS_PER_REQUEST));
+    const names = [...all].sort();
     return { group: req.group, members: names.map((user) => ({ user, online: core.hub.online(user) })) };
   },
 };

@@ -6,7 +6,7 @@ import { dmConv, groupConv, type MidSize, type NewMessage, type StoredMessage } 
 import { type Command, DEFER, type Reply } from "../command.ts";
 import type { ChatCore } from "../chat.ts";
 import type { Session } from "../session.ts";
-import { requireMember } from "./groups.ts";
+import { REPLY_ITEMS_PER_REQUEST, requireMember } from "./groups.ts";
 
 /** `limit` when a request gives none. */
 export const DEFAULT_PAGE = 100;
@@ -86,8 +86,11 @@ function page(core: ChatCore, sizes: readonly MidSize[], limit: number): Reply {
   return { msgs: core.store.messagesByMid(mids).map(toWire), more };
 }
 
-function pageLimit(core: ChatCore, limit: number | undefined): number {
-  return Math.max(1, Math.min(limit ?? DEFAULT_PAGE, core.config.maxPage));
+/** The page size asked for, within --max-page; a page costs one more request of the rate per 100 messages (§2.4). */
+function pageLimit(core: ChatCore, session: Session, limit: number | undefined): number {
+  const n = Math.max(1, Math.min(limit ?? DEFAULT_PAGE, core.config.maxPage));
+  core.chargeExtra(session, Math.floor(n / REPLY_ITEMS_PER_REQUEST));
+  return n;
 }
 
 /**
@@ -113,7 +116,7 @@ export const history: Command<RequestOf<"history">> = {
       requireUser(core, req.user!);
       conv = dmConv(me, req.user!);
     }
-    const limit = pageLimit(core, req.limit);
+    const limit = pageLimit(core, session, req.limit);
     const { after, before } = req;
     return afterOwnSends(core, session, () =>
       after !== undefined
@@ -127,7 +130,7 @@ export const history: Command<RequestOf<"history">> = {
 export const sync: Command<RequestOf<"sync">> = {
   auth: true,
   run({ core, session }, req) {
-    const limit = pageLimit(core, req.limit);
+    const limit = pageLimit(core, session, req.limit);
     const user = session.user!;
     return afterOwnSends(core, session, () => page(core, core.store.syncSizes(user, req.after, limit + 1), limit));
   },

@@ -3,14 +3,19 @@
 // - Password checks back off per (user, address) and per address, never per user
 //   alone: a stranger's failures can slow the stranger, not lock the user out. An
 //   attempt counts from when it starts, so guesses sent at once are counted too.
-// - Password checks in progress at once are capped per user and per address, and
-//   run in a bounded pool (2 at a time, `--hash-queue` waiting); registrations
-//   have their own (1 at a time, `--register-queue` waiting), so a registration
-//   flood delays a login by one registration's hash at most. A full queue answers
-//   `rate_limited` at once.
-// - Token logins are never refused for failures: a bogus token counts against its
-//   address only. Successful logins per user per minute and logged-in connections
-//   per user are capped (presence storms).
+// - Password checks in progress at once are capped per (user, address) and per
+//   address, never per user alone: checks for a user from elsewhere cannot keep the
+//   user's own check "already in progress". They run in a bounded pool (2 at a
+//   time, `--hash-queue` waiting), where one address holds at most a share of the
+//   waiting places (`waitShare`); registrations have their own pool (1 at a time,
+//   `--register-queue` waiting), so a registration flood delays a login by one
+//   registration's hash at most. A full queue answers `rate_limited` at once.
+// - Token logins are never refused for failures, and a bogus token touches no
+//   password backoff (a cheap bogus token must not slow the password logins of
+//   everyone behind its address). Tokens are 256-bit: what bounds the cost of
+//   bogus ones is the request rate and the refusal count (src/core/chat.ts).
+//   Successful logins per user per minute and logged-in connections per user are
+//   capped (presence storms).
 // Every window is measured with performance.now() (a monotonic clock).
 import type { Config } from "../config.ts";
 import { ProtocolError } from "../protocol/errors.ts";
@@ -20,6 +25,9 @@ import { Backoff, HashPool, InFlight, KeyedBuckets } from "./limits.ts";
 export const PASSWORD_SLOTS = 2;
 export const REGISTER_SLOTS = 1;
 
+/** Waiting places of the password pool one address may hold: enough for a few users behind a NAT. */
+export const waitShare = (hashQueue: number) => Math.max(2, Math.floor(hashQueue / 8));
+
 const limited = (msg: string) => new ProtocolError("rate_limited", msg);
 const secs = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
@@ -27,8 +35,10 @@ export class LoginGuard {
   /** Failed password checks per (user, address) and per address. */
   readonly userAddrFails: Backoff;
   readonly addrFails: Backoff;
-  private readonly checksPerUser: InFlight;
+  /** Password checks in progress per (user, address), per address, and waiting in the pool per address. */
+  private readonly checksPerPair: InFlight;
   private readonly checksPerAddr: InFlight;
+  private readonly waitingPerAddr: InFlight;
   readonly passwords: HashPool;
   readonly registrations: HashPool;
   private readonly registered: KeyedBuckets;
@@ -39,8 +49,11 @@ export class LoginGuard {
     // One failure is forgiven per longest backoff: a key that stops failing recovers its free attempts.
     this.userAddrFails = new Backoff(config.loginFree, maxMs, maxMs);
     this.addrFails = new Backoff(config.loginFailsAddr, maxMs, maxMs);
-    this.checksPerUser = new InFlight(config.loginConcurrentUser);
+    // Per (user, address), not per user: the cap on one account's guesses in flight is the per-address
+    // cap and the (user, address) backoff, which counts an attempt from its start.
+    this.checksPerPair = new InFlight(config.loginConcurrentUser);
     this.checksPerAddr = new InFlight(config.loginConcurrentAddr);
+    this.waitingPerAddr = new InFlight(waitShare(config.hashQueue));
     this.passwords = new HashPool(PASSWORD_SLOTS, config.hashQueue, "the server is busy checking passwords: retry in a moment");
     this.registrations = new HashPool(REGISTER_SLOTS, config.registerQueue, "the server is busy registering users: retry in a moment");
     this.registered = new KeyedBuckets(config.registerPerAddr, 3600_000);
@@ -57,23 +70,39 @@ export class LoginGuard {
     const pair = `${user}\u0000${addr}`;
     const wait = Math.max(this.userAddrFails.waitFor(pair, now), this.addrFails.waitFor(addr, now));
     if (wait > 0) throw limited(`too many failed password checks: retry in ${secs(wait)} s`);
-    if (!this.checksPerUser.acquire(user)) throw limited(`password checks for "${user}" already in progress: retry in a moment`);
+    if (!this.checksPerPair.acquire(pair))
+      throw limited(`password checks for "${user}" from this address already in progress: retry in a moment`);
     if (!this.checksPerAddr.acquire(addr)) {
-      this.checksPerUser.release(user);
+      this.checksPerPair.release(pair);
       throw limited("password checks from this address already in progress: retry in a moment");
+    }
+    // With every slot taken, HashPool.run queues the check (or refuses it, queue full): it waits, and
+    // counts against its address's share of the waiting places until a slot is handed to it.
+    let waiting = this.passwords.busy >= PASSWORD_SLOTS;
+    if (waiting && !this.waitingPerAddr.acquire(addr)) {
+      this.checksPerPair.release(pair);
+      this.checksPerAddr.release(addr);
+      throw limited("the server is busy checking passwords: retry in a moment");
     }
     this.userAddrFails.begin(pair, now);
     this.addrFails.begin(addr, now);
     let ok: boolean;
     try {
-      ok = await this.passwords.run(check);
+      ok = await this.passwords.run(() => {
+        if (waiting) {
+          waiting = false;
+          this.waitingPerAddr.release(addr);
+        }
+        return check();
+      });
     } catch (e) {
       const end = performance.now();
       this.userAddrFails.cancel(pair, end);
       this.addrFails.cancel(addr, end);
       throw e;
     } finally {
-      this.checksPerUser.release(user);
+      if (waiting) this.waitingPerAddr.release(addr); // refused: the queue was full
+      this.checksPerPair.release(pair);
       this.checksPerAddr.release(addr);
     }
     const end = performance.now();
@@ -85,11 +114,6 @@ export class LoginGuard {
       this.addrFails.failed(addr, end);
     }
     return ok;
-  }
-
-  /** A login with a bogus token: it counts against the address (its password checks), never the user. */
-  tokenFailed(addr: string): void {
-    this.addrFails.fail(addr, performance.now());
   }
 
   /**

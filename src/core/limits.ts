@@ -110,14 +110,22 @@ interface Failures {
  * accepted. One failure is forgiven every `forgetMs`, so a key that stops failing
  * recovers its free attempts. An attempt counts from when it begins (`begin`), so
  * attempts in progress at once are counted like failures.
+ *
+ * The count stops at `cap` (`free + ceil(log2(maxMs / 1 s)) + 1`): past it the wait is
+ * the longest already, and more failures would only postpone recovery. However many
+ * failures a key piled up, it is back to a 1 s wait within (cap - free) x `forgetMs`
+ * and forgotten within cap x `forgetMs`.
  */
 export class Backoff {
   private readonly seen = new Map<string, Failures>();
+  readonly cap: number;
   constructor(
     private readonly free: number,
     private readonly maxMs: number,
     private readonly forgetMs: number,
-  ) {}
+  ) {
+    this.cap = free + Math.max(0, Math.ceil(Math.log2(maxMs / 1000))) + 1;
+  }
 
   private entry(key: string, now: number): Failures | undefined {
     const e = this.seen.get(key);
@@ -144,8 +152,9 @@ export class Backoff {
     if (this.free === 0) return;
     let e = this.entry(key, now);
     if (!e) this.seen.set(key, (e = { count: 0, seen: now, at: now, inflight: 0 }));
-    e.count++;
     e.inflight++;
+    // capped, but never below the attempts in progress (each one is in the count until it ends)
+    e.count = Math.min(e.count + 1, Math.max(this.cap, e.inflight));
     e.at = Math.max(e.at, now);
   }
 

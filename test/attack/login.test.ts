@@ -1,4 +1,5 @@
-// Attacks on login, registration and presence (the hardening issue, findings 5, 6, 8, 10),
+// Attacks on login, registration and presence (the hardening issue, findings 5, 6, 8, 10;
+// the review of the login throttles: bogus tokens, the hashing queue, checks in progress),
 // each reproduced against the real server process, with the bound that held after the fix.
 // A second loopback source address (127.0.0.2) stands for another client address.
 import { afterAll, describe, expect, test } from "bun:test";
@@ -303,5 +304,69 @@ describe("#10 presence storm", () => {
     // flapping sends nothing; at most each account's final state (offline, as it was last told) once
     expect(pushes).toBeLessThanOrEqual(names.length * 2);
     expect(median(storm)).toBeLessThan(quiet + 10);
+  });
+});
+
+describe("login throttles review", () => {
+  test("bogus tokens from an address (a NAT) do not throttle the password logins of its other users", async () => {
+    const srv = await server();
+    await account(srv.port, "neighbour", "127.0.0.1");
+    // more than --login-fails-addr (100) bogus tokens from 127.0.0.2, spread over connections
+    const bots = await Promise.all(Array.from({ length: 4 }, () => Client.connect(srv.port, "127.0.0.2")));
+    const codes = await Promise.all(
+      bots.map(async (c, k) => {
+        const out: string[] = [];
+        for (let i = 0; i < 30; i++) out.push((await c.login("neighbour", { token: `bogus-${k}-${i}`.padEnd(43, "A") })).code);
+        return out;
+      }),
+    );
+    expect(codes.flat().every((x) => x === "unauthorized")).toBe(true);
+    // before the fix they counted as the address's failed password checks: rate_limited for 2 s, then doubling
+    const r = await (await Client.connect(srv.port, "127.0.0.2")).login("neighbour");
+    expect(r.t).toBe("ok");
+  });
+
+  /** `n` wrong-password logins sent at once from each of `addrs`, for `user(i)`; their answers. */
+  async function burst(port: number, addrs: string[], n: number, user: (i: number) => string): Promise<Promise<Msg>[]> {
+    const conns = await Promise.all(addrs.flatMap((a) => Array.from({ length: n }, () => Client.connect(port, a))));
+    return conns.map((c, i) => c.request({ t: "login", user: user(i), pass: `wrong-guess-${i}` }, 60_000));
+  }
+
+  test("a flood of password checks from 4 addresses (no per-address cap) cannot fill the hashing queue", async () => {
+    // hashes slow enough (about 50-150 ms) that none finishes between the flood and the victim's login
+    const srv = await server(["--hash-time", "8", "--login-concurrent-addr", "0"]);
+    await account(srv.port, "victim");
+    const addrs = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+    const answers = await burst(srv.port, addrs, 20, (i) => `nobody${i}`);
+    // all 80 taken in: before the fix 2 hashing and 32 waiting (46 refused); now each address waits with 4 at most
+    let refused = 0;
+    for (const a of answers) void a.then((r) => r.code === "rate_limited" && refused++);
+    const deadline = Date.now() + 20_000;
+    while (refused < 46 && Date.now() < deadline) await Bun.sleep(2);
+    const t0 = performance.now();
+    const r = await (await Client.connect(srv.port)).login("victim");
+    const ms = performance.now() - t0;
+    const codes = (await Promise.all(answers)).map((x) => x.code);
+    console.log(`review #3: victim's login ${r.t === "ok" ? "ok" : r.code} in ${ms.toFixed(0)} ms; flood ${codes.filter((x) => x === "unauthorized").length} checked, ${refused} refused`);
+    expect(r.t).toBe("ok");
+    const share = Math.max(2, Math.floor(DEFAULTS.hashQueue / 8));
+    expect(codes.filter((x) => x === "unauthorized").length).toBeLessThanOrEqual(2 + addrs.length * share);
+  });
+
+  test("checks for the victim from 6 other addresses do not refuse the victim's own password login", async () => {
+    const srv = await server(["--hash-time", "8"]);
+    await account(srv.port, "victim");
+    const addrs = Array.from({ length: 6 }, (_, i) => `127.0.0.${i + 2}`);
+    const answers = await burst(srv.port, addrs, DEFAULTS.loginConcurrentAddr, () => "victim");
+    // before the fix: 2 of them in progress for "victim" and the rest refused at once; now all are taken in
+    let refused = 0;
+    for (const a of answers) void a.then((r) => r.code === "rate_limited" && refused++);
+    const deadline = Date.now() + 100;
+    while (refused < answers.length - 2 && Date.now() < deadline) await Bun.sleep(2);
+    const r = await (await Client.connect(srv.port)).login("victim");
+    const codes = (await Promise.all(answers)).map((x) => x.code);
+    console.log(`review #4: victim's login ${r.t === "ok" ? "ok" : `${r.code} (${r.msg})`}; attack ${codes.join(",")}`);
+    expect(r.t).toBe("ok");
+    expect(codes.every((x) => x === "unauthorized")).toBe(true);
   });
 });

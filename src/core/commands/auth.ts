@@ -46,13 +46,13 @@ export const login: Command<RequestOf<"login">> = {
     let tokenHash: string;
     if (req.token !== undefined) {
       // Token lookup by its SHA-256: the comparison happens on a hash, so its timing says nothing of the token.
-      // A valid token is never refused for failed logins; a bogus one counts against its address only.
+      // A valid token is never refused for failed logins. A bogus one touches no password backoff (it
+      // would slow everyone's password logins behind its address); a 256-bit token cannot be guessed,
+      // and what bounds the lookups is the request rate and the refusal count (PROTOCOL.md §3.2).
       token = req.token;
       tokenHash = hashToken(token);
-      if (core.store.tokenUser(tokenHash, now) !== req.user) {
-        guard.tokenFailed(session.addr);
+      if (core.store.tokenUser(tokenHash, now) !== req.user)
         throw new ProtocolError("unauthorized", "invalid or expired token");
-      }
     } else {
       // Refused before the hash, so that the refusal cannot tell a right password from a wrong one.
       guard.admit(req.user, hub.sessionCount(req.user), false);

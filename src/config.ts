@@ -131,7 +131,7 @@ export const OPTIONS = {
   hashQueue: {
     def: 32,
     kind: "int",
-    help: "password checks (login, passwd) waiting for a hashing slot; more get `rate_limited` at once",
+    help: "password checks (login, passwd) waiting for a hashing slot, at most max(2, this / 8) of them from one address; more get `rate_limited` at once",
   },
   registerQueue: {
     def: 4,
@@ -151,13 +151,13 @@ export const OPTIONS = {
   loginFailsAddr: {
     def: 100,
     kind: "int",
-    help: "failed password checks per address (any user) before the same backoff applies to the address (0: no limit)",
+    help: "failed password checks per address (any user; bogus token logins do not count) before the same backoff applies to the address (0: no limit)",
   },
   loginBackoffMax: { def: 60, kind: "int", help: "longest password backoff, seconds" },
   loginConcurrentUser: {
     def: 2,
     kind: "int",
-    help: "password checks in progress at once per user; more get `rate_limited` (0: no limit)",
+    help: "password checks in progress at once per user from one address (checks for the user from other addresses never count against it); more get `rate_limited` (0: no limit)",
   },
   loginConcurrentAddr: {
     def: 2,

@@ -247,6 +247,10 @@ function validate(c: Config): Config {
   for (const k of ["maxConns", "maxGroupSize", "maxGroupsPerUser", "maxSessionsPerUser", "maxTokensPerUser", "writeTimeout"] as const)
     if (c[k] < 1) throw new ConfigError(`${flagOf(k).slice(2)} must be at least 1`);
   if (c.loginBackoffMax < 1) throw new ConfigError("login-backoff-max must be at least 1 second");
+  // `members` and `groups` answer in one frame (PROTOCOL.md §3.3): at most 64 bytes per member
+  // and 96 per group (names are at most 32 bytes), so the caps must keep them within a frame.
+  if (c.maxGroupSize * 64 > c.maxFrame) throw new ConfigError("max-group-size x 64 bytes must fit in max-frame (the members reply)");
+  if (c.maxGroupsPerUser * 96 > c.maxFrame) throw new ConfigError("max-groups-per-user x 96 bytes must fit in max-frame (the groups reply)");
   if ((c.tlsCert === "") !== (c.tlsKey === "")) throw new ConfigError("--tls-cert and --tls-key go together");
   return c;
 }

@@ -11,7 +11,8 @@ describe("config", () => {
     expect(c.port).toBe(9001);
     expect(c.host).toBe("0.0.0.0");
     expect(c.db).toBe(":memory:");
-    expect(parseConfig([], { TCPCHAT_MAX_FRAME: "2048", TCPCHAT_MAX_TEXT: "100" }).maxFrame).toBe(2048);
+    const small = { TCPCHAT_MAX_FRAME: "2048", TCPCHAT_MAX_TEXT: "100", TCPCHAT_MAX_GROUP_SIZE: "30", TCPCHAT_MAX_GROUPS_PER_USER: "20" };
+    expect(parseConfig([], small).maxFrame).toBe(2048);
   });
 
   test("bad values are clear errors", () => {
@@ -25,6 +26,8 @@ describe("config", () => {
       [["--max-frame", "100"], {}, /max-frame/],
       [["--max-queue", "1000"], {}, /max-queue/],
       [["--max-page", "0"], {}, /max-page/],
+      [["--max-frame", "65536"], {}, /max-group-size x 64 bytes/],
+      [["--max-frame", "65536", "--max-group-size", "1000"], {}, /max-groups-per-user x 96 bytes/],
     ];
     for (const [argv, env, re] of bad) {
       expect(() => parseConfig(argv, env)).toThrow(ConfigError);

@@ -56,6 +56,7 @@ test.each(CASES)(
       "65536",
       "--max-queue",
       "262144",
+      ...["--max-group-size", "1000", "--max-groups-per-user", "600"], // the replies must fit 64 KiB frames
       "--stuck-timeout",
       String(stuck),
       ...TEST_ARGS,

@@ -9,7 +9,7 @@ import { frameOf, rawFrame } from "./helpers/wire.ts";
 const tmp = tempDir();
 const dbPath = join(tmp.dir, "chat.db");
 let server: RunningServer;
-const SERVER_ARGS = ["--db", dbPath, "--max-frame", "65536", "--max-queue", "1048576", "--max-text", "1000", ...TEST_ARGS];
+const SERVER_ARGS = ["--db", dbPath, "--max-frame", "65536", "--max-queue", "1048576", "--max-text", "1000", "--max-group-size", "1000", "--max-groups-per-user", "600", ...TEST_ARGS];
 const clients: TestClient[] = [];
 let n = 0;
 /** A fresh name per test, so tests sharing one server never collide. */

@@ -360,7 +360,7 @@ function cases(o: Options): Case[] {
     // behind within the run (the kernel's socket buffers absorb the first few hundred KB).
     const N = o.quick ? 100 : 1000;
     const rate = 100000 / N;
-    const base = { scenario: "stuck", groupSize: N, size: 1024, rate, window: windowFor(N, 1024), fanout: N, noFloor: true, serverArgs: ["--max-queue", "1048576", "--max-frame", "262144"] };
+    const base = { scenario: "stuck", groupSize: N, size: 1024, rate, window: windowFor(N, 1024), fanout: N, noFloor: true, serverArgs: ["--max-queue", "1048576", "--max-frame", "262144", "--max-group-size", "4000"] };
     out.push({ ...base, paced: true, key: `stuck:${N}:baseline`, label: `group of ${N}, 1 KiB, everyone reading`, build: (_r, tag) => fanoutConns(1, N, tag) });
     out.push({
       ...base,

@@ -12,9 +12,12 @@
 //     exactly one reply, and that reply is what the independent oracle of
 //     test/helpers/fuzz-oracle.ts derives from PROTOCOL.md §2.2 and §3.
 // (b) Over TCP to the real server process, four connections at once, while a
-//     bystander keeps doing ping and send/receive round trips: every complete
-//     frame is answered, codes are documented, the bystander never fails, the
-//     server stays up with bounded RSS.
+//     bystander keeps doing ping and send/receive round trips, and two hostile
+//     clients from addresses of their own never read what they are sent (a
+//     flood of pings and fuzz frames before login; large history pages): every
+//     complete frame is answered, codes are documented, the bystander never
+//     fails, the hostile connections are closed by the server, the server
+//     stays up with bounded RSS.
 // Everything the server writes must be valid MessagePack with valid UTF-8.
 // test/fuzz/regressions/ holds inputs that once crashed, hung or blew up the
 // server; each is replayed in-process and over TCP.
@@ -28,7 +31,8 @@ import type { Transport } from "../src/io/writer.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
 import { isRequestType, REQUEST_FIELDS } from "../src/protocol/requests.ts";
 import { MemoryStore } from "../src/store/memory.ts";
-import { FuzzConn, memOf, type Msg } from "./helpers/fuzz-conn.ts";
+import { Conn } from "./helpers/attack.ts";
+import { formatHostile, FuzzConn, HostileWorker, memOf, type Msg } from "./helpers/fuzz-conn.ts";
 import {
   FIX,
   FUZZ_DIR,
@@ -538,25 +542,46 @@ describe("over TCP: the real server process", () => {
   const stats = { frames: 0, bytes: 0, batches: 0, reconnects: 0, oversized: 0, truncated: 0, codes: new Map<string, number>() };
   const bystander = { rounds: 0, failures: [] as string[], maxMs: 0 };
   const rss = { start: 0, max: 0, end: 0, hwm: 0 };
+  /** The hostile clients' addresses (any of 127.0.0.0/8 is local), their user and the group of large messages they page through. */
+  const FLOOD_ADDR = "127.0.0.77";
+  const HISTORY_ADDR = "127.0.0.78";
+  const HOARD = { user: "fzh", group: "hoard", token: "" };
+  /**
+   * Seconds a connection may leave its output unread (--write-timeout, 30 by default): short
+   * enough that the flooding hostile client is closed for it within the fuzzing. The fuzz
+   * workers and the bystander read everything as it comes, so they never meet it.
+   */
+  const WRITE_TIMEOUT = 4;
 
   beforeAll(async () => {
     // Rate limits off (the fuzz is about what frames do once read), no per-address login
     // throttling (every connection comes from 127.0.0.1) nor logins per user (the workers
     // log in again and again), and frames up to --max-frame before login too (the smaller
-    // pre-login limit is tested in test/attack/conn.test.ts); everything else as shipped.
+    // pre-login limit is tested in test/attack/conn.test.ts), a shorter --write-timeout (see
+    // WRITE_TIMEOUT); everything else as shipped. So the hostile clients meet no rate and no
+    // refusal limit: what closes them is unread output, at --write-timeout or past --max-queue.
     server = await startServer([
       "--db",
       join(tmp.dir, "fuzz.db"),
       ...TEST_ARGS,
       ...["--rate-msgs", "0", "--rate-bytes", "0", "--rate-msgs-addr", "0", "--rate-bytes-addr", "0", "--max-refused", "0"],
       ...["--login-fails-addr", "0", "--login-free", "0", "--logins-per-user", "0", "--login-concurrent-addr", "0"],
-      ...["--max-frame-login", String(MAX_FRAME)],
+      ...["--max-frame-login", String(MAX_FRAME), "--write-timeout", String(WRITE_TIMEOUT)],
     ]);
     const c = await FuzzConn.connect(server.port);
-    for (const u of [FIX.user, FIX.user2, "watch_a", "watch_b", ...Array.from({ length: WORKERS }, (_, i) => `fzw${i}`)])
+    for (const u of [FIX.user, FIX.user2, "watch_a", "watch_b", HOARD.user, ...Array.from({ length: WORKERS }, (_, i) => `fzw${i}`)])
       await c.ok({ t: "register", user: u, pass: WORKER_PASS });
     c.close();
-  });
+    // The group the history client pages through: 6 files of 10^6 bytes, so a page holds two
+    // (it is cut at half of --max-frame, PROTOCOL.md §3.4) and a burst of 16 pages passes
+    // --max-queue (16 MiB) of unread replies.
+    const h = await Conn.open(server.port, { localAddress: HISTORY_ADDR });
+    HOARD.token = (await h.ok({ t: "login", user: HOARD.user, pass: WORKER_PASS })).token;
+    await h.ok({ t: "join", group: HOARD.group });
+    const data = new Uint8Array(1_000_000).map((_, i) => (i * 7919) >>> 3);
+    for (let i = 0; i < 6; i++) await h.ok({ t: "send", group: HOARD.group, file: { name: `f${i}.bin`, type: "application/octet-stream", data } }, 30_000);
+    h.destroy();
+  }, 30_000);
 
   afterAll(async () => {
     if (server.proc.exitCode === null && server.proc.signalCode === null) {
@@ -692,7 +717,23 @@ describe("over TCP: the real server process", () => {
     retire();
   }
 
-  test("4 connections of fuzz while a bystander keeps its round trips: every frame answered, the bystander never fails, RSS bounded", async () => {
+  /**
+   * A round of the flooding hostile client: 1000 pings and 2000 fuzz frames of at most 1 KiB
+   * (their replies are what piles up unread), none a well-formed login or register (so it
+   * stays before login and takes no password-hashing slot from the fuzz workers).
+   */
+  function floodRounds(rng: Rng): () => Uint8Array {
+    const pool: Uint8Array[] = [];
+    while (pool.length < 1500) {
+      const body = randomBody(rng, corpusBodies, MAX_FRAME).body;
+      const exp = expectFor(body, { loggedIn: false });
+      if (body.length <= 1024 && !(exp.valid && (exp.type === "login" || exp.type === "register"))) pool.push(framed(body));
+    }
+    const ping = framed(enc({ t: "ping" }));
+    return () => concat(Array.from({ length: 3000 }, (_, i) => (i % 3 === 0 ? ping : rng.pick(pool))));
+  }
+
+  test("4 connections of fuzz and 2 hostile ones that never read, while a bystander keeps its round trips: every frame answered, the bystander never fails, the hostile ones closed by the server, RSS bounded", async () => {
     const rng = new Rng(SEED ^ 0x5555);
     rss.start = memOf(server.proc.pid).rss;
     const sampler = setInterval(() => {
@@ -700,8 +741,14 @@ describe("over TCP: the real server process", () => {
     }, 100);
     let fuzzing = true;
     const watch = runBystander(() => !fuzzing);
+    // Each hostile client: a connection at a time, replaced as soon as the server closes it.
+    const hostile = [
+      new HostileWorker("flood", FLOOD_ADDR, { port: server.port, floodRound: floodRounds(new Rng(SEED ^ 0x7777)), gapMs: 100 }),
+      new HostileWorker("history", HISTORY_ADDR, { port: server.port, history: HOARD, gapMs: 1000 }),
+    ];
     const deadline = Date.now() + 14_000;
     await Promise.all(Array.from({ length: WORKERS }, (_, w) => runWorker(w, rng.fork(), deadline).catch((e) => note(problems, `worker ${w}: ${String(e)}`))));
+    const [flood, history] = await Promise.all(hostile.map((h) => h.stop()));
     fuzzing = false;
     await watch;
     clearInterval(sampler);
@@ -713,8 +760,14 @@ describe("over TCP: the real server process", () => {
         `${stats.truncated} truncated, ${stats.reconnects} reconnects; replies ${JSON.stringify(Object.fromEntries(stats.codes))}`,
       `TCP bystander: ${bystander.rounds} round trips (ping, group send + push, DM + push), slowest ${bystander.maxMs.toFixed(0)} ms, failures ${bystander.failures.length}`,
       `TCP server RSS: ${rss.start.toFixed(0)} MiB before, ${rss.max.toFixed(0)} MiB max sampled, ${rss.end.toFixed(0)} MiB after; peak (VmHWM) ${rss.hwm.toFixed(0)} MiB`,
+      `TCP hostile ${formatHostile(flood!)}`,
+      `TCP hostile ${formatHostile(history!)}`,
     );
     expect(problems).toEqual([]);
+    expect({ flood: flood!.errors, history: history!.errors }).toEqual({ flood: [], history: [] });
+    // each hostile client was closed by the server at least once (at --write-timeout; past --max-queue)
+    expect(flood!.closedByServer).toBeGreaterThanOrEqual(1);
+    expect(history!.closedByServer).toBeGreaterThanOrEqual(1);
     expect(codesOk(stats.codes)).toEqual([]);
     expect(bystander.failures).toEqual([]);
     expect(bystander.rounds).toBeGreaterThan(0);

@@ -2,10 +2,13 @@
 // matched by id through callbacks (no scanning of everything received), pushes
 // handed to a callback, every frame the server writes checked with the strict
 // decoder (valid MessagePack, a map, valid UTF-8), raw writes with backpressure.
+// Also the hostile clients of the fuzz test and the soak (HostileWorker, below).
 import { readFileSync } from "node:fs";
 import type { Socket } from "bun";
 import { FrameDecoder } from "../../src/protocol/frame.ts";
+import { closedByServer, Conn } from "./attack.ts";
 import { decodeStrict, enc, framed, hex, toJS, type W } from "./fuzz-msgpack.ts";
+import { concat, frameOf } from "./wire.ts";
 
 export type Msg = Record<string, any>;
 
@@ -203,4 +206,199 @@ export function memOf(pid: number | "self"): { rss: number; hwm: number } {
   const s = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (k: string) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? NaN);
   return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+}
+
+// ---- hostile clients ------------------------------------------------------------------
+//
+// The clients the hardening issue asked the fuzz and soak suites to add, each on a Conn of
+// test/helpers/attack.ts (any loopback source address, a socket that can stop reading), kept
+// up by a HostileWorker that reconnects whenever the server closes one:
+// - "flood": never reads (paused socket) and floods requests before login (rounds of
+//   `floodRound()`, pings by default) until the server stops reading it (our writes back up);
+//   closed at --write-timeout, or by --max-queue or --login-timeout (PROTOCOL.md §2.4, §5.3);
+// - "history": logs in with a token, stops reading, and asks again and again for pages of a
+//   group holding large messages; each reply may be half of --max-frame (§3.4), so a burst
+//   of them passes --max-queue of unread replies and the server closes it (§5.3);
+// - "trickle": before login, announces a frame just under --max-frame-login and sends its
+//   body a byte at a time; closed at --login-timeout (§2.4);
+// - "prelogin": before login, floods requests that need a login (`unauthorized`) and pings,
+//   reading the replies; closed with `bye limits_exceeded` after --max-refused (§2.4);
+// - "badtoken": floods logins with made-up tokens (`unauthorized`), reading the replies;
+//   closed the same way.
+// Which of these the server closes, and how soon, depends on its flags: each worker counts
+// the connections the server closed (closedByServer, which also sees paused sockets).
+
+export const HOSTILE_KINDS = ["flood", "history", "trickle", "prelogin", "badtoken"] as const;
+export type HostileKind = (typeof HOSTILE_KINDS)[number];
+
+export interface HostileOptions {
+  port: number;
+  /** For "history": a user's login token and a group of theirs holding large messages. */
+  history?: { user: string; token: string; group: string };
+  /** For "flood": the bytes of one round of the flood (default: 2000 pings and 1000 empty frames). */
+  floodRound?: () => Uint8Array;
+  /** Give up on a connection the server has not closed after this long (ms); it is then counted as abandoned. */
+  maxWaitMs?: number;
+  /** Pause between a connection's end and the next one (ms). */
+  gapMs?: number;
+}
+
+export interface HostileStats {
+  kind: HostileKind;
+  opened: number;
+  /** Connections the server closed (a `bye`, a reset, or a FIN a paused socket never read). */
+  closedByServer: number;
+  /** Connections given up on after maxWaitMs, still open. */
+  abandoned: number;
+  /** Open when the worker was stopped. */
+  openAtStop: number;
+  /** Bytes the kernel took from us, in all. */
+  written: number;
+  errors: string[];
+}
+
+const PING_FRAME = frameOf({ t: "ping" });
+const EMPTY_FRAME = new Uint8Array(4); // a zero-length body: answered with bad_frame (§2.2)
+const defaultFloodRound = (): Uint8Array => concat([...Array<Uint8Array>(2000).fill(PING_FRAME), ...Array<Uint8Array>(1000).fill(EMPTY_FRAME)]);
+/** Our own unsent bytes past which the server is taken to have stopped reading a flood. */
+const BACKED_UP = 256 * 1024;
+
+/** One hostile connection at a time of `kind` from `localAddress`, replaced whenever it ends, until stop(). */
+export class HostileWorker {
+  readonly stats: HostileStats;
+  private running = true;
+  private readonly loop: Promise<void>;
+  private readonly sleepers = new Set<() => void>();
+
+  constructor(
+    readonly kind: HostileKind,
+    readonly localAddress: string,
+    private readonly opts: HostileOptions,
+  ) {
+    this.stats = { kind, opened: 0, closedByServer: 0, abandoned: 0, openAtStop: 0, written: 0, errors: [] };
+    if (kind === "history" && !opts.history) throw new Error("a history worker needs opts.history");
+    this.loop = this.run();
+  }
+
+  /** Stops after the current step; the connection still open then is closed by us. */
+  async stop(): Promise<HostileStats> {
+    this.running = false;
+    for (const w of [...this.sleepers]) w();
+    await this.loop;
+    return this.stats;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.sleepers.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.sleepers.add(done);
+    });
+  }
+
+  private get paused(): boolean {
+    return this.kind === "flood" || this.kind === "history";
+  }
+
+  /** Closed by the server: seen by a reading socket, or (paused) no longer ESTABLISHED in the kernel. */
+  private gone(c: Conn): boolean {
+    return c.closed || (this.paused && closedByServer([c]) > 0);
+  }
+
+  private async run(): Promise<void> {
+    const { gapMs = 200, maxWaitMs = 120_000 } = this.opts;
+    while (this.running) {
+      let c: Conn;
+      try {
+        c = await Conn.open(this.opts.port, { localAddress: this.localAddress, paused: this.kind === "flood" });
+      } catch (e) {
+        if (this.stats.errors.length < 5) this.stats.errors.push(`open: ${String(e)}`);
+        await this.sleep(1000);
+        continue;
+      }
+      this.stats.opened++;
+      const until = performance.now() + maxWaitMs;
+      try {
+        await this.attack(c, until);
+        // then wait for the server to close it
+        while (this.running && performance.now() < until && !this.gone(c)) await this.sleep(this.paused ? 200 : 50);
+      } catch (e) {
+        if (this.stats.errors.length < 5) this.stats.errors.push(`${this.kind}: ${String(e)}`);
+      }
+      if (this.gone(c)) this.stats.closedByServer++;
+      else if (this.running) this.stats.abandoned++;
+      else this.stats.openAtStop++;
+      this.stats.written += c.written;
+      c.destroy();
+      await this.sleep(gapMs);
+    }
+  }
+
+  /** Does what the kind does, returning once the connection only has to be waited on (or is gone). */
+  private async attack(c: Conn, until: number): Promise<void> {
+    const going = () => this.running && performance.now() < until && !this.gone(c);
+    switch (this.kind) {
+      case "flood": {
+        const round = this.opts.floodRound ?? defaultFloodRound;
+        // until the server stops reading (its output to us piles up unread, so it pauses us)
+        for (let i = 0; this.running && !c.closed && c.unsent < BACKED_UP; i++) {
+          if (i % 16 === 15 && !going()) return;
+          c.write(round());
+          await Bun.sleep(1);
+        }
+        return;
+      }
+      case "history": {
+        const h = this.opts.history!;
+        const r = await c.request({ t: "login", user: h.user, token: h.token }, 30_000);
+        if (r.t !== "ok") throw new Error(`token login: ${JSON.stringify(r)}`);
+        c.pause();
+        // pages of up to half of --max-frame each, in bursts (one segment, so read at once)
+        const burst = concat(Array.from({ length: 16 }, (_, i) => frameOf({ t: "history", group: h.group, limit: 500, id: 1000 + i })));
+        while (going()) {
+          c.write(burst);
+          await this.sleep(1000);
+        }
+        return;
+      }
+      case "trickle": {
+        const n = 60_000; // under --max-frame-login (64 KiB by default): a frame the server must take
+        const head = new Uint8Array(4);
+        new DataView(head.buffer).setUint32(0, n);
+        c.write(head);
+        const one = new Uint8Array(1);
+        for (let i = 0; i < n - 1 && going(); i++) {
+          c.write(one);
+          await this.sleep(250);
+        }
+        return;
+      }
+      case "prelogin": {
+        const burst = concat([...Array<Uint8Array>(50).fill(frameOf({ t: "groups" })), ...Array<Uint8Array>(50).fill(PING_FRAME)]);
+        while (going()) {
+          c.write(burst);
+          await this.sleep(100);
+        }
+        return;
+      }
+      case "badtoken": {
+        while (going()) {
+          const token = Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
+          c.write(concat(Array.from({ length: 20 }, (_, i) => frameOf({ t: "login", user: `nobody${i}`, token }))));
+          await this.sleep(100);
+        }
+        return;
+      }
+    }
+  }
+}
+
+export function formatHostile(s: HostileStats): string {
+  const extra = [s.abandoned ? `${s.abandoned} abandoned` : "", s.openAtStop ? `${s.openAtStop} open at the end` : "", s.errors.length ? `errors: ${s.errors.join("; ")}` : ""].filter(Boolean);
+  return `${s.kind}: ${s.opened} opened, ${s.closedByServer} closed by the server, ${(s.written / 1e6).toFixed(1)} MB sent${extra.length ? `, ${extra.join(", ")}` : ""}`;
 }

@@ -2,7 +2,12 @@
 // against the real server process. At the end, with every client gone, the
 // server's memory should be back near where it was after warm-up and its file
 // descriptors exactly back: no leak. Not part of CI (it takes minutes).
-//   bun run bench/soak.ts [--minutes 3] [--conns 2000] [--groups 50]
+// Throughout, --hostile connections (default 20) from addresses of their own, round robin
+// over the kinds of test/helpers/fuzz-conn.ts (HostileWorker): floods that never read, a
+// large frame trickled a byte at a time, floods before login, logins with made-up tokens,
+// large history pages never read; each is replaced when the server closes it. The soak
+// reports how many the server closed and its peak RSS; the checks above must hold anyway.
+//   bun run bench/soak.ts [--minutes 3] [--conns 2000] [--groups 50] [--hostile 20]
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +16,8 @@ import type { Socket } from "bun";
 import { decode } from "@msgpack/msgpack";
 import { encodeFrame } from "../src/protocol/codec.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
+import { Conn, procStats, Sampler } from "../test/helpers/attack.ts";
+import { formatHostile, HOSTILE_KINDS, type HostileKind, type HostileStats, HostileWorker } from "../test/helpers/fuzz-conn.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const arg = (name: string, dflt: number) => {
@@ -20,6 +27,7 @@ const arg = (name: string, dflt: number) => {
 const MINUTES = arg("--minutes", 3);
 const CONNS = arg("--conns", 2000);
 const GROUPS = arg("--groups", 50);
+const HOSTILE = arg("--hostile", 20);
 const USERS = Math.min(CONNS, 500); // many devices per user: multi-device routing under churn
 
 const rss = (pid: number) => Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)![1]) / 1024;
@@ -74,7 +82,9 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "tcpchat-soak-"));
   const proc = Bun.spawn(
     [process.execPath, "run", join(ROOT, "src/server.ts"), "--port", "0", "--db", join(dir, "soak.db"),
-      "--hash-memory", "1024", "--hash-time", "1", "--rate-msgs", "0", "--rate-bytes", "0", "--rate-msgs-addr", "0", "--rate-bytes-addr", "0", "--max-conns-per-addr", "0"],
+      "--hash-memory", "1024", "--hash-time", "1", "--rate-msgs", "0", "--rate-bytes", "0", "--rate-msgs-addr", "0", "--rate-bytes-addr", "0", "--max-conns-per-addr", "0",
+      // every user registered from one address, and logged in again and again by the churn
+      "--register-per-addr", "0", "--logins-per-user", "0"],
     { stdout: "pipe", stderr: "inherit" },
   );
   const reader = proc.stdout.getReader();
@@ -97,6 +107,23 @@ async function main(): Promise<number> {
   await reg.open(port);
   for (let u = 0; u < USERS; u++) await reg.req({ t: "register", user: `soak${u}`, pass: "soak-password" });
   reg.sock.end();
+  // The hostile "history" connections page through a group of 6 files of 10^6 bytes, each as a
+  // user of its own: two files per page (half of --max-frame, PROTOCOL.md §3.4), so a burst of
+  // pages passes --max-queue.
+  const kindOf = (i: number): HostileKind => HOSTILE_KINDS[i % HOSTILE_KINDS.length]!;
+  const hoarders = new Map<number, { user: string; group: string; token: string }>();
+  const data = new Uint8Array(1_000_000).map((_, i) => (i * 7919) >>> 3);
+  for (let i = 0; i < HOSTILE; i++) {
+    if (kindOf(i) !== "history") continue;
+    const h = await Conn.open(port);
+    const user = `hoarder${i}`;
+    await h.ok({ t: "register", user, pass: "soak-password" });
+    hoarders.set(i, { user, group: "hoard", token: (await h.ok({ t: "login", user, pass: "soak-password" })).token });
+    await h.ok({ t: "join", group: "hoard" });
+    if (hoarders.size === 1)
+      for (let f = 0; f < 6; f++) await h.ok({ t: "send", group: "hoard", file: { name: `f${f}.bin`, type: "application/octet-stream", data } }, 30_000);
+    h.destroy();
+  }
   for (let u = 0; u < USERS; u++) {
     // a connection per user: its token stays valid when the connection closes (logout would revoke it)
     const c = new Client();
@@ -134,15 +161,29 @@ async function main(): Promise<number> {
   };
 
   const pid = proc.pid;
+  await Bun.sleep(500); // the setup connections' closes reach the server
+  // the server's own descriptors, with no client at all: what must remain at the end
+  const ownFds = fds(pid);
+  const sampler = new Sampler(pid, 200);
   const t0 = performance.now();
   const until = t0 + MINUTES * 60_000;
   const samples: string[] = [];
+  // hostile clients, from 127.0.1.1 on, one kind after another, for the whole soak
+  const hostile = Array.from({ length: HOSTILE }, (_, i) => {
+    const kind = kindOf(i);
+    const addr = `127.0.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
+    return new HostileWorker(kind, addr, { port, history: hoarders.get(i), gapMs: kind === "history" ? 2000 : 500, maxWaitMs: 90_000 });
+  });
+  const hostileClosed = () => hostile.reduce((n, h) => n + h.stats.closedByServer, 0);
   // warm-up: fill up to CONNS, let the server settle
   while (live.size < CONNS) await Promise.all(Array.from({ length: Math.min(64, CONNS - live.size) }, openOne));
   Bun.gc(true);
   await Bun.sleep(1000);
   const base = { rss: rss(pid), fds: fds(pid), conns: live.size };
-  console.log(`soak: ${CONNS} connections of ${USERS} users in ${GROUPS} groups for ${MINUTES} min; after warm-up: server RSS ${base.rss.toFixed(1)} MB, ${base.fds} fds`);
+  console.log(
+    `soak: ${CONNS} connections of ${USERS} users in ${GROUPS} groups for ${MINUTES} min, and ${HOSTILE} hostile ones; ` +
+      `after warm-up: server RSS ${base.rss.toFixed(1)} MB, ${base.fds} fds (${ownFds} of its own)`,
+  );
 
   let lastReport = performance.now();
   while (performance.now() < until) {
@@ -165,30 +206,57 @@ async function main(): Promise<number> {
     await Promise.all([...opens, ...sends]);
     if (performance.now() - lastReport > 10_000) {
       lastReport = performance.now();
-      const line = `  ${((lastReport - t0) / 1000).toFixed(0).padStart(4)} s: ${live.size} open, ${opened} opened in all, ${sent} sent, ${acked} acked; server RSS ${rss(pid).toFixed(1)} MB, ${fds(pid)} fds`;
+      const line = `  ${((lastReport - t0) / 1000).toFixed(0).padStart(4)} s: ${live.size} open, ${opened} opened in all, ${sent} sent, ${acked} acked; ${hostileClosed()} hostile closed by the server; server RSS ${rss(pid).toFixed(1)} MB, ${fds(pid)} fds`;
       samples.push(line);
       console.log(line);
     }
     await Bun.sleep(50);
   }
 
-  // everyone leaves; then the server should hold what it held with no clients
+  // everyone leaves (the hostile ones first); then the server should hold what it held with no clients
+  const hostileStats: HostileStats[] = await Promise.all(hostile.map((h) => h.stop()));
   for (const c of [...live]) drop(c);
   await Bun.sleep(2000);
   const idleFds = fds(pid);
-  // one client in, to make the server run a GC-friendly turn, then out
   const end = { rss: rss(pid), fds: idleFds };
+  const peak = sampler.stop();
   console.log(
-    `end: all clients gone: server RSS ${end.rss.toFixed(1)} MB (after warm-up with ${base.conns} clients: ${base.rss.toFixed(1)} MB), ${end.fds} fds (with ${base.conns} clients: ${base.fds}, so ${base.fds - base.conns} without)`,
+    `end: all clients gone: server RSS ${end.rss.toFixed(1)} MB (after warm-up with ${base.conns} clients: ${base.rss.toFixed(1)} MB), ${end.fds} fds (before any client: ${ownFds})`,
   );
   console.log(`totals: ${opened} connections opened, ${refused} refused, ${sent} messages sent, ${acked} acked, ${received} deliveries`);
+  const byKind = new Map<HostileKind, HostileStats>();
+  for (const st of hostileStats) {
+    const k = byKind.get(st.kind);
+    if (!k) byKind.set(st.kind, { ...st, errors: [...st.errors] });
+    else {
+      k.opened += st.opened;
+      k.closedByServer += st.closedByServer;
+      k.abandoned += st.abandoned;
+      k.openAtStop += st.openAtStop;
+      k.written += st.written;
+      k.errors.push(...st.errors.slice(0, 5 - k.errors.length));
+    }
+  }
+  if (HOSTILE > 0) {
+    console.log(`hostile: ${HOSTILE} at a time, ${hostileClosed()} connections closed by the server in all`);
+    for (const st of byKind.values()) console.log(`  ${formatHostile(st)}`);
+  }
+  console.log(
+    `server: peak RSS ${peak.peakRssMiB.toFixed(1)} MB sampled every 200 ms, VmHWM ${procStats(pid).hwmMiB.toFixed(1)} MB; CPU ${peak.cpuSec.toFixed(1)} s in ${peak.seconds.toFixed(0)} s`,
+  );
   proc.kill("SIGTERM");
   const code = await proc.exited;
   rmSync(dir, { recursive: true, force: true });
   // fds: every client's socket must be gone (a few for the db, listener and stdio remain)
-  const leakedFds = end.fds - (base.fds - base.conns);
-  const ok = leakedFds <= 2 && end.rss <= base.rss * 1.25 && acked === sent && code === 0;
-  console.log(ok ? "soak: OK" : `soak: FAILED (fds beyond baseline ${leakedFds}, exit ${code})`);
+  const leakedFds = end.fds - ownFds;
+  // every hostile kind closed by the server at least once (trickle and flood wait for the 30 s timeouts)
+  const unclosed = MINUTES >= 1 ? [...byKind.values()].filter((st) => st.closedByServer === 0).map((st) => st.kind) : [];
+  const ok = leakedFds <= 2 && end.rss <= base.rss * 1.25 && acked === sent && code === 0 && unclosed.length === 0;
+  console.log(
+    ok
+      ? "soak: OK"
+      : `soak: FAILED (fds beyond baseline ${leakedFds}, RSS ${end.rss.toFixed(1)} MB against ${base.rss.toFixed(1)}, ${sent - acked} sends not acked, exit ${code}${unclosed.length ? `, never closed by the server: ${unclosed.join(", ")}` : ""})`,
+  );
   return ok ? 0 : 1;
 }
 

@@ -80,7 +80,11 @@ export const OPTIONS = {
     help: "bytes of requests queued behind a pending login or register",
   },
   rateMsgs: { def: 200, kind: "int", help: "requests per second per connection (0: no limit)" },
-  rateBytes: { def: 8 * MiB, kind: "int", help: "request bytes per second per connection (0: no limit)" },
+  rateBytes: {
+    def: 8 * MiB,
+    kind: "int",
+    help: "request bytes, and bytes of `history`/`sync` pages, per second per connection (0: no limit)",
+  },
   rateMsgsAddr: {
     def: 1000,
     kind: "int",
@@ -89,7 +93,7 @@ export const OPTIONS = {
   rateBytesAddr: {
     def: 8 * MiB,
     kind: "int",
-    help: "request bytes per second from all connections of one address together (0: no limit)",
+    help: "request and page bytes per second from all connections of one address together (0: no limit)",
   },
   rateBurst: { def: 2, kind: "int", help: "seconds of those rates usable at once" },
   maxRefused: {

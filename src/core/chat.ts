@@ -424,6 +424,29 @@ export class ChatCore {
       throw new ProtocolError("rate_limited", "too many requests: this one costs more than the rate has left; slow down");
   }
 
+  /**
+   * Paces what a request makes the server read from the store and encode (a history or sync
+   * page, up to half a frame of files) by the same byte rates as requests (PROTOCOL.md §2.4):
+   * undefined when the rates can pay now, else a promise that resolves once they have (the
+   * dispatcher holds the connection's later requests meanwhile), or once the connection is gone.
+   */
+  paceOutput(s: Session, bytes: number): Promise<void> | undefined {
+    const { rateBytes, rateBytesAddr, rateBurst } = this.config;
+    // A charge larger than a bucket holds could never be paid: cap it at the smaller bucket.
+    const caps = [rateBytes, rateBytesAddr].filter((r) => r > 0).map((r) => r * rateBurst);
+    const n = Math.min(bytes, ...caps);
+    if (this.charge(s, 0, n, performance.now())) return undefined;
+    return new Promise((resolve) => {
+      const retry = () => {
+        const now = performance.now();
+        if (s.closed || this.charge(s, 0, n, now)) return resolve();
+        const wait = Math.max(s.byteBucket.waitFor(n, now), s.addrLimits!.bytes.waitFor(n, now));
+        setTimeout(retry, Math.min(1000, Math.max(5, wait)));
+      };
+      retry();
+    });
+  }
+
   private onFrameEvent(s: Session, ev: FrameEvent): void {
     if (ev.kind === "too_large") {
       // PROTOCOL.md §1: the stream cannot be resynchronised past an oversized frame.

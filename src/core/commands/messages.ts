@@ -65,25 +65,33 @@ export function toWire(m: StoredMessage): WireMessage {
  * messages, cut short (with `more`) before the estimated bytes pass `budget`, but at least one
  * message. `more` also when pairs are left over: read `limit + 1` to tell whether there are more.
  */
-export function fillPage(sizes: readonly MidSize[], limit: number, budget: number): { mids: number[]; more: boolean } {
+export function fillPage(
+  sizes: readonly MidSize[],
+  limit: number,
+  budget: number,
+): { mids: number[]; more: boolean; bytes: number } {
   const mids: number[] = [];
   let bytes = 0;
   for (const r of sizes) {
-    if (mids.length === limit || (mids.length > 0 && bytes + r.size > budget)) return { mids, more: true };
+    if (mids.length === limit || (mids.length > 0 && bytes + r.size > budget)) return { mids, more: true, bytes };
     mids.push(r.mid);
     bytes += r.size;
   }
-  return { mids, more: false };
+  return { mids, more: false, bytes };
 }
 
 /**
  * A history or sync page: the ids and sizes first, from the store's indexes, then only the
  * messages that fit are read whole. A page of large files reads no file it does not send
- * (PROTOCOL.md §3.4: at most half of --max-frame).
+ * (PROTOCOL.md §3.4: at most half of --max-frame). Its bytes are paid from the connection's
+ * and address's byte rates before it is read (§2.4): looping over files costs the server
+ * no more than sending them did.
  */
-function page(core: ChatCore, sizes: readonly MidSize[], limit: number): Reply {
-  const { mids, more } = fillPage(sizes, limit, core.config.maxFrame / 2);
-  return { msgs: core.store.messagesByMid(mids).map(toWire), more };
+function page(core: ChatCore, session: Session, sizes: readonly MidSize[], limit: number): Reply | Promise<Reply> {
+  const { mids, more, bytes } = fillPage(sizes, limit, core.config.maxFrame / 2);
+  const read = (): Reply => ({ msgs: core.store.messagesByMid(mids).map(toWire), more });
+  const paid = core.paceOutput(session, bytes);
+  return paid ? paid.then(read) : read();
 }
 
 /** The page size asked for, within --max-page; a page costs one more request of the rate per 100 messages (§2.4). */
@@ -99,7 +107,7 @@ function pageLimit(core: ChatCore, session: Session, limit: number | undefined):
  * regular commit of this turn, as an async reply (the dispatcher holds this connection's later
  * requests until then, so its replies keep their order). Nothing is committed out of turn.
  */
-function afterOwnSends(core: ChatCore, session: Session, read: () => Reply): Reply | Promise<Reply> {
+function afterOwnSends(core: ChatCore, session: Session, read: () => Reply | Promise<Reply>): Reply | Promise<Reply> {
   if (!core.batcher.hasPending((t) => t.session === session)) return read();
   return core.batcher.settled().then(read);
 }
@@ -120,9 +128,9 @@ export const history: Command<RequestOf<"history">> = {
     const { after, before } = req;
     return afterOwnSends(core, session, () =>
       after !== undefined
-        ? page(core, core.store.historySizes(conv, { after, before, limit: limit + 1 }), limit)
+        ? page(core, session, core.store.historySizes(conv, { after, before, limit: limit + 1 }), limit)
         : // Backwards from `before` (or the newest): picked nearest first, answered oldest first.
-          page(core, core.store.historySizes(conv, { before, limit: limit + 1 }).reverse(), limit),
+          page(core, session, core.store.historySizes(conv, { before, limit: limit + 1 }).reverse(), limit),
     );
   },
 };
@@ -132,6 +140,6 @@ export const sync: Command<RequestOf<"sync">> = {
   run({ core, session }, req) {
     const limit = pageLimit(core, session, req.limit);
     const user = session.user!;
-    return afterOwnSends(core, session, () => page(core, core.store.syncSizes(user, req.after, limit + 1), limit));
+    return afterOwnSends(core, session, () => page(core, session, core.store.syncSizes(user, req.after, limit + 1), limit));
   },
 };

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type Config, DEFAULTS } from "../src/config.ts";
 import type { ChatCore } from "../src/core/chat.ts";
-import { LoginGuard } from "../src/core/guard.ts";
+import { LoginGuard, PASSWORD_SLOTS } from "../src/core/guard.ts";
 import { Backoff, HashPool } from "../src/core/limits.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { TestClient } from "./helpers/client.ts";
@@ -235,14 +235,14 @@ describe("LoginGuard (login throttles review)", () => {
     const { guard, check, open } = gated({ loginConcurrentAddr: 0, hashQueue: 8 });
     const flood = ["10.6.0.1", "10.6.0.2", "10.6.0.3"].flatMap((a) => Array.from({ length: 10 }, (_, i) => check(`u${i}`, a)));
     const own = check("victim", "10.0.0.1");
-    // 2 hashing; each address holds at most max(2, hashQueue / 8) = 2 waiting: 6, and the victim's 7th
-    expect(guard.passwords.busy).toBe(2);
+    // PASSWORD_SLOTS hashing; each address holds at most max(2, hashQueue / 8) = 2 waiting: 6, and the victim's 7th
+    expect(guard.passwords.busy).toBe(PASSWORD_SLOTS);
     expect(guard.passwords.queued).toBe(7);
     await open();
     expect(await own).toBe("ok");
     const codes = await Promise.all(flood);
-    expect(codes.filter((x) => x === "ok").length).toBe(8);
-    expect(codes.filter((x) => x === "rate_limited").length).toBe(22);
+    expect(codes.filter((x) => x === "ok").length).toBe(PASSWORD_SLOTS + 6);
+    expect(codes.filter((x) => x === "rate_limited").length).toBe(30 - PASSWORD_SLOTS - 6);
   });
 
   test("checks for a user from other addresses do not make the user's own check 'already in progress'", async () => {

@@ -679,3 +679,34 @@ describe("codec", () => {
     });
   });
 });
+
+describe("FrameDecoder pause", () => {
+  test("paused from an event, it keeps the rest (admitting no header) and resumes in order; the kept bytes are reported held", () => {
+    const out: Uint8Array[] = [];
+    const admitted: number[] = [];
+    let held = 0;
+    let pauseAt = 3;
+    const d: FrameDecoder = new FrameDecoder(
+      4 * MB,
+      (ev) => {
+        if (ev.kind !== "frame") return;
+        out.push(ev.body.slice());
+        if (out.length === pauseAt) d.pause();
+      },
+      { admit: (n) => (admitted.push(n), "read"), held: (delta) => void (held += delta) },
+    );
+    const chunks = randomChunks(STREAM, 7);
+    for (const c of chunks) d.push(c);
+    expect(out.length).toBe(3);
+    expect(admitted.length).toBe(3); // later headers not looked at while paused
+    expect(d.pending).toBeGreaterThan(0);
+    expect(held).toBe(d.pending + d.allocated);
+    for (let k = 0; k < 100 && out.length < BODIES.length; k++) {
+      pauseAt = out.length + 2;
+      d.resume();
+    }
+    expectBodies(out, BODIES);
+    expect(d.pending).toBe(0);
+    expect(held).toBe(0);
+  });
+});

@@ -48,6 +48,9 @@ export class FrameDecoder {
   /** Bytes of a refused frame still to discard. */
   private skip = 0;
   private dead = false;
+  /** Paused: input is kept, unexamined, in `rest` until resume(). */
+  private paused = false;
+  private rest: Uint8Array | null = null;
   private readonly limit: () => number;
 
   constructor(
@@ -72,10 +75,49 @@ export class FrameDecoder {
     return this.dead;
   }
 
+  /** Bytes of input kept unexamined while paused. */
+  get pending(): number {
+    return this.rest?.length ?? 0;
+  }
+
+  /**
+   * Stops handing out events, from within an event's callback or between pushes: the input
+   * not yet examined (and whatever is pushed later) is kept, copied, until resume(). Headers
+   * are not looked at meanwhile, so nothing is admitted or refused early.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Goes on with the input kept while paused, synchronously, until it ends or pause() is called again. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const rest = this.rest;
+    if (rest === null) return;
+    this.rest = null;
+    this.hooks.held?.(-rest.length);
+    this.push(rest);
+  }
+
+  /** Keeps `chunk` from `pos` on, after what is kept already. */
+  private keep(chunk: Uint8Array, pos: number): void {
+    const more = chunk.length - pos;
+    if (more === 0) return;
+    const old = this.rest;
+    const rest = new Uint8Array((old?.length ?? 0) + more);
+    if (old !== null) rest.set(old);
+    rest.set(chunk.subarray(pos), old?.length ?? 0);
+    this.rest = rest;
+    this.hooks.held?.(more);
+  }
+
   /** Releases any partial frame (the connection is gone) and ignores later input. */
   close(): void {
     this.dead = true;
     this.release();
+    if (this.rest !== null) this.hooks.held?.(-this.rest.length);
+    this.rest = null;
   }
 
   private release(): void {
@@ -88,6 +130,10 @@ export class FrameDecoder {
     let pos = 0;
     const len = chunk.length;
     while (pos < len && !this.dead) {
+      if (this.paused) {
+        this.keep(chunk, pos);
+        return;
+      }
       if (this.skip > 0) {
         const take = Math.min(this.skip, len - pos);
         this.skip -= take;

@@ -4,7 +4,7 @@
 // README's configuration table (scripts/config-table.ts, checked by a test) are
 // all derived from it. Environment variables override defaults and flags
 // override both. Validated once.
-import type { Durability } from "./store/sqlite.ts";
+import type { Durability } from "./store/index.ts";
 
 type Kind = "string" | "int" | "durability" | "path";
 

@@ -3,7 +3,7 @@
 import { statSync } from "node:fs";
 import { ConfigError, helpText, parseConfig } from "./config.ts";
 import { ChatCore } from "./core/chat.ts";
-import { SqliteStore } from "./store/sqlite.ts";
+import { openStore, type Store } from "./store/index.ts";
 import { type Listening, listen } from "./transport/tcp.ts";
 
 /** A database file that other local users can read holds their DMs and password hashes: say so (it is created 0600). */
@@ -33,15 +33,22 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  let store: SqliteStore;
+  let store: Store;
+  let core: ChatCore;
   try {
-    store = new SqliteStore({ path: config.db, durability: config.durability });
+    store = await openStore({ db: config.db, durability: config.durability });
   } catch (e) {
     console.error(`tcpchat: cannot open database ${config.db}: ${(e as Error).message}`);
     return 1;
   }
   warnIfReadable(config.db);
-  const core = new ChatCore(config, store);
+  try {
+    core = await ChatCore.open(config, store);
+  } catch (e) {
+    console.error(`tcpchat: cannot read database ${config.db}: ${(e as Error).message}`);
+    await store.close();
+    return 1;
+  }
   let server: Listening;
   try {
     server = listen(core, {
@@ -52,7 +59,7 @@ export async function main(argv: string[]): Promise<number> {
     });
   } catch (e) {
     console.error(`tcpchat: cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
-    store.close();
+    await store.close();
     return 1;
   }
   console.log(`tcpchat listening on ${server.host}:${server.port} (db ${config.db}${config.tlsCert ? ", TLS" : ""})`);

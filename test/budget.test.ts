@@ -29,7 +29,7 @@ async function groupOf(core: ChatCore, names: string[], group = "g"): Promise<Fa
 
 describe("process-wide budget (--max-buffered)", () => {
   test("every byte queued or held is counted, and the count returns to 0 when the connections go", async () => {
-    const core = makeCore({ maxFrame: 64 * 1024, maxQueue: 1024 * 1024 });
+    const core = await makeCore({ maxFrame: 64 * 1024, maxQueue: 1024 * 1024 });
     const [a, b] = await groupOf(core, ["alice", "bob"]);
     b!.accept = 0;
     for (let i = 0; i < 20; i++) a!.send({ t: "send", id: ids++, group: "g", text: "x".repeat(1000) });
@@ -49,7 +49,7 @@ describe("process-wide budget (--max-buffered)", () => {
 
   test("over the budget, stalled connections are closed, largest first; readers are never closed for it", async () => {
     // (a budget below --max-queue, which the config would refuse, keeps the test small)
-    const core = makeCore({ maxFrame: 64 * 1024, maxQueue: 4 * 1024 * 1024, maxBuffered: 2560 * 1024, rateMsgs: 0 });
+    const core = await makeCore({ maxFrame: 64 * 1024, maxQueue: 4 * 1024 * 1024, maxBuffered: 2560 * 1024, rateMsgs: 0 });
     const [sender, reader, small, big] = await groupOf(core, ["sender", "reader", "small", "big"]);
     // "big" stops reading first and piles up the most (it falls behind at 2 MiB); "small" stops later.
     big!.accept = 0;
@@ -76,7 +76,7 @@ describe("process-wide budget (--max-buffered)", () => {
   });
 
   test("when no stalled connection is left to close, input pauses everywhere until the total drops", async () => {
-    const core = makeCore({ maxFrame: 64 * 1024, maxQueue: 1024 * 1024, maxBuffered: 400 * 1024, rateMsgs: 0 });
+    const core = await makeCore({ maxFrame: 64 * 1024, maxQueue: 1024 * 1024, maxBuffered: 400 * 1024, rateMsgs: 0 });
     const [a, b] = await groupOf(core, ["pa", "pb"]);
     // b is reading, just slowly: 1000 bytes per write, a write every drain
     b!.accept = 1000;
@@ -98,7 +98,7 @@ describe("process-wide budget (--max-buffered)", () => {
 
 describe("shedding partly received frames", () => {
   test("a frame whose bytes trickle in is shed; one arriving fast is not", async () => {
-    const core = makeCore({ maxFrame: 1 << 20, maxFrameLogin: 1 << 20, maxBuffered: 900 * 1024, rateMsgs: 0, rateBytes: 0, rateBytesAddr: 0 });
+    const core = await makeCore({ maxFrame: 1 << 20, maxFrameLogin: 1 << 20, maxBuffered: 900 * 1024, rateMsgs: 0, rateBytes: 0, rateBytesAddr: 0 });
     const slow = new FakeConn(core, { remoteAddress: "10.30.0.1", reportClose: true });
     const fast = new FakeConn(core, { remoteAddress: "10.30.0.2", reportClose: true });
     for (const c of [slow, fast]) {
@@ -115,7 +115,7 @@ describe("shedding partly received frames", () => {
   });
 
   test("the budget's pause lets a frame being received finish, then pauses its connection", async () => {
-    const core = makeCore({ maxFrame: 1 << 20, maxFrameLogin: 1 << 20, maxBuffered: 1024 * 1024, rateMsgs: 0, rateBytes: 0, rateBytesAddr: 0 });
+    const core = await makeCore({ maxFrame: 1 << 20, maxFrameLogin: 1 << 20, maxBuffered: 1024 * 1024, rateMsgs: 0, rateBytes: 0, rateBytesAddr: 0 });
     const [a, b] = await groupOf(core, ["ga", "gb"]);
     b!.accept = 1000; // reading, slowly: never stalled
     for (let i = 0; i < 20; i++) a!.send({ t: "send", id: ids++, group: "g", text: "v".repeat(50_000) });
@@ -136,7 +136,7 @@ describe("shedding partly received frames", () => {
 
 describe("held requests (PROTOCOL.md §2.3)", () => {
   test("requests behind a pending login are bounded in bytes: the connection is not read past --max-held-bytes", async () => {
-    const core = makeCore({ maxHeldBytes: 64 * 1024, rateMsgs: 0, rateBytes: 0 });
+    const core = await makeCore({ maxHeldBytes: 64 * 1024, rateMsgs: 0, rateBytes: 0 });
     const c = new FakeConn(core, { reportClose: true });
     await c.req({ t: "register", id: ids++, user: "holder", pass: "password1" });
     c.send({ t: "login", id: ids++, user: "holder", pass: "password1" }); // async: a hash
@@ -157,7 +157,7 @@ describe("held requests (PROTOCOL.md §2.3)", () => {
 
 describe("refused frames (PROTOCOL.md §2.4)", () => {
   test("a frame over the rate is skipped unread; one of at most 256 bytes still gets its id", async () => {
-    const core = makeCore({ rateMsgs: 1, rateBurst: 1, maxRefused: 0 });
+    const core = await makeCore({ rateMsgs: 1, rateBurst: 1, maxRefused: 0 });
     const c = new FakeConn(core);
     c.send({ t: "ping", id: 1 });
     c.send({ t: "ping", id: 2 }); // small: read for its id
@@ -171,7 +171,7 @@ describe("refused frames (PROTOCOL.md §2.4)", () => {
   });
 
   test("a connection that keeps being refused is closed with bye limits_exceeded", async () => {
-    const core = makeCore({ rateMsgs: 10, rateBurst: 1, maxRefused: 20 });
+    const core = await makeCore({ rateMsgs: 10, rateBurst: 1, maxRefused: 20 });
     const c = new FakeConn(core);
     for (let i = 0; i < 100; i++) c.send({ t: "ping", id: i });
     await turn();
@@ -182,7 +182,7 @@ describe("refused frames (PROTOCOL.md §2.4)", () => {
   });
 
   test("before login, a frame over --max-frame-login gets too_large; after login the full limit applies", async () => {
-    const core = makeCore({ maxFrameLogin: 4096 });
+    const core = await makeCore({ maxFrameLogin: 4096 });
     const out = new FakeConn(core);
     out.send({ t: "ping", id: 1, pad: "a".repeat(5000) });
     await turn();
@@ -196,7 +196,7 @@ describe("refused frames (PROTOCOL.md §2.4)", () => {
 
 describe("per-address rates and costly requests (PROTOCOL.md §2.4)", () => {
   test("the connections of one address share its request rate; another address has its own", async () => {
-    const core = makeCore({ rateMsgs: 100, rateMsgsAddr: 50, rateBurst: 1, maxRefused: 0 });
+    const core = await makeCore({ rateMsgs: 100, rateMsgsAddr: 50, rateBurst: 1, maxRefused: 0 });
     const conns = [1, 2, 3, 4].map(() => new FakeConn(core, { remoteAddress: "10.20.0.1" }));
     for (const c of conns) for (let i = 0; i < 20; i++) c.send({ t: "ping", id: i });
     const other = new FakeConn(core, { remoteAddress: "10.20.0.2" });
@@ -208,12 +208,12 @@ describe("per-address rates and costly requests (PROTOCOL.md §2.4)", () => {
   });
 
   test("members of a large group costs one request per 100 names: it is refused when the rate has not that much left", async () => {
-    const core = makeCore({ rateMsgs: 30, rateMsgsAddr: 0, rateBurst: 1, maxRefused: 0, maxGroupSize: 5000 });
+    const core = await makeCore({ rateMsgs: 30, rateMsgsAddr: 0, rateBurst: 1, maxRefused: 0, maxGroupSize: 5000 });
     const owner = await loggedIn(core, "own");
     await owner.req({ t: "join", id: ids++, group: "crowd" });
     for (let i = 0; i < 2500; i++) {
-      core.store.createUser(`m${i}`, "x", 0);
-      core.store.addMember("crowd", `m${i}`, 0);
+      await core.store.createUser(`m${i}`, "x", 0);
+      await core.store.addMember("crowd", `m${i}`, 0);
       core.hub.addMember("crowd", `m${i}`);
     }
     await Bun.sleep(1100); // a full bucket: 30
@@ -225,7 +225,7 @@ describe("per-address rates and costly requests (PROTOCOL.md §2.4)", () => {
   });
 
   test("refusals for credentials count too: a connection that keeps failing logins is closed", async () => {
-    const core = makeCore({ maxRefused: 5, loginFree: 0, loginFailsAddr: 0, rateMsgs: 0 });
+    const core = await makeCore({ maxRefused: 5, loginFree: 0, loginFailsAddr: 0, rateMsgs: 0 });
     const c = new FakeConn(core);
     for (let i = 0; i < 8; i++) c.send({ t: "login", id: ids++, user: "nobody", token: "x".repeat(43) });
     for (let k = 0; k < 20 && !c.ended; k++) await turn();
@@ -245,15 +245,15 @@ describe("addresses and connections", () => {
     expect(addressKey("::1")).toBe("0:0:0:0::/64");
   });
 
-  test("connections from one IPv6 /64 count together against --max-conns-per-addr", () => {
-    const core = makeCore({ maxConnsPerAddr: 3 });
+  test("connections from one IPv6 /64 count together against --max-conns-per-addr", async () => {
+    const core = await makeCore({ maxConnsPerAddr: 3 });
     const conns = [1, 2, 3, 4].map((i) => new FakeConn(core, { remoteAddress: `2001:db8:7:7::${i}` }));
     expect(conns.map((c) => c.session.closed)).toEqual([false, false, false, true]);
     expect(new FakeConn(core, { remoteAddress: "2001:db8:7:8::1" }).session.closed).toBe(false);
   });
 
   test("--max-conns refuses connections from any address beyond it", async () => {
-    const core = makeCore({ maxConns: 2, maxConnsPerAddr: 0 });
+    const core = await makeCore({ maxConns: 2, maxConnsPerAddr: 0 });
     const conns = [1, 2, 3].map((i) => new FakeConn(core, { remoteAddress: `10.9.0.${i}`, reportClose: true }));
     expect(conns.map((c) => c.session.closed)).toEqual([false, false, true]);
     await turn();
@@ -263,7 +263,7 @@ describe("addresses and connections", () => {
   });
 
   test("--stuck-timeout counts from the last replay progress, not from falling behind", async () => {
-    const core = makeCore({ maxFrame: 4096, maxQueue: 8192, stuckTimeout: 10 });
+    const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, stuckTimeout: 10 });
     const [a, slow] = await groupOf(core, ["sa", "sb"]);
     slow!.accept = 0;
     for (let i = 0; i < 200; i++) a!.send({ t: "send", id: ids++, group: "g", text: "y".repeat(100) });
@@ -273,12 +273,14 @@ describe("addresses and connections", () => {
     await Bun.sleep(20);
     slow!.accept = 1500; // it reads, a little at a time
     core.drain(slow!.session);
+    await turn(); // the replay's store reads are async
     core.drain(slow!.session);
+    await turn();
     expect(slow!.session.behindSince).toBeGreaterThan(fellBehind); // still behind, but moving
   });
 
   test("a connection behind when it logs out is no longer behind (it is not closed as stuck later)", async () => {
-    const core = makeCore({ maxFrame: 4096, maxQueue: 8192, stuckTimeout: 10 });
+    const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, stuckTimeout: 10 });
     const [a, stuck] = await groupOf(core, ["la", "lb"]);
     stuck!.accept = 0;
     for (let i = 0; i < 100; i++) a!.send({ t: "send", id: ids++, group: "g", text: "y".repeat(100) });

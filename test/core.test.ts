@@ -11,7 +11,7 @@ let ids = 100;
 
 describe("writer behaviour through the core", () => {
   test("fan-out to a connection taking 7 bytes per write arrives intact and in order", async () => {
-    const core = makeCore();
+    const core = await makeCore();
     const a = await loggedIn(core, "alice");
     const b = await loggedIn(core, "bob");
     await a.req({ t: "join", id: 1, group: "g" });
@@ -28,7 +28,7 @@ describe("writer behaviour through the core", () => {
   });
 
   test("replies produced in one turn leave in one write", async () => {
-    const core = makeCore();
+    const core = await makeCore();
     const a = new FakeConn(core);
     const before = a.writes;
     const burst = [];
@@ -39,8 +39,137 @@ describe("writer behaviour through the core", () => {
     expect(a.writes - before).toBe(1);
   });
 
+  test("a replay whose store reads are slow, while messages keep being committed, is still exactly once and in order", async () => {
+    // Each replay read takes its snapshot, then answers only after a while: commits land (and
+    // their live pushes are skipped, the reader being behind) between a page's read and the
+    // decision to resume live pushes (PROTOCOL.md §5.4; ChatCore.catchUp).
+    class SlowReads extends MemoryStore {
+      delayMs = 0;
+      /** Replay reads during which a message was committed. */
+      raced = 0;
+      private async slow<T>(r: T): Promise<T> {
+        if (this.delayMs === 0) return r;
+        const before = await this.lastMid();
+        await Bun.sleep(this.delayMs);
+        if ((await this.lastMid()) !== before) this.raced++;
+        return r;
+      }
+      override async syncSizes(user: string, after: number, limit: number) {
+        return this.slow(await super.syncSizes(user, after, limit));
+      }
+      override async messagesByMid(mids: readonly number[]) {
+        return this.slow(await super.messagesByMid(mids));
+      }
+    }
+    const store = new SlowReads();
+    const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0 }, store);
+    const a = await loggedIn(core, "alice");
+    const slow = await loggedIn(core, "slow");
+    for (const c of [a, slow]) await c.req({ t: "join", id: ids++, group: "g" });
+    slow.accept = 0;
+    for (let i = 0; i < 200; i++) a.send({ t: "send", id: ids++, group: "g", text: `m${i} ${"x".repeat(100)}` });
+    await turn();
+    await turn();
+    expect(slow.session.behindSince).toBeGreaterThan(0);
+    // It reads again while alice keeps sending, about as fast as a replay page is read.
+    store.delayMs = 2;
+    slow.accept = Infinity;
+    let sent = 200;
+    const sender = (async () => {
+      for (; sent < 400; sent++) {
+        a.send({ t: "send", id: ids++, group: "g", text: `m${sent}` });
+        await Bun.sleep(sent % 2 ? 1 : 8);
+      }
+    })();
+    let resumed = 0; // how often it went back to live pushes while alice was still sending
+    for (let k = 0; k < 5000 && (sent < 400 || slow.session.behindSince !== 0); k++) {
+      const wasBehind = slow.session.behindSince !== 0;
+      core.drain(slow.session);
+      await Bun.sleep(1);
+      if (wasBehind && slow.session.behindSince === 0 && sent < 400) resumed++;
+    }
+    await sender;
+    store.delayMs = 0;
+    await a.req({ t: "send", id: ids++, group: "g", text: "m400" });
+    await turn();
+    expect(slow.session.behindSince).toBe(0);
+    const got = slow.msgs.filter((m) => m.t === "msg");
+    expect(got.map((m) => m.text.split(" ")[0])).toEqual(Array.from({ length: 401 }, (_, i) => `m${i}`));
+    const mids = got.map((m) => m.mid);
+    for (let i = 1; i < mids.length; i++) expect(mids[i]).toBeGreaterThan(mids[i - 1]);
+    expect(store.raced).toBeGreaterThan(0); // commits did land during replay reads
+    expect(resumed).toBeGreaterThan(0); // and the switch back to live pushes happened while they did
+  });
+
+  test("a message committed while the replay reads its last page is replayed, not lost (the race, made to happen)", async () => {
+    // The replay reads its short last page (its snapshot taken); before the read returns, a
+    // message is committed and delivered, and its live push skipped (the reader is behind).
+    // Resuming live pushes on that page alone would lose it (PROTOCOL.md §5.4).
+    let hook: (() => Promise<void>) | undefined;
+    class RacyReads extends MemoryStore {
+      override async syncSizes(user: string, after: number, limit: number) {
+        const r = await super.syncSizes(user, after, limit);
+        const h = hook;
+        // The last page: what is left fits the room a drained queue has (a quarter of 8192).
+        if (h !== undefined && r.reduce((n, x) => n + x.size, 0) < 1500) {
+          hook = undefined;
+          await h();
+        }
+        return r;
+      }
+    }
+    const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0 }, new RacyReads());
+    const a = await loggedIn(core, "alice");
+    const slow = await loggedIn(core, "slow");
+    for (const c of [a, slow]) await c.req({ t: "join", id: ids++, group: "g" });
+    slow.accept = 0;
+    for (let i = 0; i < 100; i++) a.send({ t: "send", id: ids++, group: "g", text: `m${i} ${"x".repeat(100)}` });
+    await turn();
+    await turn();
+    expect(slow.session.behindSince).toBeGreaterThan(0);
+    hook = async () => {
+      await a.req({ t: "send", id: ids++, group: "g", text: "m100" }); // committed, delivered, skipped
+    };
+    slow.accept = Infinity;
+    for (let k = 0; k < 200 && (hook !== undefined || slow.session.behindSince !== 0); k++) {
+      core.drain(slow.session);
+      await turn();
+    }
+    expect(hook).toBeUndefined(); // the race happened
+    expect(slow.session.behindSince).toBe(0);
+    await a.req({ t: "send", id: ids++, group: "g", text: "m101" }); // live again
+    await turn();
+    const got = slow.msgs.filter((m) => m.t === "msg").map((m) => m.text.split(" ")[0]);
+    expect(got).toEqual(Array.from({ length: 102 }, (_, i) => `m${i}`));
+  });
+
+  test("a reader behind whose user left the group meanwhile goes back to live pushes (what it skipped is no longer owed)", async () => {
+    const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0 });
+    const a = await loggedIn(core, "alice");
+    const slow = await loggedIn(core, "slow");
+    for (const c of [a, slow]) await c.req({ t: "join", id: ids++, group: "g" });
+    await a.req({ t: "join", id: ids++, group: "h" });
+    slow.accept = 0;
+    for (let i = 0; i < 100; i++) a.send({ t: "send", id: ids++, group: "g", text: `m${i} ${"x".repeat(100)}` });
+    await turn();
+    await turn();
+    expect(slow.session.behindSince).toBeGreaterThan(0);
+    const other = await loggedIn(core, "slow"); // another device of the same user leaves g
+    expect((await other.req({ t: "leave", id: ids++, group: "g" })).t).toBe("ok");
+    await other.req({ t: "join", id: ids++, group: "h" });
+    slow.accept = Infinity;
+    for (let k = 0; k < 50 && slow.session.behindSince !== 0; k++) {
+      core.drain(slow.session);
+      await turn();
+    }
+    expect(slow.session.behindSince).toBe(0);
+    await a.req({ t: "send", id: ids++, group: "h", text: "live" });
+    await turn();
+    expect(slow.msgs.filter((m) => m.t === "msg").at(-1)!.text).toBe("live");
+  });
+
   test("a reader that stops reading falls behind (bounded queue), others go on, and it catches up in order when it reads again", async () => {
-    const core = makeCore({ maxFrame: 4096, maxQueue: 8192 });
+    const core = await makeCore({ maxFrame: 4096, maxQueue: 8192 });
     const a = await loggedIn(core, "alice");
     const stuck = await loggedIn(core, "stuck");
     const fine = await loggedIn(core, "fine");
@@ -58,7 +187,10 @@ describe("writer behaviour through the core", () => {
     expect(a.msgs.filter((m) => m.t === "ok" && m.mid).length).toBe(301);
     // it reads again: drains replay everything it missed, in mid order, exactly once
     stuck.accept = Infinity;
-    for (let k = 0; k < 100 && stuck.session.behindSince !== 0; k++) core.drain(stuck.session);
+    for (let k = 0; k < 100 && stuck.session.behindSince !== 0; k++) {
+      core.drain(stuck.session);
+      await turn(); // the replay's store reads are async
+    }
     expect(stuck.session.behindSince).toBe(0);
     await turn(); // the last page queued is written at the end of the turn
     const got = stuck.msgs.filter((m) => m.t === "msg");
@@ -73,7 +205,7 @@ describe("writer behaviour through the core", () => {
   });
 
   test("a reader behind for longer than the stuck timeout is closed", async () => {
-    const core = makeCore({ maxFrame: 4096, maxQueue: 8192, stuckTimeout: 10 });
+    const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, stuckTimeout: 10 });
     const a = await loggedIn(core, "alice");
     const stuck = await loggedIn(core, "stuck");
     for (const c of [a, stuck]) await c.req({ t: "join", id: ids++, group: "g" });
@@ -89,7 +221,7 @@ describe("writer behaviour through the core", () => {
   });
 
   test("a client that sends but never reads is not read while its replies pile up, and is closed after --write-timeout", async () => {
-    const core = makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0, writeTimeout: 30 });
+    const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0, writeTimeout: 30 });
     const c = await loggedIn(core, "deaf");
     c.accept = 0;
     for (let i = 0; i < 2000; i++) c.send({ t: "ping", id: 3000 + i });
@@ -107,7 +239,7 @@ describe("writer behaviour through the core", () => {
   });
 
   test("a reader that drains resumes being read: every ping is answered, in order", async () => {
-    const core = makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0 });
+    const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0 });
     const c = await loggedIn(core, "slow");
     c.accept = 0;
     for (let i = 0; i < 500; i++) c.send({ t: "ping", id: 5000 + i });
@@ -126,7 +258,7 @@ describe("writer behaviour through the core", () => {
 
 describe("dispatch", () => {
   test("requests held behind a login beyond max-held get rate_limited, the rest run in order", async () => {
-    const core = makeCore({ maxHeld: 3 });
+    const core = await makeCore({ maxHeld: 3 });
     const c = new FakeConn(core);
     c.send({ t: "register", id: 1, user: "held", pass: "password1" });
     for (let i = 2; i <= 7; i++) c.send({ t: "ping", id: i });
@@ -142,11 +274,11 @@ describe("dispatch", () => {
 
   test("a store failure at commit answers internal, commits nothing, and the server goes on", async () => {
     const store = new MemoryStore();
-    const core = makeCore({}, store);
+    const core = await makeCore({}, store);
     const a = await loggedIn(core, "alice");
     await a.req({ t: "join", id: 1, group: "g" });
     const real = store.commit.bind(store);
-    store.commit = () => {
+    store.commit = async () => {
       throw new Error("disk on fire");
     };
     expect(await a.req({ t: "send", id: 2, group: "g", text: "lost?", cid: "c" })).toMatchObject({
@@ -159,7 +291,7 @@ describe("dispatch", () => {
 
   test("messages sent in one turn by many connections are committed in one batch", async () => {
     const store = new MemoryStore();
-    const core = makeCore({}, store);
+    const core = await makeCore({}, store);
     const users = [];
     for (let i = 0; i < 5; i++) users.push(await loggedIn(core, `u${i}`));
     for (const u of users) await u.req({ t: "join", id: ids++, group: "g" });
@@ -179,14 +311,14 @@ describe("dispatch", () => {
 describe("paging", () => {
   test("pages of large messages are cut to half a frame, read from the store in small chunks, and page through everything", async () => {
     const store = new MemoryStore();
-    const core = makeCore({ maxFrame: 8192, maxQueue: 65536, maxText: 4096, rateMsgs: 0 }, store);
+    const core = await makeCore({ maxFrame: 8192, maxQueue: 65536, maxText: 4096, rateMsgs: 0 }, store);
     const a = await loggedIn(core, "alice");
     await a.req({ t: "join", id: ids++, group: "big" });
     for (let i = 0; i < 60; i++) await a.req({ t: "send", id: ids++, group: "big", text: `${i} ${"z".repeat(1000)}` });
     let rowsRead = 0;
     const realSync = store.sync.bind(store);
-    store.sync = (u, after, limit) => {
-      const r = realSync(u, after, limit);
+    store.sync = async (u, after, limit) => {
+      const r = await realSync(u, after, limit);
       rowsRead += r.length;
       return r;
     };
@@ -219,7 +351,7 @@ describe("paging", () => {
 describe("shutdown", () => {
   test("commits and acknowledges pending sends, then sends bye and ends every connection", async () => {
     const store = new MemoryStore();
-    const core = makeCore({ shutdownGrace: 200 }, store);
+    const core = await makeCore({ shutdownGrace: 200 }, store);
     const a = await loggedIn(core, "alice");
     const b = await loggedIn(core, "bob");
     await a.req({ t: "join", id: 1, group: "g" });
@@ -236,11 +368,11 @@ describe("shutdown", () => {
       expect(c.msgs[c.msgs.length - 1]).toEqual({ t: "bye", reason: "shutdown" });
       expect(c.ended).toBe(true);
     }
-    expect(store.history("g:g", { limit: 10 }).map((m) => m.text)).toEqual(["last words"]);
+    expect((await store.history("g:g", { limit: 10 })).map((m) => m.text)).toEqual(["last words"]);
   });
 
   test("a connection that cannot take its bytes within the grace period is terminated", async () => {
-    const core = makeCore({ shutdownGrace: 50 });
+    const core = await makeCore({ shutdownGrace: 50 });
     const a = await loggedIn(core, "alice");
     a.accept = 0;
     await core.shutdown();

@@ -192,7 +192,7 @@ interface InProcess {
 
 async function fixtures(config: Config): Promise<InProcess> {
   const logged: string[] = [];
-  const core = new ChatCore(config, new MemoryStore(), quietLog(logged));
+  const core = await ChatCore.open(config, new MemoryStore(), quietLog(logged));
   const a = new FakeConn(core);
   for (const u of [FIX.user, FIX.user2]) expect((await a.request({ t: "register", id: 1, user: u, pass: FIX.pass })).t).toBe("ok");
   // an observer in the group and the addressee of direct messages: what reaches it is checked too

@@ -27,7 +27,7 @@ const loggedIn = (c: ChatCore, name: string, addr = "10.0.0.1") => login(c, name
 
 describe("request rate", () => {
   test("a burst beyond rate x burst gets rate_limited with the request's id; the rest is served", async () => {
-    const c = core({ rateMsgs: 10, rateBurst: 2 });
+    const c = await core({ rateMsgs: 10, rateBurst: 2 });
     const a = new Conn(c);
     for (let i = 1; i <= 30; i++) a.send({ t: "ping", id: i });
     await turn();
@@ -39,7 +39,7 @@ describe("request rate", () => {
   });
 
   test("bytes per second are limited too", async () => {
-    const c = core({ rateBytes: 4096, rateBurst: 1, maxFrame: 4096, maxText: 4096 });
+    const c = await core({ rateBytes: 4096, rateBurst: 1, maxFrame: 4096, maxText: 4096 });
     const a = new Conn(c);
     for (let i = 1; i <= 4; i++) a.send({ t: "ping", id: i, pad: "x".repeat(1500) });
     await turn();
@@ -53,7 +53,7 @@ const right = (c: Conn, user: string) => c.req({ t: "login", id: ids++, user, pa
 describe("login throttling (issue #5, #6, #15)", () => {
 
   test("failures back off per (user, address): that address waits, the user's right password from elsewhere is accepted", async () => {
-    const c = core({ loginFree: 3, loginFailsAddr: 0, loginBackoffMax: 1 });
+    const c = await core({ loginFree: 3, loginFailsAddr: 0, loginBackoffMax: 1 });
     await loggedIn(c, "victim");
     const x = new Conn(c, "10.0.0.9");
     for (let i = 0; i < 3; i++) expect(await wrong(x, "victim")).toMatchObject({ code: "unauthorized" });
@@ -71,7 +71,7 @@ describe("login throttling (issue #5, #6, #15)", () => {
   });
 
   test("bogus tokens never lock the user out: the valid token and, from elsewhere, the password still work", async () => {
-    const c = core({ loginFree: 5, loginFailsAddr: 5 });
+    const c = await core({ loginFree: 5, loginFailsAddr: 5 });
     const owner = await loggedIn(c, "victim", "10.0.0.1");
     const token = owner.msgs.find((m) => m.t === "ok" && m.token)!.token as string;
     const x = new Conn(c, "10.6.6.6");
@@ -87,7 +87,7 @@ describe("login throttling (issue #5, #6, #15)", () => {
   });
 
   test("failures from one address across users back off that address; other addresses are fine", async () => {
-    const c = core({ loginFree: 0, loginFailsAddr: 2 });
+    const c = await core({ loginFree: 0, loginFailsAddr: 2 });
     await loggedIn(c, "someone");
     const x = new Conn(c, "10.6.6.6");
     for (let i = 0; i < 2; i++)
@@ -97,7 +97,7 @@ describe("login throttling (issue #5, #6, #15)", () => {
   });
 
   test("simultaneous guesses count from when they start: 40 at once, the right one 38th, is not accepted", async () => {
-    const c = core({ loginFree: 5, loginFailsAddr: 0 });
+    const c = await core({ loginFree: 5, loginFailsAddr: 0 });
     await loggedIn(c, "victim", "10.0.0.1");
     const conns = Array.from({ length: 40 }, () => new Conn(c, "10.6.6.6"));
     const replies = await Promise.all(
@@ -113,7 +113,7 @@ describe("login throttling (issue #5, #6, #15)", () => {
   });
 
   test("password checks in progress are capped per (user, address), and per address across users", async () => {
-    const c = core({ loginFree: 0, loginFailsAddr: 0, loginConcurrentUser: 2, loginConcurrentAddr: 3 });
+    const c = await core({ loginFree: 0, loginFailsAddr: 0, loginConcurrentUser: 2, loginConcurrentAddr: 3 });
     for (const u of ["u1", "u2", "u3", "u4", "u5"]) await loggedIn(c, u, "10.0.0.1");
     // one user from 6 addresses at once: no cap across addresses
     const spread = await Promise.all(Array.from({ length: 6 }, (_, i) => right(new Conn(c, `10.1.0.${i}`), "u1")));
@@ -127,7 +127,7 @@ describe("login throttling (issue #5, #6, #15)", () => {
   });
 
   test("passwd checks are throttled like logins", async () => {
-    const c = core({ loginFree: 2, loginFailsAddr: 0 });
+    const c = await core({ loginFree: 2, loginFailsAddr: 0 });
     const a = await loggedIn(c, "pw", "10.0.0.1");
     for (let i = 0; i < 2; i++)
       expect(await a.req({ t: "passwd", id: ids++, old: "wrong-pass", new: "password2" })).toMatchObject({ code: "unauthorized" });
@@ -138,7 +138,7 @@ describe("login throttling (issue #5, #6, #15)", () => {
   });
 
   test("backoff windows use a monotonic clock: a wall clock stepped back does not prolong them", async () => {
-    const c = core({ loginFree: 1, loginFailsAddr: 0, loginBackoffMax: 1 });
+    const c = await core({ loginFree: 1, loginFailsAddr: 0, loginBackoffMax: 1 });
     await loggedIn(c, "clock", "10.0.0.1");
     const x = new Conn(c, "10.0.0.9");
     expect(await wrong(x, "clock")).toMatchObject({ code: "unauthorized" });
@@ -280,7 +280,7 @@ describe("hashing queues (issue #8)", () => {
   });
 
   test("registrations per address per hour", async () => {
-    const c = core({ registerPerAddr: 3 });
+    const c = await core({ registerPerAddr: 3 });
     const x = new Conn(c, "10.3.0.1");
     for (let i = 0; i < 3; i++) expect((await x.req({ t: "register", id: ids++, user: `reg${i}`, pass: "password1" })).t).toBe("ok");
     const r = await x.req({ t: "register", id: ids++, user: "reg3", pass: "password1" });
@@ -290,7 +290,7 @@ describe("hashing queues (issue #8)", () => {
   });
 
   test("registrations wait in their own bounded queue: a flood is refused at once and does not hold up a login", async () => {
-    const c = core({ registerQueue: 2, registerPerAddr: 0, hashMemory: 8192, hashTime: 2 });
+    const c = await core({ registerQueue: 2, registerPerAddr: 0, hashMemory: 8192, hashTime: 2 });
     await loggedIn(c, "early", "10.0.0.1");
     const flood = Array.from({ length: 8 }, (_, i) => new Conn(c, `10.4.0.${i}`));
     const pending = flood.map((x, i) => x.req({ t: "register", id: ids++, user: `flood${i}`, pass: "password1" }));
@@ -308,7 +308,7 @@ describe("hashing queues (issue #8)", () => {
 
 describe("logins per user and sessions per user (issue #10)", () => {
   test("successful logins per user per minute are limited; the refusal says so", async () => {
-    const c = core({ loginsPerUser: 3 });
+    const c = await core({ loginsPerUser: 3 });
     const first = await loggedIn(c, "busy", "10.0.0.1");
     const token = first.msgs.find((m) => m.t === "ok" && m.token)!.token as string;
     for (let i = 0; i < 2; i++) expect((await new Conn(c).req({ t: "login", id: ids++, user: "busy", token })).t).toBe("ok");
@@ -320,7 +320,7 @@ describe("logins per user and sessions per user (issue #10)", () => {
   });
 
   test("logged-in connections per user are capped; closing one frees its place", async () => {
-    const c = core({ maxSessionsPerUser: 2 });
+    const c = await core({ maxSessionsPerUser: 2 });
     const a = await loggedIn(c, "many", "10.0.0.1");
     await loggedIn(c, "many", "10.0.0.2");
     const r = await new Conn(c, "10.0.0.3").req({ t: "login", id: ids++, user: "many", pass: "password1" });
@@ -333,7 +333,7 @@ describe("logins per user and sessions per user (issue #10)", () => {
 
 describe("presence debounce (issue #10)", () => {
   test("online/offline flapping within the delay sends nothing; the settled state is announced once", async () => {
-    const c = core({ presenceDelay: 150 });
+    const c = await core({ presenceDelay: 150 });
     const watcher = await loggedIn(c, "watcher");
     const flapper = await loggedIn(c, "flapper");
     expect((await watcher.req({ t: "join", id: ids++, group: "pg" })).t).toBe("ok");
@@ -354,7 +354,7 @@ describe("presence debounce (issue #10)", () => {
   });
 
   test("with no delay, presence is sent at once", async () => {
-    const c = core({ presenceDelay: 0 });
+    const c = await core({ presenceDelay: 0 });
     const watcher = await loggedIn(c, "w0");
     const other = await loggedIn(c, "o0");
     await watcher.req({ t: "join", id: ids++, group: "pg0" });
@@ -367,7 +367,7 @@ describe("presence debounce (issue #10)", () => {
 
 describe("connections and timeouts", () => {
   test("connections per address beyond the limit get bye too_many_connections", async () => {
-    const c = core({ maxConnsPerAddr: 2 });
+    const c = await core({ maxConnsPerAddr: 2 });
     const a = new Conn(c, "10.1.1.1");
     const b = new Conn(c, "10.1.1.1");
     const third = new Conn(c, "10.1.1.1");
@@ -383,7 +383,7 @@ describe("connections and timeouts", () => {
   });
 
   test("a connection that does not log in in time gets bye login_timeout", async () => {
-    const c = core({ loginTimeout: 5 });
+    const c = await core({ loginTimeout: 5 });
     const lazy = new Conn(c);
     const quick = await loggedIn(c, "quick");
     c.sweep(performance.now() + 6000);
@@ -394,7 +394,7 @@ describe("connections and timeouts", () => {
   });
 
   test("a connection silent past the idle timeout gets bye idle; a ping keeps it open", async () => {
-    const c = core({ idleTimeout: 60, loginTimeout: 0 });
+    const c = await core({ idleTimeout: 60, loginTimeout: 0 });
     const silent = await loggedIn(c, "silent");
     const chatty = await loggedIn(c, "chatty");
     const t0 = performance.now();
@@ -410,7 +410,7 @@ describe("connections and timeouts", () => {
 });
 
 test("a full group refuses new members with forbidden; members may re-join", async () => {
-  const c = core({ maxGroupSize: 2 });
+  const c = await core({ maxGroupSize: 2 });
   const a = await loggedIn(c, "ga");
   const b = await loggedIn(c, "gb");
   const d = await loggedIn(c, "gd");

@@ -1,6 +1,8 @@
 // Write batching: messages sent during one turn of the event loop are committed
 // together in one transaction (setImmediate runs after the I/O callbacks of the
 // turn), then acknowledged and fanned out. The ack never precedes the commit.
+// At most one commit is in flight: messages queued while it runs go in the next
+// batch, so batches commit, and their messages are delivered, in mid order.
 import type { CommitResult, NewMessage, Store } from "../store/store.ts";
 
 export interface Pending<T> {
@@ -14,12 +16,16 @@ const MAX_BATCH = 4096;
 
 export class Batcher<T> {
   private queue: Pending<T>[] = [];
+  /** The batch being committed, or undefined. */
+  private inFlight: Pending<T>[] | undefined;
   private scheduled = false;
   /** Messages ever enqueued, and ever done with (committed or failed). */
   private enqueued = 0;
   private done = 0;
   /** settled() callers, by the `enqueued` count they wait for (ascending). */
   private waiters: Array<{ upto: number; resolve: () => void }> = [];
+  /** Resolved when the commit in flight is done with (flushAll waits on it). */
+  private idle: PromiseWithResolvers<void> | undefined;
 
   constructor(
     private readonly store: Store,
@@ -31,16 +37,29 @@ export class Batcher<T> {
   enqueue(p: Pending<T>): void {
     this.queue.push(p);
     this.enqueued++;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.schedule();
   }
 
-  /** Whether a message whose tag matches is waiting for its commit. */
+  /** The next flush, at the end of this turn, unless one is due or a commit is in flight (it schedules one when done). */
+  private schedule(): void {
+    if (this.scheduled || this.inFlight !== undefined || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.commitNext();
+    });
+  }
+
+  /** Whether a message whose tag matches is waiting for its commit (queued, or in the commit in flight). */
   hasPending(match: (tag: T) => boolean): boolean {
     for (const p of this.queue) if (match(p.tag)) return true;
+    if (this.inFlight) for (const p of this.inFlight) if (match(p.tag)) return true;
     return false;
+  }
+
+  /** Whether a commit is in flight (its messages are stored, or about to be, but not yet delivered). */
+  get committing(): boolean {
+    return this.inFlight !== undefined;
   }
 
   /**
@@ -55,34 +74,45 @@ export class Batcher<T> {
     return promise;
   }
 
-  /** Commits what is queued; with `all` (shutdown) everything, without yielding between batches. */
-  flush(all = false): void {
-    this.scheduled = false;
-    while (this.queue.length > 0) {
-      const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
-      this.queue = batch === this.queue ? [] : this.queue.slice(MAX_BATCH);
-      let results: CommitResult[];
-      try {
-        results = this.store.commit(
-          batch.map((p) => p.msg),
-          this.now(),
-        );
-      } catch (err) {
-        for (const p of batch) this.onFailed(p, err);
-        this.settle(batch.length);
+  /** Commits one batch of what is queued (if no commit is in flight), then schedules the next. */
+  private async commitNext(): Promise<void> {
+    if (this.inFlight !== undefined || this.queue.length === 0) return;
+    const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
+    this.queue = batch === this.queue ? [] : this.queue.slice(MAX_BATCH);
+    this.inFlight = batch;
+    let results: CommitResult[] | undefined;
+    let failure: unknown;
+    try {
+      results = await this.store.commit(
+        batch.map((p) => p.msg),
+        this.now(),
+      );
+    } catch (err) {
+      failure = err ?? new Error("commit failed");
+    }
+    this.inFlight = undefined;
+    try {
+      if (results === undefined) for (const p of batch) this.onFailed(p, failure);
+      else for (let i = 0; i < batch.length; i++) this.onCommitted(batch[i]!, results[i]!);
+    } finally {
+      this.settle(batch.length);
+      this.idle?.resolve();
+      this.idle = undefined;
+      // Yield between batches so reads and acks interleave.
+      this.schedule();
+    }
+  }
+
+  /** Commits everything queued (shutdown), after the commit in flight, without waiting for the next turn. */
+  async flushAll(): Promise<void> {
+    for (;;) {
+      if (this.inFlight !== undefined) {
+        this.idle ??= Promise.withResolvers<void>();
+        await this.idle.promise;
         continue;
       }
-      try {
-        for (let i = 0; i < batch.length; i++) this.onCommitted(batch[i]!, results[i]!);
-      } finally {
-        this.settle(batch.length);
-      }
-      // Yield between large batches so reads and acks interleave.
-      if (this.queue.length > 0 && !all) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-        return;
-      }
+      if (this.queue.length === 0) return;
+      await this.commitNext();
     }
   }
 

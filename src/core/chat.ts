@@ -8,7 +8,9 @@ import { scanBody, withinDepth } from "../protocol/depth.ts";
 import type { FrameEvent } from "../protocol/frame.ts";
 import type { Push } from "../protocol/pushes.ts";
 import { isRequestType, isUint, validateRequest } from "../protocol/requests.ts";
-import type { CommitResult, Store } from "../store/store.ts";
+import type { Broker, Delivery } from "../broker/broker.ts";
+import { LocalBroker } from "../broker/local.ts";
+import type { CommitResult, NewMessage, Store } from "../store/store.ts";
 import { Batcher, type Pending } from "./batcher.ts";
 import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
@@ -72,9 +74,22 @@ function isMap(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 }
 
-export class ChatCore {
+/** What the core reads from the store before it serves anyone (ChatCore.open). */
+export interface Loaded {
+  /** Every membership, for the hub's routing maps. */
+  memberships: Array<{ grp: string; user: string }>;
+  /** The highest committed mid: where the first logins' live pushes begin. */
+  lastMid: number;
+}
+
+export class ChatCore implements Context {
   readonly hub = new Hub<Session>();
   readonly batcher: Batcher<SendTag>;
+  /**
+   * The highest mid delivered to this node's sessions (or committed before the start): a
+   * login's live pushes begin after it (PROTOCOL.md §3.2, the login reply's `mid`).
+   */
+  private lastDelivered: number;
   private readonly sessions = new Set<Session>();
   private readonly decodeBody: (b: Uint8Array) => unknown;
   private readonly knownUsers = new Set<string>();
@@ -98,10 +113,21 @@ export class ChatCore {
   private readonly presences: PresenceDebounce;
   private readonly sweeper: Timer;
 
+  /**
+   * A core on `store`, its routing maps loaded from it first. Delivery goes through `broker`
+   * (src/broker/broker.ts): by default this node's own, which fans out at once.
+   */
+  static async open(config: Config, store: Store, log: Logger = consoleLogger, broker: Broker = new LocalBroker()): Promise<ChatCore> {
+    const [memberships, lastMid] = await Promise.all([store.allMemberships(), store.lastMid()]);
+    return new ChatCore(config, store, log, broker, { memberships, lastMid });
+  }
+
   constructor(
     readonly config: Config,
     readonly store: Store,
-    readonly log: Logger = consoleLogger,
+    readonly log: Logger,
+    private readonly broker: Broker,
+    loaded: Loaded,
   ) {
     // No request holds an array or a map of more than a few entries (PROTOCOL.md §3).
     this.decodeBody = makeBodyDecoder(config.maxFrame, 256);
@@ -117,7 +143,9 @@ export class ChatCore {
     this.maxConns = Math.max(1, Math.min(config.maxConns, (descriptorLimit() ?? 1024) - SPARE_FDS));
     this.sweeper = setInterval(() => this.sweep(performance.now()), 1000);
     this.sweeper.unref();
-    this.hub.load(store.allMemberships());
+    this.hub.load(loaded.memberships);
+    this.lastDelivered = loaded.lastMid;
+    broker.subscribe((d) => this.deliver(d));
     this.batcher = new Batcher<SendTag>(
       store,
       (p, r) => this.committed(p, r),
@@ -201,11 +229,7 @@ export class ChatCore {
 
   /** The store's housekeeping (expired tokens, WAL truncation), once a minute. */
   private maintain(): void {
-    try {
-      this.store.maintain?.(Date.now());
-    } catch (e) {
-      this.log.error("store maintenance failed", e);
-    }
+    this.store.maintain(Date.now()).catch((e) => this.log.error("store maintenance failed", e));
   }
 
   data(s: Session, chunk: Uint8Array): void {
@@ -218,7 +242,7 @@ export class ChatCore {
 
   drain(s: Session): void {
     s.writer.drain();
-    if (s.behindSince !== 0) this.catchUp(s);
+    if (s.behindSince !== 0) void this.catchUp(s);
     this.checkReading(s);
   }
 
@@ -235,7 +259,7 @@ export class ChatCore {
     if (s.closed) return;
     const q = s.writer.cost;
     const quarter = this.config.maxQueue / 4;
-    const heldFull = s.heldBytes >= this.config.maxHeldBytes;
+    const heldFull = s.waitingBytes >= this.config.maxHeldBytes;
     // The budget's pause lets a frame being received finish (its buffer could not drain otherwise).
     const budgetPause = this.inputPaused && s.decoder.allocated === 0;
     if (budgetPause || q > quarter || heldFull) this.setReading(s, false);
@@ -291,32 +315,57 @@ export class ChatCore {
    * Replays, from the store, what a connection that fell behind missed (PROTOCOL.md §5.4):
    * pages of `sync` after the last mid pushed to it, while its queue is below a quarter
    * of the bound; when a page comes back short, everything committed is queued and live
-   * pushes resume. Runs between batches (from `drain`), so no commit can slip in between.
-   * Each page is filled by bytes, as history and sync are (store.syncSizes, then
-   * messagesByMid for what fits): it takes the queue to that quarter and no further (but
-   * always holds one message, so the replay moves on), so a conversation of large files
-   * does not overflow the queue and close the connection it is catching up.
+   * pushes resume. Each page is filled by bytes, as history and sync are (store.syncSizes,
+   * then messagesByMid for what fits): it takes the queue to that quarter and no further
+   * (but always holds one message, so the replay moves on), so a conversation of large
+   * files does not overflow the queue and close the connection it is catching up.
+   *
+   * The reads are async, so commits can land while a page is read; exactly once and in
+   * order still holds. While behind, the session's live pushes are skipped and the highest
+   * skipped mid is kept (Session.lastSkippedMid). A message is committed before it is
+   * delivered, so a read that began after a skip sees the skipped message (if the connection
+   * is still owed it: not if its user left that group since). Live pushes resume after a short
+   * page only if no push was skipped while it was read; a skip during the read (of a message
+   * the read may have missed) makes the loop read again. A message committed but not yet
+   * delivered may be both in a page and pushed live after: Session.push drops a mid it has
+   * pushed already. One replay per connection at a time.
    */
-  private catchUp(s: Session): void {
-    const lowWater = s.behindAt / 2;
-    while (s.behindSince !== 0 && !s.closed && s.user !== undefined && s.writer.queued < lowWater) {
-      const sizes = this.store.syncSizes(s.user, s.lastPushedMid, CATCH_UP_PAGE);
-      const room = lowWater - s.writer.queued;
-      const mids: number[] = [];
-      let bytes = 0;
-      for (const r of sizes) {
-        if (mids.length > 0 && bytes + r.size > room) break;
-        mids.push(r.mid);
-        bytes += r.size;
+  private async catchUp(s: Session): Promise<void> {
+    if (s.catchingUp) return; // the running replay sees this drain's room when its read returns
+    s.catchingUp = true;
+    try {
+      const lowWater = s.behindAt / 2;
+      while (s.behindSince !== 0 && !s.closed && s.user !== undefined && s.writer.queued < lowWater) {
+        const user = s.user;
+        const skipped = s.lastSkippedMid;
+        const sizes = await this.store.syncSizes(user, s.lastPushedMid, CATCH_UP_PAGE);
+        if (s.behindSince === 0 || s.closed || s.user !== user) return; // logged out or closed meanwhile
+        const room = lowWater - s.writer.queued;
+        const mids: number[] = [];
+        let bytes = 0;
+        for (const r of sizes) {
+          if (mids.length > 0 && bytes + r.size > room) break;
+          mids.push(r.mid);
+          bytes += r.size;
+        }
+        const msgs = mids.length > 0 ? await this.store.messagesByMid(mids) : [];
+        if (s.behindSince === 0 || s.closed || s.user !== user) return;
+        for (const m of msgs) {
+          if (s.closed) return; // closed while its replay was queued: nothing more to encode
+          if (m.mid <= s.lastPushedMid) continue;
+          s.send(encodeFrame(wireMessage(m, m.mid, m.ts, "msg")));
+          s.lastPushedMid = m.mid;
+        }
+        // Progress: --stuck-timeout counts from the last page the reader made room for (§5.4).
+        if (mids.length > 0) s.behindSince = performance.now();
+        if (sizes.length < CATCH_UP_PAGE && mids.length === sizes.length && s.lastSkippedMid === skipped)
+          s.behindSince = 0;
       }
-      for (const m of this.store.messagesByMid(mids)) {
-        if (s.closed) return; // closed while its replay was queued: nothing more to encode
-        s.send(encodeFrame(wireMessage(m, m.mid, m.ts, "msg")));
-        s.lastPushedMid = m.mid;
-      }
-      // Progress: --stuck-timeout counts from the last page the reader made room for (§5.4).
-      if (mids.length > 0 && s.behindSince !== 0) s.behindSince = performance.now();
-      if (sizes.length < CATCH_UP_PAGE && mids.length === sizes.length) s.behindSince = 0;
+    } catch (e) {
+      // The next drain tries again; --stuck-timeout closes a connection whose replay never moves on.
+      if (!this.stopping) this.log.error(`session ${s.id}: catch-up read failed`, e);
+    } finally {
+      s.catchingUp = false;
     }
   }
 
@@ -338,7 +387,7 @@ export class ChatCore {
   /** Routes a session that just logged in; if it is the user's first, presence is announced (debounced). */
   attach(s: Session): void {
     this.knownUsers.add(s.user!);
-    s.lastPushedMid = this.store.lastMid(); // live pushes start after what is committed now
+    s.lastPushedMid = this.lastDelivered; // live pushes start after what is delivered now
     if (this.hub.attach(s)) this.presences.changed(s.user!);
   }
 
@@ -362,11 +411,26 @@ export class ChatCore {
     for (const t of targets) this.hub.sendToUser(t, frame);
   }
 
-  userExists(name: string): boolean {
+  userExists(name: string): boolean | Promise<boolean> {
     if (this.knownUsers.has(name)) return true;
-    if (!this.store.getUser(name)) return false;
-    this.knownUsers.add(name); // users are never deleted: a positive answer stays true
-    return true;
+    return this.store.getUser(name).then((u) => {
+      if (!u) return false;
+      this.knownUsers.add(name); // users are never deleted: a positive answer stays true
+      return true;
+    });
+  }
+
+  enqueue(session: Session, id: number | undefined, msg: NewMessage): void {
+    this.assertRunning(); // a send whose checks waited for the store may come after shutdown's last commit
+    this.batcher.enqueue({ msg, tag: { session, id } });
+  }
+
+  ownSendsSettled(session: Session): Promise<void> | undefined {
+    if (!this.batcher.hasPending((t) => t.session === session)) return undefined;
+    // PROTOCOL.md §2.3: requests held behind a read that waits for its own sends are capped
+    // by --max-held, as behind a login.
+    session.capHeld = true;
+    return this.batcher.settled();
   }
 
   // ---- dispatch ---------------------------------------------------------
@@ -467,9 +531,10 @@ export class ChatCore {
       return;
     }
     if (s.busy) {
-      // PROTOCOL.md §2.3: held in order behind an async request; bounded in count (refused
-      // beyond) and in bytes (the connection is not read while they are held).
-      if (s.held.length >= this.config.maxHeld) {
+      // PROTOCOL.md §2.3: held in order behind an async request; bounded in bytes (the
+      // connection is not read while they are held) and, behind a login, register, passwd
+      // or a read waiting for its own sends, in count (refused beyond).
+      if (s.capHeld && s.held.length >= this.config.maxHeld) {
         this.refuse(s, this.peekId(ev.body), "too many requests while a login is in progress");
         return;
       }
@@ -553,7 +618,8 @@ export class ChatCore {
     let result: Result;
     try {
       const req = validateRequest(t, m, id);
-      result = (cmd.run as (c: Context, r: unknown) => Result)({ core: this, session: s }, req);
+      s.capHeld = cmd.long === true;
+      result = (cmd.run as (c: Context, s: Session, r: unknown) => Result)(this, s, req);
     } catch (e) {
       this.fail(s, id, e);
       return;
@@ -561,13 +627,23 @@ export class ChatCore {
     if (result === DEFER) return;
     if (result instanceof Promise) {
       s.busy = true;
+      // Behind a request that waits for the store, the connection's later input is not even
+      // decoded until it is answered (its rates are charged then, not now): to the client it
+      // is as if the store had answered at once. Behind a login, register, passwd or a read
+      // waiting for its own sends, later requests are held, counted and capped (§2.3).
+      const paused = !s.capHeld;
+      if (paused) s.decoder.pause();
       result
         .then(
-          (r) => this.reply(s, id, r),
+          (r) => {
+            if (r !== DEFER) this.reply(s, id, r);
+          },
           (e) => this.fail(s, id, e),
         )
         .finally(() => {
           s.busy = false;
+          s.capHeld = false;
+          if (paused) s.decoder.resume(); // handles what arrived meanwhile, in order, until the next wait
           this.runHeld(s);
         });
       return;
@@ -620,18 +696,34 @@ export class ChatCore {
 
   // ---- commit, acknowledge, fan out ------------------------------------
 
-  /** A message is committed: ack its sender, then send the same bytes to every other recipient session. */
+  /**
+   * A message is committed: ack its sender, then hand the push, encoded once, to the broker,
+   * which delivers it (here, or on every node) to every other recipient session.
+   */
   private committed(p: Pending<SendTag>, r: CommitResult): void {
     const { session, id } = p.tag;
     this.reply(session, id, { mid: r.mid, ts: r.ts });
     if (r.duplicate) return; // delivered when it was first committed
     const m = p.msg;
-    const frame = encodeFrame(wireMessage(m, r.mid, r.ts, "msg"));
-    if (m.grp !== undefined) {
-      this.hub.pushToGroup(m.grp, frame, r.mid, session);
+    this.broker.publish({
+      mid: r.mid,
+      frame: encodeFrame(wireMessage(m, r.mid, r.ts, "msg")),
+      from: m.sender,
+      group: m.grp,
+      to: m.toUser,
+      skip: session.id,
+    });
+  }
+
+  /** The broker's delivery on this node: the same bytes to every recipient session here (PROTOCOL.md §5.1). */
+  private deliver(d: Delivery): void {
+    if (d.mid > this.lastDelivered) this.lastDelivered = d.mid;
+    const skip = d.skip ?? 0; // session ids start at 1
+    if (d.group !== undefined) {
+      this.hub.pushToGroup(d.group, d.frame, d.mid, skip);
     } else {
-      this.hub.pushToUser(m.sender, frame, r.mid, session);
-      if (m.toUser !== m.sender) this.hub.pushToUser(m.toUser!, frame, r.mid);
+      this.hub.pushToUser(d.from, d.frame, d.mid, skip);
+      if (d.to !== d.from) this.hub.pushToUser(d.to!, d.frame, d.mid, skip);
     }
   }
 
@@ -651,7 +743,7 @@ export class ChatCore {
     this.stopping = true;
     clearInterval(this.sweeper);
     this.presences.stop();
-    this.batcher.flush(true);
+    await this.batcher.flushAll();
     const all = [...this.sessions];
     for (const s of all) this.bye(s, "shutdown");
     const deadline = Date.now() + this.config.shutdownGrace;
@@ -663,6 +755,7 @@ export class ChatCore {
       s.transport.terminate(); // grace period over: whatever is still unsent is dropped
       this.closed(s);
     }
-    this.store.close();
+    await this.broker.close();
+    await this.store.close();
   }
 }

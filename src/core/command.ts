@@ -1,8 +1,14 @@
 // The command table's types. Each request type maps to one small handler that
 // declares whether it needs a logged-in session; the shared checks (decode,
 // `id`, `t`, login, field validation) run once in the dispatcher, before it.
+// Handlers see the server only through `Context`: exactly what they use, which
+// ChatCore implements (src/core/chat.ts). Nothing here imports chat.ts.
+import type { Config } from "../config.ts";
+import type { DisconnectReason } from "../protocol/errors.ts";
 import type { Request, RequestOf, RequestType } from "../protocol/requests.ts";
-import type { ChatCore } from "./chat.ts";
+import type { NewMessage, Store } from "../store/store.ts";
+import type { LoginGuard } from "./guard.ts";
+import type { Hub } from "./hub.ts";
 import type { Session } from "./session.ts";
 
 /** Fields of a successful reply, merged into `{t:"ok", id}`; a `t` of its own replaces "ok" (ping's "pong"). */
@@ -11,17 +17,59 @@ export type Reply = Record<string, unknown>;
 /** Returned by a handler whose reply is sent later (send: after the commit). */
 export const DEFER: unique symbol = Symbol("defer");
 
-export type Result = Reply | typeof DEFER | Promise<Reply>;
+/**
+ * A reply now, a reply later (the dispatcher holds the connection's later requests until it
+ * settles, PROTOCOL.md §2.3), or DEFER, now or later.
+ */
+export type Result = Reply | typeof DEFER | Promise<Reply | typeof DEFER>;
 
+/** What handlers may use of the server. */
 export interface Context {
-  core: ChatCore;
-  session: Session;
+  readonly config: Config;
+  readonly store: Store;
+  /** Routing: who is online, who is in which group. Membership changes go to the store first, then here. */
+  readonly hub: Hub<Session>;
+  /** The login, passwd and register throttles (PROTOCOL.md §3.2). */
+  readonly guard: LoginGuard;
+
+  /** Queues a message for the next commit; `session` gets the ack (with request `id`) after it. */
+  enqueue(session: Session, id: number | undefined, msg: NewMessage): void;
+  /**
+   * Resolves once this session's sends queued so far are committed (or failed), at once if it
+   * has none: history and sync then include them (PROTOCOL.md §3.4). Undefined when none is
+   * pending, so a handler can stay synchronous.
+   */
+  ownSendsSettled(session: Session): Promise<void> | undefined;
+
+  /** Routes a session that just logged in (`session.user` set): live pushes start now. */
+  attach(session: Session): void;
+  /** Un-routes a session (logout). */
+  detach(session: Session): void;
+  /** Sends `bye {reason}` and closes the connection (PROTOCOL.md §5.3). */
+  bye(session: Session, reason: DisconnectReason): void;
+  /** Charges `extra` more requests of the connection's rates, or throws `rate_limited` (PROTOCOL.md §2.4). */
+  chargeExtra(session: Session, extra: number): void;
+  /**
+   * Pays `bytes` of output (a history or sync page) from the connection's and address's byte
+   * rates (PROTOCOL.md §2.4): undefined when they can pay now, else a promise that resolves
+   * once they have (or the connection is gone).
+   */
+  paceOutput(session: Session, bytes: number): Promise<void> | undefined;
+  /** Whether a user of that name exists: a boolean when known without the store, else a promise. */
+  userExists(name: string): boolean | Promise<boolean>;
+  /** Throws `internal` once the server is shutting down (after a wait, before writing). */
+  assertRunning(): void;
 }
 
 export interface Command<R extends Request = Request> {
   /** Usable only after login (else `unauthorized`). */
   auth: boolean;
-  run(ctx: Context, req: R): Result;
+  /**
+   * It may wait long (password hashing): requests held behind it are limited to `--max-held`
+   * (PROTOCOL.md §2.3). Others that wait (for the store) hold later requests without that cap.
+   */
+  long?: boolean;
+  run(ctx: Context, session: Session, req: R): Result;
 }
 
 export type CommandTable = { [T in RequestType]: Command<RequestOf<T>> };

@@ -4,6 +4,8 @@
 
 /** What the hub needs of a session: its user and a way to send it bytes. */
 export interface Routable {
+  /** Unique among the sessions of this process (from 1): what a delivery's `skip` names. */
+  readonly id: number;
   readonly user: string | undefined;
   send(frame: Uint8Array): void;
   /** A committed message's push: the session may skip it if it is behind (it will replay it). */
@@ -110,15 +112,15 @@ export class Hub<S extends Routable = Routable> {
     for (const s of set) s.send(frame);
   }
 
-  /** Pushes message `mid` (the same bytes) to every session of `user`, except `skip`. */
-  pushToUser(user: string, frame: Uint8Array, mid: number, skip?: S): void {
+  /** Pushes message `mid` (the same bytes) to every session of `user`, except the one with id `skip`. */
+  pushToUser(user: string, frame: Uint8Array, mid: number, skip = 0): void {
     const set = this.sessions.get(user);
     if (!set) return;
-    for (const s of set) if (s !== skip) s.push(frame, mid);
+    for (const s of set) if (s.id !== skip) s.push(frame, mid);
   }
 
-  /** Pushes message `mid` (the same bytes) to every session of every member of `grp`, except `skip`. */
-  pushToGroup(grp: string, frame: Uint8Array, mid: number, skip?: S): void {
+  /** Pushes message `mid` (the same bytes) to every session of every member of `grp`, except the one with id `skip`. */
+  pushToGroup(grp: string, frame: Uint8Array, mid: number, skip = 0): void {
     let targets = this.fanout.get(grp);
     if (!targets) {
       targets = [];
@@ -128,7 +130,7 @@ export class Hub<S extends Routable = Routable> {
     }
     for (let i = 0; i < targets.length; i++) {
       const s = targets[i]!;
-      if (s !== skip) s.push(frame, mid);
+      if (s.id !== skip) s.push(frame, mid);
     }
   }
 

@@ -30,8 +30,12 @@ export class Session implements Routable {
   readonly decoder: FrameDecoder;
   /** The limit key of the client's address (IPv6: its /64), for per-address limits. */
   readonly addr: string;
-  /** An async request (login, register, history, sync) is running: later frames wait in `held`, in order. */
+  /** An async request (login, register, one waiting for the store) is running: later frames wait in `held`, in order. */
   busy = false;
+  /** The running async request caps `held` at --max-held (login, register, passwd, a read after own sends; PROTOCOL.md §2.3). */
+  capHeld = false;
+  /** A replay of what it missed while behind is running (ChatCore.catchUp). */
+  catchingUp = false;
   readonly held: Uint8Array[] = [];
   /** Bytes in `held`. */
   heldBytes = 0;
@@ -46,6 +50,8 @@ export class Session implements Routable {
   lastPushedMid = 0;
   /** performance.now() when the connection fell behind (PROTOCOL.md §5.4), or 0 while it keeps up. */
   behindSince = 0;
+  /** The highest mid whose push was skipped because the connection was behind: the replay owes it. */
+  lastSkippedMid = 0;
   /** Request rate limits (PROTOCOL.md §2.4), charged when a frame's header arrives. */
   readonly msgBucket: Bucket;
   readonly byteBucket: Bucket;
@@ -89,9 +95,17 @@ export class Session implements Routable {
     );
   }
 
-  /** Memory this connection holds: unsent output, a partly received frame, requests held behind a login. */
+  /**
+   * Memory this connection holds: unsent output, a partly received frame, requests held behind
+   * a login, input left unread while a request waits for the store.
+   */
   get cost(): number {
-    return this.writer.cost + this.decoder.allocated + this.heldBytes;
+    return this.writer.cost + this.decoder.allocated + this.heldBytes + this.decoder.pending;
+  }
+
+  /** Input waiting to be handled: requests held behind a login, and input the decoder keeps while paused. */
+  get waitingBytes(): number {
+    return this.heldBytes + this.decoder.pending;
   }
 
   /** Keeps a frame that must wait behind an async request (copied: the body is a view of the read buffer). */
@@ -138,7 +152,8 @@ export class Session implements Routable {
     if (w.queued > 0 && (now - w.progressAt > stallMs || (w.cost > minRate && this.drainedLastSecond < minRate)))
       return true;
     const held = this.decoder.allocated;
-    if (held === 0 || this.readPaused) return false; // a pause of the server's own is no stall of the client's
+    // A pause of the server's own (reading paused, or input left undecoded while a request waits) is no stall of the client's.
+    if (held === 0 || this.readPaused || this.busy) return false;
     return now - this.lastReadAt > stallMs || (held > minRate && this.receivedLastSecond < minRate);
   }
 
@@ -147,17 +162,23 @@ export class Session implements Routable {
   }
 
   /**
-   * Queues a committed message's push, in mid order, unless the connection is behind
+   * Queues a committed message's push, in mid order, once, unless the connection is behind
    * (PROTOCOL.md §5.4): then, or when this push would take the queue past `behindAt`,
    * it is skipped, to be replayed from the store when the reader has drained.
    */
   push(frame: Uint8Array, mid: number): void {
-    if (this.behindSince !== 0) return;
+    // Replayed already (a replay can read a message before its delivery arrives).
+    if (mid <= this.lastPushedMid) return;
+    if (this.behindSince !== 0) {
+      this.lastSkippedMid = mid;
+      return;
+    }
     if (this.writer.cost + frame.length + FRAME_OVERHEAD > this.behindAt) {
       // Only what the kernel refused makes a reader behind: hand it what is queued first.
       this.writer.flush();
       if (this.writer.cost + frame.length + FRAME_OVERHEAD > this.behindAt) {
         this.behindSince = performance.now();
+        this.lastSkippedMid = mid;
         return;
       }
     }

@@ -29,17 +29,17 @@ export class MemoryStore implements Store {
   private byConv = new Map<string, StoredMessage[]>();
   private byCid = new Map<string, StoredMessage>();
 
-  createUser(name: string, passHash: string): boolean {
+  async createUser(name: string, passHash: string): Promise<boolean> {
     if (this.users.has(name)) return false;
     this.users.set(name, { name, passHash });
     return true;
   }
 
-  getUser(name: string): UserRow | undefined {
+  async getUser(name: string): Promise<UserRow | undefined> {
     return this.users.get(name);
   }
 
-  addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): void {
+  async addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): Promise<void> {
     this.tokens.set(hash, { user, created: now, expires });
     if (maxPerUser === undefined) return;
     const mine = [...this.tokens].filter(([, t]) => t.user === user);
@@ -48,76 +48,80 @@ export class MemoryStore implements Store {
     for (const [h] of mine.slice(0, mine.length - maxPerUser)) this.tokens.delete(h);
   }
 
-  tokenUser(hash: string, now: number): string | undefined {
+  async tokenUser(hash: string, now: number): Promise<string | undefined> {
     const t = this.tokens.get(hash);
     return t && t.expires > now ? t.user : undefined;
   }
 
-  deleteToken(hash: string): void {
+  async deleteToken(hash: string): Promise<void> {
     this.tokens.delete(hash);
   }
 
-  deleteUserTokens(user: string): void {
+  async deleteUserTokens(user: string): Promise<void> {
     for (const [h, t] of this.tokens) if (t.user === user) this.tokens.delete(h);
   }
 
-  setPassword(user: string, passHash: string): void {
+  async setPassword(user: string, passHash: string): Promise<void> {
     const u = this.users.get(user);
     if (u) this.users.set(user, { name: user, passHash });
   }
 
-  createGroup(name: string, owner: string): boolean {
+  async createGroup(name: string, owner: string): Promise<boolean> {
     if (this.groups.has(name)) return false;
     this.groups.set(name, { name, owner });
     this.members.set(name, new Set([owner]));
     return true;
   }
 
-  getGroup(name: string): GroupRow | undefined {
+  async getGroup(name: string): Promise<GroupRow | undefined> {
     return this.groups.get(name);
   }
 
-  addMember(grp: string, user: string): boolean {
+  async addMember(grp: string, user: string): Promise<boolean> {
     const m = this.members.get(grp);
     if (!m || m.has(user)) return false;
     m.add(user);
     return true;
   }
 
-  removeMember(grp: string, user: string): boolean {
+  async removeMember(grp: string, user: string): Promise<boolean> {
     return this.members.get(grp)?.delete(user) ?? false;
   }
 
-  groupsCreatedBy(owner: string): number {
+  async groupsCreatedBy(owner: string): Promise<number> {
     let n = 0;
     for (const g of this.groups.values()) if (g.owner === owner) n++;
     return n;
   }
 
-  groupCount(user: string): number {
+  async groupCount(user: string): Promise<number> {
     let n = 0;
     for (const users of this.members.values()) if (users.has(user)) n++;
     return n;
   }
 
-  allMemberships(): Array<{ grp: string; user: string }> {
+  async allMemberships(): Promise<Array<{ grp: string; user: string }>> {
     const out: Array<{ grp: string; user: string }> = [];
     for (const [grp, users] of this.members) for (const user of users) out.push({ grp, user });
     return out;
   }
 
-  userGroups(user: string): GroupRow[] {
+  async userGroups(user: string): Promise<GroupRow[]> {
     const out: GroupRow[] = [];
     for (const [grp, users] of this.members) if (users.has(user)) out.push(this.groups.get(grp)!);
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  lastMid(): number {
+  async lastMid(): Promise<number> {
+    return this.last();
+  }
+
+  private last(): number {
     return this.all.length ? this.all[this.all.length - 1]!.mid : 0;
   }
 
-  commit(batch: NewMessage[], now: number): CommitResult[] {
-    let next = this.lastMid();
+  async commit(batch: NewMessage[], now: number): Promise<CommitResult[]> {
+    let next = this.last();
     const out: CommitResult[] = [];
     for (const m of batch) {
       const key = m.cid !== undefined ? `${m.sender}\0${m.cid}` : undefined;
@@ -138,7 +142,7 @@ export class MemoryStore implements Store {
     return out;
   }
 
-  history(conv: string, page: Page): StoredMessage[] {
+  async history(conv: string, page: Page): Promise<StoredMessage[]> {
     const list = this.byConv.get(conv) ?? [];
     const start = page.after !== undefined ? firstAfter(list, page.after) : 0;
     const end = page.before !== undefined ? firstAfter(list, page.before - 1) : list.length;
@@ -149,7 +153,7 @@ export class MemoryStore implements Store {
       : list.slice(Math.max(start, end - page.limit), end);
   }
 
-  sync(user: string, after: number, limit: number): StoredMessage[] {
+  async sync(user: string, after: number, limit: number): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
     for (let i = firstAfter(this.all, after); i < this.all.length && out.length < limit; i++) {
       const m = this.all[i]!;
@@ -160,15 +164,15 @@ export class MemoryStore implements Store {
     return out;
   }
 
-  historySizes(conv: string, page: Page): MidSize[] {
-    return this.history(conv, page).map(sized);
+  async historySizes(conv: string, page: Page): Promise<MidSize[]> {
+    return (await this.history(conv, page)).map(sized);
   }
 
-  syncSizes(user: string, after: number, limit: number): MidSize[] {
-    return this.sync(user, after, limit).map(sized);
+  async syncSizes(user: string, after: number, limit: number): Promise<MidSize[]> {
+    return (await this.sync(user, after, limit)).map(sized);
   }
 
-  messagesByMid(mids: readonly number[]): StoredMessage[] {
+  async messagesByMid(mids: readonly number[]): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
     for (const mid of [...mids].sort((a, b) => a - b)) {
       const m = this.all[firstAfter(this.all, mid - 1)];
@@ -177,9 +181,9 @@ export class MemoryStore implements Store {
     return out;
   }
 
-  maintain(now: number): void {
+  async maintain(now: number): Promise<void> {
     for (const [h, t] of this.tokens) if (t.expires <= now) this.tokens.delete(h);
   }
 
-  close(): void {}
+  async close(): Promise<void> {}
 }

@@ -1,4 +1,7 @@
 // The shipped Store: bun:sqlite through drizzle-orm, WAL journal, migrations applied at open.
+// bun:sqlite is synchronous: each method does its work at once and returns a settled
+// promise (src/store/store.ts), so a commit costs the batcher one microtask more than a
+// plain call, and nothing else.
 // docs/BUN.md: one transaction per batch with prepared statements is ~20x faster than
 // autocommit per row, so `commit` takes a whole batch.
 import { type Changes, Database, type Statement } from "bun:sqlite";
@@ -7,10 +10,8 @@ import { and, asc, count, eq, gt, lte, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { applyMigrations } from "./migrate.ts";
 import { groups, memberships, messages, tokens, users } from "./schema.ts";
-import type { CommitResult, GroupRow, MidSize, NewMessage, Page, Store, StoredMessage, UserRow } from "./store.ts";
+import type { CommitResult, Durability, GroupRow, MidSize, NewMessage, Page, Store, StoredMessage, UserRow } from "./store.ts";
 import { convOf, messageSize } from "./store.ts";
-
-export type Durability = "normal" | "full";
 
 export interface SqliteOptions {
   /** File path, or ":memory:". */
@@ -134,15 +135,15 @@ export class SqliteStore implements Store {
     this.last = this.db.select({ m: sql<number>`coalesce(max(${messages.mid}), 0)` }).from(messages).get()!.m;
   }
 
-  createUser(name: string, passHash: string, now: number): boolean {
+  async createUser(name: string, passHash: string, now: number): Promise<boolean> {
     return changed(this.db.insert(users).values({ name, passHash, created: now }).onConflictDoNothing().run()) === 1;
   }
 
-  getUser(name: string): UserRow | undefined {
+  async getUser(name: string): Promise<UserRow | undefined> {
     return this.db.select({ name: users.name, passHash: users.passHash }).from(users).where(eq(users.name, name)).get();
   }
 
-  addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): void {
+  async addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): Promise<void> {
     this.db.transaction((tx) => {
       tx.insert(tokens).values({ hash, user, created: now, expires }).run();
       if (maxPerUser === undefined) return;
@@ -154,7 +155,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  tokenUser(hash: string, now: number): string | undefined {
+  async tokenUser(hash: string, now: number): Promise<string | undefined> {
     return this.db
       .select({ user: tokens.user })
       .from(tokens)
@@ -162,19 +163,19 @@ export class SqliteStore implements Store {
       .get()?.user;
   }
 
-  deleteToken(hash: string): void {
+  async deleteToken(hash: string): Promise<void> {
     this.db.delete(tokens).where(eq(tokens.hash, hash)).run();
   }
 
-  deleteUserTokens(user: string): void {
+  async deleteUserTokens(user: string): Promise<void> {
     this.db.delete(tokens).where(eq(tokens.user, user)).run();
   }
 
-  setPassword(user: string, passHash: string): void {
+  async setPassword(user: string, passHash: string): Promise<void> {
     this.db.update(users).set({ passHash }).where(eq(users.name, user)).run();
   }
 
-  createGroup(name: string, owner: string, now: number): boolean {
+  async createGroup(name: string, owner: string, now: number): Promise<boolean> {
     return this.db.transaction((tx) => {
       if (changed(tx.insert(groups).values({ name, owner, created: now }).onConflictDoNothing().run()) !== 1)
         return false;
@@ -183,15 +184,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  getGroup(name: string): GroupRow | undefined {
+  async getGroup(name: string): Promise<GroupRow | undefined> {
     return this.db.select({ name: groups.name, owner: groups.owner }).from(groups).where(eq(groups.name, name)).get();
   }
 
-  addMember(grp: string, user: string, now: number): boolean {
+  async addMember(grp: string, user: string, now: number): Promise<boolean> {
     return changed(this.db.insert(memberships).values({ grp, user, joined: now }).onConflictDoNothing().run()) === 1;
   }
 
-  removeMember(grp: string, user: string): boolean {
+  async removeMember(grp: string, user: string): Promise<boolean> {
     const r = this.db
       .delete(memberships)
       .where(and(eq(memberships.grp, grp), eq(memberships.user, user)))
@@ -199,19 +200,19 @@ export class SqliteStore implements Store {
     return changed(r) === 1;
   }
 
-  groupsCreatedBy(owner: string): number {
+  async groupsCreatedBy(owner: string): Promise<number> {
     return this.db.select({ n: count() }).from(groups).where(eq(groups.owner, owner)).get()!.n;
   }
 
-  groupCount(user: string): number {
+  async groupCount(user: string): Promise<number> {
     return this.db.select({ n: count() }).from(memberships).where(eq(memberships.user, user)).get()!.n;
   }
 
-  allMemberships(): Array<{ grp: string; user: string }> {
+  async allMemberships(): Promise<Array<{ grp: string; user: string }>> {
     return this.db.select({ grp: memberships.grp, user: memberships.user }).from(memberships).all();
   }
 
-  userGroups(user: string): GroupRow[] {
+  async userGroups(user: string): Promise<GroupRow[]> {
     return this.db
       .select({ name: groups.name, owner: groups.owner })
       .from(memberships)
@@ -221,11 +222,11 @@ export class SqliteStore implements Store {
       .all();
   }
 
-  lastMid(): number {
+  async lastMid(): Promise<number> {
     return this.last;
   }
 
-  commit(batch: NewMessage[], now: number): CommitResult[] {
+  async commit(batch: NewMessage[], now: number): Promise<CommitResult[]> {
     const start = this.last;
     try {
       return this.db.transaction(() => {
@@ -265,32 +266,32 @@ export class SqliteStore implements Store {
     }
   }
 
-  history(conv: string, page: Page): StoredMessage[] {
-    return this.messagesByMid(this.historySizes(conv, page).map((r) => r.mid));
+  async history(conv: string, page: Page): Promise<StoredMessage[]> {
+    return this.messagesByMid((await this.historySizes(conv, page)).map((r) => r.mid));
   }
 
-  sync(user: string, after: number, limit: number): StoredMessage[] {
-    return this.messagesByMid(this.syncSizes(user, after, limit).map((r) => r.mid));
+  async sync(user: string, after: number, limit: number): Promise<StoredMessage[]> {
+    return this.messagesByMid((await this.syncSizes(user, after, limit)).map((r) => r.mid));
   }
 
-  historySizes(conv: string, page: Page): MidSize[] {
+  async historySizes(conv: string, page: Page): Promise<MidSize[]> {
     const after = page.after ?? 0;
     const before = page.before ?? NO_BOUND;
     if (page.after !== undefined) return this.sizesForward.all(conv, after, before, page.limit);
     return this.sizesBackward.all(conv, after, before, page.limit).reverse();
   }
 
-  syncSizes(user: string, after: number, limit: number): MidSize[] {
+  async syncSizes(user: string, after: number, limit: number): Promise<MidSize[]> {
     return this.sizesSync.all(user, after, limit);
   }
 
-  messagesByMid(mids: readonly number[]): StoredMessage[] {
+  async messagesByMid(mids: readonly number[]): Promise<StoredMessage[]> {
     if (mids.length === 0) return [];
     const rows = this.byMids.all(JSON.stringify(mids)).map((r) => toStored(mapRawRow(r)));
     return rows.sort((a, b) => a.mid - b.mid);
   }
 
-  maintain(now: number): void {
+  async maintain(now: number): Promise<void> {
     this.db.delete(tokens).where(lte(tokens.expires, now)).run();
     if (this.walPath === undefined) return;
     let walSize = 0;
@@ -304,7 +305,7 @@ export class SqliteStore implements Store {
     if (walSize > WAL_LIMIT) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
-  close(): void {
+  async close(): Promise<void> {
     // close(true) closes now (finalizing statements) instead of deferring: with EXCLUSIVE
     // locking a deferred close would keep the file locked against the next opener.
     this.client.close(true);

@@ -1,10 +1,20 @@
 // The storage interface. The server core sees only this; `sqlite.ts` is what
-// ships, `memory.ts` is for tests and ephemeral runs. One shared suite
-// (test/store.test.ts) runs against both.
+// ships, `memory.ts` is for tests and ephemeral runs, `index.ts` picks one for
+// `--db`. One shared suite (test/helpers/store-suite.ts) runs against each.
 //
-// The interface is synchronous on purpose: bun:sqlite is synchronous, and a
-// synchronous commit lets the batcher commit, acknowledge and fan out a batch in
-// one turn of the event loop with no interleaving to reason about.
+// Every method returns a Promise, so that a store over the network can implement
+// it. bun:sqlite and the memory store do their work at once and return settled
+// promises. What the core relies on instead of synchronous calls: the batcher
+// keeps one commit in flight (src/core/batcher.ts), a connection's requests are
+// answered in order while one of them waits (src/core/chat.ts, `busy`), and a
+// connection's replay of what it missed is checked against deliveries that land
+// while it reads (src/core/chat.ts, `catchUp`).
+
+/**
+ * "normal": a committed message survives a crash of the server process; "full": it also
+ * survives an OS crash or power cut (SQLite: synchronous=FULL, one fsync per batch).
+ */
+export type Durability = "normal" | "full";
 
 export interface FileData {
   name: string;
@@ -62,68 +72,68 @@ export interface Page {
 
 export interface Store {
   /** Creates a user; returns false if the name is taken. */
-  createUser(name: string, passHash: string, now: number): boolean;
-  getUser(name: string): UserRow | undefined;
+  createUser(name: string, passHash: string, now: number): Promise<boolean>;
+  getUser(name: string): Promise<UserRow | undefined>;
 
   /**
    * Adds a token. With `maxPerUser`, the user then keeps at most that many tokens: the
    * oldest others are deleted (config `maxTokensPerUser`).
    */
-  addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): void;
+  addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): Promise<void>;
   /** The user a token hash belongs to, if it exists and has not expired at `now`. */
-  tokenUser(hash: string, now: number): string | undefined;
-  deleteToken(hash: string): void;
+  tokenUser(hash: string, now: number): Promise<string | undefined>;
+  deleteToken(hash: string): Promise<void>;
   /** Revokes every token of `user` (password change). */
-  deleteUserTokens(user: string): void;
+  deleteUserTokens(user: string): Promise<void>;
   /** Replaces a user's password hash. */
-  setPassword(user: string, passHash: string): void;
+  setPassword(user: string, passHash: string): Promise<void>;
 
   /** Creates a group owned by `owner`, with the owner as its first member. False if it exists. */
-  createGroup(name: string, owner: string, now: number): boolean;
-  getGroup(name: string): GroupRow | undefined;
+  createGroup(name: string, owner: string, now: number): Promise<boolean>;
+  getGroup(name: string): Promise<GroupRow | undefined>;
   /** Adds a member; false if already a member. */
-  addMember(grp: string, user: string, now: number): boolean;
+  addMember(grp: string, user: string, now: number): Promise<boolean>;
   /** Removes a member; false if not a member. */
-  removeMember(grp: string, user: string): boolean;
+  removeMember(grp: string, user: string): Promise<boolean>;
   /** How many groups `owner` created (config `maxGroupsCreated`). */
-  groupsCreatedBy(owner: string): number;
+  groupsCreatedBy(owner: string): Promise<number>;
   /** How many groups `user` is a member of (config `maxGroupsPerUser`). */
-  groupCount(user: string): number;
+  groupCount(user: string): Promise<number>;
   /** Every membership, for loading the router at start. */
-  allMemberships(): Array<{ grp: string; user: string }>;
+  allMemberships(): Promise<Array<{ grp: string; user: string }>>;
   /** The groups `user` belongs to, by name. */
-  userGroups(user: string): GroupRow[];
+  userGroups(user: string): Promise<GroupRow[]>;
 
   /** The highest committed mid, 0 if none. */
-  lastMid(): number;
+  lastMid(): Promise<number>;
   /**
    * Commits a batch in one transaction, assigning each new message the next
    * mid, in order. A message whose (sender, cid) exists already is not stored
    * again; its result is the original's, with `duplicate: true`. All or nothing:
-   * if this throws, nothing of the batch is stored.
+   * if it rejects, nothing of the batch is stored.
    */
-  commit(batch: NewMessage[], now: number): CommitResult[];
+  commit(batch: NewMessage[], now: number): Promise<CommitResult[]>;
   /** One conversation ("g:<group>" or "d:<a>:<b>"), oldest first, at most `limit`. With `before` and no `after`, the newest below `before`. */
-  history(conv: string, page: Page): StoredMessage[];
+  history(conv: string, page: Page): Promise<StoredMessage[]>;
   /** Messages with mid > after in every group `user` is a member of and every direct message to or from `user`, oldest first. */
-  sync(user: string, after: number, limit: number): StoredMessage[];
+  sync(user: string, after: number, limit: number): Promise<StoredMessage[]>;
   /**
    * The mids and sizes of what `history` would return, in the same order, reading no
    * message body: fill a page by bytes with these, then fetch it with `messagesByMid`.
    */
-  historySizes(conv: string, page: Page): MidSize[];
+  historySizes(conv: string, page: Page): Promise<MidSize[]>;
   /** The mids and sizes of what `sync` would return, in the same order, reading no message body. */
-  syncSizes(user: string, after: number, limit: number): MidSize[];
+  syncSizes(user: string, after: number, limit: number): Promise<MidSize[]>;
   /** The stored messages with these mids (any order given), ascending by mid; unknown mids are skipped. */
-  messagesByMid(mids: readonly number[]): StoredMessage[];
+  messagesByMid(mids: readonly number[]): Promise<StoredMessage[]>;
 
   /**
    * Housekeeping, called about once a minute (cheap when there is nothing to do): deletes
    * the tokens expired at `now` and gives back the disk space of a WAL grown past its limit.
    */
-  maintain(now: number): void;
+  maintain(now: number): Promise<void>;
 
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** Bytes of `s` in UTF-8. */

@@ -173,54 +173,54 @@ describe("#11 file modes", () => {
 });
 
 describe("#12 storage limits", () => {
-  test("the WAL is cut back to the journal size limit after a large batch, and to nothing by maintain()", () => {
+  test("the WAL is cut back to the journal size limit after a large batch, and to nothing by maintain()", async () => {
     const path = join(tmp.dir, "wal.db");
     const s = new SqliteStore({ path, durability: "normal" });
     try {
-      s.createUser("alice", "h", 1);
+      await s.createUser("alice", "h", 1);
       const wal = () => statSync(`${path}-wal`).size;
       // One batch of 96 MiB (many 4 MiB sends in one turn): the WAL has to hold all of it.
-      s.commit(
+      await s.commit(
         Array.from({ length: 24 }, (_, i) => ({ sender: "alice", toUser: "alice", file: fileOf(4 * MiB, i) })),
         1,
       );
       expect(wal()).toBeGreaterThan(90 * MiB);
       // The next write starts the WAL over and cuts it back to the limit.
-      s.commit([{ sender: "alice", toUser: "alice", text: "small" }], 2);
+      await s.commit([{ sender: "alice", toUser: "alice", text: "small" }], 2);
       expect(wal()).toBeLessThanOrEqual(64 * MiB);
       // maintain() truncates a WAL past the limit.
-      s.commit(
+      await s.commit(
         Array.from({ length: 20 }, (_, i) => ({ sender: "alice", toUser: "alice", file: fileOf(4 * MiB, i) })),
         3,
       );
       expect(wal()).toBeGreaterThan(64 * MiB);
-      s.maintain(4);
+      await s.maintain(4);
       expect(wal()).toBe(0);
-      expect(s.history("d:alice:alice", { limit: 100 })).toHaveLength(45);
+      expect(await s.history("d:alice:alice", { limit: 100 })).toHaveLength(45);
     } finally {
-      s.close();
+      await s.close();
     }
   }, 20000);
 
-  test("expired tokens are deleted by maintain(); a user keeps at most the newest maxTokensPerUser tokens", () => {
+  test("expired tokens are deleted by maintain(); a user keeps at most the newest maxTokensPerUser tokens", async () => {
     const s = new SqliteStore({ path: join(tmp.dir, "tokens.db"), durability: "normal" });
     try {
-      s.createUser("alice", "h", 1);
-      s.createUser("bob", "h", 1);
+      await s.createUser("alice", "h", 1);
+      await s.createUser("bob", "h", 1);
       const count = () => s.db.all<{ n: number }>(sql`SELECT count(*) AS n FROM tokens`)[0]!.n;
-      for (let i = 0; i < 1000; i++) s.addToken(`old${i}`, "alice", i, 5000 + i, 2000);
-      s.addToken("live", "bob", 1000, 1_000_000, 2000);
+      for (let i = 0; i < 1000; i++) await s.addToken(`old${i}`, "alice", i, 5000 + i, 2000);
+      await s.addToken("live", "bob", 1000, 1_000_000, 2000);
       expect(count()).toBe(1001);
-      s.maintain(10_000);
+      await s.maintain(10_000);
       expect(count()).toBe(1);
-      expect(s.tokenUser("live", 10_000)).toBe("bob");
+      expect(await s.tokenUser("live", 10_000)).toBe("bob");
       // Password logins past the cap revoke the oldest tokens.
-      for (let i = 0; i < 10; i++) s.addToken(`t${i}`, "alice", 20_000 + i, 1_000_000, 3);
+      for (let i = 0; i < 10; i++) await s.addToken(`t${i}`, "alice", 20_000 + i, 1_000_000, 3);
       expect(count()).toBe(4);
-      expect(["t7", "t8", "t9"].map((t) => s.tokenUser(t, 30_000))).toEqual(["alice", "alice", "alice"]);
-      expect(s.tokenUser("t6", 30_000)).toBeUndefined();
+      expect(await Promise.all(["t7", "t8", "t9"].map((t) => s.tokenUser(t, 30_000)))).toEqual(["alice", "alice", "alice"]);
+      expect(await s.tokenUser("t6", 30_000)).toBeUndefined();
     } finally {
-      s.close();
+      await s.close();
     }
   });
 
@@ -252,7 +252,7 @@ describe("#15 history/sync do not force commits", () => {
   test("a sync behind sends in the same turn commits nothing itself, and still sees this connection's own sends", async () => {
     // Over the fake transport: the number of transactions is not visible from outside the server.
     const store = new MemoryStore();
-    const core = makeCore({ rateMsgs: 0 }, store);
+    const core = await makeCore({ rateMsgs: 0 }, store);
     const users = [];
     for (let i = 0; i < 4; i++) users.push(await loggedIn(core, `u${i}`));
     for (const u of users) await u.req({ t: "join", id: nextId(), group: "g" });

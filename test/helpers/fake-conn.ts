@@ -6,6 +6,7 @@ import { ChatCore, type Logger } from "../../src/core/chat.ts";
 import type { Session } from "../../src/core/session.ts";
 import type { Transport } from "../../src/io/writer.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
+import type { Store } from "../../src/store/store.ts";
 import { frameOf, type Msg, MsgReader } from "./wire.ts";
 
 export const quiet: Logger = { info() {}, error() {} };
@@ -88,8 +89,8 @@ export class FakeConn implements Transport {
 }
 
 /** A core on a MemoryStore with cheap argon2 and `over` applied to the defaults. */
-export function makeCore(over: Partial<Config> = {}, store = new MemoryStore()): ChatCore {
-  return new ChatCore({ ...DEFAULTS, hashMemory: 64, hashTime: 1, ...over }, store, quiet);
+export function makeCore(over: Partial<Config> = {}, store: Store = new MemoryStore()): Promise<ChatCore> {
+  return ChatCore.open({ ...DEFAULTS, hashMemory: 64, hashTime: 1, ...over }, store, quiet);
 }
 
 let ids = 1_000_000;
@@ -98,7 +99,7 @@ export const nextId = () => ids++;
 /** A new connection, registered (if needed) and logged in as `name`. */
 export async function loggedIn(core: ChatCore, name: string, opts: FakeConnOptions = {}): Promise<FakeConn> {
   const c = new FakeConn(core, opts);
-  if (!core.userExists(name)) expect((await c.req({ t: "register", id: nextId(), user: name, pass: "password1" })).t).toBe("ok");
+  if (!(await core.userExists(name))) expect((await c.req({ t: "register", id: nextId(), user: name, pass: "password1" })).t).toBe("ok");
   expect((await c.req({ t: "login", id: nextId(), user: name, pass: "password1" })).t).toBe("ok");
   return c;
 }

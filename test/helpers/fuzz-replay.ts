@@ -33,7 +33,7 @@ async function replay(path: string): Promise<ReplayResult> {
   const exceptions: string[] = [];
   const invalid: string[] = [];
   const config = { ...DEFAULTS, hashMemory: 64, hashTime: 1 }; // the shipped limits; fast hashing
-  const core = new ChatCore(config, new MemoryStore(), { info() {}, error: (m, e) => void logged.push(`${m} ${String(e ?? "")}`) });
+  const core = await ChatCore.open(config, new MemoryStore(), { info() {}, error: (m, e) => void logged.push(`${m} ${String(e ?? "")}`) });
   const replies: ReplayResult["replies"] = [];
   let bye: string | undefined;
   let ended = false;

@@ -15,21 +15,21 @@ function newToken(): string {
 }
 
 function hashPassword(ctx: Context, pass: string): Promise<string> {
-  const { hashMemory, hashTime } = ctx.core.config;
+  const { hashMemory, hashTime } = ctx.config;
   return Bun.password.hash(pass, { algorithm: "argon2id", memoryCost: hashMemory, timeCost: hashTime });
 }
 
 export const register: Command<RequestOf<"register">> = {
   auth: false,
-  async run(ctx, req): Promise<Reply> {
-    const { core, session } = ctx;
-    const { store } = core;
-    if (store.getUser(req.user)) throw new ProtocolError("conflict", `user "${req.user}" already exists`);
+  long: true,
+  async run(ctx, session, req): Promise<Reply> {
+    const { store } = ctx;
+    if (await store.getUser(req.user)) throw new ProtocolError("conflict", `user "${req.user}" already exists`);
     // Per address per hour, and in their own bounded hashing queue (PROTOCOL.md §3.2).
-    const hash = await core.guard.register(session.addr, () => hashPassword(ctx, req.pass));
-    core.assertRunning();
+    const hash = await ctx.guard.register(session.addr, () => hashPassword(ctx, req.pass));
+    ctx.assertRunning();
     // Checked again: another connection may have registered the name while we hashed.
-    if (!store.createUser(req.user, hash, Date.now()))
+    if (!(await store.createUser(req.user, hash, Date.now())))
       throw new ProtocolError("conflict", `user "${req.user}" already exists`);
     return { user: req.user };
   },
@@ -37,10 +37,10 @@ export const register: Command<RequestOf<"register">> = {
 
 export const login: Command<RequestOf<"login">> = {
   auth: false,
-  async run(ctx, req): Promise<Reply> {
-    const { core, session } = ctx;
+  long: true,
+  async run(ctx, session, req): Promise<Reply> {
     if (session.user !== undefined) throw new ProtocolError("conflict", `already logged in as "${session.user}"`);
-    const { guard, hub } = core;
+    const { guard, hub, store } = ctx;
     const now = Date.now(); // token times are wall-clock: tokens outlive the process
     let token: string;
     let tokenHash: string;
@@ -51,29 +51,40 @@ export const login: Command<RequestOf<"login">> = {
       // and what bounds the lookups is the request rate and the refusal count (PROTOCOL.md §3.2).
       token = req.token;
       tokenHash = hashToken(token);
-      if (core.store.tokenUser(tokenHash, now) !== req.user)
+      if ((await store.tokenUser(tokenHash, now)) !== req.user)
         throw new ProtocolError("unauthorized", "invalid or expired token");
     } else {
       // Refused before the hash, so that the refusal cannot tell a right password from a wrong one.
       guard.admit(req.user, hub.sessionCount(req.user), false);
-      const user = core.store.getUser(req.user);
+      const user = await store.getUser(req.user);
       dummyHash ??= hashPassword(ctx, "not a password of anyone");
       const stored = user?.passHash ?? (await dummyHash);
       // Throttled per (user, address) and per address (PROTOCOL.md §3.2); the answer names no cause.
       const ok = await guard.password(req.user, session.addr, () => Bun.password.verify(req.pass!, stored));
-      core.assertRunning();
+      ctx.assertRunning();
       if (!user || !ok) throw new ProtocolError("unauthorized", "wrong user name or password");
       token = newToken();
       tokenHash = hashToken(token);
     }
     if (session.closed) return {};
-    guard.admit(req.user, hub.sessionCount(req.user), true);
-    if (req.token === undefined)
-      core.store.addToken(tokenHash, req.user, now, now + core.config.tokenTtl * 1000, core.config.maxTokensPerUser);
+    const c = ctx.config;
+    if (req.token === undefined) {
+      // Checked before the token is stored, and taken below with no wait between it and attach.
+      guard.admit(req.user, hub.sessionCount(req.user), false);
+      await store.addToken(tokenHash, req.user, now, now + c.tokenTtl * 1000, c.maxTokensPerUser);
+      ctx.assertRunning();
+      if (session.closed) return {};
+    }
+    try {
+      guard.admit(req.user, hub.sessionCount(req.user), true);
+    } catch (e) {
+      // Another login of the user took the last place while the token was stored: it is nobody's.
+      if (req.token === undefined) store.deleteToken(tokenHash).catch(() => {});
+      throw e;
+    }
     session.user = req.user;
     session.tokenHash = tokenHash;
-    core.attach(session);
-    const c = core.config;
+    ctx.attach(session);
     return {
       user: req.user,
       token,
@@ -98,36 +109,40 @@ export const login: Command<RequestOf<"login">> = {
  */
 export const passwd: Command<RequestOf<"passwd">> = {
   auth: true,
-  async run(ctx, req): Promise<Reply> {
-    const { core, session } = ctx;
+  long: true,
+  async run(ctx, session, req): Promise<Reply> {
+    const { store } = ctx;
     const user = session.user!;
-    const row = core.store.getUser(user);
+    const row = await store.getUser(user);
     let hash = "";
     // One slot of the password pool for both the check and the new hash.
-    const ok = await core.guard.password(user, session.addr, async () => {
+    const ok = await ctx.guard.password(user, session.addr, async () => {
       if (!row || !(await Bun.password.verify(req.old, row.passHash))) return false;
       hash = await hashPassword(ctx, req.new);
       return true;
     });
     if (!ok) throw new ProtocolError("unauthorized", "wrong password");
-    core.assertRunning();
+    ctx.assertRunning();
     if (session.closed || session.user !== user) return {};
     const now = Date.now();
-    core.store.setPassword(user, hash);
-    core.store.deleteUserTokens(user);
+    await store.setPassword(user, hash);
+    await store.deleteUserTokens(user);
     const token = newToken();
-    session.tokenHash = hashToken(token);
-    core.store.addToken(session.tokenHash, user, now, now + core.config.tokenTtl * 1000, core.config.maxTokensPerUser);
-    for (const other of core.hub.sessionsOf(user)) if (other !== session) core.bye(other, "password_changed");
+    const tokenHash = hashToken(token);
+    await store.addToken(tokenHash, user, now, now + ctx.config.tokenTtl * 1000, ctx.config.maxTokensPerUser);
+    ctx.assertRunning();
+    if (session.closed || session.user !== user) return {};
+    session.tokenHash = tokenHash;
+    for (const other of ctx.hub.sessionsOf(user)) if (other !== session) ctx.bye(other, "password_changed");
     return { token };
   },
 };
 
 export const logout: Command<RequestOf<"logout">> = {
   auth: true,
-  run({ core, session }) {
-    if (session.tokenHash !== undefined) core.store.deleteToken(session.tokenHash);
-    core.detach(session);
+  async run(ctx, session): Promise<Reply> {
+    if (session.tokenHash !== undefined) await ctx.store.deleteToken(session.tokenHash);
+    ctx.detach(session);
     return {};
   },
 };

@@ -1,51 +1,56 @@
 // join, leave, groups, members. PROTOCOL.md §3.3
 import { ProtocolError } from "../../protocol/errors.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
-import type { Command } from "../command.ts";
-import type { ChatCore } from "../chat.ts";
+import type { Command, Context, Reply } from "../command.ts";
 
-/** Throws `not_found` for a missing group and `forbidden` for one `user` is not in. */
-export function requireMember(core: ChatCore, grp: string, user: string): void {
-  if (core.hub.isMember(grp, user)) return;
-  if (!core.store.getGroup(grp)) throw new ProtocolError("not_found", `no group "${grp}"`);
-  throw new ProtocolError("forbidden", `you are not a member of "${grp}"`);
+/**
+ * Throws `not_found` for a missing group and `forbidden` for one `user` is not in. A member
+ * is known from the hub at once (undefined: the fast path of `send`); else the store says which.
+ */
+export function requireMember(ctx: Context, grp: string, user: string): Promise<never> | undefined {
+  if (ctx.hub.isMember(grp, user)) return undefined;
+  return ctx.store.getGroup(grp).then((g) => {
+    if (!g) throw new ProtocolError("not_found", `no group "${grp}"`);
+    throw new ProtocolError("forbidden", `you are not a member of "${grp}"`);
+  });
 }
 
 export const join: Command<RequestOf<"join">> = {
   auth: true,
-  run({ core, session }, req) {
+  async run(ctx, session, req): Promise<Reply> {
+    const { store, config } = ctx;
     const user = session.user!;
     const now = Date.now();
     let created = false;
-    const members = core.hub.membersOf(req.group);
+    const members = ctx.hub.membersOf(req.group);
     if (!members.has(user)) {
-      if (members.size >= core.config.maxGroupSize)
-        throw new ProtocolError("forbidden", `group "${req.group}" is full (${core.config.maxGroupSize} members)`);
+      if (members.size >= config.maxGroupSize)
+        throw new ProtocolError("forbidden", `group "${req.group}" is full (${config.maxGroupSize} members)`);
       // Groups are permanent (PROTOCOL.md §3.3): without these caps one account could fill the database.
-      const { maxGroupsPerUser, maxGroupsCreated } = core.config;
-      if (core.store.groupCount(user) >= maxGroupsPerUser)
+      const { maxGroupsPerUser, maxGroupsCreated } = config;
+      if ((await store.groupCount(user)) >= maxGroupsPerUser)
         throw new ProtocolError("forbidden", `you are in ${maxGroupsPerUser} groups already, the most allowed: leave one first`);
-      if (!core.store.getGroup(req.group) && core.store.groupsCreatedBy(user) >= maxGroupsCreated)
+      if (!(await store.getGroup(req.group)) && (await store.groupsCreatedBy(user)) >= maxGroupsCreated)
         throw new ProtocolError("forbidden", `you have created ${maxGroupsCreated} groups, the most allowed`);
     }
-    if (core.store.getGroup(req.group)) {
-      core.store.addMember(req.group, user, now);
+    if (await store.getGroup(req.group)) {
+      await store.addMember(req.group, user, now);
     } else {
-      created = core.store.createGroup(req.group, user, now);
-      if (!created) core.store.addMember(req.group, user, now);
+      created = await store.createGroup(req.group, user, now);
+      if (!created) await store.addMember(req.group, user, now);
     }
-    core.hub.addMember(req.group, user);
-    return { group: req.group, created, owner: core.store.getGroup(req.group)!.owner };
+    ctx.hub.addMember(req.group, user);
+    return { group: req.group, created, owner: (await store.getGroup(req.group))!.owner };
   },
 };
 
 export const leave: Command<RequestOf<"leave">> = {
   auth: true,
-  run({ core, session }, req) {
+  async run(ctx, session, req): Promise<Reply> {
     const user = session.user!;
-    if (!core.store.removeMember(req.group, user))
+    if (!(await ctx.store.removeMember(req.group, user)))
       throw new ProtocolError("not_found", `you are not a member of "${req.group}"`);
-    core.hub.removeMember(req.group, user);
+    ctx.hub.removeMember(req.group, user);
     return { group: req.group };
   },
 };
@@ -55,21 +60,24 @@ export const REPLY_ITEMS_PER_REQUEST = 100;
 
 export const groups: Command<RequestOf<"groups">> = {
   auth: true,
-  run({ core, session }) {
+  async run(ctx, session): Promise<Reply> {
     // One more request of the rate per 100 groups listed (PROTOCOL.md §2.4).
-    core.chargeExtra(session, Math.floor(core.hub.groupCount(session.user!) / REPLY_ITEMS_PER_REQUEST));
-    return { groups: core.store.userGroups(session.user!).map((g) => ({ group: g.name, owner: g.owner })) };
+    ctx.chargeExtra(session, Math.floor(ctx.hub.groupCount(session.user!) / REPLY_ITEMS_PER_REQUEST));
+    const rows = await ctx.store.userGroups(session.user!);
+    return { groups: rows.map((g) => ({ group: g.name, owner: g.owner })) };
   },
 };
 
 export const members: Command<RequestOf<"members">> = {
   auth: true,
-  run({ core, session }, req) {
-    requireMember(core, req.group, session.user!);
-    const all = core.hub.membersOf(req.group);
+  run(ctx, session, req) {
+    const check = requireMember(ctx, req.group, session.user!);
+    // A member answers from the hub at once; a refusal comes from the store.
+    if (check !== undefined) return check;
+    const all = ctx.hub.membersOf(req.group);
     // One more request of the rate per 100 members listed (PROTOCOL.md §2.4).
-    core.chargeExtra(session, Math.floor(all.size / REPLY_ITEMS_PER_REQUEST));
+    ctx.chargeExtra(session, Math.floor(all.size / REPLY_ITEMS_PER_REQUEST));
     const names = [...all].sort();
-    return { group: req.group, members: names.map((user) => ({ user, online: core.hub.online(user) })) };
+    return { group: req.group, members: names.map((user) => ({ user, online: ctx.hub.online(user) })) };
   },
 };

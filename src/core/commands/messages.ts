@@ -3,16 +3,22 @@ import { ProtocolError } from "../../protocol/errors.ts";
 import type { WireMessage } from "../../protocol/pushes.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
 import { dmConv, groupConv, type MidSize, type NewMessage, type StoredMessage } from "../../store/store.ts";
-import { type Command, DEFER, type Reply } from "../command.ts";
-import type { ChatCore } from "../chat.ts";
+import { type Command, type Context, DEFER, type Reply } from "../command.ts";
 import type { Session } from "../session.ts";
 import { REPLY_ITEMS_PER_REQUEST, requireMember } from "./groups.ts";
 
 /** `limit` when a request gives none. */
 export const DEFAULT_PAGE = 100;
 
-function requireUser(core: ChatCore, user: string): void {
-  if (!core.userExists(user)) throw new ProtocolError("not_found", `no user "${user}"`);
+/** Throws `not_found` for a user that does not exist: undefined when known at once, else a promise. */
+function requireUser(ctx: Context, user: string): Promise<void> | undefined {
+  const known = ctx.userExists(user);
+  if (known === true) return undefined;
+  const missing = () => new ProtocolError("not_found", `no user "${user}"`);
+  if (known === false) return Promise.reject(missing());
+  return known.then((yes) => {
+    if (!yes) throw missing();
+  });
 }
 
 /** Whether `s` is longer than `max` UTF-8 bytes. Counting is skipped when length alone decides. */
@@ -25,25 +31,20 @@ function longerThan(s: string, max: number): boolean {
 
 export const send: Command<RequestOf<"send">> = {
   auth: true,
-  run({ core, session }, req) {
+  run(ctx, session, req) {
     const me = session.user!;
-    if (req.group !== undefined) requireMember(core, req.group, me);
-    else requireUser(core, req.user!);
-    if (req.text !== undefined && longerThan(req.text, core.config.maxText))
-      throw new ProtocolError("too_large", `text is longer than ${core.config.maxText} bytes`);
-    core.batcher.enqueue({
-      msg: {
-        sender: me,
-        grp: req.group,
-        toUser: req.user,
-        cid: req.cid,
-        text: req.text,
-        // The decoded bytes are a view of the socket's read buffer: keep a copy until the commit.
-        file: req.file && { name: req.file.name, type: req.file.type, data: req.file.data.slice() },
-      },
-      tag: { session, id: req.id },
-    });
-    return DEFER;
+    // The decoded bytes are a view of the socket's read buffer: keep a copy until the commit.
+    const file = req.file && { name: req.file.name, type: req.file.type, data: req.file.data.slice() };
+    const queue = (): typeof DEFER => {
+      if (req.text !== undefined && longerThan(req.text, ctx.config.maxText))
+        throw new ProtocolError("too_large", `text is longer than ${ctx.config.maxText} bytes`);
+      ctx.enqueue(session, req.id, { sender: me, grp: req.group, toUser: req.user, cid: req.cid, text: req.text, file });
+      return DEFER;
+    };
+    // A member of the group, or a user known to exist, is queued at once (the hot path);
+    // otherwise after the store has answered, the connection's later requests held meanwhile.
+    const check = req.group !== undefined ? requireMember(ctx, req.group, me) : requireUser(ctx, req.user!);
+    return check === undefined ? queue() : check.then(queue);
   },
 };
 
@@ -87,59 +88,59 @@ export function fillPage(
  * and address's byte rates before it is read (§2.4): looping over files costs the server
  * no more than sending them did.
  */
-function page(core: ChatCore, session: Session, sizes: readonly MidSize[], limit: number): Reply | Promise<Reply> {
-  const { mids, more, bytes } = fillPage(sizes, limit, core.config.maxFrame / 2);
-  const read = (): Reply => ({ msgs: core.store.messagesByMid(mids).map(toWire), more });
-  const paid = core.paceOutput(session, bytes);
-  return paid ? paid.then(read) : read();
+async function page(ctx: Context, session: Session, sizes: readonly MidSize[], limit: number): Promise<Reply> {
+  const { mids, more, bytes } = fillPage(sizes, limit, ctx.config.maxFrame / 2);
+  const paid = ctx.paceOutput(session, bytes);
+  if (paid !== undefined) await paid;
+  return { msgs: (await ctx.store.messagesByMid(mids)).map(toWire), more };
 }
 
 /** The page size asked for, within --max-page; a page costs one more request of the rate per 100 messages (§2.4). */
-function pageLimit(core: ChatCore, session: Session, limit: number | undefined): number {
-  const n = Math.max(1, Math.min(limit ?? DEFAULT_PAGE, core.config.maxPage));
-  core.chargeExtra(session, Math.floor(n / REPLY_ITEMS_PER_REQUEST));
+function pageLimit(ctx: Context, session: Session, limit: number | undefined): number {
+  const n = Math.max(1, Math.min(limit ?? DEFAULT_PAGE, ctx.config.maxPage));
+  ctx.chargeExtra(session, Math.floor(n / REPLY_ITEMS_PER_REQUEST));
   return n;
 }
 
 /**
  * Runs `read` once this connection's earlier sends are committed, so the page includes them
  * (PROTOCOL.md §3.4, last paragraph): at once when none is pending; else after the batcher's
- * regular commit of this turn, as an async reply (the dispatcher holds this connection's later
- * requests until then, so its replies keep their order). Nothing is committed out of turn.
+ * regular commit (the dispatcher holds this connection's later requests until the reply, so
+ * its replies keep their order). Nothing is committed out of turn.
  */
-function afterOwnSends(core: ChatCore, session: Session, read: () => Reply | Promise<Reply>): Reply | Promise<Reply> {
-  if (!core.batcher.hasPending((t) => t.session === session)) return read();
-  return core.batcher.settled().then(read);
+async function afterOwnSends(ctx: Context, session: Session, read: () => Promise<Reply>): Promise<Reply> {
+  const pending = ctx.ownSendsSettled(session);
+  if (pending !== undefined) await pending;
+  return read();
 }
 
 export const history: Command<RequestOf<"history">> = {
   auth: true,
-  run({ core, session }, req) {
+  async run(ctx, session, req): Promise<Reply> {
     const me = session.user!;
     let conv: string;
-    if (req.group !== undefined) {
-      requireMember(core, req.group, me);
-      conv = groupConv(req.group);
-    } else {
-      requireUser(core, req.user!);
-      conv = dmConv(me, req.user!);
-    }
-    const limit = pageLimit(core, session, req.limit);
+    // Known at once on the common path: no wait before ownSendsSettled looks at this turn's sends.
+    const check = req.group !== undefined ? requireMember(ctx, req.group, me) : requireUser(ctx, req.user!);
+    if (check !== undefined) await check;
+    if (req.group !== undefined) conv = groupConv(req.group);
+    else conv = dmConv(me, req.user!);
+    const limit = pageLimit(ctx, session, req.limit);
     const { after, before } = req;
-    return afterOwnSends(core, session, () =>
+    const { store } = ctx;
+    return afterOwnSends(ctx, session, async () =>
       after !== undefined
-        ? page(core, session, core.store.historySizes(conv, { after, before, limit: limit + 1 }), limit)
+        ? page(ctx, session, await store.historySizes(conv, { after, before, limit: limit + 1 }), limit)
         : // Backwards from `before` (or the newest): picked nearest first, answered oldest first.
-          page(core, session, core.store.historySizes(conv, { before, limit: limit + 1 }).reverse(), limit),
+          page(ctx, session, (await store.historySizes(conv, { before, limit: limit + 1 })).reverse(), limit),
     );
   },
 };
 
 export const sync: Command<RequestOf<"sync">> = {
   auth: true,
-  run({ core, session }, req) {
-    const limit = pageLimit(core, session, req.limit);
+  run(ctx, session, req) {
+    const limit = pageLimit(ctx, session, req.limit);
     const user = session.user!;
-    return afterOwnSends(core, session, () => page(core, session, core.store.syncSizes(user, req.after, limit + 1), limit));
+    return afterOwnSends(ctx, session, async () => page(ctx, session, await ctx.store.syncSizes(user, req.after, limit + 1), limit));
   },
 };

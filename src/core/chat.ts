@@ -326,9 +326,10 @@ export class ChatCore implements Context {
    * delivered, so a read that began after a skip sees the skipped message (if the connection
    * is still owed it: not if its user left that group since). Live pushes resume after a short
    * page only if no push was skipped while it was read; a skip during the read (of a message
-   * the read may have missed) makes the loop read again. A message committed but not yet
-   * delivered may be both in a page and pushed live after: Session.push drops a mid it has
-   * pushed already. One replay per connection at a time.
+   * the read may have missed) makes the loop read again. A page holds only messages
+   * delivered before its read began (mid <= lastDelivered then): one committed but not yet
+   * delivered is left to its delivery, which comes after, in mid order, so nothing is
+   * pushed twice. One replay per connection at a time.
    */
   private async catchUp(s: Session): Promise<void> {
     if (s.catchingUp) return; // the running replay sees this drain's room when its read returns
@@ -338,8 +339,15 @@ export class ChatCore implements Context {
       while (s.behindSince !== 0 && !s.closed && s.user !== undefined && s.writer.queued < lowWater) {
         const user = s.user;
         const skipped = s.lastSkippedMid;
-        const sizes = await this.store.syncSizes(user, s.lastPushedMid, CATCH_UP_PAGE);
+        const bound = this.lastDelivered;
+        const read = await this.store.syncSizes(user, s.lastPushedMid, CATCH_UP_PAGE);
         if (s.behindSince === 0 || s.closed || s.user !== user) return; // logged out or closed meanwhile
+        // Ascending by mid: what was delivered before the read began; all of it when the read
+        // came back short or reached past the bound.
+        let n = 0;
+        while (n < read.length && read[n]!.mid <= bound) n++;
+        const sizes = n === read.length ? read : read.slice(0, n);
+        const whole = read.length < CATCH_UP_PAGE || n < read.length;
         const room = lowWater - s.writer.queued;
         const mids: number[] = [];
         let bytes = 0;
@@ -352,14 +360,12 @@ export class ChatCore implements Context {
         if (s.behindSince === 0 || s.closed || s.user !== user) return;
         for (const m of msgs) {
           if (s.closed) return; // closed while its replay was queued: nothing more to encode
-          if (m.mid <= s.lastPushedMid) continue;
           s.send(encodeFrame(wireMessage(m, m.mid, m.ts, "msg")));
           s.lastPushedMid = m.mid;
         }
         // Progress: --stuck-timeout counts from the last page the reader made room for (§5.4).
         if (mids.length > 0) s.behindSince = performance.now();
-        if (sizes.length < CATCH_UP_PAGE && mids.length === sizes.length && s.lastSkippedMid === skipped)
-          s.behindSince = 0;
+        if (whole && mids.length === sizes.length && s.lastSkippedMid === skipped) s.behindSince = 0;
       }
     } catch (e) {
       // The next drain tries again; --stuck-timeout closes a connection whose replay never moves on.

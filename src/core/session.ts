@@ -162,13 +162,11 @@ export class Session implements Routable {
   }
 
   /**
-   * Queues a committed message's push, in mid order, once, unless the connection is behind
+   * Queues a committed message's push, in mid order, unless the connection is behind
    * (PROTOCOL.md §5.4): then, or when this push would take the queue past `behindAt`,
    * it is skipped, to be replayed from the store when the reader has drained.
    */
   push(frame: Uint8Array, mid: number): void {
-    // Replayed already (a replay can read a message before its delivery arrives).
-    if (mid <= this.lastPushedMid) return;
     if (this.behindSince !== 0) {
       this.lastSkippedMid = mid;
       return;

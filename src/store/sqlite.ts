@@ -226,7 +226,16 @@ export class SqliteStore implements Store {
     return this.last;
   }
 
-  async commit(batch: NewMessage[], now: number): Promise<CommitResult[]> {
+  commit(batch: NewMessage[], now: number): Promise<CommitResult[]> {
+    // Not an async function: the hot path runs as a plain call, its result wrapped once.
+    try {
+      return Promise.resolve(this.commitNow(batch, now));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private commitNow(batch: NewMessage[], now: number): CommitResult[] {
     const start = this.last;
     try {
       return this.db.transaction(() => {

@@ -2,7 +2,7 @@
 import { ProtocolError } from "../../protocol/errors.ts";
 import type { WireMessage } from "../../protocol/pushes.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
-import { dmConv, groupConv, type MidSize, type NewMessage, type StoredMessage } from "../../store/store.ts";
+import { dmConv, type FileData, groupConv, type MidSize, type NewMessage, type StoredMessage } from "../../store/store.ts";
 import { type Command, type Context, DEFER, type Reply } from "../command.ts";
 import type { Session } from "../session.ts";
 import { REPLY_ITEMS_PER_REQUEST, requireMember } from "./groups.ts";
@@ -29,22 +29,25 @@ function longerThan(s: string, max: number): boolean {
   return Buffer.byteLength(s) > max;
 }
 
+/** Checks the text's size and queues the message for the next commit (the ack follows it). */
+function queueSend(ctx: Context, session: Session, req: RequestOf<"send">, file: FileData | undefined): typeof DEFER {
+  if (req.text !== undefined && longerThan(req.text, ctx.config.maxText))
+    throw new ProtocolError("too_large", `text is longer than ${ctx.config.maxText} bytes`);
+  ctx.enqueue(session, req.id, { sender: session.user!, grp: req.group, toUser: req.user, cid: req.cid, text: req.text, file });
+  return DEFER;
+}
+
 export const send: Command<RequestOf<"send">> = {
   auth: true,
   run(ctx, session, req) {
     const me = session.user!;
-    // The decoded bytes are a view of the socket's read buffer: keep a copy until the commit.
-    const file = req.file && { name: req.file.name, type: req.file.type, data: req.file.data.slice() };
-    const queue = (): typeof DEFER => {
-      if (req.text !== undefined && longerThan(req.text, ctx.config.maxText))
-        throw new ProtocolError("too_large", `text is longer than ${ctx.config.maxText} bytes`);
-      ctx.enqueue(session, req.id, { sender: me, grp: req.group, toUser: req.user, cid: req.cid, text: req.text, file });
-      return DEFER;
-    };
     // A member of the group, or a user known to exist, is queued at once (the hot path);
     // otherwise after the store has answered, the connection's later requests held meanwhile.
     const check = req.group !== undefined ? requireMember(ctx, req.group, me) : requireUser(ctx, req.user!);
-    return check === undefined ? queue() : check.then(queue);
+    // The decoded bytes are a view of the socket's read buffer: keep a copy until the commit.
+    const file = req.file && { name: req.file.name, type: req.file.type, data: req.file.data.slice() };
+    if (check === undefined) return queueSend(ctx, session, req, file);
+    return check.then(() => queueSend(ctx, session, req, file));
   },
 };
 

@@ -35,6 +35,17 @@ async function waitUntil(pred: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
+/** `user`, logged in, in group "big" holding 30 texts of 60 KB (a page of them is ~1.8 MB), no longer reading. */
+async function pagesToAskFor(port: number, user: string): Promise<Conn> {
+  const a = await Conn.open(port);
+  await a.ok({ t: "register", user, pass: "password1" });
+  await a.ok({ t: "login", user, pass: "password1" });
+  await a.ok({ t: "join", group: "big" });
+  for (let i = 0; i < 30; i++) await a.ok({ t: "send", group: "big", text: "x".repeat(60_000), cid: `c${i}` });
+  a.pause();
+  return a;
+}
+
 const cleanup: Array<() => unknown> = [];
 afterAll(async () => {
   for (const f of cleanup.reverse()) await f();
@@ -72,12 +83,7 @@ describe("#1 clients that never read", () => {
   test("a client asking for large pages faster than it reads is closed when its replies pass --max-queue", async () => {
     const s = await startAttackServer(HASH);
     cleanup.push(() => s.stop());
-    const a = await Conn.open(s.port);
-    await a.ok({ t: "register", user: "hoarder", pass: "password1" });
-    await a.ok({ t: "login", user: "hoarder", pass: "password1" });
-    await a.ok({ t: "join", group: "big" });
-    for (let i = 0; i < 30; i++) await a.ok({ t: "send", group: "big", text: "x".repeat(60_000), cid: `c${i}` });
-    a.pause();
+    const a = await pagesToAskFor(s.port, "hoarder");
     const sampler = new Sampler(s.pid);
     // Each page is ~1.8 MB; 2000 are asked for at once and none is read.
     const ask = frameOf({ t: "history", id: 1, group: "big", limit: 500 });
@@ -95,12 +101,7 @@ describe("#1 clients that never read", () => {
   test("a client pacing large requests but never reading is not read once its output piles up, and is closed after --write-timeout", async () => {
     const s = await startAttackServer([...HASH, "--write-timeout", "3"]);
     cleanup.push(() => s.stop());
-    const a = await Conn.open(s.port);
-    await a.ok({ t: "register", user: "trickle", pass: "password1" });
-    await a.ok({ t: "login", user: "trickle", pass: "password1" });
-    await a.ok({ t: "join", group: "big" });
-    for (let i = 0; i < 30; i++) await a.ok({ t: "send", group: "big", text: "x".repeat(60_000), cid: `c${i}` });
-    a.pause();
+    const a = await pagesToAskFor(s.port, "trickle");
     const ask = frameOf({ t: "history", id: 1, group: "big", limit: 500 });
     const t0 = performance.now();
     let sent = 0;

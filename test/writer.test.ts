@@ -557,8 +557,8 @@ describe("Writer maxQueue", () => {
     expect(t.terminateCalls).toBe(1);
     expect(w.closed).toBe(true);
     expect(w.queued).toBe(0);
-    // terminate() before onOverflow, and nothing was ended gracefully.
-    expect(t.log.slice(-2)).toEqual(["terminate", "overflow"]);
+    // onOverflow (the writer closed already), then terminate(); nothing was ended gracefully.
+    expect(t.log.slice(-2)).toEqual(["overflow", "terminate"]);
     const writesBefore = t.calls.length;
 
     // Further sends neither overflow again nor write.

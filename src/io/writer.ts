@@ -76,7 +76,7 @@ export class Writer {
   constructor(
     private readonly transport: Sink,
     private readonly maxQueue: number,
-    /** Called once when `cost` would pass `maxQueue`; the writer is closed by then. */
+    /** Called once when `cost` would pass `maxQueue`: the writer is closed by then, and the transport terminated right after. */
     private readonly onOverflow: () => void,
     /** Told of every change of `cost` (the server's process-wide budget). */
     private readonly meter?: CostMeter,
@@ -115,8 +115,10 @@ export class Writer {
     }
     if (this.cost > this.maxQueue) {
       this.close();
-      this.transport.terminate();
+      // Told before the transport goes (its close event may run at once and forget the
+      // connection's state), with nothing more written: the writer is closed already.
       this.onOverflow();
+      this.transport.terminate();
       return;
     }
     this.report();

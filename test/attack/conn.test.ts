@@ -119,6 +119,7 @@ describe("#1 clients that never read", () => {
     a.destroy();
     console.log(`#1 trickle: closed after ${secs.toFixed(1)} s and ${sent} requests`);
     expect(closed).toBe(true);
+    await waitUntil(() => s.srv.output().includes("nothing read for 3 s"), 5000); // the log line may come after the close
     expect(s.srv.output()).toContain("nothing read for 3 s");
     // Not read while its output piled up: it was closed by the deadline, not by the queue bound.
     expect(s.srv.output()).not.toContain("closed as slow consumer");
@@ -199,6 +200,7 @@ describe("#2 and #7 memory and CPU before anything is checked", () => {
     // the rest are skipped as they arrive; a sender that keeps going is closed (its bye may be
     // lost to a reset, as it is still writing when the server closes).
     expect(closed).toBe(true);
+    await waitUntil(() => s.srv.output().includes("(nester): closed, kept exceeding its limits"), 5000);
     expect(s.srv.output()).toContain("(nester): closed, kept exceeding its limits");
     expect(refused).toBeGreaterThan(0);
     expect(stats.cpuSec).toBeLessThan(5);

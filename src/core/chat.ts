@@ -60,7 +60,7 @@ const MAX_DEPTH = 8;
 /** A refused frame at most this long is still read (not decoded beyond its `id`), so its error can carry the id. */
 const PEEK_MAX = 256;
 
-/** Descriptors kept free for the database, its WAL and the listening sockets when `--max-conns` is 0. */
+/** Descriptors kept free for the database, its WAL and the listening sockets: --max-conns is lowered to leave them. */
 const SPARE_FDS = 128;
 
 /** Shedding (over `--max-buffered`): output unread this long, or read slower than MIN_DRAIN, counts as stalled. */
@@ -520,8 +520,7 @@ export class ChatCore implements Context {
   private onFrameEvent(s: Session, ev: FrameEvent): void {
     if (ev.kind === "too_large") {
       // PROTOCOL.md §1: the stream cannot be resynchronised past an oversized frame.
-      const limit = s.user === undefined ? Math.min(this.config.maxFrameLogin, this.config.maxFrame) : this.config.maxFrame;
-      this.error(s, undefined, "too_large", `frame of ${ev.length} bytes exceeds the limit of ${limit}`);
+      this.error(s, undefined, "too_large", `frame of ${ev.length} bytes exceeds the limit of ${s.frameLimit}`);
       this.bye(s, "too_large");
       return;
     }

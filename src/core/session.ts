@@ -70,6 +70,8 @@ export class Session implements Routable {
   received = 0;
   private receivedAtSweep = 0;
   receivedLastSecond = Number.POSITIVE_INFINITY;
+  private readonly loginMax: number;
+  private readonly maxFrame: number;
 
   constructor(
     readonly id: number,
@@ -86,13 +88,18 @@ export class Session implements Routable {
     this.msgBucket = new Bucket(config.rateMsgs, config.rateBurst, this.openedAt);
     this.byteBucket = new Bucket(config.rateBytes, config.rateBurst, this.openedAt);
     this.refusals = new Bucket(config.maxRefused / REFUSED_WINDOW, REFUSED_WINDOW, this.openedAt);
-    // PROTOCOL.md §1: a smaller frame limit until the connection has logged in.
-    const loginMax = Math.min(config.maxFrameLogin, config.maxFrame);
+    this.loginMax = Math.min(config.maxFrameLogin, config.maxFrame);
+    this.maxFrame = config.maxFrame;
     this.decoder = new FrameDecoder(
-      () => (this.user === undefined ? loginMax : config.maxFrame),
+      () => this.frameLimit,
       (ev) => events.frame(this, ev),
       { admit: (n) => events.admit(this, n), held: (d) => meter.add(d) },
     );
+  }
+
+  /** The largest frame body accepted now: a smaller limit until the connection has logged in (PROTOCOL.md §1). */
+  get frameLimit(): number {
+    return this.user === undefined ? this.loginMax : this.maxFrame;
   }
 
   /**

@@ -63,7 +63,7 @@ export class Writer {
   written = 0;
   /** performance.now() of the last write the kernel took bytes of, or of the queue becoming non-empty. */
   progressAt = performance.now();
-  /** What the queue costs the cache: the amount `cost` was at the last report to the meter. */
+  /** `cost` as last reported to the meter. */
   private reported = 0;
   /** A write was short: wait for `drain` before writing again. */
   private blocked = false;

@@ -6,7 +6,7 @@ import type { Session } from "../core/session.ts";
 
 interface Conn {
   session: Session;
-  /** TLS only: performance.now() by which the handshake must be done, or 0 once it is. */
+  /** TLS only: performance.now() by which the handshake must be done (checked while in `handshaking`). */
   handshakeBy: number;
 }
 
@@ -37,8 +37,7 @@ export function listen(core: ChatCore, opts: ListenOptions): Listening {
         for (const sock of handshaking) {
           if (now < sock.data.handshakeBy) continue;
           handshaking.delete(sock);
-          sock.terminate();
-          core.closed(sock.data.session);
+          core.terminate(sock.data.session);
         }
       }, 1000)
     : undefined;
@@ -66,10 +65,8 @@ export function listen(core: ChatCore, opts: ListenOptions): Listening {
         if (opts.tls) {
           // A TLS connection refused at once (too many) cannot be sent its bye before a
           // handshake: close it now rather than hold it for one.
-          if (socket.data.session.closed) {
-            socket.terminate();
-            core.closed(socket.data.session);
-          } else handshaking.add(socket);
+          if (socket.data.session.closed) core.terminate(socket.data.session);
+          else handshaking.add(socket);
         }
       },
       handshake(socket) {

@@ -5,8 +5,8 @@
 //   attempt counts from when it starts, so guesses sent at once are counted too.
 // - Password checks in progress at once are capped per (user, address) and per
 //   address, never per user alone: checks for a user from elsewhere cannot keep the
-//   user's own check "already in progress". They run in a bounded pool (2 at a
-//   time, `--hash-queue` waiting), where one address holds at most a share of the
+//   user's own check "already in progress". They run in a bounded pool (cores - 1 at
+//   a time, `--hash-queue` waiting), where one address holds at most a share of the
 //   waiting places (`waitShare`); registrations have their own pool (1 at a time,
 //   `--register-queue` waiting), so a registration flood delays a login by one
 //   registration's hash at most. A full queue answers `rate_limited` at once.
@@ -40,10 +40,9 @@ export class LoginGuard {
   /** Failed password checks per (user, address) and per address. */
   readonly userAddrFails: Backoff;
   readonly addrFails: Backoff;
-  /** Password checks in progress per (user, address), per address, and waiting in the pool per address. */
+  /** Password checks in progress per (user, address), and per address. */
   private readonly checksPerPair: InFlight;
   private readonly checksPerAddr: InFlight;
-  private readonly waitingPerAddr: InFlight;
   readonly passwords: HashPool;
   readonly registrations: HashPool;
   private readonly registered: KeyedBuckets;
@@ -58,8 +57,12 @@ export class LoginGuard {
     // cap and the (user, address) backoff, which counts an attempt from its start.
     this.checksPerPair = new InFlight(config.loginConcurrentUser);
     this.checksPerAddr = new InFlight(config.loginConcurrentAddr);
-    this.waitingPerAddr = new InFlight(waitShare(config.hashQueue));
-    this.passwords = new HashPool(PASSWORD_SLOTS, config.hashQueue, "the server is busy checking passwords: retry in a moment");
+    this.passwords = new HashPool(
+      PASSWORD_SLOTS,
+      config.hashQueue,
+      "the server is busy checking passwords: retry in a moment",
+      waitShare(config.hashQueue),
+    );
     this.registrations = new HashPool(REGISTER_SLOTS, config.registerQueue, "the server is busy registering users: retry in a moment");
     this.registered = new KeyedBuckets(config.registerPerAddr, 3600_000);
     this.logins = new KeyedBuckets(config.loginsPerUser, 60_000);
@@ -81,10 +84,8 @@ export class LoginGuard {
       this.checksPerPair.release(pair);
       throw limited("password checks from this address already in progress: retry in a moment");
     }
-    // With every slot taken, HashPool.run queues the check (or refuses it, queue full): it waits, and
-    // counts against its address's share of the waiting places until a slot is handed to it.
-    let waiting = this.passwords.busy >= PASSWORD_SLOTS;
-    if (waiting && !this.waitingPerAddr.acquire(addr)) {
+    // Refused before it counts as an attempt when the address's share of the waiting places is taken.
+    if (!this.passwords.admits(addr)) {
       this.checksPerPair.release(pair);
       this.checksPerAddr.release(addr);
       throw limited("the server is busy checking passwords: retry in a moment");
@@ -93,20 +94,13 @@ export class LoginGuard {
     this.addrFails.begin(addr, now);
     let ok: boolean;
     try {
-      ok = await this.passwords.run(() => {
-        if (waiting) {
-          waiting = false;
-          this.waitingPerAddr.release(addr);
-        }
-        return check();
-      });
+      ok = await this.passwords.run(check, addr);
     } catch (e) {
       const end = performance.now();
       this.userAddrFails.cancel(pair, end);
       this.addrFails.cancel(addr, end);
       throw e;
     } finally {
-      if (waiting) this.waitingPerAddr.release(addr); // refused: the queue was full
       this.checksPerPair.release(pair);
       this.checksPerAddr.release(addr);
     }

@@ -176,7 +176,7 @@ export class Backoff {
     if (e) e.count = e.inflight;
   }
 
-  /** A failure with no attempt in progress (cheap checks, such as a token lookup). */
+  /** A failure with no attempt in progress: `begin` and `failed` at once. */
   fail(key: string, now: number): void {
     this.begin(key, now);
     this.failed(key, now);
@@ -214,6 +214,11 @@ export class InFlight {
     return true;
   }
 
+  /** Whether `key` may acquire one more now. */
+  available(key: string): boolean {
+    return this.max === 0 || (this.running.get(key) ?? 0) < this.max;
+  }
+
   release(key: string): void {
     const n = (this.running.get(key) ?? 1) - 1;
     if (n > 0) this.running.set(key, n);
@@ -227,22 +232,35 @@ export class InFlight {
 
 /**
  * Runs expensive work (a password hash) in at most `slots` at once, with at most
- * `queue` more waiting in order; work beyond that is refused at once with
- * `rate_limited`, so a flood is answered fast instead of growing a backlog.
+ * `queue` more waiting in order, of which at most `perKey` for one key (an address);
+ * work beyond that is refused at once with `rate_limited`, so a flood is answered
+ * fast instead of growing a backlog, and a few keys cannot take every waiting place.
  */
 export class HashPool {
   private running = 0;
   private readonly waiting: (() => void)[] = [];
+  private readonly waitingPerKey: InFlight;
   constructor(
     private readonly slots: number,
     private readonly queue: number,
     private readonly busyMsg: string,
-  ) {}
+    perKey = 0,
+  ) {
+    this.waitingPerKey = new InFlight(perKey);
+  }
 
-  async run<T>(work: () => Promise<T>): Promise<T> {
+  /** Whether `run(…, key)` called now would run or wait rather than be refused. */
+  admits(key = ""): boolean {
+    return this.running < this.slots || (this.waiting.length < this.queue && this.waitingPerKey.available(key));
+  }
+
+  /** Runs `work` in a slot, after waiting for one if need be; `key` counts against `perKey` while it waits. */
+  async run<T>(work: () => Promise<T>, key = ""): Promise<T> {
     if (this.running < this.slots) this.running++;
-    else if (this.waiting.length < this.queue) await new Promise<void>((r) => this.waiting.push(r)); // handed a slot
-    else throw new ProtocolError("rate_limited", this.busyMsg);
+    else if (this.waiting.length < this.queue && this.waitingPerKey.acquire(key)) {
+      await new Promise<void>((r) => this.waiting.push(r)); // handed a slot
+      this.waitingPerKey.release(key);
+    } else throw new ProtocolError("rate_limited", this.busyMsg);
     try {
       return await work();
     } finally {

@@ -21,8 +21,8 @@ export const join: Command<RequestOf<"join">> = {
     const { store, config } = ctx;
     const user = session.user!;
     const now = Date.now();
-    let created = false;
     const members = ctx.hub.membersOf(req.group);
+    const existing = await store.getGroup(req.group);
     if (!members.has(user)) {
       if (members.size >= config.maxGroupSize)
         throw new ProtocolError("forbidden", `group "${req.group}" is full (${config.maxGroupSize} members)`);
@@ -30,17 +30,25 @@ export const join: Command<RequestOf<"join">> = {
       const { maxGroupsPerUser, maxGroupsCreated } = config;
       if ((await store.groupCount(user)) >= maxGroupsPerUser)
         throw new ProtocolError("forbidden", `you are in ${maxGroupsPerUser} groups already, the most allowed: leave one first`);
-      if (!(await store.getGroup(req.group)) && (await store.groupsCreatedBy(user)) >= maxGroupsCreated)
+      if (!existing && (await store.groupsCreatedBy(user)) >= maxGroupsCreated)
         throw new ProtocolError("forbidden", `you have created ${maxGroupsCreated} groups, the most allowed`);
     }
-    if (await store.getGroup(req.group)) {
+    let created = false;
+    let owner: string;
+    if (existing) {
       await store.addMember(req.group, user, now);
+      owner = existing.owner;
     } else {
       created = await store.createGroup(req.group, user, now);
-      if (!created) await store.addMember(req.group, user, now);
+      if (created) owner = user;
+      else {
+        // Another connection created it meanwhile: join it as a member.
+        await store.addMember(req.group, user, now);
+        owner = (await store.getGroup(req.group))!.owner;
+      }
     }
     ctx.hub.addMember(req.group, user);
-    return { group: req.group, created, owner: (await store.getGroup(req.group))!.owner };
+    return { group: req.group, created, owner };
   },
 };
 

@@ -91,7 +91,7 @@ describe("#1 clients that never read", () => {
     const closed = await waitUntil(() => closedByServer([a]) === 1, 20_000);
     const stats = sampler.stop();
     a.destroy();
-    const why = /\(hoarder\): closed (as slow consumer|, nothing read for 5 s)/;
+    const why = /\(hoarder\): closed( as slow consumer|, nothing read for 5 s)/;
     await waitUntil(() => why.test(s.srv.output()), 5000); // the log line may come after the close
     console.log(`#1 hoarder: closed ${closed}, server RSS +${(stats.peakRssMiB - stats.startRssMiB).toFixed(0)} MiB`);
     expect(closed).toBe(true);

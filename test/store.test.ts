@@ -11,7 +11,7 @@ import { MemoryStore } from "../src/store/memory.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import type { NewMessage } from "../src/store/store.ts";
 import { dmConv, groupConv, messageSize } from "../src/store/store.ts";
-import { byName, bytes, mids, plain, storeSuite } from "./helpers/store-suite.ts";
+import { byName, bytes, mids, plain, results, storeSuite } from "./helpers/store-suite.ts";
 
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "tcpchat-store-test-"));
 let fileCounter = 0;
@@ -64,7 +64,7 @@ describe("SqliteStore persistence", () => {
       await s.addToken("tok", "alice", 1, 1000);
       await s.createGroup("g", "alice", 2);
       await s.addMember("g", "bob", 3);
-      const r = await s.commit(
+      const r = await results(s, 
         [
           { sender: "alice", grp: "g", cid: "c1", text: "hi 👋" },
           { sender: "bob", toUser: "alice", text: "dm", file: { name: "f.bin", type: "application/x", data: file } },
@@ -93,10 +93,10 @@ describe("SqliteStore persistence", () => {
       expect(mids(await s.sync("alice", 0, 10))).toEqual([1, 2]);
 
       // Duplicate detection survives the restart; new mids continue after the old ones.
-      expect(await s.commit([{ sender: "alice", grp: "g", cid: "c1", text: "again" }], 900)).toEqual([
+      expect(await results(s, [{ sender: "alice", grp: "g", cid: "c1", text: "again" }], 900)).toEqual([
         { mid: 1, ts: 500, duplicate: true },
       ]);
-      expect(await s.commit([{ sender: "alice", grp: "g", text: "next" }], 900)).toEqual([
+      expect(await results(s, [{ sender: "alice", grp: "g", text: "next" }], 900)).toEqual([
         { mid: 3, ts: 900, duplicate: false },
       ]);
       expect(await s.createUser("alice", "other", 5)).toBe(false);
@@ -114,7 +114,7 @@ describe("SqliteStore persistence", () => {
     const first = migrationRows(s);
     expect(first.length).toBeGreaterThan(0);
     await s.createUser("alice", "h", 1);
-    await s.commit([{ sender: "alice", toUser: "alice", text: "x" }], 1);
+    await results(s, [{ sender: "alice", toUser: "alice", text: "x" }], 1);
     await s.close();
 
     for (let i = 0; i < 3; i++) {
@@ -174,7 +174,7 @@ describe("SqliteStore failed commit", () => {
       try {
         await s.createUser("alice", "h", 1);
         await s.createGroup("g", "alice", 1);
-        await s.commit(
+        await results(s, 
           [
             { sender: "alice", grp: "g", text: "one" },
             { sender: "alice", grp: "g", cid: "kept", text: "two" },
@@ -184,7 +184,7 @@ describe("SqliteStore failed commit", () => {
         expect(await s.lastMid()).toBe(2);
 
         await expect(
-          s.commit(
+          results(s, 
             [
               { sender: "alice", grp: "g", cid: "lost", text: "good, but in a failing batch" },
               { sender: "alice", toUser: "alice", text: "also good" },
@@ -201,11 +201,11 @@ describe("SqliteStore failed commit", () => {
         expect(mids(await s.sync("alice", 0, 10))).toEqual([1, 2]);
 
         // The next good commit reuses mid 3 (no gap), and the rolled-back cid is free again.
-        expect(await s.commit([{ sender: "alice", grp: "g", cid: "lost", text: "retry" }], 30)).toEqual([
+        expect(await results(s, [{ sender: "alice", grp: "g", cid: "lost", text: "retry" }], 30)).toEqual([
           { mid: 3, ts: 30, duplicate: false },
         ]);
         // The cid committed before the failure is still a duplicate.
-        expect(await s.commit([{ sender: "alice", grp: "g", cid: "kept" }], 30)).toEqual([
+        expect(await results(s, [{ sender: "alice", grp: "g", cid: "kept" }], 30)).toEqual([
           { mid: 2, ts: 10, duplicate: true },
         ]);
         expect(await s.lastMid()).toBe(3);
@@ -220,12 +220,15 @@ describe("SqliteStore failed commit", () => {
     });
   }
 
-  test("a failure on the first message of a batch leaves lastMid unchanged", async () => {
+  test("a failure on the first message of a batch leaves lastMid unchanged and takes no seq", async () => {
     const s = new SqliteStore({ path: ":memory:", durability: "normal" });
     try {
-      await expect(s.commit([{ sender: null as unknown as string, grp: "g", text: "bad" }], 1)).rejects.toThrow();
-      expect(await s.lastMid()).toBe(0);
-      expect(await s.commit([{ sender: "a", grp: "g", text: "ok" }], 2)).toEqual([{ mid: 1, ts: 2, duplicate: false }]);
+      await expect(results(s, [{ sender: null as unknown as string, grp: "g", text: "bad" }], 1)).rejects.toThrow();
+      expect(await s.position()).toEqual({ seq: 0, mid: 0 });
+      expect(await s.commit([{ sender: "a", grp: "g", text: "ok" }], 2)).toEqual({
+        seq: 1,
+        results: [{ mid: 1, ts: 2, duplicate: false }],
+      });
     } finally {
       await s.close();
     }
@@ -234,9 +237,9 @@ describe("SqliteStore failed commit", () => {
   test("commit after close() throws and stores nothing", async () => {
     const p = tmpDbPath();
     const s = new SqliteStore({ path: p, durability: "normal" });
-    await s.commit([{ sender: "a", grp: "g", text: "ok" }], 1);
+    await results(s, [{ sender: "a", grp: "g", text: "ok" }], 1);
     await s.close();
-    await expect(s.commit([{ sender: "a", grp: "g", text: "after close" }], 2)).rejects.toThrow();
+    await expect(results(s, [{ sender: "a", grp: "g", text: "after close" }], 2)).rejects.toThrow();
     const s2 = new SqliteStore({ path: p, durability: "normal" });
     try {
       expect(await s2.lastMid()).toBe(1);

@@ -3,7 +3,7 @@
 // turn), then acknowledged and fanned out. The ack never precedes the commit.
 // At most one commit is in flight: messages queued while it runs go in the next
 // batch, so batches commit, and their messages are delivered, in mid order.
-import type { CommitResult, NewMessage, Store } from "../store/store.ts";
+import type { Committed, CommitResult, NewMessage, Store } from "../store/store.ts";
 
 export interface Pending<T> {
   msg: NewMessage;
@@ -31,6 +31,8 @@ export class Batcher<T> {
     private readonly store: Store,
     private readonly onCommitted: (p: Pending<T>, r: CommitResult) => void,
     private readonly onFailed: (p: Pending<T>, err: unknown) => void,
+    /** After each committed batch's onCommitted calls (the broker publishes it as one commit: src/broker/broker.ts). */
+    private readonly onBatch: (seq: number) => void = () => {},
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -80,7 +82,7 @@ export class Batcher<T> {
     const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
     this.queue = batch === this.queue ? [] : this.queue.slice(MAX_BATCH);
     this.inFlight = batch;
-    let results: CommitResult[] | undefined;
+    let results: Committed | undefined;
     let failure: unknown;
     try {
       results = await this.store.commit(
@@ -93,7 +95,10 @@ export class Batcher<T> {
     this.inFlight = undefined;
     try {
       if (results === undefined) for (const p of batch) this.onFailed(p, failure);
-      else for (let i = 0; i < batch.length; i++) this.onCommitted(batch[i]!, results[i]!);
+      else {
+        for (let i = 0; i < batch.length; i++) this.onCommitted(batch[i]!, results.results[i]!);
+        this.onBatch(results.seq);
+      }
     } finally {
       this.settle(batch.length);
       this.idle?.resolve();

@@ -1,5 +1,5 @@
 // An in-memory Store: same contract as the SQLite one, nothing survives a restart.
-import type { CommitResult, GroupRow, MidSize, NewMessage, Page, Store, StoredMessage, UserRow } from "./store.ts";
+import type { Committed, CommitResult, GroupRow, MidSize, NewMessage, Page, Position, Store, StoredMessage, UserRow } from "./store.ts";
 import { convOf, messageSize } from "./store.ts";
 
 /** Index of the first element with mid > x, in an array sorted by mid. */
@@ -28,6 +28,8 @@ export class MemoryStore implements Store {
   private all: StoredMessage[] = [];
   private byConv = new Map<string, StoredMessage[]>();
   private byCid = new Map<string, StoredMessage>();
+  /** The last commit's number (Committed.seq). */
+  private seq = 0;
 
   async createUser(name: string, passHash: string): Promise<boolean> {
     if (this.users.has(name)) return false;
@@ -116,11 +118,15 @@ export class MemoryStore implements Store {
     return this.last();
   }
 
+  async position(): Promise<Position> {
+    return { seq: this.seq, mid: this.last() };
+  }
+
   private last(): number {
     return this.all.length ? this.all[this.all.length - 1]!.mid : 0;
   }
 
-  async commit(batch: NewMessage[], now: number): Promise<CommitResult[]> {
+  async commit(batch: NewMessage[], now: number): Promise<Committed> {
     let next = this.last();
     const out: CommitResult[] = [];
     for (const m of batch) {
@@ -139,7 +145,8 @@ export class MemoryStore implements Store {
       if (key !== undefined) this.byCid.set(key, stored);
       out.push({ mid: stored.mid, ts: now, duplicate: false });
     }
-    return out;
+    if (batch.length > 0) this.seq++;
+    return { seq: this.seq, results: out };
   }
 
   async history(conv: string, page: Page): Promise<StoredMessage[]> {

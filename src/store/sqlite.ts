@@ -10,7 +10,19 @@ import { and, asc, count, eq, gt, lte, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { applyMigrations } from "./migrate.ts";
 import { groups, memberships, messages, tokens, users } from "./schema.ts";
-import type { CommitResult, Durability, GroupRow, MidSize, NewMessage, Page, Store, StoredMessage, UserRow } from "./store.ts";
+import type {
+  Committed,
+  CommitResult,
+  Durability,
+  GroupRow,
+  MidSize,
+  NewMessage,
+  Page,
+  Position,
+  Store,
+  StoredMessage,
+  UserRow,
+} from "./store.ts";
 import { convOf, messageSize } from "./store.ts";
 
 export interface SqliteOptions {
@@ -73,6 +85,8 @@ export class SqliteStore implements Store {
   readonly db: BunSQLiteDatabase;
   private readonly client: Database;
   private last: number;
+  /** The last commit's number (Committed.seq), counted from 0 at open. */
+  private seq = 0;
 
   /** The one hot statement: raw bun:sqlite, positional (drizzle's placeholder mapping cost ~0.7 µs a row). */
   private readonly insertMessage: Statement;
@@ -226,10 +240,17 @@ export class SqliteStore implements Store {
     return this.last;
   }
 
-  commit(batch: NewMessage[], now: number): Promise<CommitResult[]> {
+  async position(): Promise<Position> {
+    return { seq: this.seq, mid: this.last };
+  }
+
+  commit(batch: NewMessage[], now: number): Promise<Committed> {
     // Not an async function: the hot path runs as a plain call, its result wrapped once.
     try {
-      return Promise.resolve(this.commitNow(batch, now));
+      const results = this.commitNow(batch, now);
+      // One process holds the database (locking_mode=EXCLUSIVE): the sequence is counted here.
+      if (batch.length > 0) this.seq++;
+      return Promise.resolve({ seq: this.seq, results });
     } catch (e) {
       return Promise.reject(e);
     }

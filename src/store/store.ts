@@ -46,6 +46,25 @@ export interface CommitResult {
   duplicate: boolean;
 }
 
+/** What one commit did. */
+export interface Committed {
+  /**
+   * The commit's number in the store's sequence of commits: consecutive (1, 2, 3...) across
+   * every node that commits to the store, in mid order, so a node that learns of commits 7
+   * and 9 knows that it missed 8 (src/broker/nats.ts). A commit that rejects takes no number;
+   * an empty batch takes none either and gives the last commit's.
+   */
+  seq: number;
+  /** One per message of the batch, in its order. */
+  results: CommitResult[];
+}
+
+/** Where the store stands: its last commit's `seq` and its highest mid, read together. */
+export interface Position {
+  seq: number;
+  mid: number;
+}
+
 export interface UserRow {
   name: string;
   passHash: string;
@@ -106,13 +125,15 @@ export interface Store {
 
   /** The highest committed mid, 0 if none. */
   lastMid(): Promise<number>;
+  /** The last commit's seq (0 if none since the sequence began) and the highest mid, as of one moment. */
+  position(): Promise<Position>;
   /**
    * Commits a batch in one transaction, assigning each new message the next
    * mid, in order. A message whose (sender, cid) exists already is not stored
    * again; its result is the original's, with `duplicate: true`. All or nothing:
    * if it rejects, nothing of the batch is stored.
    */
-  commit(batch: NewMessage[], now: number): Promise<CommitResult[]>;
+  commit(batch: NewMessage[], now: number): Promise<Committed>;
   /** One conversation ("g:<group>" or "d:<a>:<b>"), oldest first, at most `limit`. With `before` and no `after`, the newest below `before`. */
   history(conv: string, page: Page): Promise<StoredMessage[]>;
   /** Messages with mid > after in every group `user` is a member of and every direct message to or from `user`, oldest first. */

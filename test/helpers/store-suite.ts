@@ -4,8 +4,13 @@
 // SqliteStore on ":memory:" and SqliteStore on a file; a store of another kind is
 // tested by calling it once more.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import type { NewMessage, Page, Store, StoredMessage } from "../../src/store/store.ts";
+import type { CommitResult, NewMessage, Page, Store, StoredMessage } from "../../src/store/store.ts";
 import { convOf, dmConv, groupConv, messageSize } from "../../src/store/store.ts";
+
+/** Commits a batch and gives its per-message results (Committed.results). */
+export async function results(store: Store, batch: NewMessage[], now: number): Promise<CommitResult[]> {
+  return (await store.commit(batch, now)).results;
+}
 
 export function mids(list: Array<{ mid: number }>): number[] {
   return list.map((m) => m.mid);
@@ -262,12 +267,34 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
 
       test("empty store: lastMid is 0; an empty batch returns [] and changes nothing", async () => {
         expect(await store.lastMid()).toBe(0);
-        expect(await store.commit([], 5)).toEqual([]);
+        expect(await results(store, [], 5)).toEqual([]);
         expect(await store.lastMid()).toBe(0);
       });
 
+      test("each commit takes the next seq; an empty batch takes none; position() reads seq and mid together", async () => {
+        const start = await store.position();
+        expect(start.mid).toBe(0);
+        const c1 = await store.commit([{ sender: "alice", grp: "g", text: "a" }], 10);
+        expect(c1.seq).toBe(start.seq + 1);
+        const c2 = await store.commit(
+          [
+            { sender: "alice", grp: "g", text: "b" },
+            { sender: "bob", toUser: "alice", text: "c" },
+          ],
+          20,
+        );
+        expect(c2.seq).toBe(start.seq + 2);
+        expect(await store.commit([], 30)).toEqual({ seq: start.seq + 2, results: [] });
+        // A batch of duplicates only is still a commit: it takes a number.
+        await store.commit([{ sender: "alice", grp: "g", cid: "k", text: "d" }], 40);
+        const dup = await store.commit([{ sender: "alice", grp: "g", cid: "k", text: "d" }], 50);
+        expect(dup.seq).toBe(start.seq + 4);
+        expect(dup.results[0]!.duplicate).toBe(true);
+        expect(await store.position()).toEqual({ seq: start.seq + 4, mid: 4 });
+      });
+
       test("a batch assigns consecutive, strictly increasing mids after lastMid(); ts is `now`", async () => {
-        const r1 = await store.commit(
+        const r1 = await results(store, 
           [
             { sender: "alice", grp: "g", text: "a" },
             { sender: "bob", toUser: "alice", text: "b" },
@@ -283,7 +310,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         expect(await store.lastMid()).toBe(3);
 
         const before = await store.lastMid();
-        const r2 = await store.commit(
+        const r2 = await results(store, 
           [
             { sender: "bob", grp: "g", text: "d" },
             { sender: "carol", toUser: "bob", text: "e" },
@@ -309,7 +336,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
           { sender: "bob", toUser: "carol", cid: "c-2", text: "hello dm" },
           { sender: "carol", toUser: "bob", text: "no cid" },
         ];
-        const r = await store.commit(batch, 77);
+        const r = await results(store, batch, 77);
         const got = [
           ...(await store.history(groupConv("g"), { limit: 10 })),
           ...(await store.history(dmConv("bob", "carol"), { limit: 10 })),
@@ -318,10 +345,10 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
       });
 
       test("a (sender, cid) already stored is a duplicate with the ORIGINAL mid and ts, not stored twice", async () => {
-        const [first] = await store.commit([{ sender: "alice", grp: "g", cid: "c1", text: "original" }], 1000);
+        const [first] = await results(store, [{ sender: "alice", grp: "g", cid: "c1", text: "original" }], 1000);
         expect(first).toEqual({ mid: 1, ts: 1000, duplicate: false });
 
-        const r = await store.commit(
+        const r = await results(store, 
           [
             { sender: "alice", grp: "g", cid: "c1", text: "retry with other text" },
             { sender: "alice", grp: "g", cid: "c2", text: "new" },
@@ -340,7 +367,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         ]);
 
         // A batch made only of a duplicate changes nothing.
-        expect(await store.commit([{ sender: "alice", grp: "g", cid: "c2" }], 3000)).toEqual([
+        expect(await results(store, [{ sender: "alice", grp: "g", cid: "c2" }], 3000)).toEqual([
           { mid: 2, ts: 2000, duplicate: true },
         ]);
         expect(await store.lastMid()).toBe(2);
@@ -348,16 +375,16 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
       });
 
       test("(sender, cid) identifies a message across conversations", async () => {
-        await store.commit([{ sender: "alice", grp: "g", cid: "x", text: "to group" }], 10);
-        const r = await store.commit([{ sender: "alice", toUser: "bob", cid: "x", text: "to bob" }], 20);
+        await results(store, [{ sender: "alice", grp: "g", cid: "x", text: "to group" }], 10);
+        const r = await results(store, [{ sender: "alice", toUser: "bob", cid: "x", text: "to bob" }], 20);
         expect(r).toEqual([{ mid: 1, ts: 10, duplicate: true }]);
         expect(await store.history(dmConv("alice", "bob"), { limit: 10 })).toEqual([]);
         expect(await store.lastMid()).toBe(1);
       });
 
       test("the same (sender, cid) twice in one batch: the second is a duplicate of the first", async () => {
-        await store.commit([{ sender: "carol", toUser: "bob", text: "earlier" }], 500);
-        const r = await store.commit(
+        await results(store, [{ sender: "carol", toUser: "bob", text: "earlier" }], 500);
+        const r = await results(store, 
           [
             { sender: "alice", grp: "g", cid: "same", text: "first" },
             { sender: "bob", grp: "g", text: "between" },
@@ -381,7 +408,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
       });
 
       test("the same cid from a different sender is NOT a duplicate", async () => {
-        const r = await store.commit(
+        const r = await results(store, 
           [
             { sender: "alice", grp: "g", cid: "shared", text: "from alice" },
             { sender: "bob", grp: "g", cid: "shared", text: "from bob" },
@@ -392,7 +419,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
           { mid: 1, ts: 10, duplicate: false },
           { mid: 2, ts: 10, duplicate: false },
         ]);
-        const r2 = await store.commit([{ sender: "carol", toUser: "alice", cid: "shared", text: "from carol" }], 20);
+        const r2 = await results(store, [{ sender: "carol", toUser: "alice", cid: "shared", text: "from carol" }], 20);
         expect(r2).toEqual([{ mid: 3, ts: 20, duplicate: false }]);
         expect((await store.history(groupConv("g"), { limit: 10 })).map((m) => m.sender)).toEqual(["alice", "bob"]);
         expect(await store.history(dmConv("alice", "carol"), { limit: 10 })).toHaveLength(1);
@@ -400,8 +427,8 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
 
       test("messages without cid are never duplicates", async () => {
         const m: NewMessage = { sender: "alice", grp: "g", text: "same" };
-        const r1 = await store.commit([m, { ...m }, { ...m }], 10);
-        const r2 = await store.commit([{ ...m }], 20);
+        const r1 = await results(store, [m, { ...m }, { ...m }], 10);
+        const r2 = await results(store, [{ ...m }], 20);
         expect([...r1, ...r2]).toEqual([
           { mid: 1, ts: 10, duplicate: false },
           { mid: 2, ts: 10, duplicate: false },
@@ -435,7 +462,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
             file: { name: "slice", type: "x/y", data: new Uint8Array([9, 9, 1, 2, 3, 9]).subarray(2, 5) },
           },
         ];
-        await store.commit(batch, 42);
+        await results(store, batch, 42);
 
         const g = await store.history(groupConv("g"), { limit: 10 });
         expect(g).toHaveLength(4);
@@ -477,7 +504,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
           "lone surrogate-free astral: 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
           "x".repeat(100_000),
         ];
-        await store.commit(
+        await results(store, 
           texts.map((text) => ({ sender: "alice", grp: "g", text })),
           1,
         );
@@ -505,7 +532,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
           if (i % 3 === 0) batch.push({ sender: "alice", toUser: "bob", text: `ab${i}` });
           if (i % 3 === 1) batch.push({ sender: "bob", toUser: "alice", text: `ba${i}` });
           if (i % 4 === 2) batch.push({ sender: "carol", toUser: "alice", text: `ca${i}` });
-          const r = await store.commit(batch, 100 + i);
+          const r = await results(store, batch, 100 + i);
           batch.forEach((m, j) => {
             const mid = r[j]!.mid;
             if (m.grp) G.push(mid);
@@ -601,7 +628,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
       let all: StoredMessage[];
 
       async function commit(batch: NewMessage[], now: number): Promise<void> {
-        const r = await store.commit(batch, now);
+        const r = await results(store, batch, now);
         batch.forEach((m, i) => {
           if (!r[i]!.duplicate) all.push({ ...m, mid: r[i]!.mid, ts: r[i]!.ts });
         });

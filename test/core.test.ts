@@ -272,7 +272,7 @@ describe("dispatch", () => {
     expect(order.indexOf(1)).toBeLessThan(order.indexOf(2));
   });
 
-  test("a store failure at commit answers internal, commits nothing, and the server goes on", async () => {
+  test("a store failure at commit answers unavailable, commits nothing, and the server goes on", async () => {
     const store = new MemoryStore();
     const core = await makeCore({}, store);
     const a = await loggedIn(core, "alice");
@@ -283,7 +283,7 @@ describe("dispatch", () => {
     };
     expect(await a.req({ t: "send", id: 2, group: "g", text: "lost?", cid: "c" })).toMatchObject({
       t: "error",
-      code: "internal",
+      code: "unavailable",
     });
     store.commit = real;
     expect(await a.req({ t: "send", id: 3, group: "g", text: "lost?", cid: "c" })).toMatchObject({ t: "ok", mid: 1 });

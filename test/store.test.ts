@@ -100,7 +100,7 @@ describe("SqliteStore persistence", () => {
         { mid: 3, ts: 900, duplicate: false },
       ]);
       expect(await s.createUser("alice", "other", 5)).toBe(false);
-      expect(await s.createGroup("g", "bob", 5)).toBe(false);
+      expect(await s.createGroup("g", "bob", 5)).toBe(0);
       await s.close();
 
       s = openStore(p, durability);

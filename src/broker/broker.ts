@@ -1,14 +1,20 @@
-// The seam between a committed message and its delivery to sessions. The core
-// hands every committed message to `publish`, once, with its `msg` push encoded
-// once; the broker calls the delivery callback (`subscribe`) on every node that
-// serves sessions, and that callback fans the same bytes out to the node's own
-// sessions (src/core/chat.ts, `deliver`). The local broker (local.ts) is one node:
-// publish calls deliver at once. A broker between nodes publishes once per message,
-// not once per recipient, and delivers on each node.
+// The seam between the store and the sessions. Every commit to the store (a batch of
+// messages, or a membership change) has a number, its `seq` (src/store/store.ts,
+// Committed): consecutive across every node that commits to that store. The core hands
+// each of its commits to `commit` or `change`, once, with every message's `msg` push
+// encoded once; the broker applies the commits of every node to this node, through the
+// handler's callbacks, in seq order, so every node routes every message with the same
+// memberships and pushes to each connection in mid order.
+//
+// local.ts is one node: a commit is applied at once, in the same call. nats.ts is a node
+// of a cluster: it publishes a commit once (not once per recipient) and applies the other
+// nodes' commits in seq order; a commit it cannot get (lost on the bus, or its node died
+// between the commit and the publish) is `missed`: the node's sessions replay what they
+// miss from the store (PROTOCOL.md §5.4, §8).
 
 /** One committed message, as it travels from its commit to every node's sessions. */
 export interface Delivery {
-  /** Its id: deliveries of one publisher come in increasing mid order. */
+  /** Its id: deliveries come in increasing mid order. */
   mid: number;
   /** The `msg` push (PROTOCOL.md §5.1), encoded once: every recipient session gets these bytes. */
   frame: Uint8Array;
@@ -20,17 +26,52 @@ export interface Delivery {
   to?: string;
   /**
    * The id of the session that sent it, which has its `ok` and gets no push (§5.1).
-   * Meaningful on the node that published it only: a broker delivering on other nodes
-   * must drop it there.
+   * Set on the node that committed it only.
    */
   skip?: number;
 }
 
+/** A membership change, committed to the store with its own seq. */
+export interface Change {
+  kind: "join" | "leave";
+  group: string;
+  user: string;
+}
+
+/** What a broker calls on its node, in seq order for deliveries and changes. */
+export interface BrokerHandler {
+  /** Pushes one committed message to this node's recipient sessions. */
+  deliver(d: Delivery): void;
+  /** Applies a membership change to this node's routing. */
+  change(c: Change): void;
+  /**
+   * This node may have missed commits up to `pos` (a seq it could not get from the bus):
+   * it reloads its routing from the store and replays, from the store, what its sessions
+   * are owed up to `pos.mid`. The broker applies nothing more until this resolves.
+   */
+  missed(pos: { seq: number; mid: number }): Promise<void>;
+  /** `user`'s presence elsewhere in the cluster may have changed (Broker.onlineElsewhere). */
+  presence(user: string): void;
+  /** `user`'s password changed on another node: close their sessions here (`bye password_changed`). */
+  revoke(user: string): void;
+}
+
 export interface Broker {
-  /** Hands one committed message on for delivery. Called in mid order, once per message. */
-  publish(d: Delivery): void;
-  /** Sets this node's delivery callback (one per node): it pushes `d` to the node's sessions. */
-  subscribe(deliver: (d: Delivery) => void): void;
+  /**
+   * Starts applying commits after `seq` (the store's position, read before the node's routing
+   * was loaded) through `handler`. Resolves once the broker is ready (for a cluster: subscribed).
+   */
+  start(handler: BrokerHandler, seq: number): Promise<void>;
+  /** This node committed a batch: its seq, and its messages that are new (not duplicates), in mid order. */
+  commit(seq: number, deliveries: Delivery[]): void;
+  /** This node committed a membership change (seq > 0): resolves once applied on this node. */
+  change(seq: number, c: Change): Promise<void>;
+  /** This node's first session of `user` logged in (true), or its last one left (false). */
+  presence(user: string, online: boolean): void;
+  /** Whether `user` has a session on another node. */
+  onlineElsewhere(user: string): boolean;
+  /** `user`'s password changed here: their sessions on other nodes are closed. */
+  revoke(user: string): void;
   /** Stops delivering. */
   close(): Promise<void>;
 }

@@ -1,21 +1,33 @@
-// One node's broker: a published message is delivered at once, in the same call,
-// to this node's sessions (the core's fan-out through its Hub). src/broker/broker.ts
-import type { Broker, Delivery } from "./broker.ts";
+// One node's broker: nothing else commits to its store, so a commit is applied at once,
+// in the same call, to this node's sessions (the core's fan-out through its Hub).
+// src/broker/broker.ts
+import type { Broker, BrokerHandler, Change, Delivery } from "./broker.ts";
 
 export class LocalBroker implements Broker {
-  private deliver: ((d: Delivery) => void) | undefined;
-  private closed = false;
+  private handler: BrokerHandler | undefined;
 
-  publish(d: Delivery): void {
-    if (!this.closed) this.deliver?.(d);
+  async start(handler: BrokerHandler): Promise<void> {
+    this.handler = handler;
   }
 
-  subscribe(deliver: (d: Delivery) => void): void {
-    this.deliver = deliver;
+  commit(_seq: number, deliveries: Delivery[]): void {
+    const h = this.handler;
+    if (h) for (const d of deliveries) h.deliver(d);
   }
+
+  async change(_seq: number, c: Change): Promise<void> {
+    this.handler?.change(c);
+  }
+
+  presence(): void {}
+
+  onlineElsewhere(): boolean {
+    return false;
+  }
+
+  revoke(): void {}
 
   async close(): Promise<void> {
-    this.closed = true;
-    this.deliver = undefined;
+    this.handler = undefined;
   }
 }

@@ -33,9 +33,9 @@ export class ChatError extends TcpchatError {
     this.serverCode = serverCode;
     this.code = (ERROR_CODES as readonly string[]).includes(serverCode) ? (serverCode as ErrorCode) : "internal";
   }
-  /** Whether the same request may succeed if simply sent again (`internal`, `rate_limited`). */
+  /** Whether the same request may succeed if simply sent again (`internal`, `unavailable`, `rate_limited`). */
   get retryable(): boolean {
-    return this.code === "internal" || this.code === "rate_limited";
+    return this.code === "internal" || this.code === "unavailable" || this.code === "rate_limited";
   }
 }
 
@@ -66,6 +66,9 @@ export class ConflictError extends ChatError {
 export class RateLimitedError extends ChatError {
   override name = "RateLimitedError";
 }
+export class UnavailableError extends ChatError {
+  override name = "UnavailableError";
+}
 export class InternalError extends ChatError {
   override name = "InternalError";
 }
@@ -80,6 +83,7 @@ const BY_CODE: Record<ErrorCode, typeof ChatError> = {
   not_found: NotFoundError,
   conflict: ConflictError,
   rate_limited: RateLimitedError,
+  unavailable: UnavailableError,
   internal: InternalError,
 };
 

@@ -8,9 +8,9 @@ import { scanBody, withinDepth } from "../protocol/depth.ts";
 import type { FrameEvent } from "../protocol/frame.ts";
 import type { Push } from "../protocol/pushes.ts";
 import { isRequestType, isUint, validateRequest } from "../protocol/requests.ts";
-import type { Broker, Delivery } from "../broker/broker.ts";
+import type { Broker, Change, Delivery } from "../broker/broker.ts";
 import { LocalBroker } from "../broker/local.ts";
-import type { CommitResult, NewMessage, Store } from "../store/store.ts";
+import type { CommitResult, NewMessage, Position, Store } from "../store/store.ts";
 import { Batcher, type Pending } from "./batcher.ts";
 import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
@@ -78,8 +78,8 @@ function isMap(v: unknown): v is Record<string, unknown> {
 export interface Loaded {
   /** Every membership, for the hub's routing maps. */
   memberships: Array<{ grp: string; user: string }>;
-  /** The highest committed mid: where the first logins' live pushes begin. */
-  lastMid: number;
+  /** The store's position, read before the memberships: commits after it come through the broker. */
+  position: Position;
 }
 
 export class ChatCore implements Context {
@@ -112,15 +112,25 @@ export class ChatCore implements Context {
   /** Presence announcements, debounced per user (PROTOCOL.md §5.2). */
   private readonly presences: PresenceDebounce;
   private readonly sweeper: Timer;
+  /** The messages of the batch being acknowledged, handed to the broker as one commit (onBatch). */
+  private batchDeliveries: Delivery[] = [];
 
   /**
    * A core on `store`, its routing maps loaded from it first. Delivery goes through `broker`
    * (src/broker/broker.ts): by default this node's own, which fans out at once.
    */
   static async open(config: Config, store: Store, log: Logger = consoleLogger, broker: Broker = new LocalBroker()): Promise<ChatCore> {
-    const [memberships, lastMid] = await Promise.all([store.allMemberships(), store.lastMid()]);
-    return new ChatCore(config, store, log, broker, { memberships, lastMid });
+    // Position first: a change committed between the two reads is in the memberships read and
+    // is applied again by the broker, which is harmless (adding a member twice changes nothing).
+    const position = await store.position();
+    const memberships = await store.allMemberships();
+    const core = new ChatCore(config, store, log, broker, { memberships, position });
+    await core.started;
+    return core;
   }
+
+  /** Resolves once the broker delivers to this core (ChatCore.open waits for it). */
+  readonly started: Promise<void>;
 
   constructor(
     readonly config: Config,
@@ -134,7 +144,7 @@ export class ChatCore implements Context {
     this.guard = new LoginGuard(config);
     this.presences = new PresenceDebounce(
       config.presenceDelay,
-      (user) => this.hub.online(user),
+      (user) => this.online(user),
       (user, online) => this.presence(user, online),
     );
     // One timer for every connection's timeouts: a scan per second is cheaper than a timer per socket.
@@ -144,15 +154,31 @@ export class ChatCore implements Context {
     this.sweeper = setInterval(() => this.sweep(performance.now()), 1000);
     this.sweeper.unref();
     this.hub.load(loaded.memberships);
-    this.lastDelivered = loaded.lastMid;
-    broker.subscribe((d) => this.deliver(d));
+    this.lastDelivered = loaded.position.mid;
     this.batcher = new Batcher<SendTag>(
       store,
       (p, r) => this.committed(p, r),
       (p, err) => {
         this.log.error("commit failed", err);
-        this.error(p.tag.session, p.tag.id, "internal", "the message could not be stored; retry with the same cid");
+        this.error(p.tag.session, p.tag.id, "unavailable", "the message could not be stored (the database failed); retry with the same cid");
       },
+      (seq) => {
+        const batch = this.batchDeliveries;
+        this.batchDeliveries = [];
+        this.broker.commit(seq, batch);
+      },
+    );
+    this.started = broker.start(
+      {
+        deliver: (d) => this.deliver(d),
+        change: (c) => this.applyChange(c),
+        missed: (pos) => this.missed(pos),
+        presence: (user) => this.presences.changed(user),
+        revoke: (user) => {
+          for (const s of this.hub.sessionsOf(user)) this.bye(s, "password_changed");
+        },
+      },
+      loaded.position.seq,
     );
   }
 
@@ -394,7 +420,10 @@ export class ChatCore implements Context {
   attach(s: Session): void {
     this.knownUsers.add(s.user!);
     s.lastPushedMid = this.lastDelivered; // live pushes start after what is delivered now
-    if (this.hub.attach(s)) this.presences.changed(s.user!);
+    if (this.hub.attach(s)) {
+      this.broker.presence(s.user!, true);
+      this.presences.changed(s.user!);
+    }
   }
 
   /** Un-routes a session (close or logout); if it was the user's last, presence is announced (debounced). */
@@ -405,7 +434,49 @@ export class ChatCore implements Context {
     s.tokenHash = undefined;
     // A logged-out connection gets no pushes: whatever it was behind on is no longer owed (§5.4).
     s.behindSince = 0;
-    if (this.hub.detach(s, user)) this.presences.changed(user);
+    if (this.hub.detach(s, user)) {
+      this.broker.presence(user, false);
+      this.presences.changed(user);
+    }
+  }
+
+  online(user: string): boolean {
+    return this.hub.online(user) || this.broker.onlineElsewhere(user);
+  }
+
+  membership(seq: number, c: Change): Promise<void> {
+    return this.broker.change(seq, c);
+  }
+
+  revokeElsewhere(user: string): void {
+    this.broker.revoke(user);
+  }
+
+  /** A membership change, from this node or another, in seq order (src/broker/broker.ts). */
+  private applyChange(c: Change): void {
+    if (c.kind === "join") this.hub.addMember(c.group, c.user);
+    else this.hub.removeMember(c.group, c.user);
+  }
+
+  /**
+   * The broker could not get every commit up to `pos` (src/broker/broker.ts, BrokerHandler.missed):
+   * every logged-in session falls behind (PROTOCOL.md §5.4) and replays from the store what
+   * it is owed up to `pos.mid`, with routing reloaded from the store first. A replay that
+   * reads past a message still to be delivered live makes that push a no-op (Session.push).
+   */
+  private async missed(pos: Position): Promise<void> {
+    if (pos.mid > this.lastDelivered) this.lastDelivered = pos.mid;
+    const now = performance.now();
+    const behind: Session[] = [];
+    for (const s of this.sessions) {
+      if (s.user === undefined || s.closed) continue;
+      if (s.behindSince === 0) s.behindSince = now;
+      if (pos.mid > s.lastSkippedMid) s.lastSkippedMid = pos.mid;
+      behind.push(s);
+    }
+    this.hub.reload(await this.store.allMemberships());
+    this.log.info(`missed commits up to seq ${pos.seq} on the bus: ${behind.length} sessions replay from the store`);
+    for (const s of behind) void this.catchUp(s);
   }
 
   /** Tells co-members `user`'s presence, once it held for `--presence-delay` (PresenceDebounce). */
@@ -710,7 +781,7 @@ export class ChatCore implements Context {
     this.reply(session, id, { mid: r.mid, ts: r.ts });
     if (r.duplicate) return; // delivered when it was first committed
     const m = p.msg;
-    this.broker.publish({
+    this.batchDeliveries.push({
       mid: r.mid,
       frame: encodeFrame(wireMessage(m, r.mid, r.ts, "msg")),
       from: m.sender,

@@ -3,6 +3,7 @@
 // `id`, `t`, login, field validation) run once in the dispatcher, before it.
 // Handlers see the server only through `Context`: exactly what they use, which
 // ChatCore implements (src/core/chat.ts). Nothing here imports chat.ts.
+import type { Change } from "../broker/broker.ts";
 import type { Config } from "../config.ts";
 import type { DisconnectReason } from "../protocol/errors.ts";
 import type { Request, RequestOf, RequestType } from "../protocol/requests.ts";
@@ -40,6 +41,16 @@ export interface Context {
    * pending, so a handler can stay synchronous.
    */
   ownSendsSettled(session: Session): Promise<void> | undefined;
+
+  /**
+   * Applies a membership change the store committed as `seq` to the routing of every node
+   * (src/broker/broker.ts): resolves once this node's applies it.
+   */
+  membership(seq: number, c: Change): Promise<void>;
+  /** Whether `user` has a logged-in session anywhere (on any node of a cluster). */
+  online(user: string): boolean;
+  /** Closes `user`'s sessions on the other nodes of a cluster with `bye password_changed`. */
+  revokeElsewhere(user: string): void;
 
   /** Routes a session that just logged in (`session.user` set): live pushes start now. */
   attach(session: Session): void;

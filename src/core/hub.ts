@@ -35,6 +35,14 @@ export class Hub<S extends Routable = Routable> {
     for (const { grp, user } of memberships) this.addMember(grp, user);
   }
 
+  /** Replaces every membership with these (the store's, after a node missed changes). */
+  reload(memberships: Iterable<{ grp: string; user: string }>): void {
+    this.members.clear();
+    this.groupsOf.clear();
+    this.fanout.clear();
+    this.load(memberships);
+  }
+
   addMember(grp: string, user: string): void {
     let m = this.members.get(grp);
     if (!m) this.members.set(grp, (m = new Set()));

@@ -174,6 +174,8 @@ export class Session implements Routable {
    * it is skipped, to be replayed from the store when the reader has drained.
    */
   push(frame: Uint8Array, mid: number): void {
+    // Sent already, by a replay from the store that read past it (ChatCore.missed).
+    if (mid <= this.lastPushedMid) return;
     if (this.behindSince !== 0) {
       this.lastSkippedMid = mid;
       return;

@@ -10,6 +10,7 @@ export const ERROR_CODES = [
   "not_found", // no such user or group
   "conflict", // already exists / already logged in
   "rate_limited", // too many requests held while a login is in progress
+  "unavailable", // the database could not be reached: nothing was stored; retry later (a send: with the same cid)
   "internal", // the server failed; the request may be retried
 ] as const;
 

@@ -68,26 +68,26 @@ export class MemoryStore implements Store {
     if (u) this.users.set(user, { name: user, passHash });
   }
 
-  async createGroup(name: string, owner: string): Promise<boolean> {
-    if (this.groups.has(name)) return false;
+  async createGroup(name: string, owner: string): Promise<number> {
+    if (this.groups.has(name)) return 0;
     this.groups.set(name, { name, owner });
     this.members.set(name, new Set([owner]));
-    return true;
+    return ++this.seq;
   }
 
   async getGroup(name: string): Promise<GroupRow | undefined> {
     return this.groups.get(name);
   }
 
-  async addMember(grp: string, user: string): Promise<boolean> {
+  async addMember(grp: string, user: string): Promise<number> {
     const m = this.members.get(grp);
-    if (!m || m.has(user)) return false;
+    if (!m || m.has(user)) return 0;
     m.add(user);
-    return true;
+    return ++this.seq;
   }
 
-  async removeMember(grp: string, user: string): Promise<boolean> {
-    return this.members.get(grp)?.delete(user) ?? false;
+  async removeMember(grp: string, user: string): Promise<number> {
+    return this.members.get(grp)?.delete(user) ? ++this.seq : 0;
   }
 
   async groupsCreatedBy(owner: string): Promise<number> {

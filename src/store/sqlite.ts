@@ -189,29 +189,32 @@ export class SqliteStore implements Store {
     this.db.update(users).set({ passHash }).where(eq(users.name, user)).run();
   }
 
-  async createGroup(name: string, owner: string, now: number): Promise<boolean> {
-    return this.db.transaction((tx) => {
+  async createGroup(name: string, owner: string, now: number): Promise<number> {
+    const created = this.db.transaction((tx) => {
       if (changed(tx.insert(groups).values({ name, owner, created: now }).onConflictDoNothing().run()) !== 1)
         return false;
       tx.insert(memberships).values({ grp: name, user: owner, joined: now }).run();
       return true;
     });
+    return created ? ++this.seq : 0;
   }
 
   async getGroup(name: string): Promise<GroupRow | undefined> {
     return this.db.select({ name: groups.name, owner: groups.owner }).from(groups).where(eq(groups.name, name)).get();
   }
 
-  async addMember(grp: string, user: string, now: number): Promise<boolean> {
-    return changed(this.db.insert(memberships).values({ grp, user, joined: now }).onConflictDoNothing().run()) === 1;
+  async addMember(grp: string, user: string, now: number): Promise<number> {
+    return changed(this.db.insert(memberships).values({ grp, user, joined: now }).onConflictDoNothing().run()) === 1
+      ? ++this.seq
+      : 0;
   }
 
-  async removeMember(grp: string, user: string): Promise<boolean> {
+  async removeMember(grp: string, user: string): Promise<number> {
     const r = this.db
       .delete(memberships)
       .where(and(eq(memberships.grp, grp), eq(memberships.user, user)))
       .run();
-    return changed(r) === 1;
+    return changed(r) === 1 ? ++this.seq : 0;
   }
 
   async groupsCreatedBy(owner: string): Promise<number> {

@@ -49,7 +49,8 @@ export interface CommitResult {
 /** What one commit did. */
 export interface Committed {
   /**
-   * The commit's number in the store's sequence of commits: consecutive (1, 2, 3...) across
+   * The commit's number in the store's sequence of commits (message batches and membership
+   * changes alike): consecutive (1, 2, 3...) across
    * every node that commits to the store, in mid order, so a node that learns of commits 7
    * and 9 knows that it missed 8 (src/broker/nats.ts). A commit that rejects takes no number;
    * an empty batch takes none either and gives the last commit's.
@@ -107,13 +108,17 @@ export interface Store {
   /** Replaces a user's password hash. */
   setPassword(user: string, passHash: string): Promise<void>;
 
-  /** Creates a group owned by `owner`, with the owner as its first member. False if it exists. */
-  createGroup(name: string, owner: string, now: number): Promise<boolean>;
+  // A membership change is a commit of its own: it takes the next `seq` (Committed.seq),
+  // which it returns, so that every node applies membership changes and messages in one
+  // order (src/broker/broker.ts). 0: nothing changed, and no number was taken.
+
+  /** Creates a group owned by `owner`, with the owner as its first member: its seq, or 0 if it exists. */
+  createGroup(name: string, owner: string, now: number): Promise<number>;
   getGroup(name: string): Promise<GroupRow | undefined>;
-  /** Adds a member; false if already a member. */
-  addMember(grp: string, user: string, now: number): Promise<boolean>;
-  /** Removes a member; false if not a member. */
-  removeMember(grp: string, user: string): Promise<boolean>;
+  /** Adds a member: the change's seq, or 0 if already a member (or no such group). */
+  addMember(grp: string, user: string, now: number): Promise<number>;
+  /** Removes a member: the change's seq, or 0 if not a member. */
+  removeMember(grp: string, user: string): Promise<number>;
   /** How many groups `owner` created (config `maxGroupsCreated`). */
   groupsCreatedBy(owner: string): Promise<number>;
   /** How many groups `user` is a member of (config `maxGroupsPerUser`). */

@@ -134,6 +134,7 @@ export const passwd: Command<RequestOf<"passwd">> = {
     if (session.closed || session.user !== user) return {};
     session.tokenHash = tokenHash;
     for (const other of ctx.hub.sessionsOf(user)) if (other !== session) ctx.bye(other, "password_changed");
+    ctx.revokeElsewhere(user);
     return { token };
   },
 };

@@ -35,19 +35,23 @@ export const join: Command<RequestOf<"join">> = {
     }
     let created = false;
     let owner: string;
+    let seq: number;
     if (existing) {
-      await store.addMember(req.group, user, now);
+      seq = await store.addMember(req.group, user, now);
       owner = existing.owner;
     } else {
-      created = await store.createGroup(req.group, user, now);
-      if (created) owner = user;
-      else {
+      seq = await store.createGroup(req.group, user, now);
+      if (seq > 0) {
+        created = true;
+        owner = user;
+      } else {
         // Another connection created it meanwhile: join it as a member.
-        await store.addMember(req.group, user, now);
+        seq = await store.addMember(req.group, user, now);
         owner = (await store.getGroup(req.group))!.owner;
       }
     }
-    ctx.hub.addMember(req.group, user);
+    // Routed from here on, on every node, in order with the messages (src/broker/broker.ts).
+    if (seq > 0) await ctx.membership(seq, { kind: "join", group: req.group, user });
     return { group: req.group, created, owner };
   },
 };
@@ -56,9 +60,9 @@ export const leave: Command<RequestOf<"leave">> = {
   auth: true,
   async run(ctx, session, req): Promise<Reply> {
     const user = session.user!;
-    if (!(await ctx.store.removeMember(req.group, user)))
-      throw new ProtocolError("not_found", `you are not a member of "${req.group}"`);
-    ctx.hub.removeMember(req.group, user);
+    const seq = await ctx.store.removeMember(req.group, user);
+    if (seq === 0) throw new ProtocolError("not_found", `you are not a member of "${req.group}"`);
+    await ctx.membership(seq, { kind: "leave", group: req.group, user });
     return { group: req.group };
   },
 };
@@ -86,6 +90,6 @@ export const members: Command<RequestOf<"members">> = {
     // One more request of the rate per 100 members listed (PROTOCOL.md §2.4).
     ctx.chargeExtra(session, Math.floor(all.size / REPLY_ITEMS_PER_REQUEST));
     const names = [...all].sort();
-    return { group: req.group, members: names.map((user) => ({ user, online: ctx.hub.online(user) })) };
+    return { group: req.group, members: names.map((user) => ({ user, online: ctx.online(user) })) };
   },
 };

@@ -25,7 +25,12 @@ export const OPTIONS = {
   db: {
     def: "tcpchat.db",
     kind: "string",
-    help: 'SQLite file (created 0600 and migrated at start), or `:memory:`. The server holds it exclusively while it runs (a second server, or the `sqlite3` shell, gets "database is locked"): stop the server to copy or inspect it',
+    help: 'SQLite file (created 0600 and migrated at start), or `:memory:`, or `postgres://user@host:port/db` (the shared store of a cluster, migrated at start). The server holds a SQLite file exclusively while it runs (a second server, or the `sqlite3` shell, gets "database is locked"): stop the server to copy or inspect it',
+  },
+  bus: {
+    def: "",
+    kind: "path",
+    help: "`nats://host:port` (several: comma-separated): this node joins a cluster of nodes on that NATS and on the same Postgres `--db`. None: the node runs alone",
   },
   durability: {
     def: "normal",
@@ -256,6 +261,12 @@ function validate(c: Config): Config {
   if (c.maxGroupSize * 64 > c.maxFrame) throw new ConfigError("max-group-size x 64 bytes must fit in max-frame (the members reply)");
   if (c.maxGroupsPerUser * 96 > c.maxFrame) throw new ConfigError("max-groups-per-user x 96 bytes must fit in max-frame (the groups reply)");
   if ((c.tlsCert === "") !== (c.tlsKey === "")) throw new ConfigError("--tls-cert and --tls-key go together");
+  if (c.bus !== "") {
+    if (!/^postgres(ql)?:\/\//.test(c.db))
+      throw new ConfigError("--bus needs a store every node shares: --db postgres://... (a SQLite file belongs to one server)");
+    for (const u of c.bus.split(","))
+      if (!/^(nats|tls):\/\/[^\s,]+$/.test(u.trim())) throw new ConfigError(`--bus: "${u.trim()}" is not a nats:// address`);
+  }
   return c;
 }
 

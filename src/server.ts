@@ -2,7 +2,12 @@
 // store, listens, and stops gracefully on SIGINT/SIGTERM.
 import { statSync } from "node:fs";
 import { ConfigError, helpText, parseConfig } from "./config.ts";
+import type { Broker } from "./broker/broker.ts";
+import { LocalBroker } from "./broker/local.ts";
+import { NatsBroker } from "./broker/nats.ts";
 import { ChatCore } from "./core/chat.ts";
+import { wireMessage } from "./core/commands/messages.ts";
+import { encodeFrame } from "./protocol/codec.ts";
 import { openStore, type Store } from "./store/index.ts";
 import { type Listening, listen } from "./transport/tcp.ts";
 
@@ -16,6 +21,11 @@ function warnIfReadable(db: string): void {
   } catch {
     // not a plain file path (a URI): nothing to check
   }
+}
+
+/** A database URL without its password, for logs. */
+function redact(db: string): string {
+  return db.replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@/]*@/, "$1:***@");
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -38,14 +48,24 @@ export async function main(argv: string[]): Promise<number> {
   try {
     store = await openStore({ db: config.db, durability: config.durability });
   } catch (e) {
-    console.error(`tcpchat: cannot open database ${config.db}: ${(e as Error).message}`);
+    console.error(`tcpchat: cannot open database ${redact(config.db)}: ${(e as Error).message}`);
     return 1;
   }
-  warnIfReadable(config.db);
+  if (!/^postgres(ql)?:\/\//.test(config.db)) warnIfReadable(config.db);
+  const broker: Broker = config.bus
+    ? new NatsBroker({
+        servers: config.bus,
+        store,
+        encode: (m) => encodeFrame(wireMessage(m, m.mid, m.ts, "msg")),
+        log: { info: (m) => console.log(`tcpchat: ${m}`), error: (m, e) => console.error(`tcpchat: ${m}`, e ?? "") },
+      })
+    : new LocalBroker();
   try {
-    core = await ChatCore.open(config, store);
+    core = await ChatCore.open(config, store, undefined, broker);
   } catch (e) {
-    console.error(`tcpchat: cannot read database ${config.db}: ${(e as Error).message}`);
+    const what = config.bus ? `join the cluster (db ${redact(config.db)}, bus ${config.bus})` : `read database ${config.db}`;
+    console.error(`tcpchat: cannot ${what}: ${(e as Error).message}`);
+    await broker.close().catch(() => {});
     await store.close();
     return 1;
   }
@@ -62,7 +82,9 @@ export async function main(argv: string[]): Promise<number> {
     await store.close();
     return 1;
   }
-  console.log(`tcpchat listening on ${server.host}:${server.port} (db ${config.db}${config.tlsCert ? ", TLS" : ""})`);
+  console.log(
+    `tcpchat listening on ${server.host}:${server.port} (db ${redact(config.db)}${config.bus ? `, bus ${config.bus}` : ""}${config.tlsCert ? ", TLS" : ""})`,
+  );
 
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const stop = async (signal: string) => {

@@ -4,6 +4,7 @@
 //   interactive screen       (default)          src/client/cli/interactive.ts
 //   --send TEXT --to G|@U    one message        src/client/cli/oneshot.ts
 //   --listen [--json]        incoming messages  src/client/cli/oneshot.ts
+import { formatServers } from "./client/address.ts";
 import { ChatClient } from "./client/client.ts";
 import { ChatError } from "./client/errors.ts";
 import { type CliOptions, parseArgs, USAGE, UsageError } from "./client/cli/args.ts";
@@ -34,9 +35,9 @@ export async function chatMain(argv: string[], tty: Tty = processTty()): Promise
 
   let client: ChatClient;
   try {
-    client = await ChatClient.connect({ host: opts.host, port: opts.port });
+    client = await ChatClient.connect({ servers: opts.servers });
   } catch (e) {
-    tty.stderr.write(`tcpchat chat: cannot connect to ${opts.host}:${opts.port}: ${describeError((e as Error).cause ?? e)}\n`);
+    tty.stderr.write(`tcpchat chat: cannot connect to ${formatServers(opts.servers)}: ${describeError((e as Error).cause ?? e)}\n`);
     return 1;
   }
   try {

@@ -4,6 +4,7 @@
 // The exactly-once rule is documented in index.ts.
 import type { Push } from "../protocol/pushes.ts";
 import type { RequestType } from "../protocol/requests.ts";
+import { AddressError, checkServers, formatServer, type ServerAddress } from "./address.ts";
 import { Backoff } from "./backoff.ts";
 import { findTail, syncPages } from "./catchup.ts";
 import { Connection } from "./connection.ts";
@@ -32,7 +33,7 @@ import type {
   Target,
 } from "./types.ts";
 
-type Resolved = Required<Omit<ClientOptions, "reconnect" | "pace">> & Pick<ClientOptions, "reconnect" | "pace">;
+type Resolved = Required<Omit<ClientOptions, "reconnect" | "pace" | "servers">> & Pick<ClientOptions, "reconnect" | "pace">;
 
 const DEFAULTS: Resolved = {
   host: "127.0.0.1",
@@ -48,8 +49,28 @@ const DEFAULTS: Resolved = {
   pace: {},
 };
 
+/** The addresses to connect to: `servers`, checked, or the one `host` and `port`. */
+function serversOf(options: ClientOptions, opts: Resolved): ServerAddress[] {
+  if (options.servers === undefined) return [{ host: opts.host, port: opts.port }];
+  if (options.host !== undefined || options.port !== undefined) {
+    throw new AddressError("give either servers or host and port, not both");
+  }
+  return checkServers(options.servers);
+}
+
+/** Why one address could not be reached, in a few words. */
+function dialFailure(e: unknown): string {
+  const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
 export class ChatClient {
   private readonly opts: Resolved;
+  private readonly servers: ServerAddress[];
+  /** Index in `servers` of the current connection, or of the last address tried. */
+  private at = 0;
+  /** Addresses still to try in this round of reconnecting before the next backoff delay. */
+  private roundLeft = 0;
   private readonly emitter: Emitter<ClientEvents>;
   private readonly backoff: Backoff;
   private readonly outbox = new Outbox();
@@ -70,6 +91,7 @@ export class ChatClient {
 
   private constructor(options: ClientOptions) {
     this.opts = { ...DEFAULTS, ...options } as Resolved;
+    this.servers = serversOf(options, this.opts);
     this.backoff = new Backoff(this.opts.reconnect || {});
     this.emitter = new Emitter<ClientEvents>((err, name) => {
       // Reported as an "error" event, unless an "error" listener threw (no loop) or nobody listens.
@@ -86,10 +108,14 @@ export class ChatClient {
     this.sender = new Sender(this.outbox, this.opts, sendable, me, (mid) => this.delivery.acked(mid));
   }
 
-  /** Connects (rejects with DisconnectedError if the server cannot be reached). Log in next. */
+  /**
+   * Connects to the first server that answers, trying them in order; rejects with
+   * DisconnectedError if none can be reached (with several, its `cause` is an
+   * AggregateError naming each address), or AddressError for a bad `servers`. Log in next.
+   */
   static async connect(options: ClientOptions = {}): Promise<ChatClient> {
     const c = new ChatClient(options);
-    c.conn = await c.dial();
+    c.conn = await c.dialFirst();
     c.setState("open");
     c.startPing();
     return c;
@@ -114,6 +140,12 @@ export class ChatClient {
   /** The largest mid delivered or acknowledged: pass it as `since` to a later login to resume from here. */
   get cursor(): number {
     return this.delivery.cursor;
+  }
+
+  /** The server of the current connection; undefined while there is none. */
+  get server(): ServerAddress | undefined {
+    const conn = this.conn;
+    return conn ? { ...conn.server } : undefined;
   }
 
   /** Sends not acknowledged yet (queued while disconnected, or in flight). */
@@ -305,11 +337,28 @@ export class ChatClient {
 
   // ---- connection life ---------------------------------------------------------------
 
-  private dial(): Promise<Connection> {
+  /** The first connection: each address in order, once, until one answers. */
+  private async dialFirst(): Promise<Connection> {
+    const errors: unknown[] = [];
+    for (let i = 0; i < this.servers.length; i++) {
+      try {
+        const conn = await this.dial(this.servers[i]!);
+        this.at = i;
+        return conn;
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    const why = errors.map((e, i) => `${formatServer(this.servers[i]!)}: ${dialFailure(e)}`).join("; ");
+    throw new DisconnectedError("connect", { cause: new AggregateError(errors, why) });
+  }
+
+  private dial(server: ServerAddress): Promise<Connection> {
     const conn: Promise<Connection> = Connection.open(
       {
-        host: this.opts.host,
-        port: this.opts.port,
+        host: server.host,
+        port: server.port,
         connectTimeoutMs: this.opts.connectTimeoutMs,
         maxFrame: this.opts.maxFrame,
         pace: this.opts.pace ?? {},
@@ -348,18 +397,30 @@ export class ChatClient {
     this.scheduleReconnect();
   }
 
+  /**
+   * A new round of reconnecting, after the backoff delay: each address once,
+   * starting with the one after the address last used, the next at once when
+   * one fails (ReconnectOptions).
+   */
   private scheduleReconnect(): void {
     clearTimeout(this.reconnectTimer);
+    this.roundLeft = this.servers.length;
     this.reconnectTimer = setTimeout(() => void this.reconnect(), this.backoff.next());
   }
 
   private async reconnect(): Promise<void> {
     if (this.closing) return;
+    this.at = (this.at + 1) % this.servers.length;
+    this.roundLeft--;
     let conn: Connection;
     try {
-      conn = await this.dial();
+      conn = await this.dial(this.servers[this.at]!);
     } catch {
-      if (!this.closing) this.scheduleReconnect();
+      if (this.closing) return;
+      if (this.roundLeft > 0) {
+        clearTimeout(this.reconnectTimer);
+        this.reconnectTimer = setTimeout(() => void this.reconnect(), 0);
+      } else this.scheduleReconnect();
       return;
     }
     if (this.closing) {

@@ -5,6 +5,7 @@
 import { encodeFrame, makeBodyDecoder } from "../protocol/codec.ts";
 import { FrameDecoder, HEADER_BYTES } from "../protocol/frame.ts";
 import type { Push } from "../protocol/pushes.ts";
+import type { ServerAddress } from "./address.ts";
 import { chatErrorFrom, DisconnectedError, TimeoutError } from "./errors.ts";
 import { type PaceOptions, Pacer } from "./pacer.ts";
 import { dial, type Link } from "./transport.ts";
@@ -51,12 +52,15 @@ export class Connection {
   /** The reason of the server's `bye`, once received. */
   bye: string | undefined;
   closed = false;
+  /** The server this connection goes to. */
+  readonly server: ServerAddress;
   private readonly whenClosed = Promise.withResolvers<void>();
 
   private constructor(
     opts: ConnectionOptions,
     private readonly events: ConnectionEvents,
   ) {
+    this.server = { host: opts.host, port: opts.port };
     // The server's writer, as is (queue, short writes, drain, end-of-turn coalescing). No bound:
     // what the app sends is bounded by the outbox and the pacer, not by dropping the connection.
     this.writer = new Writer(

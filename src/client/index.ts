@@ -76,8 +76,20 @@
  * `rate_limited` or `internal` is retried with its `cid` (`sendRetries`), and
  * then, but only then, may be stored after sends made later. Events are
  * buffered without bound for async iterators that read slowly.
+ *
+ * Several servers (the nodes of a cluster): `servers: [{host, port}, ...]`
+ * instead of `host` and `port`, or `servers: parseServers("a:7777,b:7777,[::1]:7777")`.
+ * `connect()` takes the first that answers, in order. After a lost connection
+ * the client moves on to the next address, round robin: the backoff delay is
+ * waited once before each round over the list, and within a round an address
+ * that cannot be reached is followed at once by the next. On the new server it
+ * does what it does after any reconnect: token login, `sync` from the cursor,
+ * queued sends with their `cid`s (the server keeps one message per sender and
+ * `cid`, so a send acknowledged by neither server is still stored once, as long
+ * as the servers share one store). `client.server` is the current address.
  */
 export { ChatClient } from "./client.ts";
+export { AddressError, formatServer, parseServer, parseServers, type ServerAddress } from "./address.ts";
 export {
   BadFrameError,
   BadRequestError,

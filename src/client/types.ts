@@ -3,6 +3,7 @@
 // them for the client and adds the client's own types.
 import type { WireMessage } from "../protocol/pushes.ts";
 import type { FileField, RequestOf, RequestType } from "../protocol/requests.ts";
+import type { ServerAddress } from "./address.ts";
 import type { PaceOptions } from "./pacer.ts";
 
 /** A stored chat message, as in `msg` pushes and `history`/`sync` pages (PROTOCOL.md §3.5). */
@@ -103,25 +104,40 @@ export interface ClientEvents {
   error: Error;
 }
 
+/**
+ * The delay is waited once per round over the server list, before the round:
+ * after a lost connection the client waits, then tries the next address, and
+ * the one after it at once if that fails, and so on until each address has had
+ * one try; only then does it wait again, longer. With one server every attempt
+ * is a round of its own. Reaching `ready` starts again from `initialDelayMs`.
+ */
 export interface ReconnectOptions {
   /** First delay after a lost connection, ms. Default 100. */
   initialDelayMs?: number;
   /** Largest delay, ms. Default 5000. */
   maxDelayMs?: number;
-  /** Growth per failed attempt. Default 2. */
+  /** Growth per failed round. Default 2. */
   factor?: number;
   /** Fraction of each delay taken away at random (0: none, 1: full jitter). Default 0.5. */
   jitter?: number;
 }
 
 export interface ClientOptions {
-  /** Default "127.0.0.1". */
+  /** The one server to connect to. Default "127.0.0.1". Not with `servers`. */
   host?: string;
-  /** Default 7777. */
+  /** Its port. Default 7777. Not with `servers`. */
   port?: number;
+  /**
+   * Several servers (nodes of one cluster), instead of `host` and `port`. The
+   * first connection goes to the first that answers, in order; after a lost
+   * connection the client moves on to the next address, round robin (see
+   * `ReconnectOptions` for the delays). `parseServers("a:7777,b:7777,[::1]:7777")`
+   * makes the list from text. A bad list rejects `connect()` with an AddressError.
+   */
+  servers?: ServerAddress[];
   /** Time a request (other than `send`) waits for its reply, ms. Default 10000. */
   requestTimeoutMs?: number;
-  /** Time to establish a TCP connection, ms. Default 10000. */
+  /** Time to establish a TCP connection, ms. Default 10000. With several servers, a dead one that drops packets costs this much per round. */
   connectTimeoutMs?: number;
   /** Largest frame accepted from the server, bytes. Default 64 MiB (the server's `--max-frame` plus 1024 is the minimum, PROTOCOL.md §1). */
   maxFrame?: number;

@@ -1,10 +1,15 @@
 // The terminal client's flags. Parsing only: no I/O.
 import { NAME_RE } from "../../protocol/requests.ts";
+import { AddressError, parseServers, type ServerAddress } from "../address.ts";
 import type { Target } from "../types.ts";
 
 export interface CliOptions {
+  /** --host as given: one address or a comma-separated list. */
   host: string;
+  /** --port: the port of addresses in --host that have none. */
   port: number;
+  /** --host parsed, in order (the client's `servers`). */
+  servers: ServerAddress[];
   user: string;
   register: boolean;
   downloads: string;
@@ -30,8 +35,11 @@ export const USAGE = `Usage: tcpchat chat --user NAME [options]        (or: bun 
 Connects to a tcpchat server. The password is asked for without echo, or taken
 from the environment variable TCPCHAT_PASSWORD.
 
-  --host HOST         server address (default 127.0.0.1)
-  --port PORT         server port (default 7777)
+  --host ADDR[,ADDR]  server address (default 127.0.0.1): HOST, HOST:PORT or
+                      [IPV6]:PORT; several, comma-separated, are the nodes of a
+                      cluster: the first that answers is used, and when the
+                      connection is lost the client moves on to the next
+  --port PORT         port of the --host addresses that give none (default 7777)
   --user NAME         your user name
   --register          create the account first
   --downloads DIR     where received files are saved (default ./downloads)
@@ -67,6 +75,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
   const o: CliOptions = {
     host: "127.0.0.1",
     port: 7777,
+    servers: [],
     user: "",
     register: false,
     downloads: "./downloads",
@@ -129,6 +138,12 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     }
   }
   if (o.help) return o;
+  try {
+    o.servers = parseServers(o.host, o.port);
+  } catch (e) {
+    if (e instanceof AddressError) throw new UsageError(`--host: ${e.message}`);
+    throw e;
+  }
   o.user ||= env.TCPCHAT_USER ?? "";
   if (!o.user) throw new UsageError("--user is required");
   if (!NAME_RE.test(o.user)) throw new UsageError(`--user "${o.user}" is not a valid name (a-z 0-9 _ - ., at most 32)`);

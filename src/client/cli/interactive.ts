@@ -1,5 +1,6 @@
 // The interactive screen: incoming messages, presence and connection changes
 // printed above an input line; typed lines run as commands or messages.
+import { formatServer } from "../address.ts";
 import type { ChatClient } from "../client.ts";
 import type { ChatMessage, Target } from "../types.ts";
 import type { CliOptions } from "./args.ts";
@@ -24,6 +25,10 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
     () => ({ columns: tty.stdout.columns || 80, rows: tty.stdout.rows || 24 }),
     keyboard,
   );
+  const at = () => {
+    const server = client.server;
+    return server ? formatServer(server) : "(no connection)";
+  };
   const promptFor = (t: Target | undefined) => (t ? `[${targetLabel(t)}] > ` : "> ");
 
   // Lines go out through one chain, so a message whose file is being saved is
@@ -53,7 +58,7 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
       print(notice(style, "connection lost, reconnecting..."));
     } else if (s === "ready" && !connected) {
       connected = true;
-      print(notice(style, "reconnected"));
+      print(notice(style, opts.servers.length > 1 ? `reconnected to ${at()}` : "reconnected"));
     } else if (s === "closed") done.resolve(1);
   });
   client.on("error", (e) => print(failure(style, describeError(e))));
@@ -73,7 +78,7 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
   await login();
   screen.start();
   started.resolve();
-  print(notice(style, `logged in as ${me} at ${opts.host}:${opts.port}; /help lists the commands`));
+  print(notice(style, `logged in as ${me} at ${at()}; /help lists the commands`));
 
   // Typed lines run one after another, in the order they were entered.
   let commands = Promise.resolve();

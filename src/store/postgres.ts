@@ -1,0 +1,569 @@
+// The shared Store of a cluster: PostgreSQL through Bun.sql (built into Bun), with drizzle-orm
+// (drizzle-orm/bun-sql) for the cold queries and raw SQL for the hot ones (commit, the size-first
+// reads). Several nodes commit to one database at once (issue #10, §2).
+//
+// Ordering across nodes. Every commit (a message batch, or a membership change) updates the one
+// row of `tcpchat_seq` (schema-pg.ts) inside its transaction; a message batch does so as its FIRST
+// statement. The row lock is held until the transaction ends, so the commits of all nodes run one
+// at a time: each gets the next `seq` (dense: a commit that rolls back gives its number back) and
+// assigns its mids after the row's `last_mid`, in the application, to new messages only (no gaps:
+// a duplicate takes no mid). PostgreSQL makes a transaction visible before it releases its locks,
+// so the next writer's mids become visible only after these: the order in which commits become
+// visible is mid order, and a reader that has seen mid M can never later find a smaller one
+// (CLUSTER-NOTES.md pitfall 2; a plain sequence breaks this). Two nodes together commit about as
+// fast as one: the lock serialises them.
+//
+// Deduplication by (sender, cid) holds across nodes because the lookup of the batch's cids runs
+// under the same lock: no other writer can insert between the lookup and the insert.
+//
+// Failures. Every call rejects when Postgres is unavailable, and never hangs: connecting gives up
+// after `connectTimeoutMs`, the server ends statements, lock waits and idle transactions after
+// `queryTimeoutMs`, and each call rejects at its own deadline (a frozen server or a lost network
+// answers nothing). The pool reconnects by itself when Postgres is back. Reads are retried once on
+// a connection error (the first query on a pool whose connections died with the server fails).
+// A write is retried once only when it failed before its COMMIT was sent, so that it surely did
+// not commit; when the COMMIT's outcome is unknown the call rejects: for `commit`, the core tells
+// the clients to send again with the same cid, which deduplication makes safe.
+//
+// Durability: a commit is acknowledged once Postgres has committed it, with the server's own
+// synchronous_commit (on by default: flushed to its WAL). `--durability` (SQLite's synchronous
+// setting) does not apply and is ignored: an acknowledged message is never weakened to async.
+import { SQL } from "bun";
+import { and, asc, count, eq, gt, lte, sql } from "drizzle-orm";
+import { type BunSQLDatabase, drizzle } from "drizzle-orm/bun-sql";
+import { embeddedPgMigrations } from "./migrations-pg-macro.ts" with { type: "macro" };
+import { groups, memberships, tokens, users } from "./schema-pg.ts";
+import type {
+  Committed,
+  CommitResult,
+  GroupRow,
+  MidSize,
+  NewMessage,
+  Page,
+  Position,
+  Store,
+  StoredMessage,
+  UserRow,
+} from "./store.ts";
+import { convOf, messageSize } from "./store.ts";
+
+const MIGRATIONS = embeddedPgMigrations();
+
+/** pg_advisory_xact_lock key held while migrating: two nodes starting at once migrate one after the other. */
+const MIGRATION_LOCK = 0x7463_7063_6861; // "tcpcha"
+
+/** Largest mid bound (mids are below 2^53). */
+const NO_BOUND = Number.MAX_SAFE_INTEGER;
+
+/** Most rows in one INSERT (12 parameters each; PostgreSQL takes at most 65535). */
+const INSERT_CHUNK = 2000;
+
+export interface PostgresOptions {
+  /** postgres://user@host:port/db (or postgresql://). */
+  url: string;
+  /** Connections in the pool (a commit and reads run on separate ones). Default 8. */
+  max?: number;
+  /** Connecting gives up after this. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /**
+   * Each call rejects after this; the server ends a statement, a lock wait or an idle transaction
+   * after it too (statement_timeout, lock_timeout, idle_in_transaction_session_timeout), so a
+   * node that dies or hangs mid-transaction cannot hold the commit lock of the others. Default 15000 ms.
+   */
+  queryTimeoutMs?: number;
+  /** Idle connections are closed after this. Default 60000 ms. */
+  idleTimeoutMs?: number;
+}
+
+type Tx = SQL;
+
+/** Errors that say the connection failed or was lost (not that a statement was refused). */
+const CONNECTION_CODES = new Set([
+  "ERR_POSTGRES_CONNECTION_CLOSED",
+  "ERR_POSTGRES_CONNECTION_REFUSED",
+  "ERR_POSTGRES_CONNECTION_TIMEOUT",
+  "ERR_POSTGRES_CONNECTION_FAILED",
+  "ERR_POSTGRES_IDLE_TIMEOUT",
+  "ERR_POSTGRES_LIFETIME_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+]);
+
+export function isConnectionError(e: unknown): boolean {
+  const x = e as { code?: unknown; errno?: unknown } | null;
+  if (!x || typeof x !== "object") return false;
+  if (typeof x.errno === "string") {
+    // SQLSTATE class 08 (connection exception); 57P01-57P03: the server is shutting down or starting.
+    if (x.errno.startsWith("08") || x.errno === "57P01" || x.errno === "57P02" || x.errno === "57P03") return true;
+  }
+  return typeof x.code === "string" && CONNECTION_CODES.has(x.code);
+}
+
+/** A call that got no answer in time: for a write, its outcome is unknown. */
+export class StoreTimeoutError extends Error {
+  override name = "StoreTimeoutError";
+}
+
+const decoder = new TextDecoder();
+const utf8 = (s: string): Buffer => Buffer.from(s, "utf8");
+const str = (b: Uint8Array | null): string | undefined => (b === null ? undefined : decoder.decode(b));
+const EMPTY = new Uint8Array(0);
+
+interface MessageRow {
+  mid: string;
+  ts: string;
+  sender: string;
+  grp: string | null;
+  to_user: string | null;
+  cid: Uint8Array | null;
+  text: Uint8Array | null;
+  file_name: Uint8Array | null;
+  file_type: Uint8Array | null;
+  file_data: Uint8Array | null;
+}
+
+function toStored(r: MessageRow): StoredMessage {
+  const m: StoredMessage = { mid: Number(r.mid), ts: Number(r.ts), sender: r.sender };
+  if (r.grp !== null) m.grp = r.grp;
+  if (r.to_user !== null) m.toUser = r.to_user;
+  if (r.cid !== null) m.cid = str(r.cid);
+  if (r.text !== null) m.text = str(r.text);
+  if (r.file_name !== null) m.file = { name: str(r.file_name)!, type: str(r.file_type) ?? "", data: r.file_data ?? EMPTY };
+  return m;
+}
+
+function toSizes(rows: Array<{ mid: string; size: number }>): MidSize[] {
+  const out: MidSize[] = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) out[i] = { mid: Number(rows[i]!.mid), size: rows[i]!.size };
+  return out;
+}
+
+/** A message row ready to insert, but for its mid. */
+type Prepared = {
+  mid: number;
+  ts: number;
+  sender: string;
+  grp: string | null;
+  to_user: string | null;
+  conv: string;
+  cid: Buffer | null;
+  text: Buffer | null;
+  file_name: Buffer | null;
+  file_type: Buffer | null;
+  file_data: Uint8Array | null;
+  size: number;
+};
+
+const COLUMNS = [
+  "mid",
+  "ts",
+  "sender",
+  "grp",
+  "to_user",
+  "conv",
+  "cid",
+  "text",
+  "file_name",
+  "file_type",
+  "file_data",
+  "size",
+] as const;
+
+function prepare(m: NewMessage, now: number): Prepared {
+  const f = m.file;
+  return {
+    mid: 0,
+    ts: now,
+    sender: m.sender,
+    grp: m.grp ?? null,
+    to_user: m.toUser ?? null,
+    conv: convOf(m),
+    cid: m.cid === undefined ? null : utf8(m.cid),
+    text: m.text === undefined ? null : utf8(m.text),
+    file_name: f ? utf8(f.name) : null,
+    file_type: f ? utf8(f.type) : null,
+    file_data: f ? f.data : null,
+    size: messageSize(m),
+  };
+}
+
+export class PostgresStore implements Store {
+  readonly sql: SQL;
+  readonly db: BunSQLDatabase;
+  private readonly timeoutMs: number;
+  private closed = false;
+
+  /** Connects, migrates (once across nodes starting together) and resolves with the store; rejects if it cannot. */
+  static async open(opts: PostgresOptions): Promise<PostgresStore> {
+    const s = new PostgresStore(opts);
+    try {
+      await s.migrate();
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  private constructor(opts: PostgresOptions) {
+    this.timeoutMs = opts.queryTimeoutMs ?? 15000;
+    const server = String(this.timeoutMs);
+    this.sql = new SQL({
+      url: opts.url,
+      max: opts.max ?? 8,
+      connectionTimeout: Math.max(1, Math.ceil((opts.connectTimeoutMs ?? 5000) / 1000)),
+      idleTimeout: Math.max(1, Math.ceil((opts.idleTimeoutMs ?? 60000) / 1000)),
+      connection: {
+        application_name: "tcpchat",
+        statement_timeout: server,
+        lock_timeout: server,
+        idle_in_transaction_session_timeout: server,
+      },
+    });
+    this.db = drizzle({ client: this.sql });
+  }
+
+  /** Applies the embedded migrations not applied yet, in one transaction under an advisory lock. */
+  private async migrate(): Promise<void> {
+    await this.sql.begin(async (tx) => {
+      // A migration may take long on a big table; a second node waits for the first one's lock.
+      await tx`SET LOCAL statement_timeout = 0`;
+      await tx`SET LOCAL lock_timeout = 0`;
+      await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK}::int8)`;
+      // The same bookkeeping as drizzle's own migrate() (pg-core/dialect.ts), so drizzle-kit agrees.
+      await tx`CREATE SCHEMA IF NOT EXISTS drizzle`;
+      await tx`CREATE TABLE IF NOT EXISTS drizzle.__drizzle_migrations (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)`;
+      const [last] = await tx`SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC LIMIT 1`;
+      for (const m of MIGRATIONS) {
+        if (last && Number(last.created_at) >= m.folderMillis) continue;
+        for (const stmt of m.sql) if (stmt.trim() !== "") await tx.unsafe(stmt);
+        await tx`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES (${m.hash}, ${m.folderMillis})`;
+      }
+    });
+  }
+
+  /** Rejects `p` at the deadline (the work itself may still finish: for a write, the outcome is then unknown). */
+  private deadline<T>(p: Promise<T>, what: string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const t = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreTimeoutError(`postgres: no answer to ${what} within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+    });
+    return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  }
+
+  /** A read: retried once after a connection error. */
+  private read<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return this.deadline(
+      (async () => {
+        try {
+          return await fn();
+        } catch (e) {
+          if (this.closed || !isConnectionError(e)) throw e;
+          return await fn();
+        }
+      })(),
+      what,
+    );
+  }
+
+  /**
+   * A write in one transaction. Retried once after a connection error that came before the COMMIT
+   * was sent (the transaction surely rolled back); an error at or after the COMMIT rejects.
+   */
+  private write<T>(what: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.deadline(
+      (async () => {
+        for (let attempt = 0; ; attempt++) {
+          let committing = false;
+          try {
+            return (await this.sql.begin(async (tx) => {
+              const r = await fn(tx);
+              committing = true;
+              return r;
+            })) as T;
+          } catch (e) {
+            if (committing || attempt > 0 || this.closed || !isConnectionError(e)) throw e;
+          }
+        }
+      })(),
+      what,
+    );
+  }
+
+  async createUser(name: string, passHash: string, now: number): Promise<boolean> {
+    return this.write("createUser", async (tx) => {
+      const r = await tx`INSERT INTO users (name, pass_hash, created) VALUES (${name}, ${passHash}, ${now}::int8)
+        ON CONFLICT DO NOTHING RETURNING 1`;
+      return r.length === 1;
+    });
+  }
+
+  getUser(name: string): Promise<UserRow | undefined> {
+    return this.read("getUser", async () => {
+      const [r] = await this.db
+        .select({ name: users.name, passHash: users.passHash })
+        .from(users)
+        .where(eq(users.name, name));
+      return r;
+    });
+  }
+
+  async addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): Promise<void> {
+    await this.write("addToken", async (tx) => {
+      await tx`INSERT INTO tokens (hash, "user", created, expires) VALUES (${hash}, ${user}, ${now}::int8, ${expires}::int8)`;
+      if (maxPerUser === undefined) return;
+      // Keeps the newest maxPerUser: by creation time, then insertion order (id).
+      await tx`DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE "user" = ${user}
+        ORDER BY created DESC, id DESC OFFSET ${maxPerUser}::int8)`;
+    });
+  }
+
+  tokenUser(hash: string, now: number): Promise<string | undefined> {
+    return this.read("tokenUser", async () => {
+      const [r] = await this.db
+        .select({ user: tokens.user })
+        .from(tokens)
+        .where(and(eq(tokens.hash, hash), gt(tokens.expires, now)));
+      return r?.user;
+    });
+  }
+
+  async deleteToken(hash: string): Promise<void> {
+    // Idempotent: retried like a read.
+    await this.read("deleteToken", () => this.db.delete(tokens).where(eq(tokens.hash, hash)));
+  }
+
+  async deleteUserTokens(user: string): Promise<void> {
+    await this.read("deleteUserTokens", () => this.db.delete(tokens).where(eq(tokens.user, user)));
+  }
+
+  async setPassword(user: string, passHash: string): Promise<void> {
+    await this.read("setPassword", () => this.db.update(users).set({ passHash }).where(eq(users.name, user)));
+  }
+
+  createGroup(name: string, owner: string, now: number): Promise<number> {
+    return this.write("createGroup", async (tx) => {
+      const g = await tx`INSERT INTO groups (name, owner, created) VALUES (${name}, ${owner}, ${now}::int8)
+        ON CONFLICT DO NOTHING RETURNING 1`;
+      if (g.length === 0) return 0;
+      const [s] = await tx`WITH m AS (INSERT INTO memberships (grp, "user", joined) VALUES (${name}, ${owner}, ${now}::int8))
+        UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq`;
+      return Number(s.seq);
+    });
+  }
+
+  getGroup(name: string): Promise<GroupRow | undefined> {
+    return this.read("getGroup", async () => {
+      const [r] = await this.db.select({ name: groups.name, owner: groups.owner }).from(groups).where(eq(groups.name, name));
+      return r;
+    });
+  }
+
+  addMember(grp: string, user: string, now: number): Promise<number> {
+    return this.write("addMember", async (tx) => {
+      // No such group: 0, as for a member already there. The seq row is locked only for a change.
+      const r = await tx`WITH m AS (
+          INSERT INTO memberships (grp, "user", joined)
+            SELECT ${grp}, ${user}, ${now}::int8 WHERE EXISTS (SELECT 1 FROM groups WHERE name = ${grp})
+            ON CONFLICT DO NOTHING RETURNING 1)
+        UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM m) RETURNING seq`;
+      return r.length === 1 ? Number(r[0].seq) : 0;
+    });
+  }
+
+  removeMember(grp: string, user: string): Promise<number> {
+    return this.write("removeMember", async (tx) => {
+      const r = await tx`WITH d AS (DELETE FROM memberships WHERE grp = ${grp} AND "user" = ${user} RETURNING 1)
+        UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM d) RETURNING seq`;
+      return r.length === 1 ? Number(r[0].seq) : 0;
+    });
+  }
+
+  groupsCreatedBy(owner: string): Promise<number> {
+    return this.read("groupsCreatedBy", async () => {
+      const [r] = await this.db.select({ n: count() }).from(groups).where(eq(groups.owner, owner));
+      return r!.n;
+    });
+  }
+
+  groupCount(user: string): Promise<number> {
+    return this.read("groupCount", async () => {
+      const [r] = await this.db.select({ n: count() }).from(memberships).where(eq(memberships.user, user));
+      return r!.n;
+    });
+  }
+
+  allMemberships(): Promise<Array<{ grp: string; user: string }>> {
+    return this.read("allMemberships", () =>
+      this.db.select({ grp: memberships.grp, user: memberships.user }).from(memberships),
+    );
+  }
+
+  userGroups(user: string): Promise<GroupRow[]> {
+    return this.read("userGroups", () =>
+      this.db
+        .select({ name: groups.name, owner: groups.owner })
+        .from(memberships)
+        .innerJoin(groups, eq(groups.name, memberships.grp))
+        .where(eq(memberships.user, user))
+        // Byte order, as SQLite's BINARY collation sorts (the database's collation may differ).
+        .orderBy(asc(sqlCollateC(groups.name))),
+    );
+  }
+
+  async lastMid(): Promise<number> {
+    return (await this.position()).mid;
+  }
+
+  position(): Promise<Position> {
+    return this.read("position", async () => {
+      const [r] = await this.sql`SELECT seq, last_mid FROM tcpchat_seq WHERE id = 1`;
+      return { seq: Number(r.seq), mid: Number(r.last_mid) };
+    });
+  }
+
+  async commit(batch: NewMessage[], now: number): Promise<Committed> {
+    if (batch.length === 0) return { seq: (await this.position()).seq, results: [] };
+    // Everything that needs no lock is done before taking it.
+    const rows = batch.map((m) => prepare(m, now));
+    const keys = batch.map((m) => (m.cid === undefined ? undefined : `${m.sender}\0${m.cid}`));
+    const withCid: Prepared[] = [];
+    const seenKey = new Set<string>();
+    rows.forEach((r, i) => {
+      const k = keys[i];
+      if (k !== undefined && !seenKey.has(k)) {
+        seenKey.add(k);
+        withCid.push(r);
+      }
+    });
+
+    return this.write("commit", async (tx) => {
+      const [s] = await tx`UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_mid`;
+      const seq = Number(s.seq);
+      let last = Number(s.last_mid);
+
+      // The batch's (sender, cid) pairs stored already: read under the lock, so no other node adds one meanwhile.
+      const prior = new Map<string, CommitResult>();
+      if (withCid.length > 0) {
+        const params: unknown[] = [];
+        const tuples = withCid.map((r) => {
+          params.push(r.sender, r.cid);
+          return `($${params.length - 1}::text, $${params.length}::bytea)`;
+        });
+        const found = (await tx.unsafe(
+          `SELECT sender, cid, mid, ts FROM messages WHERE cid IS NOT NULL AND (sender, cid) IN (VALUES ${tuples.join(", ")})`,
+          params,
+        )) as Array<{ sender: string; cid: Uint8Array; mid: string; ts: string }>;
+        for (const f of found)
+          prior.set(`${f.sender}\0${decoder.decode(f.cid)}`, { mid: Number(f.mid), ts: Number(f.ts), duplicate: true });
+      }
+
+      const results: CommitResult[] = new Array(batch.length);
+      const fresh: Prepared[] = [];
+      for (let i = 0; i < rows.length; i++) {
+        const k = keys[i];
+        const p = k === undefined ? undefined : prior.get(k);
+        if (p) {
+          results[i] = p;
+          continue;
+        }
+        const r = rows[i]!;
+        r.mid = ++last;
+        fresh.push(r);
+        results[i] = { mid: r.mid, ts: now, duplicate: false };
+        // A later message of this batch with the same (sender, cid) is a duplicate of this one.
+        if (k !== undefined) prior.set(k, { mid: r.mid, ts: now, duplicate: true });
+      }
+
+      for (let i = 0; i < fresh.length; i += INSERT_CHUNK) {
+        const chunk = fresh.slice(i, i + INSERT_CHUNK);
+        if (i + INSERT_CHUNK >= fresh.length) {
+          // The last INSERT and the new last_mid in one statement (one round trip less).
+          await tx`WITH ins AS (INSERT INTO messages ${tx(chunk, ...COLUMNS)})
+            UPDATE tcpchat_seq SET last_mid = ${last}::int8 WHERE id = 1`;
+        } else {
+          await tx`INSERT INTO messages ${tx(chunk, ...COLUMNS)}`;
+        }
+      }
+      return { seq, results };
+    });
+  }
+
+  async history(conv: string, page: Page): Promise<StoredMessage[]> {
+    return this.messagesByMid((await this.historySizes(conv, page)).map((r) => r.mid));
+  }
+
+  async sync(user: string, after: number, limit: number): Promise<StoredMessage[]> {
+    return this.messagesByMid((await this.syncSizes(user, after, limit)).map((r) => r.mid));
+  }
+
+  historySizes(conv: string, page: Page): Promise<MidSize[]> {
+    const after = page.after ?? 0;
+    const before = page.before ?? NO_BOUND;
+    const limit = page.limit;
+    return this.read("historySizes", async () => {
+      if (page.after !== undefined) {
+        return toSizes(
+          await this.sql`SELECT mid, size FROM messages WHERE conv = ${conv} AND mid > ${after}::int8 AND mid < ${before}::int8
+            ORDER BY mid ASC LIMIT ${limit}::int8`,
+        );
+      }
+      return toSizes(
+        await this.sql`SELECT mid, size FROM messages WHERE conv = ${conv} AND mid > ${after}::int8 AND mid < ${before}::int8
+          ORDER BY mid DESC LIMIT ${limit}::int8`,
+      ).reverse();
+    });
+  }
+
+  syncSizes(user: string, after: number, limit: number): Promise<MidSize[]> {
+    // Three range scans (the user's groups, DMs received, DMs sent but not to oneself), each cut
+    // at the limit, merged by mid: cost follows this user's traffic, not the whole table's.
+    return this.read("syncSizes", async () =>
+      toSizes(
+        await this.sql`SELECT mid, size FROM (
+          (SELECT mid, size FROM messages
+            WHERE conv IN (SELECT 'g:' || grp FROM memberships WHERE "user" = ${user}) AND mid > ${after}::int8
+            ORDER BY mid LIMIT ${limit}::int8)
+          UNION ALL
+          (SELECT mid, size FROM messages WHERE to_user = ${user} AND mid > ${after}::int8 ORDER BY mid LIMIT ${limit}::int8)
+          UNION ALL
+          (SELECT mid, size FROM messages
+            WHERE sender = ${user} AND to_user IS NOT NULL AND to_user <> ${user} AND mid > ${after}::int8
+            ORDER BY mid LIMIT ${limit}::int8)
+        ) s ORDER BY mid LIMIT ${limit}::int8`,
+      ),
+    );
+  }
+
+  messagesByMid(mids: readonly number[]): Promise<StoredMessage[]> {
+    const wanted = mids.filter((m) => Number.isSafeInteger(m));
+    if (wanted.length === 0) return Promise.resolve([]);
+    const list = `{${wanted.join(",")}}`;
+    return this.read("messagesByMid", async () => {
+      const rows = (await this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data
+        FROM messages WHERE mid = ANY(${list}::int8[]) ORDER BY mid`) as MessageRow[];
+      return rows.map(toStored);
+    });
+  }
+
+  async maintain(now: number): Promise<void> {
+    // Postgres reclaims space itself (autovacuum): only the expired tokens to delete.
+    await this.read("maintain", () => this.db.delete(tokens).where(lte(tokens.expires, now)));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.sql.close({ timeout: 5 });
+  }
+}
+
+/** `col COLLATE "C"`: byte order, whatever the database's default collation. */
+function sqlCollateC(col: typeof groups.name) {
+  return sql`${col} COLLATE "C"`;
+}

@@ -1,0 +1,132 @@
+// The PostgreSQL schema (drizzle), the counterpart of schema.ts for src/store/postgres.ts.
+// `npm run db:generate:pg` (drizzle.pg.config.ts) writes its migrations to src/store/migrations-pg/.
+//
+// Differences from the SQLite schema, and why:
+// - Times are bigint milliseconds (mode "number"), like SQLite's integers: no timestamp types.
+// - A message's client-given strings (text, cid, file name and type) are stored as their UTF-8
+//   bytes (bytea): PostgreSQL's text cannot hold U+0000, which PROTOCOL.md allows in them.
+// - Message ids are assigned by the store under the row lock of `tcpchat_seq`, not by a sequence:
+//   see tcpchat_seq below.
+// - tokens.id: the insertion order SQLite's rowid gives (addToken keeps the newest tokens).
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  check,
+  customType,
+  index,
+  integer,
+  pgTable,
+  primaryKey,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+/** drizzle-orm 0.45.4 has no bytea column. */
+export const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => "bytea",
+});
+
+export const users = pgTable("users", {
+  name: text("name").primaryKey(),
+  passHash: text("pass_hash").notNull(),
+  created: bigint("created", { mode: "number" }).notNull(),
+});
+
+/** Login tokens, stored only as SHA-256 hashes: a stolen database yields no usable token. */
+export const tokens = pgTable(
+  "tokens",
+  {
+    hash: text("hash").primaryKey(),
+    user: text("user")
+      .notNull()
+      .references(() => users.name),
+    created: bigint("created", { mode: "number" }).notNull(),
+    expires: bigint("expires", { mode: "number" }).notNull(),
+    /** Insertion order: among tokens created in the same millisecond, the first added is the oldest. */
+    id: bigint("id", { mode: "number" }).generatedAlwaysAsIdentity().notNull(),
+  },
+  (t) => [index("tokens_user").on(t.user), index("tokens_expires").on(t.expires)],
+);
+
+export const groups = pgTable(
+  "groups",
+  {
+    name: text("name").primaryKey(),
+    owner: text("owner")
+      .notNull()
+      .references(() => users.name),
+    created: bigint("created", { mode: "number" }).notNull(),
+  },
+  (t) => [index("groups_owner").on(t.owner)],
+);
+
+export const memberships = pgTable(
+  "memberships",
+  {
+    grp: text("grp")
+      .notNull()
+      .references(() => groups.name),
+    user: text("user")
+      .notNull()
+      .references(() => users.name),
+    joined: bigint("joined", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.grp, t.user] }), index("memberships_user").on(t.user)],
+);
+
+export const messages = pgTable(
+  "messages",
+  {
+    /** The server-assigned `mid`: consecutive and increasing, assigned at commit (src/store/postgres.ts). */
+    mid: bigint("mid", { mode: "number" }).primaryKey(),
+    ts: bigint("ts", { mode: "number" }).notNull(),
+    sender: text("sender").notNull(),
+    /** Set for a group message. */
+    grp: text("grp"),
+    /** Set for a direct message: its addressee. */
+    toUser: text("to_user"),
+    /** Conversation key: "g:<group>" or "d:<a>:<b>" with a <= b, for history paging. */
+    conv: text("conv").notNull(),
+    /** UTF-8 bytes of the client's cid (see the note at the top). */
+    cid: bytea("cid"),
+    /** UTF-8 bytes of the text. */
+    text: bytea("text"),
+    fileName: bytea("file_name"),
+    fileType: bytea("file_type"),
+    fileData: bytea("file_data"),
+    /** messageSize() in store.ts, in every index that history and sync scan (as in schema.ts). */
+    size: integer("size").notNull().default(0),
+  },
+  (t) => [
+    index("messages_conv").on(t.conv, t.mid, t.size),
+    uniqueIndex("messages_sender_cid")
+      .on(t.sender, t.cid)
+      .where(sql`${t.cid} IS NOT NULL`),
+    // sync: direct messages to and from a user, by mid
+    index("messages_dm_to")
+      .on(t.toUser, t.mid, t.size)
+      .where(sql`${t.toUser} IS NOT NULL`),
+    index("messages_dm_from")
+      .on(t.sender, t.mid, t.size, t.toUser)
+      .where(sql`${t.toUser} IS NOT NULL`),
+  ],
+);
+
+/**
+ * One row (id = 1): the store's sequence of commits and its highest mid. Every commit (a message
+ * batch or a membership change) updates this row in its transaction, so the row lock orders the
+ * commits of every node: they commit one at a time, in the order of their `seq` and their mids,
+ * and a reader that has seen mid M can never later find a smaller one (issue #10, §2).
+ * The migration that creates it also inserts the row.
+ */
+export const tcpchatSeq = pgTable(
+  "tcpchat_seq",
+  {
+    id: integer("id").primaryKey(),
+    /** The last commit's number (Committed.seq). */
+    seq: bigint("seq", { mode: "number" }).notNull().default(0),
+    /** The highest committed mid. */
+    lastMid: bigint("last_mid", { mode: "number" }).notNull().default(0),
+  },
+  (t) => [check("tcpchat_seq_one_row", sql`${t.id} = 1`)],
+);

@@ -101,6 +101,7 @@ export {
   DisconnectedError,
   ForbiddenError,
   InternalError,
+  UnavailableError,
   NotFoundError,
   RateLimitedError,
   TcpchatError,

@@ -91,14 +91,16 @@ const CONNECTION_CODES = new Set([
   "ETIMEDOUT",
 ]);
 
+/** Whether `e` (or what it wraps: drizzle throws a DrizzleQueryError whose cause is the driver's) is a connection error. */
 export function isConnectionError(e: unknown): boolean {
-  const x = e as { code?: unknown; errno?: unknown } | null;
-  if (!x || typeof x !== "object") return false;
-  if (typeof x.errno === "string") {
+  for (let x = e as { code?: unknown; errno?: unknown; cause?: unknown } | null, depth = 0; depth < 4; depth++) {
+    if (!x || typeof x !== "object") return false;
     // SQLSTATE class 08 (connection exception); 57P01-57P03: the server is shutting down or starting.
-    if (x.errno.startsWith("08") || x.errno === "57P01" || x.errno === "57P02" || x.errno === "57P03") return true;
+    if (typeof x.errno === "string" && (x.errno.startsWith("08") || /^57P0[123]$/.test(x.errno))) return true;
+    if (typeof x.code === "string" && CONNECTION_CODES.has(x.code)) return true;
+    x = x.cause as typeof x;
   }
-  return typeof x.code === "string" && CONNECTION_CODES.has(x.code);
+  return false;
 }
 
 /** A call that got no answer in time: for a write, its outcome is unknown. */

@@ -81,8 +81,12 @@ describe("two nodes behave as one server", () => {
     await watcher.ok({ t: "join", group: g });
     const carol = await user(1, "carol");
     await carol.ok({ t: "join", group: g });
-    const m1 = await watcher.ok({ t: "members", group: g });
-    expect(m1.members).toContainEqual({ user: carol.user, online: true });
+    // Carol's presence crosses the bus on its own, beside the join: it arrives within moments.
+    const onlineOf = async (u: string) =>
+      ((await watcher.ok({ t: "members", group: g })).members as Msg[]).find((m) => m.user === u)?.online;
+    const deadline = Date.now() + 5000;
+    while ((await onlineOf(carol.user!)) !== true && Date.now() < deadline) await Bun.sleep(20);
+    expect(await onlineOf(carol.user!)).toBe(true);
     const carol2 = await device(carol, 2);
     carol.close();
     await Bun.sleep(300);

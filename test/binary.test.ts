@@ -6,6 +6,7 @@ import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { TestClient } from "./helpers/client.ts";
 import { TEST_ARGS, startServer, tempDir } from "./helpers/server.ts";
+import { startNats, startPostgres } from "./helpers/services.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const build = tempDir("tcpchat-build-");
@@ -67,4 +68,28 @@ test("runs from an empty directory on a new database, stops on SIGTERM, and keep
   const h = await b2.ok({ t: "history", group: "ops" });
   expect(h.msgs).toEqual([{ mid: sent.mid, ts: sent.ts, from: "alice", group: "ops", text: "from the binary", cid: "b1" }]);
   expect(await server.stop()).toBe(0);
+}, 60_000);
+
+test("two executables from an empty directory form a cluster on a new Postgres database and NATS (migrations and the NATS client are embedded)", async () => {
+  await using pg = await startPostgres();
+  await using nats = await startNats();
+  const args = ["--db", pg.url, "--bus", nats.url, ...TEST_ARGS];
+  const n1 = await startServer(args, [exe, "serve"], run.dir);
+  const n2 = await startServer(args, [exe, "serve"], run.dir);
+  try {
+    expect(n1.output()).toContain(`bus ${nats.url}`);
+    const a = await TestClient.connect(n1.port);
+    const b = await TestClient.connect(n2.port);
+    await a.register("carol");
+    await a.login("carol");
+    await b.register("dave");
+    await b.login("dave");
+    await a.ok({ t: "join", group: "ops" });
+    await b.ok({ t: "join", group: "ops" });
+    const sent = await a.ok({ t: "send", group: "ops", text: "node to node", cid: "x1" });
+    expect(await b.nextPush("msg")).toMatchObject({ mid: sent.mid, from: "carol", group: "ops", text: "node to node" });
+  } finally {
+    expect(await n1.stop()).toBe(0);
+    expect(await n2.stop()).toBe(0);
+  }
 }, 60_000);

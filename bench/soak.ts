@@ -81,7 +81,7 @@ class Client {
 async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "tcpchat-soak-"));
   const proc = Bun.spawn(
-    [process.execPath, "run", join(ROOT, "src/server.ts"), "--port", "0", "--db", join(dir, "soak.db"),
+    [process.execPath, "run", join(ROOT, "src/server.ts"), "--port", "0", "--http-port", "off", "--db", join(dir, "soak.db"),
       "--hash-memory", "1024", "--hash-time", "1", "--rate-msgs", "0", "--rate-bytes", "0", "--rate-msgs-addr", "0", "--rate-bytes-addr", "0", "--max-conns-per-addr", "0",
       // every user registered from one address, and logged in again and again by the churn
       "--register-per-addr", "0", "--logins-per-user", "0"],

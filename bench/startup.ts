@@ -27,7 +27,7 @@ async function once(cmd: string[]): Promise<number> {
   const port = nextPort++;
   const db = join(dir, `s${port}.db`);
   const t0 = performance.now();
-  const proc = Bun.spawn([...cmd, "--port", String(port), "--db", db], { stdout: "ignore", stderr: "ignore", cwd: dir });
+  const proc = Bun.spawn([...cmd, "--port", String(port), "--http-port", "off", "--db", db], { stdout: "ignore", stderr: "ignore", cwd: dir });
   const ping = encodeFrame({ t: "ping", id: 1 });
   for (;;) {
     try {

@@ -6,7 +6,8 @@
 // override both. Validated once.
 import type { Durability } from "./store/index.ts";
 
-type Kind = "string" | "int" | "durability" | "path";
+/** string: not empty; text: may be empty (off); path: a file, may be empty. */
+type Kind = "string" | "text" | "int" | "durability" | "path" | "portOrOff";
 
 interface OptionSpec {
   def: string | number;
@@ -29,13 +30,23 @@ export const OPTIONS = {
   },
   bus: {
     def: "",
-    kind: "path",
+    kind: "text",
     help: "`nats://host:port` (several: comma-separated): this node joins a cluster of nodes on that NATS and on the same Postgres `--db`. None: the node runs alone",
   },
   durability: {
     def: "normal",
     kind: "durability",
     help: "`normal`: committed messages survive a server crash; `full`: also an OS crash (fsync per batch)",
+  },
+  httpPort: {
+    def: 7780,
+    kind: "portOrOff",
+    help: "HTTP port on the same `--host`: the web app at `/` and the protocol over WebSocket at `/ws` (HTTPS and WSS with `--tls-cert`); `0` picks a free one, `off` turns it off",
+  },
+  httpOrigins: {
+    def: "",
+    kind: "text",
+    help: "origins whose pages may open `/ws`, comma-separated (e.g. `https://chat.example.com`); none: only pages from the server itself. Clients that send no Origin (not browsers) are not checked",
   },
   tlsCert: { def: "", kind: "path", help: "PEM certificate: serve the same protocol over TLS (with `--tls-key`)" },
   tlsKey: { def: "", kind: "path", help: "PEM private key for `--tls-cert`" },
@@ -176,7 +187,13 @@ export const OPTIONS = {
 } as const satisfies Record<string, OptionSpec>;
 
 type Options = typeof OPTIONS;
-type ValueOf<K extends Kind> = K extends "int" ? number : K extends "durability" ? Durability : string;
+type ValueOf<K extends Kind> = K extends "int"
+  ? number
+  : K extends "durability"
+    ? Durability
+    : K extends "portOrOff"
+      ? number | "off"
+      : string;
 
 export type Config = { -readonly [K in keyof Options]: ValueOf<Options[K]["kind"]> };
 export type ConfigKey = keyof Config;
@@ -206,7 +223,8 @@ function parseValue(key: ConfigKey, raw: string, from: string): Config[ConfigKey
     if (raw === "") throw new ConfigError(`${from}: must not be empty`);
     return raw;
   }
-  if (kind === "path") return raw;
+  if (kind === "path" || kind === "text") return raw;
+  if (kind === "portOrOff" && raw === "off") return "off";
   if (kind === "durability") {
     if (raw !== "normal" && raw !== "full") throw new ConfigError(`${from}: must be "normal" or "full", got "${raw}"`);
     return raw;
@@ -238,6 +256,10 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
 
 function validate(c: Config): Config {
   if (c.port > 65535) throw new ConfigError(`port must be at most 65535, got ${c.port}`);
+  if (c.httpPort !== "off" && c.httpPort > 65535) throw new ConfigError(`http-port must be at most 65535 or "off", got ${c.httpPort}`);
+  for (const o of c.httpOrigins.split(",").filter((x) => x.trim() !== ""))
+    if (!/^https?:\/\/[^/\s]+$/.test(o.trim()))
+      throw new ConfigError(`--http-origins: "${o.trim()}" is not an origin such as https://chat.example.com`);
   if (c.maxFrame < 1024) throw new ConfigError("max-frame must be at least 1024 bytes");
   if (c.maxFrame > 0x7fffffff) throw new ConfigError("max-frame must be below 2 GiB");
   if (c.maxFrameLogin < 1024) throw new ConfigError("max-frame-login must be at least 1024 bytes");
@@ -279,7 +301,8 @@ export function helpText(): string {
   const lines = ["Usage: tcpchat serve [options]   (or: bun run src/server.ts [options])", "", "Options (flag / environment variable, default):"];
   for (const k of KEYS) {
     const o = OPTIONS[k];
-    lines.push(`  ${`${flagOf(k)} <${o.kind === "int" ? "n" : o.kind === "path" ? "file" : "value"}>`.padEnd(28)} ${o.help.replaceAll("`", "")}`);
+    const arg = o.kind === "int" ? "n" : o.kind === "portOrOff" ? "n|off" : o.kind === "path" ? "file" : "value";
+    lines.push(`  ${`${flagOf(k)} <${arg}>`.padEnd(28)} ${o.help.replaceAll("`", "")}`);
     lines.push(`  ${"".padEnd(28)} env ${envOf(k)}, default ${shown(k)}`);
   }
   lines.push(`  ${"--help".padEnd(28)} show this text`);

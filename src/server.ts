@@ -9,6 +9,7 @@ import { ChatCore } from "./core/chat.ts";
 import { wireMessage } from "./core/commands/messages.ts";
 import { encodeFrame } from "./protocol/codec.ts";
 import { openStore, type Store } from "./store/index.ts";
+import { type HttpListening, serveHttp } from "./transport/http.ts";
 import { type Listening, listen } from "./transport/tcp.ts";
 
 /** A database file that other local users can read holds their DMs and password hashes: say so (it is created 0600). */
@@ -82,9 +83,27 @@ export async function main(argv: string[]): Promise<number> {
     await store.close();
     return 1;
   }
+  let web: HttpListening | undefined;
+  if (config.httpPort !== "off") {
+    try {
+      web = serveHttp(core, {
+        host: config.host,
+        port: config.httpPort,
+        tls: config.tlsCert ? { cert: config.tlsCert, key: config.tlsKey } : undefined,
+        origins: config.httpOrigins.split(",").map((o) => o.trim()).filter((o) => o !== ""),
+        maxFrame: config.maxFrame,
+      });
+    } catch (e) {
+      console.error(`tcpchat: cannot listen for HTTP on ${config.host}:${config.httpPort}: ${(e as Error).message} (--http-port off turns it off)`);
+      server.stop();
+      await core.shutdown();
+      return 1;
+    }
+  }
   console.log(
     `tcpchat listening on ${server.host}:${server.port} (db ${redact(config.db)}${config.bus ? `, bus ${config.bus}` : ""}${config.tlsCert ? ", TLS" : ""})`,
   );
+  if (web) console.log(`tcpchat web app at ${web.url}`);
 
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const stop = async (signal: string) => {
@@ -92,6 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     process.off("SIGTERM", onSignal);
     console.log(`tcpchat: ${signal}, shutting down`);
     server.stop();
+    web?.stop();
     await core.shutdown();
     console.log("tcpchat: stopped");
     resolve();

@@ -310,7 +310,7 @@ describe("reconnect timing over a list", () => {
 describe("IPv6", () => {
   test("[::1]:port: the client connects, logs in and sends", async () => {
     const [port6] = freePorts(1, "::1") as [number];
-    const proc = Bun.spawn([...SOURCE_CMD, "--host", "::1", "--port", String(port6), "--db", ":memory:", ...TEST_ARGS], {
+    const proc = Bun.spawn([...SOURCE_CMD, "--host", "::1", "--port", String(port6), "--http-port", "0", "--db", ":memory:", ...TEST_ARGS], {
       cwd: ROOT,
       stdin: "ignore",
       stdout: "pipe",

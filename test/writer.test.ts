@@ -1,7 +1,7 @@
 // Unit tests for the per-connection Writer (src/io/writer.ts), against a fake
 // Transport whose write() is scripted to take all, part, none, or to report closed.
 import { describe, expect, test } from "bun:test";
-import { FRAME_OVERHEAD as O, type Sink as Transport, Writer } from "../src/io/writer.ts";
+import { FRAME_OVERHEAD as O, QUEUED, type Sink as Transport, Writer } from "../src/io/writer.ts";
 import { mulberry32, randInt } from "./helpers/prng.ts";
 import { concat } from "./helpers/wire.ts";
 
@@ -831,5 +831,93 @@ describe("Writer large frames", () => {
     drain(t, w);
     expect(t.calls.slice(1).map((k) => k.length)).toEqual([COALESCE, 1]);
     expectBytes(t.accepted, concat([x, a, b, c]));
+  });
+});
+
+// ---- a message sink (a WebSocket) --------------------------------------------
+
+/** A WebSocket as Bun's ws.send() behaves: each write is one message, sent, kept under backpressure (QUEUED) or dropped (0). */
+class FakeWs implements Transport {
+  readonly messages = true;
+  readonly sent: Uint8Array[] = [];
+  /** What the next writes return, in order: "sent", "queued" (taken, backpressure), "dropped"; then "sent". */
+  script: Array<"sent" | "queued" | "dropped" | "closed"> = [];
+  calls = 0;
+  write(data: Uint8Array): number {
+    this.calls++;
+    const r = this.script.shift() ?? "sent";
+    if (r === "closed") return -1;
+    if (r === "dropped") return 0;
+    this.sent.push(data);
+    return r === "queued" ? QUEUED : data.length;
+  }
+  end(): void {}
+  terminate(): void {}
+}
+
+describe("Writer over a message sink (WebSocket)", () => {
+  test("frames are written one per write, never merged, in order", async () => {
+    const ws = new FakeWs();
+    const w = new Writer(ws, 1 << 20, () => {});
+    const frames = [mkFrame(10), mkFrame(20), mkFrame(30)];
+    for (const f of frames) w.send(f);
+    await turn();
+    expect(ws.sent).toEqual(frames);
+    expect(w.queued).toBe(0);
+  });
+
+  test("QUEUED: the frame was taken; nothing more is written until drain, then the rest in order", async () => {
+    const ws = new FakeWs();
+    const w = new Writer(ws, 1 << 20, () => {});
+    ws.script = ["sent", "queued"];
+    const frames = [mkFrame(10), mkFrame(20), mkFrame(30), mkFrame(40)];
+    for (const f of frames) w.send(f);
+    await turn();
+    expect(ws.sent).toEqual(frames.slice(0, 2));
+    expect(w.stalled).toBe(true);
+    expect(w.queued).toBe(70);
+    w.send(mkFrame(5)); // behind the queue, not ahead of it
+    await turn();
+    expect(ws.calls).toBe(2);
+    w.drain();
+    expect(ws.sent.length).toBe(5);
+    expect(ws.sent.slice(2, 4)).toEqual(frames.slice(2));
+    expect(w.queued).toBe(0);
+  });
+
+  test("0 (dropped): the frame stays at the head and is sent again after drain, once", async () => {
+    const ws = new FakeWs();
+    const w = new Writer(ws, 1 << 20, () => {});
+    ws.script = ["dropped"];
+    const a = mkFrame(10);
+    const b = mkFrame(11);
+    w.send(a);
+    w.send(b);
+    await turn();
+    expect(ws.sent).toEqual([]);
+    expect(w.queued).toBe(21);
+    w.drain();
+    expect(ws.sent).toEqual([a, b]);
+  });
+
+  test("the queue bound holds: frames kept while the sink is backpressured overflow it once", async () => {
+    const ws = new FakeWs();
+    let overflows = 0;
+    const w = new Writer(ws, 1000, () => overflows++);
+    ws.script = ["queued"];
+    w.send(mkFrame(100));
+    await turn();
+    for (let i = 0; i < 10; i++) w.send(mkFrame(100)); // 10 x (100 + 256) > 1000
+    expect(overflows).toBe(1);
+    expect(w.closed).toBe(true);
+  });
+
+  test("-1: the connection is gone; the writer closes", async () => {
+    const ws = new FakeWs();
+    const w = new Writer(ws, 1 << 20, () => {});
+    ws.script = ["closed"];
+    w.send(mkFrame(10));
+    await turn();
+    expect(w.closed).toBe(true);
   });
 });

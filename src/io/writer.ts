@@ -13,11 +13,26 @@
 // What a queue costs is counted as real memory: its bytes plus FRAME_OVERHEAD per
 // queued frame (a small frame's Uint8Array and ArrayBuffer objects cost more than
 // its bytes). The bound and the process-wide budget both use that `cost`.
+//
+// A WebSocket is a message sink (`Sink.messages`): Bun's ws.send() never takes part of
+// a message (docs/BUN.md). It sends it (> 0), or keeps it in its own buffer under
+// backpressure (-1: taken, but write nothing more until `drain`), or drops it past its
+// buffer limit (0: not taken). The sink maps these to the whole frame's length, QUEUED
+// and 0; frames are then written one by one, never merged, and after QUEUED or 0
+// nothing more is written until `drain`.
+
+/** Returned by a message sink's write: the frame was taken, but nothing more may be written until `drain`. */
+export const QUEUED = -2;
 
 /** Where a Writer's bytes go. */
 export interface Sink {
-  /** Bytes the kernel took (0..data.length), or -1 if the connection is closed. */
+  /**
+   * Bytes the kernel took (0..data.length), or -1 if the connection is closed. A message
+   * sink takes one whole frame or none: data.length, QUEUED, 0, or -1.
+   */
   write(data: Uint8Array): number;
+  /** Each write is one whole frame, taken whole or not at all (a WebSocket). */
+  readonly messages?: boolean;
   /** Half-close after everything written has been written (called only with an empty queue). */
   end(): void;
   /** Close now, discarding anything unsent. */
@@ -180,6 +195,31 @@ export class Writer {
     while (this.head < q.length) {
       let chunk = q[this.head]!;
       let taken = 1;
+      if (this.transport.messages) {
+        const n = this.transport.write(chunk);
+        if (n === -1) {
+          this.close();
+          return;
+        }
+        if (n === 0) {
+          // Dropped: it stays at the head of the queue until the transport drains.
+          this.blocked = true;
+          return;
+        }
+        this.queued -= chunk.length;
+        this.written += chunk.length;
+        this.progressAt = performance.now();
+        this.head++;
+        if (n === QUEUED) {
+          this.blocked = true;
+          if (this.head >= 1024) {
+            q.splice(0, this.head);
+            this.head = 0;
+          }
+          return;
+        }
+        continue;
+      }
       if (chunk.length < COALESCE_BYTES && this.head + 1 < q.length) {
         let size = chunk.length;
         let end = this.head + 1;

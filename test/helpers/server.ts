@@ -32,7 +32,8 @@ export const SOURCE_CMD = [process.execPath, "run", join(ROOT, "src/server.ts")]
 
 /** Starts `cmd` (by default the server from source) with `--port 0` and `args`, in `cwd`. */
 export async function startServer(args: string[], cmd: string[] = SOURCE_CMD, cwd = ROOT): Promise<RunningServer> {
-  const proc = Bun.spawn([...cmd, "--port", "0", ...args], {
+  // A free HTTP port too (the web app and /ws), unless `args` say otherwise: tests run side by side.
+  const proc = Bun.spawn([...cmd, "--port", "0", "--http-port", "0", ...args], {
     cwd,
     stdin: "ignore",
     stdout: "pipe",

@@ -58,6 +58,13 @@ test("runs from an empty directory on a new database, stops on SIGTERM, and keep
   await b.ok({ t: "join", group: "ops" });
   const sent = await a.ok({ t: "send", group: "ops", text: "from the binary", cid: "b1" });
   const got = await b.nextPush("msg");
+  // The web app is embedded: served from the empty directory, with its policy.
+  const web = server.output().match(/web app at (http:\/\/\S+)/);
+  expect(web).not.toBeNull();
+  const page = await fetch(web![1]!);
+  expect(page.status).toBe(200);
+  expect(page.headers.get("content-security-policy")).toContain("default-src 'self'");
+  expect(await page.text()).toContain("<html");
   expect(got).toMatchObject({ mid: sent.mid, from: "alice", group: "ops", text: "from the binary" });
   expect(await server.stop()).toBe(0);
   expect(existsSync(join(run.dir, "chat.db"))).toBe(true);

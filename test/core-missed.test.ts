@@ -1,0 +1,103 @@
+// The core's side of a cluster, over a fake transport and a scripted broker: commits
+// and membership changes made by "another node" (straight into the shared store) that
+// never arrive over the bus are recovered when the broker calls `missed` (src/core/chat.ts):
+// routing reloads from the store, every session replays what it is owed, once, in order,
+// and a late live push of something already replayed is dropped.
+import { expect, test } from "bun:test";
+import type { Broker, BrokerHandler, Change, Delivery } from "../src/broker/broker.ts";
+import { DEFAULTS } from "../src/config.ts";
+import { ChatCore } from "../src/core/chat.ts";
+import { MemoryStore } from "../src/store/memory.ts";
+import type { Store } from "../src/store/store.ts";
+import { loggedIn, quiet, turn } from "./helpers/fake-conn.ts";
+import type { Msg } from "./helpers/wire.ts";
+
+/** Applies this node's own commits at once (as LocalBroker); the test calls the handler for the rest. */
+class ScriptedBroker implements Broker {
+  handler!: BrokerHandler;
+  elsewhere = new Set<string>();
+  async start(h: BrokerHandler): Promise<void> {
+    this.handler = h;
+  }
+  commit(_seq: number, ds: Delivery[]): void {
+    for (const d of ds) this.handler.deliver(d);
+  }
+  async change(_seq: number, c: Change): Promise<void> {
+    this.handler.change(c);
+  }
+  presence(): void {}
+  onlineElsewhere(user: string): boolean {
+    return this.elsewhere.has(user);
+  }
+  revoke(): void {}
+  async close(): Promise<void> {}
+}
+
+const msgs = (c: { reader: { msgs: Msg[] } }) => c.reader.msgs.filter((m) => m.t === "msg");
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await turn();
+}
+
+test("missed: commits and a join made elsewhere are replayed from the store, once, in order; a late push is dropped", async () => {
+  const store: Store = new MemoryStore();
+  const broker = new ScriptedBroker();
+  const core = await ChatCore.open({ ...DEFAULTS, hashMemory: 64, hashTime: 1, presenceDelay: 0 }, store, quiet, broker);
+  const alice = await loggedIn(core, "alice");
+  const bob = await loggedIn(core, "bob");
+  await alice.req({ t: "join", id: 1, group: "g" });
+  await bob.req({ t: "join", id: 2, group: "g" });
+  const local = await alice.req({ t: "send", id: 3, group: "g", text: "here" });
+  await until(() => msgs(bob).length === 1);
+
+  // Another node: carol joins g and writes twice, and a DM to bob; none of it comes over the bus.
+  await store.createUser("carol", "x", 1);
+  await store.addMember("g", "carol", 1);
+  const far = await store.commit(
+    [
+      { sender: "carol", grp: "g", text: "from afar 1" },
+      { sender: "carol", toUser: "bob", text: "a DM from afar" },
+      { sender: "carol", grp: "g", text: "from afar 2" },
+    ],
+    2,
+  );
+  expect(core.hub.isMember("g", "carol")).toBe(false);
+
+  await broker.handler.missed(await store.position());
+  expect(core.hub.isMember("g", "carol")).toBe(true); // routing reloaded from the store
+  await until(() => msgs(bob).length === 4 && msgs(alice).length === 3);
+  expect(msgs(bob).map((m) => m.mid)).toEqual([local.mid, ...far.results.map((r) => r.mid)]);
+  // A replay comes from the store: it may hold the connection's own message (PROTOCOL.md §5.4).
+  expect(msgs(alice).map((m) => m.text)).toEqual(["here", "from afar 1", "from afar 2"]);
+
+  // The bus delivers one of them after all: bob has it already, so it is not pushed again.
+  const late = far.results[2]!.mid;
+  broker.handler.deliver({ mid: late, frame: new Uint8Array([0, 0, 0, 1, 0xc0]), from: "carol", group: "g" });
+  // And the next one goes out live, as usual.
+  const next = await alice.req({ t: "send", id: 4, group: "g", text: "after" });
+  await until(() => msgs(bob).length === 5);
+  await turn();
+  expect(msgs(bob).map((m) => m.mid)).toEqual([local.mid, ...far.results.map((r) => r.mid), next.mid]);
+  await core.shutdown();
+});
+
+test("members shows a user online on another node (Broker.onlineElsewhere), and presence follows the broker's word", async () => {
+  const store: Store = new MemoryStore();
+  const broker = new ScriptedBroker();
+  const core = await ChatCore.open({ ...DEFAULTS, hashMemory: 64, hashTime: 1, presenceDelay: 0 }, store, quiet, broker);
+  const alice = await loggedIn(core, "alice");
+  await alice.req({ t: "join", id: 1, group: "g" });
+  await store.createUser("dora", "x", 1);
+  const seq = await store.addMember("g", "dora", 1);
+  broker.handler.change({ kind: "join", group: "g", user: "dora" });
+  expect(seq).toBeGreaterThan(0);
+  const before = await alice.req({ t: "members", id: 2, group: "g" });
+  expect(before.members).toContainEqual({ user: "dora", online: false });
+  broker.elsewhere.add("dora");
+  broker.handler.presence("dora");
+  await until(() => alice.reader.msgs.some((m) => m.t === "presence"));
+  expect(alice.reader.msgs.find((m) => m.t === "presence")).toEqual({ t: "presence", user: "dora", online: true });
+  const after = await alice.req({ t: "members", id: 3, group: "g" });
+  expect(after.members).toContainEqual({ user: "dora", online: true });
+  await core.shutdown();
+});

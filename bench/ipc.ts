@@ -13,6 +13,10 @@ export interface ConnSpec {
   hears: number[];
   /** Stops reading during the run (the stuck-member scenario); its latencies are not in the histogram. */
   stuck?: boolean;
+  /** Cluster runs: the node it connects to (an index into the setup's `ports`); 0 when absent. */
+  node?: number;
+  /** Cluster runs: it hears a sender connected to another node; its latencies also go into the cross-node histogram. */
+  cross?: boolean;
 }
 
 export interface RunSpec {
@@ -33,7 +37,7 @@ export interface RunSpec {
 export type ToWorker =
   | { cmd: "clock"; id: number }
   | { cmd: "offset"; ms: number }
-  | { cmd: "setup"; port: number; host: string; conns: ConnSpec[]; pass: string; relay: boolean }
+  | { cmd: "setup"; port: number; host: string; conns: ConnSpec[]; pass: string; relay: boolean; ports?: number[] }
   | { cmd: "tokens"; port: number; host: string; users: string[]; pass: string }
   | { cmd: "idle"; port: number; host: string; users: Array<{ user: string; token: string }>; count: number }
   | { cmd: "logins"; port: number; host: string; users: string[]; pass: string; ms: number; concurrency: number }
@@ -47,6 +51,8 @@ export type ToWorker =
 export interface WorkerResult {
   cmd: "result";
   hist: { counts: number[]; total: number; max: number };
+  /** The same, for connections marked `cross` only. */
+  crossHist: { counts: number[]; total: number; max: number };
   lastMember: Array<[number, number]>;
   received: number;
   receivedInWindow: number;

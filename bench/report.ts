@@ -4,7 +4,10 @@ export interface CaseResult {
   key: string;
   scenario: string;
   label: string;
-  server: "tcpchat" | "floor";
+  /** tcpchat: one node on SQLite; floor: the relay; cluster: `nodes` nodes on one PostgreSQL and one nats-server. */
+  server: "tcpchat" | "floor" | "cluster";
+  /** Cluster runs: how many nodes. */
+  nodes?: number;
   paced: boolean;
   groupSize?: number;
   size: number;
@@ -16,8 +19,15 @@ export interface CaseResult {
   /** Send until the last recipient of a message has it. */
   lastMemberMs: { p50: number; p99: number; max: number };
   samples: number;
+  /** Cluster runs: send to receive at the recipients connected to another node than the sender's. */
+  crossNodeMs?: { p50: number; p90: number; p99: number; p999: number; max: number };
+  crossSamples?: number;
+  /** Every server-side process: the nodes, and for a cluster nats-server and every PostgreSQL process. */
   serverCpuSec: number;
+  /** Cluster runs: serverCpuSec by part. */
+  serverCpuParts?: { nodes: number; nats: number; postgres: number };
   deliveriesPerCpuSec: number;
+  /** RSS of the server process (of a cluster: its nodes', summed). */
   serverRssMB: number;
   /** Share of one core each load-generator process used while measuring. */
   generatorCpu: number[];
@@ -66,6 +76,18 @@ function floorOf(r: Report, c: CaseResult): CaseResult | undefined {
   return r.results.find((x) => x.key === c.key && x.server === "floor");
 }
 
+/** The single SQLite node's result of the same case (the reference of a cluster row). */
+function sqliteOf(r: Report, c: CaseResult): CaseResult | undefined {
+  return r.results.find((x) => x.key === c.key && x.server === "tcpchat");
+}
+
+/** "floor", "tcpchat" (one node, SQLite) or "cluster xN". */
+export function serverName(c: Pick<CaseResult, "server" | "nodes">): string {
+  return c.server === "cluster" ? `cluster x${c.nodes}` : c.server;
+}
+
+const sameServer = (a: CaseResult, b: CaseResult) => a.key === b.key && a.server === b.server && (a.nodes ?? 0) === (b.nodes ?? 0);
+
 export function printTable(r: Report): void {
   const m = r.machine;
   console.log(`\nmachine: ${m.cpus} cores (${m.cpuModel}), ${m.memGiB} GiB, ${m.os}, bun ${m.bun}; started ${r.started}`);
@@ -92,7 +114,7 @@ export function printTable(r: Report): void {
     const fl = c.server === "tcpchat" ? floorOf(r, c) : undefined;
     rows.push([
       c.label,
-      c.server,
+      serverName(c),
       rate(c.msgsPerSec),
       rate(c.deliveriesPerSec),
       f2(c.latencyMs.p50),
@@ -109,12 +131,9 @@ export function printTable(r: Report): void {
       c.generatorLimited ? "generator" : "server",
     ]);
   }
-  const widths = head.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  for (const [i, row] of rows.entries()) {
-    console.log(row.map((cell, k) => (k === 0 ? cell.padEnd(widths[k]!) : cell.padStart(widths[k]!))).join("  "));
-    if (i === 0) console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  }
+  printRows(rows);
   console.log("latencies in ms, send to receive at every recipient; 'last' is until the last member had it");
+  if (r.results.some((c) => c.server === "cluster")) printCluster(r);
   if (r.scale) {
     const s = r.scale;
     console.log(
@@ -124,6 +143,84 @@ export function printTable(r: Report): void {
   if (r.targets?.length) {
     console.log("\ntargets (issue #4):");
     for (const t of r.targets) console.log(`  ${t.met ? "MET   " : "MISSED"} ${t.name}: ${t.value} (goal ${t.goal})`);
+  }
+}
+
+function printRows(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  for (const [i, row] of rows.entries()) {
+    console.log(row.map((cell, k) => (k === 0 ? cell.padEnd(widths[k]!) : cell.padStart(widths[k]!))).join("  "));
+    if (i === 0) console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  }
+}
+
+/** Cluster rows beside the single SQLite node's of the same case: cross-node latency, CPU of every server-side process. */
+function printCluster(r: Report): void {
+  console.log(
+    "\ncluster: nodes on one PostgreSQL and one nats-server; each group's members round robin over the nodes, fan-out senders on node 0\n" +
+      "(commit: each group's sender on a node of its own, round robin); tcpchat = one node on SQLite, same run",
+  );
+  const head = [
+    "case",
+    "server",
+    "msg/s",
+    "deliv/s",
+    "cross p50",
+    "cross p99",
+    "cross p99.9",
+    "all p50",
+    "all p99",
+    "all p99.9",
+    "CPU s nodes+nats+pg",
+    "deliv/CPU-s",
+    "x sqlite",
+    "msg/s x sqlite",
+    "p99 x sqlite",
+    "lost/dup",
+    "limit",
+  ];
+  const rows: string[][] = [head];
+  const keys = [...new Set(r.results.filter((c) => c.server === "cluster").map((c) => c.key))];
+  for (const key of keys) {
+    for (const c of r.results.filter((x) => x.key === key && x.server !== "floor")) {
+      const sq = c.server === "cluster" ? sqliteOf(r, c) : undefined;
+      const x = c.crossNodeMs;
+      const parts = c.serverCpuParts;
+      const ratio = (a: number, b: number | undefined) => (b ? (a / b).toFixed(2) : "");
+      rows.push([
+        c.label,
+        serverName(c),
+        rate(c.msgsPerSec),
+        rate(c.deliveriesPerSec),
+        x ? f2(x.p50) : "",
+        x ? f2(x.p99) : "",
+        x ? f2(x.p999) : "",
+        f2(c.latencyMs.p50),
+        f2(c.latencyMs.p99),
+        f2(c.latencyMs.p999),
+        parts ? `${parts.nodes.toFixed(2)}+${parts.nats.toFixed(2)}+${parts.postgres.toFixed(2)}` : c.serverCpuSec.toFixed(2),
+        rate(c.deliveriesPerCpuSec),
+        sq ? ratio(c.deliveriesPerCpuSec, sq.deliveriesPerCpuSec) : "",
+        sq ? ratio(c.msgsPerSec, sq.msgsPerSec) : "",
+        sq ? ratio(c.latencyMs.p99, sq.latencyMs.p99) : "",
+        `${c.lost}/${c.duplicated}`,
+        c.generatorLimited ? "generator" : "server",
+      ]);
+    }
+  }
+  printRows(rows);
+  console.log("latencies in ms; 'cross' at the recipients on another node than the sender's, 'all' at every recipient; deliv/CPU-s counts every server-side process");
+  const commits = keys.filter((k) => k.startsWith("commit:"));
+  if (commits.length) {
+    console.log("\ncommitted messages/s (unpaced, every message committed before its ack):");
+    for (const key of commits) {
+      const rs = r.results.filter((c) => c.key === key);
+      const one = rs.find((c) => c.server === "cluster" && c.nodes === 1);
+      const most = rs.filter((c) => c.server === "cluster").sort((a, b) => (b.nodes ?? 0) - (a.nodes ?? 0))[0];
+      console.log(
+        `  ${rs[0]!.label}: ${rs.map((c) => `${serverName(c)} ${rate(c.msgsPerSec)}`).join(", ")}${one && most && most !== one ? `; x${most.nodes} / x1 = ${(most.msgsPerSec / one.msgsPerSec).toFixed(2)}` : ""}`,
+      );
+    }
   }
 }
 
@@ -191,13 +288,13 @@ export function compareReport(now: Report, before: Report): string {
   const lines = [`\ncompared with ${before.started} (${before.machine.cpus} cores, bun ${before.machine.bun}):`];
   const pct = (a: number, b: number) => (b ? `${a >= b ? "+" : ""}${(((a - b) / b) * 100).toFixed(1)}%` : "n/a");
   for (const c of now.results) {
-    const o = before.results.find((x) => x.key === c.key && x.server === c.server);
+    const o = before.results.find((x) => sameServer(x, c));
     if (!o) {
-      lines.push(`  ${c.server.padEnd(7)} ${c.label}: new`);
+      lines.push(`  ${serverName(c).padEnd(10)} ${c.label}: new`);
       continue;
     }
     lines.push(
-      `  ${c.server.padEnd(7)} ${c.label.padEnd(52)} deliv/s ${pct(c.deliveriesPerSec, o.deliveriesPerSec).padStart(7)}  deliv/CPU-s ${pct(c.deliveriesPerCpuSec, o.deliveriesPerCpuSec).padStart(7)}  p50 ${pct(c.latencyMs.p50, o.latencyMs.p50).padStart(7)}  p99 ${pct(c.latencyMs.p99, o.latencyMs.p99).padStart(7)}`,
+      `  ${serverName(c).padEnd(10)} ${c.label.padEnd(52)} deliv/s ${pct(c.deliveriesPerSec, o.deliveriesPerSec).padStart(7)}  deliv/CPU-s ${pct(c.deliveriesPerCpuSec, o.deliveriesPerCpuSec).padStart(7)}  p50 ${pct(c.latencyMs.p50, o.latencyMs.p50).padStart(7)}  p99 ${pct(c.latencyMs.p99, o.latencyMs.p99).padStart(7)}`,
     );
   }
   return lines.join("\n");

@@ -1,12 +1,14 @@
 // `bun bench`: the fan-out latency suite. See bench/README.md for what it measures and how.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { Histogram } from "./histogram.ts";
 import type { ConnSpec, FromWorker, RunSpec, ToWorker, WorkerResult } from "./ipc.ts";
-import { type CaseResult, compareReport, printTable, type Report, targetsOf } from "./report.ts";
+import { type CaseResult, compareReport, printTable, type Report, serverName, targetsOf } from "./report.ts";
 import { renderSvg } from "./svg.ts";
+// The cluster's services: the same real nats-server and PostgreSQL the cluster tests start.
+import { type NatsServer, type PostgresServer, startNats, startPostgres } from "../test/helpers/services.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const PASS = "bench-password";
@@ -28,11 +30,13 @@ interface Options {
   save: boolean;
   /** Directory for a CPU profile (.cpuprofile) of each tcpchat server run. */
   profile?: string;
+  /** Nodes of the cluster runs; 0: no cluster runs. */
+  cluster: number;
 }
 
 const USAGE = `Usage: bun bench [options]
   --quick               a smoke run (well under a minute): few scenarios, short windows
-  --scenarios a,b       any of: fanout, groups, sizes, dm, stuck, scale (default: all)
+  --scenarios a,b       any of: fanout, groups, sizes, dm, stuck, scale, commit (with --cluster) (default: all)
   --group-sizes 1,10    fan-out group sizes (default 1,10,100,1000)
   --sizes 100,65536     message sizes for the sizes scenario, bytes (default 100,1024,8192,65536)
   --duration S          measured seconds per run (default 5; warm-up is 1 s)
@@ -42,7 +46,10 @@ const USAGE = `Usage: bun bench [options]
   --compare FILE        print the change of each result against a saved results file
   --out DIR             where results go (default bench/results)
   --no-save             do not write the JSON and SVG files
-  --profile DIR         write a CPU profile of the server of each tcpchat case to DIR (slows it down)`;
+  --profile DIR         write a CPU profile of the server of each tcpchat case to DIR (slows it down)
+  --cluster N           also run each fan-out case on N nodes sharing one PostgreSQL and one nats-server
+                        (started for each case), members round robin over the nodes; and the commit
+                        scenario (committed messages/s on 1 and N nodes). Scenarios default to fanout,commit`;
 
 function parseOptions(argv: string[]): Options {
   const o: Options = {
@@ -57,6 +64,7 @@ function parseOptions(argv: string[]): Options {
     out: join(WORKDIR, "bench", "results"),
     idleConns: 10000,
     save: true,
+    cluster: 0,
   };
   const list = (v: string | undefined) => (v ?? "").split(",").filter(Boolean);
   const nums = (v: string | undefined) => list(v).map(Number);
@@ -76,6 +84,13 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--out") o.out = v()!;
     else if (a === "--no-save") o.save = false;
     else if (a === "--profile") o.profile = v();
+    else if (a === "--cluster") {
+      o.cluster = Number(v());
+      if (!Number.isInteger(o.cluster) || o.cluster < 1) {
+        console.error(`bench: --cluster takes a number of nodes (1 or more)\n${USAGE}`);
+        process.exit(2);
+      }
+    }
     else if (a === "--help" || a === "-h") {
       console.log(USAGE);
       process.exit(0);
@@ -84,8 +99,9 @@ function parseOptions(argv: string[]): Options {
       process.exit(2);
     }
   }
+  if (o.cluster && !explicitScenarios) o.scenarios = ["fanout", "commit"];
   if (o.quick) {
-    if (!explicitScenarios) o.scenarios = ["fanout", "groups", "dm", "scale"];
+    if (!explicitScenarios && !o.cluster) o.scenarios = ["fanout", "groups", "dm", "scale"];
     o.groupSizes = o.groupSizes.filter((n) => n <= 100).slice(-2);
     o.sizes = [1024];
     o.warmupMs = 300;
@@ -115,15 +131,53 @@ const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 10
 
 // ---- processes -------------------------------------------------------------
 
-type ServerKind = "tcpchat" | "floor";
+type ServerKind = "tcpchat" | "floor" | "cluster";
+
+/** What a case runs against: the floor relay, one node on SQLite, or a cluster of `nodes` nodes. */
+interface Setup {
+  kind: ServerKind;
+  nodes: number;
+}
 
 interface Proc {
   proc: Subprocess;
   port: number;
 }
 
+/**
+ * Everything the bench started and has not stopped yet, so that an error or a signal stops it:
+ * processes by PID, and the services (nats-server, PostgreSQL) through their handles.
+ */
+const running = new Set<Subprocess>();
+const services = new Set<NatsServer | PostgresServer>();
+/** The bench's temporary directory (the SQLite files), removed on a signal too. */
+let benchDir = "";
+
+function spawnTracked(...args: Parameters<typeof Bun.spawn>): Subprocess {
+  const proc = Bun.spawn(...args);
+  running.add(proc);
+  void proc.exited.then(() => running.delete(proc));
+  return proc;
+}
+
+/** Ctrl-C, SIGTERM, SIGHUP: SIGKILL every process started (by PID), stop the services, exit. */
+function stopAllOnSignals(): void {
+  let stopping = false;
+  const onSignal = async (sig: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`bench: ${sig}: stopping ${running.size} processes and ${services.size} services it started`);
+    for (const p of running) p.kill("SIGKILL");
+    await Promise.race([Promise.allSettled([...services].map((x) => x.stop())), Bun.sleep(15000)]);
+    if (benchDir) rmSync(benchDir, { recursive: true, force: true });
+    // what is left of the services is SIGKILLed by their own exit hook (test/helpers/services.ts)
+    process.exit(sig === "SIGINT" ? 130 : sig === "SIGHUP" ? 129 : 143);
+  };
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void onSignal(sig));
+}
+
 async function startProc(cmd: string[]): Promise<Proc> {
-  const proc = Bun.spawn(cmd, { cwd: WORKDIR, stdout: "pipe", stderr: "inherit", stdin: "ignore" });
+  const proc = spawnTracked(cmd, { cwd: WORKDIR, stdout: "pipe", stderr: "inherit", stdin: "ignore" }) as Subprocess<"ignore", "pipe", "inherit">;
   const reader = proc.stdout.getReader();
   let out = "";
   const deadline = Date.now() + 15000;
@@ -148,18 +202,22 @@ async function startProc(cmd: string[]): Promise<Proc> {
 const NO_LIMITS = [
   ...["--rate-msgs", "0", "--rate-bytes", "0", "--rate-msgs-addr", "0", "--rate-bytes-addr", "0", "--max-conns-per-addr", "0", "--max-refused", "0"],
   ...["--login-fails-addr", "0", "--login-free", "0", "--login-concurrent-addr", "0", "--login-concurrent-user", "0"],
+  ...["--http-port", "off"], // the bench measures TCP only; nodes started side by side would all ask for 7780
   ...["--register-per-addr", "0", "--logins-per-user", "0", "--register-queue", "100000", "--hash-queue", "100000"],
   // Not a limit: presence is announced at login, as before --presence-delay existed, so the
   // presence of a case's thousand logins is sent during its setup, not in the measured window.
   ...["--presence-delay", "0"],
 ];
 
-function startServer(kind: ServerKind, dir: string, extra: string[] = []): Promise<Proc> {
+function serverCmd(): string[] {
+  return opts.profile && !COMPILED ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${opts.profile}`, ...CMD.server.slice(1)] : CMD.server;
+}
+
+function startServer(kind: "tcpchat" | "floor", dir: string, extra: string[] = []): Promise<Proc> {
   if (kind === "floor") return startProc([...CMD.relay, "--port", "0"]);
   // As shipped (SQLite file, WAL, batching), except cheap argon2 for the bulk registration of bench users.
-  const server = opts.profile && !COMPILED ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${opts.profile}`, ...CMD.server.slice(1)] : CMD.server;
   return startProc([
-    ...server,
+    ...serverCmd(),
     "--port",
     "0",
     "--db",
@@ -176,11 +234,109 @@ async function stopProc(p: Proc): Promise<void> {
   clearTimeout(t);
 }
 
-/** utime + stime of a process, in seconds (/proc/PID/stat, clock ticks of 1/100 s). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
+/** CPU seconds of the server side, by part: the tcpchat (or relay) processes, nats-server, PostgreSQL. */
+interface CpuParts {
+  nodes: number;
+  nats: number;
+  postgres: number;
+}
+
+/** The server side of a case: one process, or a cluster with its services. */
+interface Servers {
+  /** Where connections go (the first node). */
+  port: number;
+  /** A cluster's nodes' ports; ConnSpec.node indexes it. */
+  ports?: number[];
+  cpu(): CpuParts;
+  rssBytes(): number;
+  stop(): Promise<void>;
+}
+
+async function startServers(setup: Setup, dir: string, extra: string[]): Promise<Servers> {
+  if (setup.kind !== "cluster") {
+    const p = await startServer(setup.kind, dir, extra);
+    return {
+      port: p.port,
+      cpu: () => ({ nodes: cpuSeconds(p.proc.pid), nats: 0, postgres: 0 }),
+      rssBytes: () => rssBytes(p.proc.pid),
+      stop: () => stopProc(p),
+    };
+  }
+  // A fresh PostgreSQL and nats-server for each case (as for one node, a fresh SQLite file): nothing of
+  // a case before (its checkpoints, its autovacuum) runs in this one's window. As in the tests: on
+  // 127.0.0.1, in a temporary directory (TMPDIR), fsync and synchronous_commit on; NATS max_payload 8MB.
+  const nodes: Proc[] = [];
+  let pg: PostgresServer | undefined;
+  let nats: NatsServer | undefined;
+  const stop = async () => {
+    await Promise.all(nodes.map(stopProc));
+    for (const s of [nats, pg]) {
+      if (!s) continue;
+      await s.stop();
+      services.delete(s);
+    }
+  };
+  try {
+    pg = await startPostgres({ database: "tcpchat" });
+    services.add(pg);
+    nats = await startNats();
+    services.add(nats);
+    const args = [...serverCmd(), "--port", "0", "--db", pg.url, "--bus", nats.url, ...NO_LIMITS, ...(extra.length ? extra : ["--hash-memory", "1024", "--hash-time", "1"])];
+    // The first node migrates the database; the others start after it, together.
+    nodes.push(await startProc(args));
+    const rest = await Promise.allSettled(Array.from({ length: setup.nodes - 1 }, () => startProc(args)));
+    for (const r of rest) if (r.status === "fulfilled") nodes.push(r.value);
+    const failed = rest.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const postmaster = pg.pid;
+  const natsPid = nats.pid;
+  return {
+    port: nodes[0]!.port,
+    ports: nodes.map((n) => n.port),
+    cpu: () => ({
+      nodes: nodes.reduce((a, n) => a + cpuSeconds(n.proc.pid), 0),
+      nats: cpuSeconds(natsPid),
+      // the postmaster with the CPU of its children that have exited (backends of closed
+      // connections), and every child alive: backends, checkpointer, WAL writer, autovacuum...
+      postgres: cpuSeconds(postmaster, true) + childrenOf(postmaster).reduce((a, pid) => a + cpuSeconds(pid), 0),
+    }),
+    rssBytes: () => nodes.reduce((a, n) => a + rssBytes(n.proc.pid), 0),
+    stop,
+  };
+}
+
+/** The fields of /proc/PID/stat after the command name; [] when the process is gone. */
+function statFields(pid: number): string[] {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * utime + stime of a process, in seconds (/proc/PID/stat, clock ticks of 1/100 s); with
+ * `reaped`, also cutime + cstime: the CPU of its children that have exited and been waited for.
+ */
+function cpuSeconds(pid: number, reaped = false): number {
+  const f = statFields(pid);
+  if (f.length === 0) return 0;
+  return (Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0)) / 100;
+}
+
+/** PIDs whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (name.charCodeAt(0) > 57 || !/^\d+$/.test(name)) continue;
+    if (Number(statFields(Number(name))[1]) === pid) out.push(Number(name));
+  }
+  return out;
 }
 
 function rssBytes(pid: number): number {
@@ -194,7 +350,7 @@ class Worker {
   onProgress: (w: Worker, p: Array<[number, number]>) => void = () => {};
 
   constructor(readonly index: number) {
-    this.proc = Bun.spawn(CMD.worker, {
+    this.proc = spawnTracked(CMD.worker, {
       cwd: WORKDIR,
       stdout: "inherit",
       stderr: "inherit",
@@ -286,16 +442,23 @@ interface Case {
   noFloor?: boolean;
   /** Extra server flags for this case. */
   serverArgs?: string[];
+  /** What it runs against, in order; by default the floor (unless noFloor), one node, and with --cluster N a cluster of N (fan-out only). */
+  setups?: Setup[];
 }
 
-/** G groups, each with one dedicated sender and N receiving members. */
-function fanoutConns(groups: number, n: number, tag: string): ConnSpec[] {
+/**
+ * G groups, each with one dedicated sender and N receiving members. With `nodes` > 1 (cluster
+ * runs) each group's members are spread over the nodes round robin: the sender on node 0 (or,
+ * with `spreadSenders`, group g's sender on node g mod nodes), then each receiver on the next.
+ */
+function fanoutConns(groups: number, n: number, tag: string, nodes = 1, spreadSenders = false): ConnSpec[] {
   const out: ConnSpec[] = [];
   for (let g = 0; g < groups; g++) {
     const sender = out.length;
-    out.push({ idx: sender, user: `${tag}s${g}`, group: `${tag}g${g}`, sender: true, register: true, hears: [] });
+    const first = spreadSenders ? g % nodes : 0;
+    out.push({ idx: sender, user: `${tag}s${g}`, group: `${tag}g${g}`, sender: true, register: true, hears: [], node: first });
     for (let i = 0; i < n; i++)
-      out.push({ idx: out.length, user: `${tag}r${g}x${i}`, group: `${tag}g${g}`, sender: false, register: true, hears: [sender] });
+      out.push({ idx: out.length, user: `${tag}r${g}x${i}`, group: `${tag}g${g}`, sender: false, register: true, hears: [sender], node: (first + 1 + i) % nodes });
   }
   return out;
 }
@@ -316,11 +479,36 @@ function cases(o: Options): Case[] {
       // paced: 100k deliveries/s, at most 20k messages/s
       const rate = Math.min(20000, 100000 / n);
       both(
-        { scenario: "fanout", groupSize: n, size: 100, rate, window: windowFor(n, 100), fanout: n, build: (_r, tag) => fanoutConns(groups, n, tag) },
+        { scenario: "fanout", groupSize: n, size: 100, rate, window: windowFor(n, 100), fanout: n, build: (_r, tag) => fanoutConns(groups, n, tag, Math.max(1, o.cluster)) },
         rate,
         `group of ${n}${groups > 1 ? ` (x${groups} groups)` : ""}`,
         `fanout:${n}`,
       );
+    }
+  }
+  if (o.cluster && o.scenarios.includes("commit")) {
+    // Committed messages/s on Postgres, one node against N, unpaced: every group's sender on a node
+    // of its own (round robin), so that every node commits. One node on SQLite beside them.
+    const setups: Setup[] = [{ kind: "tcpchat", nodes: 1 }, { kind: "cluster", nodes: 1 }];
+    if (o.cluster > 1) setups.push({ kind: "cluster", nodes: o.cluster });
+    for (const [n, groups] of [
+      [1, 8],
+      [100, 2],
+    ] as const) {
+      out.push({
+        scenario: "commit",
+        key: `commit:${groups}x${n}`,
+        label: `${groups} groups of ${n}, senders on every node, unpaced`,
+        groupSize: n,
+        size: 100,
+        paced: false,
+        rate: 0,
+        window: windowFor(n, 100),
+        fanout: n,
+        noFloor: true,
+        setups,
+        build: (_r, tag) => fanoutConns(groups, n, tag, o.cluster, true),
+      });
     }
   }
   if (o.scenarios.includes("groups")) {
@@ -399,18 +587,43 @@ function fmtBytes(x: number): string {
 
 let tagCounter = 0;
 
-async function runCase(c: Case, kind: ServerKind, dir: string): Promise<CaseResult> {
-  const server = await startServer(kind, dir, c.serverArgs ? [...c.serverArgs, "--hash-memory", "1024", "--hash-time", "1"] : []);
-  const { workers, clock } = await startWorkers(opts.workers);
+async function runCase(c: Case, setup: Setup, dir: string): Promise<CaseResult> {
+  const kind = setup.kind;
+  const server = await startServers(setup, dir, c.serverArgs ? [...c.serverArgs, "--hash-memory", "1024", "--hash-time", "1"] : []);
+  let workers: Worker[] = [];
   const tag = `b${tagCounter++}`;
   try {
-    const conns = c.build(kind === "floor", tag);
-    // receivers and senders spread round-robin over the workers
+    const started = await startWorkers(opts.workers);
+    workers = started.workers;
+    const clock = started.clock;
+    const built = c.build(kind === "floor", tag);
+    // Receivers and senders spread round-robin over the workers; in a cluster run, the connections
+    // of each node round robin over them (starting one worker further for each node), so that
+    // every worker holds members of every node. The same for every setup of a case.
     const byWorker: ConnSpec[][] = workers.map(() => []);
-    conns.forEach((s, i) => byWorker[i % workers.length]!.push(s));
+    const perNode = new Map<number, number>();
+    for (const s of built) {
+      const n = s.node ?? 0;
+      const j = perNode.get(n) ?? 0;
+      perNode.set(n, j + 1);
+      byWorker[(j + n) % workers.length]!.push(s);
+    }
+    // Which node each connects to: node mod the setup's nodes (one server: all of them to it).
+    // Cross-node: a connection that hears a sender connected to another node.
+    const nodeOf = new Map(built.map((s) => [s.idx, kind === "cluster" ? (s.node ?? 0) % setup.nodes : 0]));
+    const place = (s: ConnSpec): ConnSpec => {
+      const node = nodeOf.get(s.idx)!;
+      return { ...s, node, cross: s.hears.some((h) => nodeOf.get(h) !== node) };
+    };
+    for (const list of byWorker) list.splice(0, list.length, ...list.map(place));
+    const conns = byWorker.flat();
     await Promise.all(
       workers.map((w, i) =>
-        w.ask({ cmd: "setup", port: server.port, host: "127.0.0.1", conns: byWorker[i]!, pass: PASS, relay: kind === "floor" }, "ready", 300000),
+        w.ask(
+          { cmd: "setup", port: server.port, ports: server.ports, host: "127.0.0.1", conns: byWorker[i]!, pass: PASS, relay: kind === "floor" },
+          "ready",
+          300000,
+        ),
       ),
     );
 
@@ -455,10 +668,10 @@ async function runCase(c: Case, kind: ServerKind, dir: string): Promise<CaseResu
     const senders = conns.filter((s) => s.sender).length;
     const from = nowUs() + opts.warmupMs * 1000;
     const to = from + opts.measureMs * 1000;
-    let cpu0 = 0;
-    let cpu1 = 0;
-    const t0 = setTimeout(() => (cpu0 = cpuSeconds(server.proc.pid)), opts.warmupMs);
-    const t1 = setTimeout(() => (cpu1 = cpuSeconds(server.proc.pid)), opts.warmupMs + opts.measureMs);
+    let cpu0: CpuParts = { nodes: 0, nats: 0, postgres: 0 };
+    let cpu1 = cpu0;
+    const t0 = setTimeout(() => (cpu0 = server.cpu()), opts.warmupMs);
+    const t1 = setTimeout(() => (cpu1 = server.cpu()), opts.warmupMs + opts.measureMs);
     workers.forEach((w, i) => {
       const local = byWorker[i]!.filter((s) => s.sender).length;
       const run: RunSpec = {
@@ -475,33 +688,37 @@ async function runCase(c: Case, kind: ServerKind, dir: string): Promise<CaseResu
     await Bun.sleep(opts.warmupMs + opts.measureMs + 20);
     clearTimeout(t0);
     clearTimeout(t1);
-    const rss = rssBytes(server.proc.pid);
+    const rss = server.rssBytes();
     const sentParts = await Promise.all(workers.map((w) => w.ask({ cmd: "stop" }, "sent")));
     await Promise.all(workers.map((w) => w.ask({ cmd: "unstick" }, "ready"))); // stuck members read again
     const sent = sentParts.flatMap((p) => p.sent);
     const results = await Promise.all(
       workers.map((w) => w.ask({ cmd: "final", sent, drainMs: 15000 }, "result", 60000)),
     );
-    return summarize(c, kind, results, cpu1 - cpu0, rss, clock, sent);
+    const cpu = { nodes: cpu1.nodes - cpu0.nodes, nats: cpu1.nats - cpu0.nats, postgres: cpu1.postgres - cpu0.postgres };
+    return summarize(c, setup, results, cpu, rss, clock, sent);
   } finally {
     await Promise.all(workers.map((w) => w.exit()));
-    await stopProc(server);
+    await server.stop();
   }
 }
 
 function summarize(
   c: Case,
-  kind: ServerKind,
+  setup: Setup,
   rs: WorkerResult[],
-  serverCpu: number,
+  cpu: CpuParts,
   rss: number,
   clock: { maxOffsetMs: number; uncertaintyMs: number },
   sent: Array<[number, number]>,
 ): CaseResult {
+  const serverCpu = cpu.nodes + cpu.nats + cpu.postgres;
   const hist = new Histogram();
+  const cross = new Histogram();
   const last = new Map<number, number>();
   for (const r of rs) {
     hist.merge(r.hist);
+    cross.merge(r.crossHist);
     for (const [k, v] of r.lastMember) if (v > (last.get(k) ?? -1)) last.set(k, v);
   }
   const lastHist = new Histogram();
@@ -523,7 +740,8 @@ function summarize(
     key: c.key,
     scenario: c.scenario,
     label: c.label,
-    server: kind,
+    server: setup.kind,
+    ...(setup.kind === "cluster" ? { nodes: setup.nodes } : {}),
     paced: c.paced,
     groupSize: c.groupSize,
     size: c.size,
@@ -533,6 +751,14 @@ function summarize(
     latencyMs: { p50: pct(hist, 50), p90: pct(hist, 90), p99: pct(hist, 99), p999: pct(hist, 99.9), max: pct(hist, 100) },
     lastMemberMs: { p50: pct(lastHist, 50), p99: pct(lastHist, 99), max: pct(lastHist, 100) },
     samples: hist.total,
+    ...(setup.kind === "cluster"
+      ? {
+          // none on one node
+          ...(cross.total ? { crossNodeMs: { p50: pct(cross, 50), p90: pct(cross, 90), p99: pct(cross, 99), p999: pct(cross, 99.9), max: pct(cross, 100) } } : {}),
+          crossSamples: cross.total,
+          serverCpuParts: cpu,
+        }
+      : {}),
     serverCpuSec: serverCpu,
     deliveriesPerCpuSec: serverCpu > 0 ? deliveries / serverCpu : 0,
     serverRssMB: rss / 1e6,
@@ -609,6 +835,7 @@ async function runScale(dir: string): Promise<Report["scale"]> {
 export async function benchMain(argv: string[]): Promise<number> {
   opts = parseOptions(argv);
   const dir = mkdtempSync(join(tmpdir(), "tcpchat-bench-"));
+  benchDir = dir;
   const machine = {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model ?? "unknown",
@@ -618,18 +845,28 @@ export async function benchMain(argv: string[]): Promise<number> {
   };
   const report: Report = { started: new Date().toISOString(), machine, options: { ...opts }, results: [] };
   const all = cases(opts);
-  log(`tcpchat bench: ${all.length} cases x 2 servers, ${opts.workers} load generators, ${opts.measureMs / 1000} s measured each (${machine.cpus} cores, ${machine.cpuModel}, bun ${machine.bun})`);
+  const setupsOf = (c: Case): Setup[] =>
+    c.setups ?? [
+      ...(c.noFloor ? [] : [{ kind: "floor", nodes: 1 } as const]),
+      { kind: "tcpchat", nodes: 1 },
+      ...(opts.cluster && c.scenario === "fanout" ? [{ kind: "cluster", nodes: opts.cluster } as const] : []),
+    ];
+  const runs = all.reduce((a, c) => a + setupsOf(c).length, 0);
+  log(
+    `tcpchat bench: ${all.length} cases, ${runs} runs${opts.cluster ? ` (cluster: ${opts.cluster} nodes on PostgreSQL and NATS)` : ""}, ${opts.workers} load generators, ${opts.measureMs / 1000} s measured each (${machine.cpus} cores, ${machine.cpuModel}, bun ${machine.bun})`,
+  );
+  stopAllOnSignals();
   let failed = false;
   try {
     for (const c of all) {
-      for (const kind of c.noFloor ? (["tcpchat"] as const) : (["floor", "tcpchat"] as const)) {
-        const r = await runCase(c, kind, dir);
+      for (const setup of setupsOf(c)) {
+        const r = await runCase(c, setup, dir);
         report.results.push(r);
         const bad = r.lost || r.duplicated || r.errors;
         // tcpchat must lose nothing; the floor relay has no store, and closes readers it cannot keep up with
-        if (bad && kind === "tcpchat") failed = true;
+        if (bad && setup.kind !== "floor") failed = true;
         log(
-          `  ${kind.padEnd(7)} ${c.label.padEnd(52)} ${fmtRate(r.deliveriesPerSec).padStart(7)} deliv/s  p50 ${r.latencyMs.p50.toFixed(2)} ms  p99 ${r.latencyMs.p99.toFixed(2)} ms  ${fmtRate(r.deliveriesPerCpuSec)} deliv/CPU-s${r.generatorLimited ? "  [generator-limited]" : ""}${bad ? `  LOST ${r.lost} DUP ${r.duplicated} ERR ${r.errors}` : ""}`,
+          `  ${serverName(r).padEnd(10)} ${c.label.padEnd(52)} ${fmtRate(r.deliveriesPerSec).padStart(7)} deliv/s  p50 ${r.latencyMs.p50.toFixed(2)} ms  p99 ${r.latencyMs.p99.toFixed(2)} ms${r.crossNodeMs ? ` (cross-node p50 ${r.crossNodeMs.p50.toFixed(2)} p99 ${r.crossNodeMs.p99.toFixed(2)})` : ""}  ${fmtRate(r.deliveriesPerCpuSec)} deliv/CPU-s${r.generatorLimited ? "  [generator-limited]" : ""}${bad ? `  LOST ${r.lost} DUP ${r.duplicated} ERR ${r.errors}` : ""}`,
         );
       }
     }

@@ -1,13 +1,13 @@
 // An SVG chart of a bench report: against group size, (left) latency percentiles
 // of the paced fan-out runs and (right) deliveries per server CPU-second of the
-// unpaced runs, tcpchat beside the floor relay. No dependencies.
+// unpaced runs, tcpchat beside the floor relay (and a cluster's runs, if any). No dependencies.
 import type { CaseResult, Report } from "./report.ts";
 
 const W = 980;
 const H = 420;
 const PAD = { l: 64, r: 16, t: 48, b: 56 };
 const PANEL = (W - 40) / 2;
-const COLORS = { tcpchat: "#1f6feb", floor: "#8b949e" };
+const COLORS = { tcpchat: "#1f6feb", floor: "#8b949e", cluster: "#d1242f" };
 
 function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -62,14 +62,17 @@ export function renderSvg(r: Report): string {
   const sizes = [...new Set(fan.map((c) => c.groupSize!))].sort((a, b) => a - b);
   const pick = (server: CaseResult["server"], paced: boolean) =>
     sizes.flatMap((n) => fan.filter((c) => c.groupSize === n && c.server === server && c.paced === paced));
+  const servers = (["tcpchat", "floor", "cluster"] as const).filter((k) => fan.some((c) => c.server === k));
+  const nodes = fan.find((c) => c.server === "cluster")?.nodes;
+  const name = (k: (typeof servers)[number]) => (k === "cluster" ? `cluster x${nodes} (all)` : k);
   const lat: Series[] = [];
-  for (const server of ["tcpchat", "floor"] as const) {
+  for (const server of servers) {
     const rows = pick(server, true);
-    lat.push({ name: `${server} p50`, color: COLORS[server], dash: "4 3", points: rows.map((c) => [c.groupSize!, c.latencyMs.p50]) });
-    lat.push({ name: `${server} p99`, color: COLORS[server], points: rows.map((c) => [c.groupSize!, c.latencyMs.p99]) });
+    lat.push({ name: `${name(server)} p50`, color: COLORS[server], dash: "4 3", points: rows.map((c) => [c.groupSize!, c.latencyMs.p50]) });
+    lat.push({ name: `${name(server)} p99`, color: COLORS[server], points: rows.map((c) => [c.groupSize!, c.latencyMs.p99]) });
   }
-  const eff: Series[] = (["tcpchat", "floor"] as const).map((server) => ({
-    name: server,
+  const eff: Series[] = servers.map((server) => ({
+    name: server === "cluster" ? `cluster x${nodes} (nodes + NATS + Postgres CPU)` : server,
     color: COLORS[server],
     points: pick(server, false).map((c) => [c.groupSize!, c.deliveriesPerCpuSec]),
   }));

@@ -119,6 +119,7 @@ class WorkerState {
   run: RunSpec | null = null;
   measuring = false;
   hist = new Histogram();
+  crossHist = new Histogram();
   /** message key -> largest latency (µs) among this worker's recipients, for messages sent in the window */
   lastMember = new Map<number, number>();
   received = 0;
@@ -162,6 +163,7 @@ class WorkerState {
       if (r && stamp >= r.measureFromUs && stamp < r.measureToUs) {
         this.receivedInWindow++;
         this.hist.record(lat);
+        if (c.spec.cross) this.crossHist.record(lat);
         const key = sender * 16777216 + seq;
         const m = this.lastMember.get(key);
         if (m === undefined || lat > m) this.lastMember.set(key, lat);
@@ -237,12 +239,12 @@ async function paced(r: RunSpec): Promise<void> {
   }
 }
 
-async function setup(port: number, host: string, specs: ConnSpec[], pass: string, relay: boolean): Promise<void> {
+async function setup(port: number, host: string, specs: ConnSpec[], pass: string, relay: boolean, ports?: number[]): Promise<void> {
   const conns = specs.map((s) => new Conn(s, state));
   const CONCURRENCY = 64;
   let next = 0;
   const one = async (c: Conn) => {
-    await c.connect(port, host);
+    await c.connect(ports?.[c.spec.node ?? 0] ?? port, host);
     if (!relay) {
       if (c.spec.register) {
         const r = await c.request({ t: "register", user: c.spec.user, pass });
@@ -324,7 +326,7 @@ export function runWorker(): void {
           send({ cmd: "ready" });
           break;
         case "setup":
-          await setup(msg.port, msg.host, msg.conns, msg.pass, msg.relay);
+          await setup(msg.port, msg.host, msg.conns, msg.pass, msg.relay, msg.ports);
           send({ cmd: "ready" });
           break;
         case "tokens": {
@@ -400,6 +402,7 @@ export function runWorker(): void {
           send({
             cmd: "result",
             hist: state.hist.toJSON(),
+            crossHist: state.crossHist.toJSON(),
             lastMember: [...state.lastMember],
             received: state.received,
             receivedInWindow: state.receivedInWindow,

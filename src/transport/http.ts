@@ -122,6 +122,8 @@ export function serveHttp(core: ChatCore, opts: HttpOptions): HttpListening {
     hostname: opts.host,
     port: opts.port,
     development: false,
+    // Nothing here takes a request body: a client cannot make the server hold one.
+    maxRequestBodySize: 16 * 1024,
     ...(opts.tls ? { tls: { cert: Bun.file(opts.tls.cert), key: Bun.file(opts.tls.key) } } : {}),
     async fetch(req, srv) {
       const url = new URL(req.url);

@@ -222,6 +222,10 @@ export class PostgresStore implements Store {
         statement_timeout: server,
         lock_timeout: server,
         idle_in_transaction_session_timeout: server,
+        // Plan each statement for its parameters: Bun.sql prepares statements, and after five runs
+        // Postgres may switch to a generic plan, which made syncSizes 20x slower (measured: 1.6 ->
+        // 30-40 ms on 300k messages) since it cannot see how selective `mid > after` is.
+        plan_cache_mode: "force_custom_plan",
       },
     });
     this.db = drizzle({ client: this.sql });
@@ -434,13 +438,16 @@ export class PostgresStore implements Store {
     // Everything that needs no lock is done before taking it.
     const rows = batch.map((m) => prepare(m, now));
     const keys = batch.map((m) => (m.cid === undefined ? undefined : `${m.sender}\0${m.cid}`));
+    // The distinct (sender, cid) pairs of the batch, to look up.
     const withCid: Prepared[] = [];
+    const withCidKeys: string[] = [];
     const seenKey = new Set<string>();
     rows.forEach((r, i) => {
       const k = keys[i];
       if (k !== undefined && !seenKey.has(k)) {
         seenKey.add(k);
         withCid.push(r);
+        withCidKeys.push(k);
       }
     });
 
@@ -449,20 +456,16 @@ export class PostgresStore implements Store {
       const seq = Number(s.seq);
       let last = Number(s.last_mid);
 
-      // The batch's (sender, cid) pairs stored already: read under the lock, so no other node adds one meanwhile.
+      // The batch's (sender, cid) pairs stored already: read under the lock, so no other node adds one
+      // meanwhile. One index probe per pair (LIMIT 1 keeps the planner from a hash join over the table).
       const prior = new Map<string, CommitResult>();
       if (withCid.length > 0) {
-        const params: unknown[] = [];
-        const tuples = withCid.map((r) => {
-          params.push(r.sender, r.cid);
-          return `($${params.length - 1}::text, $${params.length}::bytea)`;
-        });
-        const found = (await tx.unsafe(
-          `SELECT sender, cid, mid, ts FROM messages WHERE cid IS NOT NULL AND (sender, cid) IN (VALUES ${tuples.join(", ")})`,
-          params,
-        )) as Array<{ sender: string; cid: Uint8Array; mid: string; ts: string }>;
-        for (const f of found)
-          prior.set(`${f.sender}\0${decoder.decode(f.cid)}`, { mid: Number(f.mid), ts: Number(f.ts), duplicate: true });
+        const found = await tx`SELECT b.i, m.mid, m.ts
+          FROM unnest(${tx.array(withCid.map((r) => r.sender), "TEXT")}, ${tx.array(withCid.map((r) => r.cid), "BYTEA")})
+            WITH ORDINALITY AS b(sender, cid, i)
+          CROSS JOIN LATERAL (SELECT mid, ts FROM messages WHERE sender = b.sender AND cid = b.cid AND cid IS NOT NULL LIMIT 1) m`;
+        for (const f of found as Array<{ i: string; mid: string; ts: string }>)
+          prior.set(withCidKeys[Number(f.i) - 1]!, { mid: Number(f.mid), ts: Number(f.ts), duplicate: true });
       }
 
       const results: CommitResult[] = new Array(batch.length);

@@ -99,3 +99,21 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     throw e;
   }
 }
+
+/**
+ * The nodes' ports in turn, one per call, starting at node `start`: connections spread
+ * round robin, so consecutive connections (two devices of a user, the members of a
+ * group) land on different nodes. Follows restarts (a restarted node keeps its port).
+ */
+export function roundRobin(c: Cluster, start = 0): () => number {
+  let i = start;
+  return () => {
+    const ports = c.ports();
+    return ports[i++ % ports.length]!;
+  };
+}
+
+/** SIGTERM to every running node at once; the exit codes, once all have exited (restart(i) starts each again). */
+export async function stopNodes(c: Cluster): Promise<number[]> {
+  return await Promise.all(c.nodes.map((n) => (n.proc.exitCode !== null || n.proc.signalCode !== null ? n.proc.exited : n.stop())));
+}

@@ -5,18 +5,15 @@
 // An IPv6 literal without brackets (`::1`) is taken whole as the host, with the
 // default port: `::1:7777` is itself a valid IPv6 address, so a port after an
 // IPv6 literal needs the brackets.
+//
+// TCP only (it uses node:net): the browser bundle does not import it. WebSocket
+// URLs are checked in websocket.ts.
 import { isIPv6 } from "node:net";
+import { AddressError } from "./errors.ts";
+import type { Server, ServerAddress, ServerInfo } from "./link.ts";
 
-/** One server to connect to. `host` is a name, an IPv4 address or an IPv6 address without brackets. */
-export interface ServerAddress {
-  host: string;
-  port: number;
-}
-
-/** A server address or address list that cannot be used; the message says which and why. */
-export class AddressError extends TypeError {
-  override name = "AddressError";
-}
+export { AddressError } from "./errors.ts";
+export type { ServerAddress } from "./link.ts";
 
 /** Host names and IPv4 addresses: letters, digits, `.`, `-`, `_`. */
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
@@ -85,25 +82,29 @@ export function parseServers(list: string, defaultPort = 7777): ServerAddress[] 
 export function checkServers(servers: unknown): ServerAddress[] {
   if (!Array.isArray(servers)) throw new AddressError("servers must be an array of {host, port}");
   if (servers.length === 0) throw new AddressError("servers is empty: give at least one {host, port}");
-  return servers.map((a: unknown, i) => {
-    const where = `servers[${i}]`;
-    if (typeof a !== "object" || a === null) throw new AddressError(`${where} must be {host, port}, got ${JSON.stringify(a)}`);
-    const { host, port } = a as Record<string, unknown>;
-    if (typeof host !== "string") throw new AddressError(`${where}.host must be a string`);
-    checkHost(host, where);
-    if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new AddressError(`${where}.port must be an integer from 1 to 65535, got ${JSON.stringify(port)}`);
-    }
-    return { host, port };
-  });
+  return servers.map((a: unknown, i) => checkServer(a, `servers[${i}]`));
 }
 
-/** `host:port`, or `[v6]:port`. */
-export function formatServer(a: ServerAddress): string {
+/** Checks one `{host, port}` entry (`where` names it in the message); returns a copy. */
+export function checkServer(a: unknown, where: string): ServerAddress {
+  if (typeof a !== "object" || a === null) throw new AddressError(`${where} must be {host, port}, got ${JSON.stringify(a)}`);
+  const { host, port } = a as Record<string, unknown>;
+  if (typeof host !== "string") throw new AddressError(`${where}.host must be a string`);
+  checkHost(host, where);
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new AddressError(`${where}.port must be an integer from 1 to 65535, got ${JSON.stringify(port)}`);
+  }
+  return { host, port };
+}
+
+/** `host:port`, or `[v6]:port`; a WebSocket server is its URL. */
+export function formatServer(a: Server | ServerInfo): string {
+  if ("url" in a && typeof a.url === "string") return a.url;
+  if (!("host" in a)) return "(no address)";
   return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
 /** `a:1, b:2`. */
-export function formatServers(list: readonly ServerAddress[]): string {
+export function formatServers(list: readonly (Server | ServerInfo)[]): string {
   return list.map(formatServer).join(", ");
 }

@@ -1,14 +1,15 @@
-// One TCP connection to the server: frames in (FrameDecoder + body decoder from
-// src/protocol), frames out (through the one Writer, src/io/writer.ts), and requests matched
+// One connection to the server, over TCP or WebSocket (the Endpoint's link): frames in
+// (FrameDecoder + body decoder from src/protocol; over WebSocket each message is one body),
+// frames out (through the one Writer, src/io/writer.ts; over WebSocket without the 4-byte
+// length, one per message), and requests matched
 // to replies by `id` (PROTOCOL.md §2: replies may come in another order than the
 // requests). Pushes go to the owner. It knows nothing of login or reconnecting.
 import { encodeFrame, makeBodyDecoder } from "../protocol/codec.ts";
 import { FrameDecoder, HEADER_BYTES } from "../protocol/frame.ts";
 import type { Push } from "../protocol/pushes.ts";
-import type { ServerAddress } from "./address.ts";
 import { chatErrorFrom, DisconnectedError, TimeoutError } from "./errors.ts";
+import type { Endpoint, Link, ServerInfo } from "./link.ts";
 import { type PaceOptions, Pacer } from "./pacer.ts";
-import { dial, type Link } from "./transport.ts";
 import { Writer } from "../io/writer.ts";
 
 type Reply = Record<string, unknown>;
@@ -29,8 +30,7 @@ export interface ConnectionEvents {
 }
 
 export interface ConnectionOptions {
-  host: string;
-  port: number;
+  endpoint: Endpoint;
   connectTimeoutMs: number;
   maxFrame: number;
   /** Request pacing (PROTOCOL.md §2.4), or false for none. */
@@ -47,55 +47,59 @@ export class Connection {
   private readonly pacer: Pacer | undefined;
   private readonly decoder: FrameDecoder;
   private readonly decodeBody: (b: Uint8Array) => unknown;
+  private readonly maxFrame: number;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   /** The reason of the server's `bye`, once received. */
   bye: string | undefined;
   closed = false;
   /** The server this connection goes to. */
-  readonly server: ServerAddress;
+  readonly server: ServerInfo;
   private readonly whenClosed = Promise.withResolvers<void>();
 
   private constructor(
     opts: ConnectionOptions,
     private readonly events: ConnectionEvents,
   ) {
-    this.server = { host: opts.host, port: opts.port };
-    // The server's writer, as is (queue, short writes, drain, end-of-turn coalescing). No bound:
-    // what the app sends is bounded by the outbox and the pacer, not by dropping the connection.
+    this.server = opts.endpoint.server;
+    // The server's writer, as is (queue, short writes, drain, end-of-turn coalescing; one frame
+    // per write to a WebSocket). No bound: what the app sends is bounded by the outbox and the
+    // pacer, not by dropping the connection.
+    const link = () => this.link;
     this.writer = new Writer(
-      { write: (b) => this.link.write(b), end: () => this.link.end(), terminate: () => this.link.terminate() },
+      {
+        write: (b) => this.link.write(b),
+        get messages() {
+          return link().messages;
+        },
+        end: () => this.link.end(),
+        terminate: () => this.link.terminate(),
+      },
       Number.MAX_SAFE_INTEGER,
       () => {},
     );
     this.pacer = opts.pace === false ? undefined : new Pacer(opts.pace, (f) => this.writer.send(f));
     // Containers of up to a million entries: a page holds at most --max-page messages (default 500).
     this.decodeBody = makeBodyDecoder(opts.maxFrame, 1_000_000);
+    this.maxFrame = opts.maxFrame;
     this.decoder = new FrameDecoder(opts.maxFrame, (ev) => {
       if (ev.kind === "too_large") {
-        this.events.stray(this, { t: "error", code: "too_large", msg: `server frame of ${ev.length} bytes exceeds maxFrame` });
-        this.terminate();
+        this.tooLarge(ev.length);
         return;
       }
       if (ev.kind !== "frame") return; // "skipped" needs an `admit` hook, which the client does not give
-      let m: unknown;
-      try {
-        m = this.decodeBody(ev.body);
-      } catch (e) {
-        this.events.stray(this, { t: "error", code: "bad_frame", msg: `undecodable frame from server: ${(e as Error).message}` });
-        this.terminate();
-        return;
-      }
-      if (isMap(m)) this.onMessage(m);
-      else this.events.stray(this, { t: "error", code: "bad_frame", msg: "a frame from the server is not a map" });
+      this.onBody(ev.body);
     });
   }
 
   static async open(opts: ConnectionOptions, events: ConnectionEvents): Promise<Connection> {
     const c = new Connection(opts, events);
-    c.link = await dial(opts.host, opts.port, opts.connectTimeoutMs, {
+    c.link = await opts.endpoint.dial(opts.connectTimeoutMs, {
       data: (chunk) => {
-        if (!c.closed) c.decoder.push(chunk);
+        if (c.closed) return;
+        if (!c.link.messages) c.decoder.push(chunk);
+        else if (chunk.length > c.maxFrame) c.tooLarge(chunk.length);
+        else c.onBody(chunk);
       },
       drain: () => c.writer.drain(),
       closed: (err) => c.onClosed(err),
@@ -133,9 +137,30 @@ export class Connection {
       }, timeoutMs);
     }
     this.pending.set(id, p);
-    if (this.pacer) this.pacer.send(bytes);
-    else this.writer.send(bytes);
+    // A WebSocket message is the body alone (PROTOCOL.md §1.1).
+    const frame = this.link.messages ? bytes.subarray(HEADER_BYTES) : bytes;
+    if (this.pacer) this.pacer.send(frame);
+    else this.writer.send(frame);
     return promise;
+  }
+
+  private tooLarge(length: number): void {
+    this.events.stray(this, { t: "error", code: "too_large", msg: `server frame of ${length} bytes exceeds maxFrame` });
+    this.terminate();
+  }
+
+  /** One frame's body: a MessagePack map. */
+  private onBody(body: Uint8Array): void {
+    let m: unknown;
+    try {
+      m = this.decodeBody(body);
+    } catch (e) {
+      this.events.stray(this, { t: "error", code: "bad_frame", msg: `undecodable frame from server: ${(e as Error).message}` });
+      this.terminate();
+      return;
+    }
+    if (isMap(m)) this.onMessage(m);
+    else this.events.stray(this, { t: "error", code: "bad_frame", msg: "a frame from the server is not a map" });
   }
 
   /** Ends the connection after what is queued; resolves when it is closed (terminated after `graceMs`). */

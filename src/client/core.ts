@@ -1,18 +1,24 @@
 // ChatClient: one logical session with a tcpchat server over a succession of
-// TCP connections. It owns the login state, reconnects, catches up with `sync`,
+// connections. It owns the login state, reconnects, catches up with `sync`,
 // keeps unacknowledged sends, and delivers each message once, in mid order.
 // The exactly-once rule is documented in index.ts.
+//
+// This class knows WebSocket servers only (`url`, or `servers: [{url}]`), so the
+// browser bundle (browser.ts) takes it without any Bun or Node module. The
+// ChatClient of client.ts (index.ts, for Bun) extends it with TCP servers.
 import type { Push } from "../protocol/pushes.ts";
 import type { RequestType } from "../protocol/requests.ts";
-import { AddressError, checkServers, formatServer, type ServerAddress } from "./address.ts";
 import { Backoff } from "./backoff.ts";
 import { findTail, syncPages } from "./catchup.ts";
 import { Connection } from "./connection.ts";
 import { Delivery } from "./delivery.ts";
-import { ChatError, chatErrorFrom, ClosedError, DisconnectedError, TimeoutError } from "./errors.ts";
+import { AddressError, ChatError, chatErrorFrom, ClosedError, DisconnectedError, TimeoutError } from "./errors.ts";
 import { Emitter, EventStream } from "./events.ts";
+import type { Endpoint, ServerInfo } from "./link.ts";
 import { Outbox } from "./outbox.ts";
 import { Sender } from "./sender.ts";
+import { newCid } from "./cid.ts";
+import { checkWebSocketUrl, webSocketEndpoint } from "./websocket.ts";
 import type {
   Bye,
   ChatMessage,
@@ -33,7 +39,7 @@ import type {
   Target,
 } from "./types.ts";
 
-type Resolved = Required<Omit<ClientOptions, "reconnect" | "pace" | "servers">> & Pick<ClientOptions, "reconnect" | "pace">;
+type Resolved = Required<Omit<ClientOptions, "reconnect" | "pace" | "servers" | "url">> & Pick<ClientOptions, "reconnect" | "pace">;
 
 const DEFAULTS: Resolved = {
   host: "127.0.0.1",
@@ -49,13 +55,24 @@ const DEFAULTS: Resolved = {
   pace: {},
 };
 
-/** The addresses to connect to: `servers`, checked, or the one `host` and `port`. */
-function serversOf(options: ClientOptions, opts: Resolved): ServerAddress[] {
-  if (options.servers === undefined) return [{ host: opts.host, port: opts.port }];
-  if (options.host !== undefined || options.port !== undefined) {
-    throw new AddressError("give either servers or host and port, not both");
+/** `where` of the one server given by the `host` and `port` options (or their defaults). */
+export const HOST_AND_PORT = "host and port";
+
+/** The servers to connect to, checked: `url`, `servers`, or the one `host` and `port`. */
+function endpointsOf(options: ClientOptions, endpoint: (entry: unknown, where: string) => Endpoint): Endpoint[] {
+  const hostPort = options.host !== undefined || options.port !== undefined;
+  if (options.url !== undefined) {
+    if (options.servers !== undefined || hostPort) throw new AddressError("give one of url, servers, or host and port");
+    return [endpoint({ url: options.url }, "url")];
   }
-  return checkServers(options.servers);
+  if (options.servers === undefined) {
+    return [endpoint({ host: options.host ?? DEFAULTS.host, port: options.port ?? DEFAULTS.port }, HOST_AND_PORT)];
+  }
+  if (hostPort) throw new AddressError("give either servers or host and port, not both");
+  const servers: unknown = options.servers;
+  if (!Array.isArray(servers)) throw new AddressError("servers must be an array of {host, port} or {url}");
+  if (servers.length === 0) throw new AddressError("servers is empty: give at least one {host, port} or {url}");
+  return servers.map((a: unknown, i) => endpoint(a, `servers[${i}]`));
 }
 
 /** Why one address could not be reached, in a few words. */
@@ -66,7 +83,7 @@ function dialFailure(e: unknown): string {
 
 export class ChatClient {
   private readonly opts: Resolved;
-  private readonly servers: ServerAddress[];
+  private readonly servers: Endpoint[];
   /** Index in `servers` of the current connection, or of the last address tried. */
   private at = 0;
   /** Addresses still to try in this round of reconnecting before the next backoff delay. */
@@ -89,9 +106,9 @@ export class ChatClient {
   private closing = false;
   private readonly streams = new Set<EventStream<unknown>>();
 
-  private constructor(options: ClientOptions) {
+  protected constructor(options: ClientOptions) {
     this.opts = { ...DEFAULTS, ...options } as Resolved;
-    this.servers = serversOf(options, this.opts);
+    this.servers = endpointsOf(options, (entry, where) => this.endpoint(entry, where));
     this.backoff = new Backoff(this.opts.reconnect || {});
     this.emitter = new Emitter<ClientEvents>((err, name) => {
       // Reported as an "error" event, unless an "error" listener threw (no loop) or nobody listens.
@@ -114,11 +131,25 @@ export class ChatClient {
    * AggregateError naming each address), or AddressError for a bad `servers`. Log in next.
    */
   static async connect(options: ClientOptions = {}): Promise<ChatClient> {
-    const c = new ChatClient(options);
+    const c = new this(options);
     c.conn = await c.dialFirst();
     c.setState("open");
     c.startPing();
     return c;
+  }
+
+  /**
+   * One server entry as an Endpoint, checked (`where` names it in an AddressError).
+   * Here only `{url}`: a WebSocket; the ChatClient of client.ts adds `{host, port}`.
+   */
+  protected endpoint(entry: unknown, where: string): Endpoint {
+    if (typeof entry === "object" && entry !== null && "url" in entry) {
+      return webSocketEndpoint(checkWebSocketUrl(entry.url, where === "url" ? "url" : `${where}.url`));
+    }
+    if (typeof entry === "object" && entry !== null && "host" in entry) {
+      throw new AddressError(`${where}: TCP needs Bun and the client of src/client/index.ts; this build speaks WebSocket only: give url`);
+    }
+    throw new AddressError(`${where} must be {url}, got ${JSON.stringify(entry)}`);
   }
 
   // ---- state ---------------------------------------------------------------
@@ -142,8 +173,8 @@ export class ChatClient {
     return this.delivery.cursor;
   }
 
-  /** The server of the current connection; undefined while there is none. */
-  get server(): ServerAddress | undefined {
+  /** The server of the current connection (`{host, port}`, and `url` for a WebSocket); undefined while there is none. */
+  get server(): ServerInfo | undefined {
     const conn = this.conn;
     return conn ? { ...conn.server } : undefined;
   }
@@ -307,7 +338,7 @@ export class ChatClient {
    */
   send(input: SendInput, opts: SendOptions = {}): Promise<ChatMessage> {
     if (this._state === "closed") return Promise.reject(new ClosedError("send"));
-    const cid = input.cid ?? crypto.randomUUID();
+    const cid = input.cid ?? newCid();
     if (this.outbox.byCidOf(cid)) return Promise.reject(chatErrorFrom("bad_request", `cid "${cid}" is already pending`, "send"));
     const { entry, promise } = this.outbox.add({ ...input, cid });
     if (opts.timeoutMs !== undefined) {
@@ -350,15 +381,14 @@ export class ChatClient {
       }
     }
     if (errors.length === 1) throw errors[0];
-    const why = errors.map((e, i) => `${formatServer(this.servers[i]!)}: ${dialFailure(e)}`).join("; ");
+    const why = errors.map((e, i) => `${this.servers[i]!.label}: ${dialFailure(e)}`).join("; ");
     throw new DisconnectedError("connect", { cause: new AggregateError(errors, why) });
   }
 
-  private dial(server: ServerAddress): Promise<Connection> {
+  private dial(endpoint: Endpoint): Promise<Connection> {
     const conn: Promise<Connection> = Connection.open(
       {
-        host: server.host,
-        port: server.port,
+        endpoint,
         connectTimeoutMs: this.opts.connectTimeoutMs,
         maxFrame: this.opts.maxFrame,
         pace: this.opts.pace ?? {},

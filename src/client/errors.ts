@@ -133,3 +133,8 @@ export class ClosedError extends TcpchatError {
     super(`${request}: the client is closed`, options);
   }
 }
+
+/** A server address, URL or address list that cannot be used; the message says which and why. */
+export class AddressError extends TypeError {
+  override name = "AddressError";
+}

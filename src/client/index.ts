@@ -1,5 +1,6 @@
 /**
- * tcpchat client library: protocol v1 (docs/PROTOCOL.md) over TCP, for Bun.
+ * tcpchat client library: protocol v1 (docs/PROTOCOL.md) over TCP or WebSocket, for Bun.
+ * In a browser, import `./browser.ts` instead: the same ChatClient, WebSocket only.
  *
  * ```ts
  * import { ChatClient } from "./src/client/index.ts";
@@ -87,9 +88,27 @@
  * queued sends with their `cid`s (the server keeps one message per sender and
  * `cid`, so a send acknowledged by neither server is still stored once, as long
  * as the servers share one store). `client.server` is the current address.
+ *
+ * ## WebSocket
+ *
+ * `url: "ws://127.0.0.1:7780/ws"` (or `wss://` for a server with TLS) instead of
+ * `host` and `port` speaks the same protocol over the server's HTTP port
+ * (PROTOCOL.md §1.1): one MessagePack map per binary WebSocket message.
+ * Everything above holds unchanged: reconnect, token login, `sync` catch-up,
+ * exactly-once delivery, queued sends by `cid`. Several servers: `servers:
+ * [{url: "wss://a/ws"}, {url: "wss://b/ws"}]` (`{host, port}` and `{url}` entries
+ * may be mixed). `client.server` then has the URL's host and port and the `url`.
+ * It uses the global WebSocket (a browser's, or Bun's). The browser's ws.send()
+ * buffers without bound; the client stops writing into it past 1 MiB buffered
+ * (`bufferedAmount`) and keeps the rest in its own queue until it drains.
+ *
+ * `./browser.ts` exports the same client for web pages, built from modules that
+ * need neither Bun nor Node (core.ts, websocket.ts): there `url` or `{url}`
+ * servers are the only way to connect.
  */
 export { ChatClient } from "./client.ts";
 export { AddressError, formatServer, parseServer, parseServers, type ServerAddress } from "./address.ts";
+export type { Server, ServerInfo, WebSocketAddress } from "./link.ts";
 export {
   BadFrameError,
   BadRequestError,

@@ -1,22 +1,18 @@
 // The only file that touches Bun.connect: a TCP connection as a `Link` (write,
-// end, terminate) plus three callbacks (data, drain, closed).
+// end, terminate) plus three callbacks (data, drain, closed). Bun only: the
+// browser bundle (browser.ts) never imports it.
 import type { Socket } from "bun";
+import { formatServer } from "./address.ts";
 import { DisconnectedError } from "./errors.ts";
+import type { Endpoint, Link, LinkHandlers, ServerAddress } from "./link.ts";
 
-export interface Link {
-  /** Bytes the kernel took, or -1 if closed (Bun semantics, docs/BUN.md). */
-  write(data: Uint8Array): number;
-  /** Half-close after what was written (call only with nothing left to write). */
-  end(): void;
-  /** Close now. */
-  terminate(): void;
-}
-
-export interface LinkHandlers {
-  data(chunk: Uint8Array): void;
-  drain(): void;
-  /** Called once, when the connection is gone for any reason. */
-  closed(error?: Error): void;
+/** A TCP server as an Endpoint. `write` gives the bytes the kernel took, or -1 once closed (docs/BUN.md). */
+export function tcpEndpoint(server: ServerAddress): Endpoint {
+  return {
+    server: { host: server.host, port: server.port },
+    label: formatServer(server),
+    dial: (timeoutMs, h) => dial(server.host, server.port, timeoutMs, h),
+  };
 }
 
 /** Opens a TCP connection; rejects with DisconnectedError if it cannot within `timeoutMs`. */

@@ -3,7 +3,7 @@
 // them for the client and adds the client's own types.
 import type { WireMessage } from "../protocol/pushes.ts";
 import type { FileField, RequestOf, RequestType } from "../protocol/requests.ts";
-import type { ServerAddress } from "./address.ts";
+import type { Server } from "./link.ts";
 import type { PaceOptions } from "./pacer.ts";
 
 /** A stored chat message, as in `msg` pushes and `history`/`sync` pages (PROTOCOL.md §3.5). */
@@ -123,21 +123,29 @@ export interface ReconnectOptions {
 }
 
 export interface ClientOptions {
-  /** The one server to connect to. Default "127.0.0.1". Not with `servers`. */
+  /** The one TCP server to connect to. Default "127.0.0.1". Not with `servers` or `url`. Bun only. */
   host?: string;
-  /** Its port. Default 7777. Not with `servers`. */
+  /** Its port. Default 7777. Not with `servers` or `url`. */
   port?: number;
   /**
-   * Several servers (nodes of one cluster), instead of `host` and `port`. The
-   * first connection goes to the first that answers, in order; after a lost
-   * connection the client moves on to the next address, round robin (see
-   * `ReconnectOptions` for the delays). `parseServers("a:7777,b:7777,[::1]:7777")`
-   * makes the list from text. A bad list rejects `connect()` with an AddressError.
+   * One server over WebSocket, instead of `host` and `port`: the `/ws` URL of its
+   * HTTP port (PROTOCOL.md §1.1), `ws://host:7780/ws`, or `wss://...` for a server
+   * with TLS. In a browser this (or `servers` of `{url}`) is the only way; in a
+   * page served by tcpchat, `ws(s)://${location.host}/ws`. Not with `servers`.
    */
-  servers?: ServerAddress[];
+  url?: string;
+  /**
+   * Several servers (nodes of one cluster), instead of `host` and `port` or
+   * `url`: `{host, port}` (TCP, Bun only) or `{url}` (WebSocket), mixed as you
+   * like. The first connection goes to the first that answers, in order; after a
+   * lost connection the client moves on to the next, round robin (see
+   * `ReconnectOptions` for the delays). `parseServers("a:7777,b:7777,[::1]:7777")`
+   * makes a TCP list from text. A bad list rejects `connect()` with an AddressError.
+   */
+  servers?: Server[];
   /** Time a request (other than `send`) waits for its reply, ms. Default 10000. */
   requestTimeoutMs?: number;
-  /** Time to establish a TCP connection, ms. Default 10000. With several servers, a dead one that drops packets costs this much per round. */
+  /** Time to establish a connection (TCP, or a WebSocket's handshake), ms. Default 10000. With several servers, a dead one that drops packets costs this much per round. */
   connectTimeoutMs?: number;
   /** Largest frame accepted from the server, bytes. Default 64 MiB (the server's `--max-frame` plus 1024 is the minimum, PROTOCOL.md §1). */
   maxFrame?: number;

@@ -452,21 +452,25 @@ export class PostgresStore implements Store {
     });
 
     return this.write("commit", async (tx) => {
-      const [s] = await tx`UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_mid`;
-      const seq = Number(s.seq);
-      let last = Number(s.last_mid);
-
-      // The batch's (sender, cid) pairs stored already: read under the lock, so no other node adds one
-      // meanwhile. One index probe per pair (LIMIT 1 keeps the planner from a hash join over the table).
-      const prior = new Map<string, CommitResult>();
-      if (withCid.length > 0) {
-        const found = await tx`SELECT b.i, m.mid, m.ts
+      // The lock first. The batch's (sender, cid) pairs stored already are read right behind it, on the
+      // same connection (pipelined: one round trip for both): the server runs the SELECT once it holds
+      // the lock, with a snapshot taken then, so it sees every earlier commit and no other node can add
+      // one of these pairs before this transaction ends. One index probe per pair (LIMIT 1 keeps the
+      // planner from a hash join over the whole table).
+      const lock = tx`UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_mid`;
+      const lookup =
+        withCid.length === 0
+          ? undefined
+          : tx`SELECT b.i, m.mid, m.ts
           FROM unnest(${tx.array(withCid.map((r) => r.sender), "TEXT")}, ${tx.array(withCid.map((r) => r.cid), "BYTEA")})
             WITH ORDINALITY AS b(sender, cid, i)
           CROSS JOIN LATERAL (SELECT mid, ts FROM messages WHERE sender = b.sender AND cid = b.cid AND cid IS NOT NULL LIMIT 1) m`;
-        for (const f of found as Array<{ i: string; mid: string; ts: string }>)
-          prior.set(withCidKeys[Number(f.i) - 1]!, { mid: Number(f.mid), ts: Number(f.ts), duplicate: true });
-      }
+      const [[s], found] = await Promise.all([lock, lookup ?? []]);
+      const seq = Number(s.seq);
+      let last = Number(s.last_mid);
+      const prior = new Map<string, CommitResult>();
+      for (const f of found as Array<{ i: string; mid: string; ts: string }>)
+        prior.set(withCidKeys[Number(f.i) - 1]!, { mid: Number(f.mid), ts: Number(f.ts), duplicate: true });
 
       const results: CommitResult[] = new Array(batch.length);
       const fresh: Prepared[] = [];

@@ -37,7 +37,7 @@ async function emptied(): Promise<PostgresStore> {
 
 storeSuite("PostgresStore", emptied);
 
-describe("PostgresStore selection", () => {
+describe("PostgresStore specifics", () => {
   test("openStore picks Postgres for postgres:// and postgresql:// URLs", async () => {
     for (const url of [suiteUrl, suiteUrl.replace(/^postgres:/, "postgresql:")]) {
       const s = await openStore({ db: url, durability: "normal" });
@@ -47,6 +47,38 @@ describe("PostgresStore selection", () => {
       } finally {
         await s.close();
       }
+    }
+  });
+
+  test("U+0000 in cid, file name and type, and a 4 MiB file, round-trip (client strings are stored as UTF-8 bytea)", async () => {
+    const s = await emptied();
+    try {
+      const data = new Uint8Array(4 * 1024 * 1024);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+      const m: NewMessage = { sender: "a", toUser: "b", cid: "c\u0000id", text: "t\u0000", file: { name: "f\u0000.bin", type: "x/\u0000", data } };
+      const [r] = (await s.commit([m], 9)).results;
+      expect((await s.commit([{ ...m, text: "again" }], 10)).results).toEqual([{ mid: r!.mid, ts: 9, duplicate: true }]);
+      expect((await s.commit([{ ...m, cid: "c" }], 11)).results[0]!.duplicate).toBe(false);
+      const [got] = await s.messagesByMid([r!.mid]);
+      expect({ ...got!, file: { ...got!.file!, data: [] } }).toEqual({ ...m, mid: r!.mid, ts: 9, file: { ...m.file!, data: [] } });
+      expect(Buffer.from(got!.file!.data).equals(Buffer.from(data))).toBe(true);
+      expect(await s.historySizes("d:a:b", { limit: 1 })).toEqual([{ mid: r!.mid + 1, size: 96 + 2 + 1 + data.length + 6 + 3 }]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("after close(), calls reject and nothing is stored", async () => {
+    const s = await emptied();
+    await s.commit([{ sender: "a", grp: "g", text: "ok" }], 1);
+    await s.close();
+    await expect(s.commit([{ sender: "a", grp: "g", text: "after close" }], 2)).rejects.toThrow();
+    await expect(s.position()).rejects.toThrow();
+    const s2 = await PostgresStore.open({ url: suiteUrl });
+    try {
+      expect(await s2.position()).toEqual({ seq: 1, mid: 1 });
+    } finally {
+      await s2.close();
     }
   });
 });

@@ -1,472 +1,67 @@
 // Crash safety: the real server on a SQLite file, four users sending pipelined
 // messages (groups and direct) at full rate, killed with SIGKILL at a random
 // moment, restarted on the same file with the same arguments, five times over.
-// After every crash: every acknowledged message is stored with the mid and ts
-// its sender was given, and sync (each recipient) and history (each
-// conversation) return exactly what is stored; nothing is stored twice; every
-// push that was delivered is stored; and every send whose ok never arrived,
-// retried with its cid, either returns the mid it had been committed under or
-// is stored now, once. PROTOCOL.md §3.4, §6.
-import { afterAll, expect, test } from "bun:test";
+// The suite and its checks are test/helpers/crash-suite.ts; test/cluster-crash.test.ts
+// runs it against a cluster. SQLite-specific here: reading the rows from a copy of the
+// file (with its WAL) that the crash left, while no server runs.
 import { Database } from "bun:sqlite";
 import { copyFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { FuzzConn, memOf, type Msg } from "./helpers/fuzz-conn.ts";
-import { Rng } from "./helpers/fuzz-gen.ts";
-import type { W } from "./helpers/fuzz-msgpack.ts";
-import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import { CRASH_ARGS, crashSuite, type Row } from "./helpers/crash-suite.ts";
+import { type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 
-const SEED = process.env.TCPCHAT_CRASH_SEED ? Number(process.env.TCPCHAT_CRASH_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
-const CYCLES = 5;
-/** Sends in flight per user: enough to keep the batcher full, so many are uncommitted or unacknowledged at the kill. */
-const WINDOW = 256;
-const PAGE = 500;
-
-const tmp = tempDir("tcpchat-crash-");
-const DB = join(tmp.dir, "chat.db");
-// Rate limits off: this test is about what a crash leaves in the store, at the highest rate the server takes.
-const ARGS = ["--db", DB, ...TEST_ARGS, "--rate-msgs", "0", "--rate-bytes", "0", "--rate-msgs-addr", "0", "--rate-bytes-addr", "0"];
-
-const USERS = ["cu0", "cu1", "cu2", "cu3"];
-const GROUPS: Record<string, string[]> = { cg0: ["cu0", "cu1", "cu2"], cg1: ["cu1", "cu2", "cu3"] };
-const TEXTS = ["hi", "hello there", "żółć", "emoji 🎉🎉", "a".repeat(300), "line\nbreak", "tab\tand \"quotes\"", "x".repeat(3000)];
-
-interface Sent {
-  key: string;
-  sender: string;
-  cid: string;
-  group?: string;
-  user?: string;
-  text?: string;
-  file?: { name: string; type: string; data: Uint8Array };
-  cycle: number;
-  ack?: { mid: number; ts: number };
-}
-
-interface Row {
-  mid: number;
-  ts: number;
-  sender: string;
-  grp: string | null;
-  to_user: string | null;
-  conv: string;
-  cid: string | null;
-  text: string | null;
-  file_name: string | null;
-  file_type: string | null;
-  file_data: Uint8Array | null;
-}
-
-let server: RunningServer | undefined;
-const conns = new Map<string, FuzzConn>();
-const tokens = new Map<string, string>();
-const sent = new Map<string, Sent>();
-const ackedMids = new Map<number, string>();
-/** Every msg push received: mid -> "sender\0cid". */
-const pushed = new Map<number, string>();
-const failures: string[] = [];
-const report: string[] = [];
-
-function fail(msg: string): void {
-  if (failures.length < 50) failures.push(msg);
-}
-
-afterAll(async () => {
-  for (const c of conns.values()) c.kill();
-  if (server && server.proc.exitCode === null && server.proc.signalCode === null) {
-    server.proc.kill("SIGKILL");
-    await server.proc.exited;
-  }
-  tmp.cleanup();
-});
-
-function targetsOf(u: string): Array<{ group?: string; user?: string }> {
-  const t: Array<{ group?: string; user?: string }> = [];
-  for (const [g, members] of Object.entries(GROUPS)) if (members.includes(u)) t.push({ group: g });
-  for (const v of USERS) t.push({ user: v }); // including a message to oneself
-  return t;
-}
-
-function convOf(s: { sender: string; group?: string; user?: string }): string {
-  if (s.group) return `g:${s.group}`;
-  const [a, b] = [s.sender, s.user!].sort();
-  return `d:${a}:${b}`;
-}
-
-function rowConvRelevant(r: Row, u: string): boolean {
-  if (r.grp !== null) return GROUPS[r.grp]!.includes(u);
-  return r.sender === u || r.to_user === u;
-}
-
-function request(s: Sent): Record<string, W> {
-  const m: Record<string, W> = { t: "send", cid: s.cid };
-  if (s.group) m.group = s.group;
-  else m.user = s.user!;
-  if (s.text !== undefined) m.text = s.text;
-  if (s.file) m.file = s.file;
-  return m;
-}
-
-/**
- * The rows of the database file as the crash left it. The server holds the file
- * with an exclusive lock while it runs, so this reads a copy taken while no
- * server runs: SQLite recovers the copy's WAL, and the original stays exactly as
- * the crash left it for the server's own recovery at restart.
- */
-function readRows(label: string): Row[] {
-  const snap = join(tmp.dir, `snapshot-${label.replace(/\W+/g, "-")}`);
-  mkdirSync(snap, { recursive: true });
-  for (const ext of ["", "-wal", "-shm", "-journal"]) if (existsSync(DB + ext)) copyFileSync(DB + ext, join(snap, `chat.db${ext}`));
-  const db = new Database(join(snap, "chat.db"));
-  try {
-    return db
-      .query("SELECT mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data FROM messages ORDER BY mid")
-      .all() as Row[];
-  } finally {
-    db.close();
-    rmSync(snap, { recursive: true, force: true });
-  }
-}
-
-function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | null | undefined): boolean {
-  if (!a || !b) return !a && !b;
-  return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
-}
-
-/** Whether a stored row is what the client sent. */
-function rowMatches(r: Row, s: Sent): boolean {
-  return (
-    r.sender === s.sender &&
-    r.cid === s.cid &&
-    r.grp === (s.group ?? null) &&
-    r.to_user === (s.user ?? null) &&
-    r.conv === convOf(s) &&
-    r.text === (s.text ?? null) &&
-    r.file_name === (s.file?.name ?? null) &&
-    r.file_type === (s.file?.type ?? null) &&
-    (s.file ? sameBytes(r.file_data, s.file.data) : r.file_data === null)
-  );
-}
-
-/** A message of sync/history against its row. */
-function wireMatches(m: Msg, r: Row): boolean {
-  return (
-    m.mid === r.mid &&
-    m.ts === r.ts &&
-    m.from === r.sender &&
-    (m.group ?? null) === r.grp &&
-    (m.user ?? null) === r.to_user &&
-    (m.cid ?? null) === r.cid &&
-    (m.text ?? null) === r.text &&
-    (r.file_name === null ? m.file === undefined : m.file?.name === r.file_name && sameBytes(m.file?.data, r.file_data))
-  );
-}
-
-async function connectAll(port: number): Promise<void> {
-  for (const u of USERS) {
-    const c = await FuzzConn.connect(port);
-    c.onPush = (m) => {
-      if (m.t !== "msg") return;
-      const prev = pushed.get(m.mid);
-      const key = `${m.from}\0${m.cid}`;
-      if (prev !== undefined && prev !== key) fail(`mid ${m.mid} pushed as two messages: ${prev} and ${key}`);
-      pushed.set(m.mid, key);
-    };
-    await c.ok({ t: "login", user: u, token: tokens.get(u)! });
-    conns.set(u, c);
-  }
-}
-
-/** Pages `req` (sync, or history forward with `after`) until `more` is false. */
-async function pageForward(c: FuzzConn, req: Record<string, W>, after: number): Promise<Msg[]> {
-  const out: Msg[] = [];
-  for (let page = 0; page < 10000; page++) {
-    const r = await c.ok({ ...req, after, limit: PAGE });
-    out.push(...r.msgs);
-    if (!r.more) return out;
-    if (r.msgs.length === 0) throw new Error(`${String(req.t)}: more with an empty page`);
-    after = r.msgs[r.msgs.length - 1].mid;
-  }
-  throw new Error("paging did not end");
-}
-
-async function historyBackward(c: FuzzConn, target: Record<string, W>): Promise<Msg[]> {
-  const pages: Msg[][] = [];
-  let before: number | undefined;
-  for (let page = 0; page < 10000; page++) {
-    const r = await c.ok({ t: "history", ...target, ...(before === undefined ? {} : { before }), limit: PAGE });
-    pages.unshift(r.msgs);
-    if (!r.more) return pages.flat();
-    if (r.msgs.length === 0) throw new Error("history: more with an empty page");
-    before = r.msgs[0].mid;
-  }
-  throw new Error("paging did not end");
-}
-
-/** The list equals the rows (same mids in the same order, same content); `what` names it in failures. */
-function compareList(what: string, got: Msg[], rows: Row[]): void {
-  const mids = got.map((m) => m.mid);
-  for (let i = 1; i < mids.length; i++)
-    if (!(mids[i] > mids[i - 1])) return fail(`${what}: mids not strictly increasing at ${i}: ${mids[i - 1]}, ${mids[i]}`);
-  if (got.length !== rows.length || got.some((m, i) => m.mid !== rows[i]!.mid)) {
-    const have = new Set(mids);
-    const want = new Set(rows.map((r) => r.mid));
-    const missing = rows.filter((r) => !have.has(r.mid)).map((r) => r.mid);
-    const extra = mids.filter((m) => !want.has(m));
-    return fail(`${what}: ${got.length} messages, ${rows.length} stored; missing ${missing.slice(0, 10)}; extra ${extra.slice(0, 10)}`);
-  }
-  got.forEach((m, i) => {
-    if (!wireMatches(m, rows[i]!)) fail(`${what}: message ${m.mid} differs from its row: ${JSON.stringify({ ...m, file: undefined })}`);
-  });
-}
-
-/** Checks stored rows against what was sent, acknowledged and pushed. */
-function checkRows(rows: Row[], label: string): void {
-  const byKey = new Map<string, Row>();
-  const byMid = new Map<number, Row>();
-  for (const r of rows) {
-    byMid.set(r.mid, r);
-    if (r.cid === null) {
-      fail(`${label}: row ${r.mid} has no cid: nobody sent it`);
-      continue;
-    }
-    const key = `${r.sender}\0${r.cid}`;
-    if (byKey.has(key)) fail(`${label}: (${r.sender}, ${r.cid}) stored twice: mids ${byKey.get(key)!.mid} and ${r.mid}`);
-    byKey.set(key, r);
-    const s = sent.get(key);
-    if (!s) fail(`${label}: row ${r.mid} (${r.sender}, ${r.cid}) was never sent`);
-    else if (!rowMatches(r, s)) fail(`${label}: row ${r.mid} differs from what was sent`);
-  }
-  // Every acknowledged message is stored as acknowledged.
-  for (const s of sent.values()) {
-    if (!s.ack) continue;
-    const r = byKey.get(s.key);
-    if (!r) fail(`${label}: ${s.sender} got ok {mid ${s.ack.mid}} for cid ${s.cid}, and it is not stored`);
-    else if (r.mid !== s.ack.mid || r.ts !== s.ack.ts)
-      fail(`${label}: cid ${s.cid} acknowledged as mid ${s.ack.mid} ts ${s.ack.ts}, stored as mid ${r.mid} ts ${r.ts}`);
-  }
-  // Every message pushed to someone is stored (a push follows the commit).
-  for (const [mid, key] of pushed) {
-    const r = byMid.get(mid);
-    if (!r || `${r.sender}\0${r.cid}` !== key) fail(`${label}: pushed message ${mid} (${key.replace("\0", " ")}) is not stored as such`);
-  }
-}
-
-/** What the running server returns through sync (each recipient) and history (each conversation) equals the rows with mid > `after`. */
-async function verifyServer(rows: Row[], after: number, label: string, full: boolean): Promise<void> {
-  const newer = rows.filter((r) => r.mid > after);
-  for (const u of USERS) {
-    const got = await pageForward(conns.get(u)!, { t: "sync" }, after);
-    compareList(`${label}: sync of ${u} after ${after}`, got, newer.filter((r) => rowConvRelevant(r, u)));
-    const have = new Set(got.map((m) => m.mid));
-    for (const s of sent.values())
-      if (s.ack && s.ack.mid > after && (s.group ? GROUPS[s.group]!.includes(u) : s.sender === u || s.user === u) && !have.has(s.ack.mid))
-        fail(`${label}: acknowledged mid ${s.ack.mid} (${s.sender} -> ${s.group ?? s.user}) missing from ${u}'s sync`);
-  }
-  const convs: Array<{ conv: string; as: string; target: Record<string, W> }> = [];
-  for (const [g, members] of Object.entries(GROUPS)) convs.push({ conv: `g:${g}`, as: members[0]!, target: { group: g } });
-  for (let i = 0; i < USERS.length; i++)
-    for (let j = i; j < USERS.length; j++) convs.push({ conv: `d:${USERS[i]}:${USERS[j]}`, as: USERS[i]!, target: { user: USERS[j]! } });
-  for (const { conv, as, target } of convs) {
-    const c = conns.get(as)!;
-    const got = await pageForward(c, { t: "history", ...target }, after);
-    compareList(`${label}: history ${conv} after ${after}`, got, newer.filter((r) => r.conv === conv));
-    if (full) compareList(`${label}: whole history ${conv}, paged backwards`, await historyBackward(c, target), rows.filter((r) => r.conv === conv));
-  }
-}
-
-/** Full-rate load until `stop()` is called: every user keeps WINDOW sends in flight. */
-function startLoad(cycle: number, rng: Rng): { stop(): void; deafen(): void; counts(): { sent: number; acked: number; lost: number } } {
-  let stopped = false;
-  let deaf = false;
-  let nSent = 0;
-  let nAcked = 0;
-  let nLost = 0;
-  for (const u of USERS) {
-    const c = conns.get(u)!;
-    const targets = targetsOf(u);
-    let seq = 0;
-    let inFlight = 0;
-    const pump = () => {
-      while (!stopped && !c.closed && inFlight < WINDOW) {
-        const cid = `${u}-${cycle}-${seq++}`;
-        const s: Sent = { key: `${u}\0${cid}`, sender: u, cid, ...rng.pick(targets), cycle };
-        const kind = rng.float();
-        if (kind < 0.03) s.file = { name: `f${seq}.bin`, type: "application/octet-stream", data: rng.bytes(rng.int(0, 3000)) };
-        if (!s.file || kind < 0.015) s.text = `${rng.pick(TEXTS)} #${cid}`;
-        sent.set(s.key, s);
-        inFlight++;
-        nSent++;
-        c.send(request(s), (m) => {
-          inFlight--;
-          if (deaf && m.t === "ok") {
-            nLost++; // this ok is "lost in transit": the sender never learns of it
-          } else if (m.t === "ok") {
-            nAcked++;
-            if (typeof m.mid !== "number" || typeof m.ts !== "number") fail(`ok without mid/ts: ${JSON.stringify(m)}`);
-            const prev = ackedMids.get(m.mid);
-            if (prev !== undefined) fail(`mid ${m.mid} acknowledged twice: ${prev.replace("\0", " ")} and ${s.key.replace("\0", " ")}`);
-            ackedMids.set(m.mid, s.key);
-            s.ack = { mid: m.mid, ts: m.ts };
-          } else fail(`send ${cid}: ${m.code}: ${m.msg}`);
-          pump();
-        });
-      }
-    };
-    pump();
-  }
+crashSuite(async () => {
+  const tmp = tempDir("tcpchat-crash-");
+  const DB = join(tmp.dir, "chat.db");
+  const ARGS = ["--db", DB, ...CRASH_ARGS];
+  let server: RunningServer = await startServer(ARGS);
+  let earlier = "";
+  const alive = () => server.proc.exitCode === null && server.proc.signalCode === null;
   return {
-    stop: () => {
-      stopped = true;
+    name: "one server on SQLite",
+    nodes: 1,
+    port: () => server.port,
+    async kill() {
+      const proc = server.proc;
+      proc.kill("SIGKILL");
+      await proc.exited;
+      return [proc.signalCode as string | null];
     },
-    deafen: () => {
-      deaf = true;
+    async restart() {
+      earlier += server.output();
+      server = await startServer(ARGS);
     },
-    counts: () => ({ sent: nSent, acked: nAcked, lost: nLost }),
+    stop: async () => [await server.stop()],
+    /**
+     * The rows of the database file as the crash left it. The server holds the file
+     * with an exclusive lock while it runs, so this reads a copy taken while no
+     * server runs: SQLite recovers the copy's WAL, and the original stays exactly as
+     * the crash left it for the server's own recovery at restart.
+     */
+    async readRows(label: string): Promise<Row[]> {
+      if (alive()) throw new Error("readRows while the server runs");
+      const snap = join(tmp.dir, `snapshot-${label.replace(/\W+/g, "-")}`);
+      mkdirSync(snap, { recursive: true });
+      for (const ext of ["", "-wal", "-shm", "-journal"]) if (existsSync(DB + ext)) copyFileSync(DB + ext, join(snap, `chat.db${ext}`));
+      const db = new Database(join(snap, "chat.db"));
+      try {
+        return db
+          .query("SELECT mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data FROM messages ORDER BY mid")
+          .all() as Row[];
+      } finally {
+        db.close();
+        rmSync(snap, { recursive: true, force: true });
+      }
+    },
+    output: () => earlier + server.output(),
+    pids: () => [server.proc.pid],
+    settleMs: 0,
+    async close() {
+      if (alive()) {
+        server.proc.kill("SIGKILL");
+        await server.proc.exited;
+      }
+      tmp.cleanup();
+    },
   };
-}
-
-/** Retries every send without an ok (same request, same cid), then a sample of acknowledged ones. */
-async function retry(rows: Row[], rng: Rng, label: string): Promise<{ committed: number; stored: number; resent: number }> {
-  const byKey = new Map(rows.map((r) => [`${r.sender}\0${r.cid}`, r]));
-  const maxMid = rows.length ? rows[rows.length - 1]!.mid : 0;
-  const unacked = [...sent.values()].filter((s) => !s.ack);
-  const acked = [...sent.values()].filter((s) => s.ack);
-  const sample = Array.from({ length: Math.min(20, acked.length) }, () => rng.pick(acked));
-  let committed = 0;
-  let stored = 0;
-  // A repeat of a used cid stores nothing and pushes nothing (§3.4, §5.1): no push may carry an old mid now.
-  const pushedBefore = new Set(pushed.keys());
-  const pushCheck = (m: Msg) => {
-    if (m.t === "msg" && m.mid <= maxMid) fail(`${label}: a retry pushed mid ${m.mid}${pushedBefore.has(m.mid) ? " again" : ", stored before the retries"}`);
-  };
-  const saved = new Map<string, (m: Msg) => void>();
-  for (const [u, c] of conns) {
-    saved.set(u, c.onPush);
-    const orig = c.onPush;
-    c.onPush = (m) => {
-      pushCheck(m);
-      orig(m);
-    };
-  }
-  const work = [...unacked, ...sample];
-  await Promise.all(
-    USERS.map(async (u) => {
-      const c = conns.get(u)!;
-      const mine = work.filter((s) => s.sender === u);
-      for (let i = 0; i < mine.length; i += WINDOW) {
-        await Promise.all(
-          mine.slice(i, i + WINDOW).map(async (s) => {
-            const r = await c.request(request(s), 30000);
-            if (r.t !== "ok") return fail(`${label}: retry of ${s.cid}: ${r.code}: ${r.msg}`);
-            const prior = byKey.get(s.key);
-            if (s.ack) {
-              if (r.mid !== s.ack.mid || r.ts !== s.ack.ts) fail(`${label}: repeat of acknowledged ${s.cid} (mid ${s.ack.mid}) answered mid ${r.mid}`);
-              return;
-            }
-            if (prior) {
-              committed++;
-              if (r.mid !== prior.mid || r.ts !== prior.ts)
-                fail(`${label}: ${s.cid} was committed as mid ${prior.mid} before the crash; its retry answered mid ${r.mid}`);
-            } else {
-              stored++;
-              if (!(r.mid > maxMid)) fail(`${label}: ${s.cid} was not stored; its retry answered an old mid ${r.mid}`);
-            }
-            const prev = ackedMids.get(r.mid);
-            if (prev !== undefined && prev !== s.key) fail(`${label}: retry of ${s.cid} answered mid ${r.mid}, already acknowledged for ${prev}`);
-            ackedMids.set(r.mid, s.key);
-            s.ack = { mid: r.mid, ts: r.ts };
-          }),
-        );
-      }
-    }),
-  );
-  for (const [u, c] of conns) c.onPush = saved.get(u)!;
-  // The server now holds exactly the rows of the crash plus one per retry that stored: seen through every user's sync.
-  const newMids = new Set<number>();
-  for (const u of USERS) for (const m of await pageForward(conns.get(u)!, { t: "sync" }, maxMid)) newMids.add(m.mid);
-  const storedMids = work.filter((s) => s.ack && s.ack.mid > maxMid).map((s) => s.ack!.mid);
-  if (newMids.size !== stored || storedMids.some((m) => !newMids.has(m)))
-    fail(`${label}: ${stored} retries stored a message, the server has ${newMids.size} messages after mid ${maxMid}`);
-  return { committed, stored, resent: work.length };
-}
-
-test(
-  `${CYCLES} SIGKILLs under full-rate sends: acknowledged means stored, synced and in history; nothing twice; retries by cid are exact`,
-  async () => {
-    const rng = new Rng(SEED);
-    console.log(`crash.test seed ${SEED} (TCPCHAT_CRASH_SEED=${SEED} repeats the kill times)`);
-    try {
-      server = await startServer(ARGS);
-      for (const u of USERS) {
-        const c = await FuzzConn.connect(server.port);
-        await c.ok({ t: "register", user: u, pass: "password1" });
-        tokens.set(u, (await c.ok({ t: "login", user: u, pass: "password1" })).token);
-        for (const [g, members] of Object.entries(GROUPS)) if (members.includes(u)) await c.ok({ t: "join", group: g });
-        c.close();
-      }
-      await connectAll(server.port);
-      let checkpoint = 0;
-      let totalCommittedUnacked = 0;
-      for (let cycle = 1; cycle <= CYCLES; cycle++) {
-        const label = `cycle ${cycle}`;
-        const load = startLoad(cycle, rng);
-        const killAfter = rng.int(40, 900);
-        // The oks of the last few ms before the kill are lost on the way (as on a broken network), so
-        // some messages are committed and their senders do not know: their retries must find them.
-        const deafFor = rng.int(5, 60);
-        await Bun.sleep(Math.max(0, killAfter - deafFor));
-        load.deafen();
-        await Bun.sleep(Math.min(deafFor, killAfter));
-        const proc = server.proc;
-        proc.kill("SIGKILL");
-        await proc.exited;
-        load.stop();
-        expect(proc.signalCode as string | null).toBe("SIGKILL");
-        for (const c of conns.values()) if (!(await c.until(() => c.closed, 5000))) fail(`${label}: a client saw no close after the kill`);
-        const { sent: nSent, acked: nAcked, lost: nLost } = load.counts();
-        const rows = readRows(label); // what the crash left
-        checkRows(rows, label);
-        const t0 = performance.now();
-        server = await startServer(ARGS); // same database, same arguments, nothing done in between
-        const restartMs = performance.now() - t0;
-        await connectAll(server.port);
-        await verifyServer(rows, checkpoint, label, cycle === CYCLES);
-        expect(failures).toEqual([]);
-        const { committed, stored, resent } = await retry(rows, rng, label);
-        totalCommittedUnacked += committed;
-        const inStore = rows.filter((r) => sent.get(`${r.sender}\0${r.cid}`)?.cycle === cycle).length;
-        report.push(
-          `cycle ${cycle}: killed after ${killAfter} ms; ${nSent} sent, ${nAcked} acknowledged (+${nLost} oks dropped in the last ${deafFor} ms), ` +
-            `${inStore} of them stored at the kill; retried ${resent}: ${committed} committed without ok, ${stored} stored by the retry; ` +
-            `restart ${restartMs.toFixed(0)} ms; server RSS after restart ${memOf(server.proc.pid).rss.toFixed(0)} MiB`,
-        );
-        expect(failures).toEqual([]);
-        expect([...sent.values()].filter((s) => !s.ack).length).toBe(0);
-        // the next cycle checks everything after this: what the retries stored, and the next load
-        checkpoint = rows.length ? rows[rows.length - 1]!.mid : 0;
-      }
-      // the retry of a committed-but-unacknowledged send was exercised
-      expect(totalCommittedUnacked).toBeGreaterThan(0);
-      // nothing failed inside the server (a failed commit or request is logged)
-      expect(server.output()).not.toMatch(/commit failed|request failed|SQLITE|corrupt|malformed/i);
-      // Finally a clean stop and start: everything ever acknowledged, once, in sync from 0 and in every history.
-      for (const c of conns.values()) c.close();
-      expect(await server.stop()).toBe(0);
-      const rows = readRows("final");
-      checkRows(rows, "final");
-      server = await startServer(ARGS);
-      await connectAll(server.port);
-      await verifyServer(rows, 0, "final", true);
-      expect(failures).toEqual([]);
-      for (const c of conns.values()) c.close();
-      expect(await server.stop()).toBe(0);
-      report.push(`total: ${sent.size} messages sent, ${rows.length} stored, ${pushed.size} distinct pushes seen`);
-      console.log(report.join("\n"));
-    } catch (e) {
-      console.log(`crash.test failed with seed ${SEED}\n${report.join("\n")}\n${failures.join("\n")}`);
-      throw e;
-    }
-  },
-  90_000,
-);
+});

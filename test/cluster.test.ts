@@ -114,7 +114,22 @@ describe("two nodes behave as one server", () => {
     expect(joinerElsewhere.pushes("msg").some((m) => m.mid === after.mid)).toBe(false);
   });
 
-  test("passwd on one node closes the user's connections on the others with bye password_changed", async () => {
+  test("a join acknowledged on one node holds at once on the others: a send from another device there, members there", async () => {
+    for (let i = 0; i < 5; i++) {
+      const owner = await user(2, "jo");
+      const g = uniq("jg");
+      await owner.ok({ t: "join", group: g });
+      const u = await user(0, "jn");
+      const elsewhere = await device(u, 1);
+      await u.ok({ t: "join", group: g });
+      // No wait: node 1 may not have applied the join yet; it catches up with the store instead of refusing.
+      expect(await elsewhere.request({ t: "send", id: 50, group: g, text: "right away" })).toMatchObject({ t: "ok" });
+      const m = await owner.ok({ t: "members", group: g });
+      expect((m.members as Msg[]).map((x) => x.user)).toContain(u.user);
+    }
+  });
+
+    test("passwd on one node closes the user's connections on the others with bye password_changed", async () => {
     const u = await user(0, "pw");
     const other = await device(u, 1);
     const third = await device(u, 2);

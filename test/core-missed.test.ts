@@ -16,6 +16,21 @@ import type { Msg } from "./helpers/wire.ts";
 class ScriptedBroker implements Broker {
   handler!: BrokerHandler;
   elsewhere = new Set<string>();
+  readonly shared = true;
+  /** The seq applied so far, as the test says (applyUpTo). */
+  private upTo = 0;
+  private waiting: Array<{ seq: number; resolve: () => void }> = [];
+  whenApplied(seq: number): Promise<void> {
+    if (seq <= this.upTo) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.waiting.push({ seq, resolve });
+    return promise;
+  }
+  applyUpTo(seq: number): void {
+    this.upTo = seq;
+    for (const w of this.waiting) if (w.seq <= seq) w.resolve();
+    this.waiting = this.waiting.filter((w) => w.seq > seq);
+  }
   async start(h: BrokerHandler): Promise<void> {
     this.handler = h;
   }
@@ -45,6 +60,7 @@ test("missed: commits and a join made elsewhere are replayed from the store, onc
   const core = await ChatCore.open({ ...DEFAULTS, hashMemory: 64, hashTime: 1, presenceDelay: 0 }, store, quiet, broker);
   const alice = await loggedIn(core, "alice");
   const bob = await loggedIn(core, "bob");
+  broker.applyUpTo(1_000_000); // nothing of this test waits on the broker's progress
   await alice.req({ t: "join", id: 1, group: "g" });
   await bob.req({ t: "join", id: 2, group: "g" });
   const local = await alice.req({ t: "send", id: 3, group: "g", text: "here" });
@@ -90,6 +106,7 @@ test("members shows a user online on another node (Broker.onlineElsewhere), and 
   await store.createUser("dora", "x", 1);
   const seq = await store.addMember("g", "dora", 1);
   broker.handler.change({ kind: "join", group: "g", user: "dora" });
+  broker.applyUpTo(seq);
   expect(seq).toBeGreaterThan(0);
   const before = await alice.req({ t: "members", id: 2, group: "g" });
   expect(before.members).toContainEqual({ user: "dora", online: false });
@@ -99,5 +116,31 @@ test("members shows a user online on another node (Broker.onlineElsewhere), and 
   expect(alice.reader.msgs.find((m) => m.t === "presence")).toEqual({ t: "presence", user: "dora", online: true });
   const after = await alice.req({ t: "members", id: 3, group: "g" });
   expect(after.members).toContainEqual({ user: "dora", online: true });
+  await core.shutdown();
+});
+
+test("a join made on another node a moment ago: send and members wait for this node to apply it instead of refusing", async () => {
+  const store: Store = new MemoryStore();
+  const broker = new ScriptedBroker();
+  const core = await ChatCore.open({ ...DEFAULTS, hashMemory: 64, hashTime: 1, presenceDelay: 0 }, store, quiet, broker);
+  const alice = await loggedIn(core, "alice");
+  const erin = await loggedIn(core, "erin");
+  broker.applyUpTo((await store.position()).seq);
+  await alice.req({ t: "join", id: 1, group: "g" });
+  broker.applyUpTo((await store.position()).seq);
+  // erin joins g on another node: committed, not yet applied here.
+  const seq = await store.addMember("g", "erin", 1);
+  const sent = erin.req({ t: "send", id: 2, group: "g", text: "hi, I just joined" });
+  const listed = erin.req({ t: "members", id: 3, group: "g" });
+  await turn();
+  await turn();
+  expect(erin.reader.msgs.filter((m) => m.id === 2 || m.id === 3)).toEqual([]); // waiting, not refused
+  broker.handler.change({ kind: "join", group: "g", user: "erin" });
+  broker.applyUpTo(seq);
+  expect(await sent).toMatchObject({ t: "ok" });
+  expect((await listed).members.map((m: Msg) => m.user)).toEqual(["alice", "erin"]);
+  // Someone who really is not a member is still refused once caught up.
+  const frank = await loggedIn(core, "frank");
+  expect(await frank.req({ t: "send", id: 4, group: "g", text: "let me in" })).toMatchObject({ t: "error", code: "forbidden" });
   await core.shutdown();
 });

@@ -72,6 +72,14 @@ export interface Broker {
   onlineElsewhere(user: string): boolean;
   /** `user`'s password changed here: their sessions on other nodes are closed. */
   revoke(user: string): void;
+  /**
+   * Resolves once this node has applied every commit up to `seq` (or given up on it and
+   * reloaded from the store). A node of a cluster may lag the store by the bus's latency:
+   * a request about to refuse for want of a membership first waits for this.
+   */
+  whenApplied(seq: number): Promise<void>;
+  /** Whether other nodes commit to the store (the node's routing can lag it). */
+  readonly shared: boolean;
   /** Stops delivering. */
   close(): Promise<void>;
 }

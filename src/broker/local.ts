@@ -5,6 +5,7 @@ import type { Broker, BrokerHandler, Change, Delivery } from "./broker.ts";
 
 export class LocalBroker implements Broker {
   private handler: BrokerHandler | undefined;
+  readonly shared = false;
 
   async start(handler: BrokerHandler): Promise<void> {
     this.handler = handler;
@@ -26,6 +27,8 @@ export class LocalBroker implements Broker {
   }
 
   revoke(): void {}
+
+  async whenApplied(): Promise<void> {}
 
   async close(): Promise<void> {
     this.handler = undefined;

@@ -94,6 +94,7 @@ export class NatsBroker implements Broker {
   private readonly gapWait: number;
   private readonly beatMs: number;
   private readonly nodeTimeout: number;
+  readonly shared = true;
   private connected = false;
   private closed = false;
   private timer: Timer | undefined;
@@ -113,6 +114,8 @@ export class NatsBroker implements Broker {
   private aheadSince = 0;
   /** Local change() callers, by seq. */
   private readonly waiters = new Map<number, () => void>();
+  /** whenApplied() callers: resolved once `expected` passes their seq. */
+  private applied: Array<{ seq: number; resolve: () => void }> = [];
 
   /** Users with a session on this node. */
   private readonly local = new Set<string>();
@@ -297,6 +300,7 @@ export class NatsBroker implements Broker {
       }
     } finally {
       this.applying = false;
+      this.wakeApplied();
     }
     if (this.pending.size === 0) this.gapSince = 0;
     else if (this.gapSeq !== this.expected || this.gapSince === 0) {
@@ -331,6 +335,7 @@ export class NatsBroker implements Broker {
       this.expected = pos.seq + 1;
       this.gapSince = 0;
       this.aheadSeq = 0;
+      this.wakeApplied();
     } catch (e) {
       this.opts.log.error("bus: cannot catch up from the store; will retry", e);
     } finally {
@@ -363,6 +368,23 @@ export class NatsBroker implements Broker {
     } else if (t - this.aheadSince >= this.gapWait) {
       void this.giveUp(`seq ${this.expected} is in the store but never came`);
     }
+  }
+
+  whenApplied(seq: number): Promise<void> {
+    if (seq < this.expected || this.closed) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.applied.push({ seq, resolve });
+    return promise;
+  }
+
+  private wakeApplied(): void {
+    if (this.applied.length === 0) return;
+    const still: typeof this.applied = [];
+    for (const w of this.applied) {
+      if (w.seq < this.expected) w.resolve();
+      else still.push(w);
+    }
+    this.applied = still;
   }
 
   // ---- presence, revocation, liveness -----------------------------------
@@ -498,6 +520,8 @@ export class NatsBroker implements Broker {
     clearInterval(this.timer);
     for (const resolve of this.waiters.values()) resolve();
     this.waiters.clear();
+    for (const w of this.applied) w.resolve();
+    this.applied = [];
     const nc = this.nc;
     this.nc = undefined;
     if (nc) {

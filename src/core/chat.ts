@@ -440,6 +440,13 @@ export class ChatCore implements Context {
     }
   }
 
+  caughtUp(): Promise<void> | undefined {
+    if (!this.broker.shared) return undefined;
+    // Bounded: a node that cannot reach the store refuses as it would have anyway.
+    const wait = this.store.position().then((pos) => this.broker.whenApplied(pos.seq));
+    return Promise.race([wait, Bun.sleep(3000)]).catch(() => {});
+  }
+
   online(user: string): boolean {
     return this.hub.online(user) || this.broker.onlineElsewhere(user);
   }

@@ -47,6 +47,12 @@ export interface Context {
    * (src/broker/broker.ts): resolves once this node's applies it.
    */
   membership(seq: number, c: Change): Promise<void>;
+  /**
+   * In a cluster: resolves once this node has applied every commit the store held when it was
+   * called (a join made on another node a moment ago, say). Undefined on a node of its own,
+   * whose routing never lags its store.
+   */
+  caughtUp(): Promise<void> | undefined;
   /** Whether `user` has a logged-in session anywhere (on any node of a cluster). */
   online(user: string): boolean;
   /** Closes `user`'s sessions on the other nodes of a cluster with `bye password_changed`. */

@@ -5,14 +5,20 @@ import type { Command, Context, Reply } from "../command.ts";
 
 /**
  * Throws `not_found` for a missing group and `forbidden` for one `user` is not in. A member
- * is known from the hub at once (undefined: the fast path of `send`); else the store says which.
+ * is known from the hub at once (undefined: the fast path of `send`). Otherwise, in a
+ * cluster, this node first catches up with the store (the user may have joined on another
+ * node a moment ago: PROTOCOL.md §8) and looks again; then the store says which refusal.
  */
-export function requireMember(ctx: Context, grp: string, user: string): Promise<never> | undefined {
+export function requireMember(ctx: Context, grp: string, user: string): Promise<void> | undefined {
   if (ctx.hub.isMember(grp, user)) return undefined;
-  return ctx.store.getGroup(grp).then((g) => {
-    if (!g) throw new ProtocolError("not_found", `no group "${grp}"`);
-    throw new ProtocolError("forbidden", `you are not a member of "${grp}"`);
-  });
+  const refuse = () =>
+    ctx.store.getGroup(grp).then((g) => {
+      if (!g) throw new ProtocolError("not_found", `no group "${grp}"`);
+      throw new ProtocolError("forbidden", `you are not a member of "${grp}"`);
+    });
+  const behind = ctx.caughtUp();
+  if (behind === undefined) return refuse();
+  return behind.then(() => (ctx.hub.isMember(grp, user) ? undefined : refuse()));
 }
 
 export const join: Command<RequestOf<"join">> = {
@@ -83,13 +89,20 @@ export const groups: Command<RequestOf<"groups">> = {
 export const members: Command<RequestOf<"members">> = {
   auth: true,
   run(ctx, session, req) {
-    const check = requireMember(ctx, req.group, session.user!);
+    const answer = (): Reply => {
+      const all = ctx.hub.membersOf(req.group);
+      // One more request of the rate per 100 members listed (PROTOCOL.md §2.4).
+      ctx.chargeExtra(session, Math.floor(all.size / REPLY_ITEMS_PER_REQUEST));
+      const names = [...all].sort();
+      return { group: req.group, members: names.map((user) => ({ user, online: ctx.online(user) })) };
+    };
+    // In a cluster the list is this node's routing: caught up with the store first, so that a
+    // join acknowledged on another node is in it (PROTOCOL.md §8).
+    const behind = ctx.caughtUp();
+    const check = () => requireMember(ctx, req.group, session.user!);
+    if (behind !== undefined) return behind.then(() => check()).then(answer);
     // A member answers from the hub at once; a refusal comes from the store.
-    if (check !== undefined) return check;
-    const all = ctx.hub.membersOf(req.group);
-    // One more request of the rate per 100 members listed (PROTOCOL.md §2.4).
-    ctx.chargeExtra(session, Math.floor(all.size / REPLY_ITEMS_PER_REQUEST));
-    const names = [...all].sort();
-    return { group: req.group, members: names.map((user) => ({ user, online: ctx.online(user) })) };
+    const c = check();
+    return c === undefined ? answer() : c.then(answer);
   },
 };

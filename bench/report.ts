@@ -111,7 +111,7 @@ export function printTable(r: Report): void {
   ];
   const rows: string[][] = [head];
   for (const c of r.results) {
-    const fl = c.server === "tcpchat" ? floorOf(r, c) : undefined;
+    const fl = c.server !== "floor" ? floorOf(r, c) : undefined;
     rows.push([
       c.label,
       serverName(c),

@@ -68,6 +68,27 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  test("a commit the server refuses stores nothing and takes no seq; the next one continues without a gap", async () => {
+    const s = await emptied();
+    try {
+      await s.commit([{ sender: "a", grp: "g", cid: "kept", text: "one" }], 1);
+      const bad = [
+        { sender: "a", grp: "g", cid: "lost", text: "good, but in a failing batch" },
+        { sender: null as unknown as string, grp: "g", text: "violates NOT NULL" },
+      ];
+      // Several times, so that each connection of the pool has had a failed transaction.
+      for (let i = 0; i < 10; i++) await expect(s.commit(bad, 2)).rejects.toThrow();
+      expect(await s.position()).toEqual({ seq: 1, mid: 1 });
+      const all = await Promise.all(range(1, 8).map((i) => s.commit([{ sender: "a", grp: "g", cid: `n${i}` }], 3)));
+      expect(all.map((c) => c.seq).sort((x, y) => x - y)).toEqual(range(2, 9));
+      expect(all.flatMap((c) => c.results.map((r) => r.mid)).sort((x, y) => x - y)).toEqual(range(2, 9));
+      expect((await s.commit([{ sender: "a", grp: "g", cid: "lost" }], 4)).results[0]!.duplicate).toBe(false);
+      expect((await s.commit([{ sender: "a", grp: "g", cid: "kept" }], 4)).results[0]).toEqual({ mid: 1, ts: 1, duplicate: true });
+    } finally {
+      await s.close();
+    }
+  });
+
   test("after close(), calls reject and nothing is stored", async () => {
     const s = await emptied();
     await s.commit([{ sender: "a", grp: "g", text: "ok" }], 1);

@@ -451,28 +451,66 @@ export class PostgresStore implements Store {
       }
     });
 
-    return this.write("commit", async (tx) => {
-      // The lock first. The batch's (sender, cid) pairs stored already are read right behind it, on the
-      // same connection (pipelined: one round trip for both): the server runs the SELECT once it holds
-      // the lock, with a snapshot taken then, so it sees every earlier commit and no other node can add
-      // one of these pairs before this transaction ends. One index probe per pair (LIMIT 1 keeps the
-      // planner from a hash join over the whole table).
-      const lock = tx`UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_mid`;
-      const lookup =
-        withCid.length === 0
-          ? undefined
-          : tx`SELECT b.i, m.mid, m.ts
-          FROM unnest(${tx.array(withCid.map((r) => r.sender), "TEXT")}, ${tx.array(withCid.map((r) => r.cid), "BYTEA")})
-            WITH ORDINALITY AS b(sender, cid, i)
-          CROSS JOIN LATERAL (SELECT mid, ts FROM messages WHERE sender = b.sender AND cid = b.cid AND cid IS NOT NULL LIMIT 1) m`;
-      const [[s], found] = await Promise.all([lock, lookup ?? []]);
-      const seq = Number(s.seq);
-      let last = Number(s.last_mid);
-      const prior = new Map<string, CommitResult>();
-      for (const f of found as Array<{ i: string; mid: string; ts: string }>)
-        prior.set(withCidKeys[Number(f.i) - 1]!, { mid: Number(f.mid), ts: Number(f.ts), duplicate: true });
+    return this.deadline(
+      (async () => {
+        for (let attempt = 0; ; attempt++) {
+          const at = { committing: false };
+          try {
+            return await this.commitOnce(rows, keys, withCid, withCidKeys, now, at);
+          } catch (e) {
+            // Retried only when the COMMIT was not sent: then nothing of it can have been stored.
+            if (at.committing || attempt > 0 || this.closed || !isConnectionError(e)) throw e;
+          }
+        }
+      })(),
+      "commit",
+    );
+  }
 
-      const results: CommitResult[] = new Array(batch.length);
+  /**
+   * One commit in two round trips on a connection of its own, each a pipeline of statements sent
+   * together: BEGIN, the lock and the cid lookup; then the INSERT (with the new last_mid) and the
+   * COMMIT. Between the two, the mids are assigned here. The lock is held from the server's
+   * UPDATE of the seq row to its COMMIT: one trip to this process and back, not three.
+   */
+  private async commitOnce(
+    rows: Prepared[],
+    keys: Array<string | undefined>,
+    withCid: Prepared[],
+    withCidKeys: string[],
+    now: number,
+    at: { committing: boolean },
+  ): Promise<Committed> {
+    const conn = await this.sql.reserve();
+    try {
+      // The lock first. The batch's (sender, cid) pairs stored already are read right behind it: the
+      // server runs the SELECT once it holds the lock, with a snapshot taken then, so it sees every
+      // earlier commit, and no other node can add one of these pairs before this transaction ends.
+      // One index probe per pair (LIMIT 1 keeps the planner from a hash join over the whole table).
+      const first = await Promise.allSettled([
+        conn`BEGIN`,
+        conn`UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_mid`,
+        withCid.length === 0
+          ? Promise.resolve([])
+          : conn`SELECT b.i, m.mid, m.ts
+          FROM unnest(${conn.array(withCid.map((r) => r.sender), "TEXT")}, ${conn.array(withCid.map((r) => r.cid), "BYTEA")})
+            WITH ORDINALITY AS b(sender, cid, i)
+          CROSS JOIN LATERAL (SELECT mid, ts FROM messages WHERE sender = b.sender AND cid = b.cid AND cid IS NOT NULL LIMIT 1) m`,
+      ]);
+      const failed = first.find((r) => r.status === "rejected");
+      if (failed) {
+        // Nothing was committed; end the transaction before the connection goes back to the pool.
+        if (first[0]!.status === "fulfilled") await conn`ROLLBACK`.catch(() => {});
+        throw (failed as PromiseRejectedResult).reason;
+      }
+      const [s] = (first[1] as PromiseFulfilledResult<Array<{ seq: string; last_mid: string }>>).value;
+      const found = (first[2] as PromiseFulfilledResult<Array<{ i: string; mid: string; ts: string }>>).value;
+      const seq = Number(s!.seq);
+      let last = Number(s!.last_mid);
+      const prior = new Map<string, CommitResult>();
+      for (const f of found) prior.set(withCidKeys[Number(f.i) - 1]!, { mid: Number(f.mid), ts: Number(f.ts), duplicate: true });
+
+      const results: CommitResult[] = new Array(rows.length);
       const fresh: Prepared[] = [];
       for (let i = 0; i < rows.length; i++) {
         const k = keys[i];
@@ -489,18 +527,37 @@ export class PostgresStore implements Store {
         if (k !== undefined) prior.set(k, { mid: r.mid, ts: now, duplicate: true });
       }
 
+      const second: Array<Promise<unknown>> = [];
       for (let i = 0; i < fresh.length; i += INSERT_CHUNK) {
         const chunk = fresh.slice(i, i + INSERT_CHUNK);
-        if (i + INSERT_CHUNK >= fresh.length) {
-          // The last INSERT and the new last_mid in one statement (one round trip less).
-          await tx`WITH ins AS (INSERT INTO messages ${tx(chunk, ...COLUMNS)})
-            UPDATE tcpchat_seq SET last_mid = ${last}::int8 WHERE id = 1`;
-        } else {
-          await tx`INSERT INTO messages ${tx(chunk, ...COLUMNS)}`;
-        }
+        second.push(
+          i + INSERT_CHUNK >= fresh.length
+            ? conn`WITH ins AS (INSERT INTO messages ${conn(chunk, ...COLUMNS)})
+                UPDATE tcpchat_seq SET last_mid = ${last}::int8 WHERE id = 1`
+            : conn`INSERT INTO messages ${conn(chunk, ...COLUMNS)}`,
+        );
+      }
+      at.committing = true;
+      // After a failed statement the server answers this COMMIT with ROLLBACK: either way the
+      // transaction ends here.
+      const commit = conn`COMMIT`;
+      const done = await Promise.allSettled([...second, commit]);
+      const bad = done.find((r) => r.status === "rejected");
+      if (bad) {
+        const e = (bad as PromiseRejectedResult).reason;
+        // A statement refused by the server: the COMMIT rolled everything back, for certain.
+        if (!isConnectionError(e)) at.committing = false;
+        throw e;
+      }
+      const tag = (done[done.length - 1] as PromiseFulfilledResult<{ command?: string }>).value.command;
+      if (tag !== "COMMIT") {
+        at.committing = false; // the server says it rolled back
+        throw new Error(`postgres: the commit ended in ${tag}`);
       }
       return { seq, results };
-    });
+    } finally {
+      conn.release();
+    }
   }
 
   async history(conv: string, page: Page): Promise<StoredMessage[]> {

@@ -81,7 +81,7 @@ export function dialWebSocket(url: string, timeoutMs: number, h: LinkHandlers): 
       messages: true,
       write(data: Uint8Array): number {
         if (ws.readyState !== WebSocket.OPEN) return -1;
-        ws.send(data);
+        ws.send(data as Uint8Array<ArrayBuffer>); // frames are made by encodeFrame: never shared memory
         if (ws.bufferedAmount <= HIGH_WATER) return data.length;
         if (drainTimer === undefined) {
           drainTimer = setInterval(() => {

@@ -1,0 +1,955 @@
+// The tcpchat web app: the project's client library (src/client/browser.ts) over
+// WebSocket to the server that served this page, and plain DOM. The library does
+// reconnecting, token login, `sync` catch-up, exactly-once delivery and queued sends
+// by `cid`; this file shows it. Text from the network is only ever set as text (see
+// view.ts). The page runs under a strict Content-Security-Policy: no inline script or
+// style, no event handler attributes.
+import {
+  ChatClient,
+  ChatError,
+  type ChatFile,
+  type ChatMessage,
+  type ConnectionState,
+  type LoginResult,
+  type Target,
+} from "../client/browser.ts";
+import { newCid } from "../client/cid.ts";
+import { dayKey, NAME_RE, NAME_RULE, PASS_MIN, sizeLabel } from "./format.ts";
+import { ChatModel, type Conv, type ConvKey, type KeyValueStore, parseSaved, targetOfMessage } from "./model.ts";
+import { BlobUrls, byId, colourClass, convItem, dayDivider, messageView } from "./view.ts";
+
+const WS_URL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+/** Messages per history page. */
+const PAGE = 50;
+/** Groups whose members are asked for presence after each (re)connect. */
+const PRESENCE_GROUPS = 100;
+const SESSION_KEY = "tcpchat.session";
+const stateKey = (user: string) => `tcpchat.state.${user}`;
+
+// ---- the page's elements -------------------------------------------------------------
+
+const ui = {
+  banner: byId("banner"),
+  loginScreen: byId("login-screen"),
+  loginForm: byId<HTMLFormElement>("login-form"),
+  loginUser: byId<HTMLInputElement>("login-user"),
+  loginPass: byId<HTMLInputElement>("login-pass"),
+  loginRemember: byId<HTMLInputElement>("login-remember"),
+  loginError: byId("login-error"),
+  loginSubmit: byId<HTMLButtonElement>("login-submit"),
+  registerSubmit: byId<HTMLButtonElement>("register-submit"),
+  chat: byId("chat-screen"),
+  meName: byId("me-name"),
+  meAvatar: byId("me-avatar"),
+  meStatus: byId("me-status"),
+  logout: byId<HTMLButtonElement>("logout"),
+  joinForm: byId<HTMLFormElement>("join-form"),
+  joinGroup: byId<HTMLInputElement>("join-group"),
+  dmForm: byId<HTMLFormElement>("dm-form"),
+  dmUser: byId<HTMLInputElement>("dm-user"),
+  sideError: byId("side-error"),
+  groupList: byId("group-list"),
+  dmList: byId("dm-list"),
+  conversation: byId("conversation"),
+  back: byId<HTMLButtonElement>("back"),
+  convTitle: byId("conv-title"),
+  convSub: byId("conv-sub"),
+  leave: byId<HTMLButtonElement>("leave"),
+  empty: byId("empty"),
+  messages: byId("messages"),
+  older: byId("older"),
+  messageList: byId("message-list"),
+  convError: byId("conv-error"),
+  composer: byId<HTMLFormElement>("composer"),
+  fileInput: byId<HTMLInputElement>("file-input"),
+  text: byId<HTMLTextAreaElement>("text"),
+  drop: byId("drop"),
+};
+
+const phone = matchMedia("(max-width: 720px)");
+
+// ---- the session: a token kept for the tab, or on the device when asked -------------------
+
+interface Session {
+  user: string;
+  token: string;
+  remember: boolean;
+}
+
+function storageFor(remember: boolean): KeyValueStore {
+  return remember ? localStorage : sessionStorage;
+}
+
+function loadSession(): Session | undefined {
+  for (const remember of [false, true]) {
+    try {
+      const v = JSON.parse(storageFor(remember).getItem(SESSION_KEY) ?? "null") as Session | null;
+      if (v && typeof v.user === "string" && typeof v.token === "string") return { user: v.user, token: v.token, remember };
+    } catch {
+      // unreadable: as if absent
+    }
+  }
+  return undefined;
+}
+
+function saveSession(s: Session): void {
+  storageFor(s.remember).setItem(SESSION_KEY, JSON.stringify({ user: s.user, token: s.token }));
+  storageFor(!s.remember).removeItem(SESSION_KEY);
+}
+
+function forgetSession(user?: string): void {
+  for (const st of [sessionStorage, localStorage]) {
+    st.removeItem(SESSION_KEY);
+    if (user) st.removeItem(stateKey(user));
+  }
+}
+
+// ---- state -------------------------------------------------------------------------
+
+interface PendingSend {
+  cid: string;
+  key: ConvKey;
+  target: Target;
+  text?: string;
+  file?: ChatFile;
+  ts: number;
+  error?: string;
+}
+
+let clientP: Promise<ChatClient>;
+let client: ChatClient | undefined;
+let model: ChatModel | undefined;
+let session: Session | undefined;
+let limits: LoginResult["limits"];
+const blobs = new BlobUrls();
+/** One's own sends not acknowledged yet, in the order they were made. */
+const pending = new Map<string, PendingSend>();
+/** Message elements by mid, reused between renders (images keep their decoded pixels). */
+const nodes = new Map<number, { li: HTMLLIElement; cont: boolean }>();
+/** The connection was lost since the last `ready`. */
+let down = false;
+let loadingOlder = false;
+
+// ---- the banner --------------------------------------------------------------------------
+
+let bannerTimer: ReturnType<typeof setTimeout> | undefined;
+
+function banner(text: string | undefined, ok = false, forMs = 0): void {
+  clearTimeout(bannerTimer);
+  if (text === undefined) {
+    ui.banner.hidden = true;
+    ui.banner.textContent = "";
+    return;
+  }
+  ui.banner.textContent = text;
+  ui.banner.classList.toggle("ok", ok);
+  ui.banner.hidden = false;
+  if (forMs > 0) bannerTimer = setTimeout(() => banner(undefined), forMs);
+}
+
+function describe(e: unknown): string {
+  if (e instanceof ChatError) {
+    switch (e.code) {
+      case "unauthorized":
+        return "Wrong user name or password.";
+      case "conflict":
+        return "That name is taken.";
+      case "rate_limited":
+        return "Too many attempts just now: wait a moment and try again.";
+      case "not_found":
+        return "Not found.";
+      case "forbidden":
+        return "Not allowed: " + e.serverMessage;
+      case "too_large":
+        return "Too large for the server.";
+      case "unavailable":
+        return "The server cannot store anything right now; try again soon.";
+      default:
+        return e.serverMessage || e.message;
+    }
+  }
+  if (e instanceof Error && (e.name === "DisconnectedError" || e.name === "TimeoutError")) return "No connection to the server right now.";
+  return e instanceof Error ? e.message : String(e);
+}
+
+// ---- connecting ------------------------------------------------------------------------
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Connects, retrying until the server answers. */
+async function connect(): Promise<ChatClient> {
+  for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
+    try {
+      const c = await ChatClient.connect({
+        url: WS_URL,
+        // The app checks sizes against the server's own limits (from the login reply).
+        maxRequestFrame: 1024 * 1024 * 1024,
+        reconnect: { initialDelayMs: 250, maxDelayMs: 4000 },
+        pingIntervalMs: 10_000,
+      });
+      watch(c);
+      client = c;
+      if (!ui.banner.classList.contains("ok")) banner(undefined);
+      return c;
+    } catch {
+      banner("Cannot reach the server. Trying again…");
+      await sleep(delay);
+    }
+  }
+}
+
+function watch(c: ChatClient): void {
+  c.on("state", (s) => onState(c, s));
+  c.on("msg", (m) => {
+    if (c === client) onMessage(m);
+  });
+  c.on("presence", (p) => {
+    if (c !== client || !model) return;
+    model.online.set(p.user, p.online);
+    renderList();
+    renderHeader();
+  });
+  c.on("error", (e) => console.warn("tcpchat:", e));
+}
+
+function onState(c: ChatClient, s: ConnectionState): void {
+  if (c !== client) return;
+  if (s === "connecting") {
+    down = true;
+    banner("Reconnecting…");
+  } else if (s === "syncing" && down) {
+    banner("Catching up…");
+  } else if (s === "ready") {
+    if (down && model) {
+      banner("Back online", true, 2500);
+      void refreshPresence();
+    } else banner(undefined);
+    down = false;
+  } else if (s === "open" && down && !model) {
+    banner(undefined);
+    down = false;
+  } else if (s === "closed" && model) {
+    // The token was refused after a reconnect (revoked, expired, password changed).
+    sessionEnded("Your session has ended. Please log in again.");
+  }
+  ui.meStatus.textContent = s === "ready" ? "online" : s === "closed" ? "offline" : "reconnecting…";
+  renderPending();
+}
+
+// ---- logging in and out -------------------------------------------------------------------
+
+function showLogin(message = ""): void {
+  ui.chat.hidden = true;
+  ui.loginScreen.hidden = false;
+  ui.loginError.textContent = message;
+  document.title = "tcpchat";
+  setBusy(false);
+  ui.loginUser.focus();
+}
+
+function setBusy(busy: boolean, label?: string): void {
+  ui.loginSubmit.disabled = busy;
+  ui.registerSubmit.disabled = busy;
+  ui.loginSubmit.textContent = busy && label ? label : "Log in";
+}
+
+/** Logs in (password or token) and shows the chat. Throws what login throws. */
+async function enter(user: string, cred: { pass: string } | { token: string }, remember: boolean): Promise<void> {
+  const c = await clientP;
+  const m = new ChatModel(user);
+  const store = storageFor(remember);
+  const saved = parseSaved(store.getItem(stateKey(user)));
+  const cursor = saved ? m.restore(saved) : 0;
+  model = m;
+  let r: LoginResult;
+  try {
+    // A returning tab or device catches up from where it was: what came since counts as unread.
+    r = await c.login(user, cred, { since: cursor > 0 ? cursor : "now" });
+  } catch (e) {
+    model = undefined;
+    throw e;
+  }
+  session = { user: r.user, token: r.token, remember };
+  saveSession(session);
+  limits = r.limits;
+  showChat();
+  try {
+    const groups = await c.groups();
+    const mine = new Set(groups.map((g) => `g:${g.group}`));
+    for (const conv of [...m.convs.values()]) if (conv.kind === "group" && !mine.has(conv.key)) m.remove(conv.key);
+    for (const g of groups) m.conv({ group: g.group });
+    if (!saved && typeof r.mid === "number") await discover(c, m, r.mid);
+  } catch (e) {
+    console.warn("tcpchat: could not list conversations:", e);
+  }
+  renderList();
+  persistSoon();
+  void refreshPresence();
+  if (!phone.matches) {
+    const first = m.list("group")[0] ?? m.list("dm")[0];
+    if (first && model === m && m.current === undefined) void openConv(first.key);
+  }
+}
+
+/**
+ * First visit on this device: which conversations were active lately, from the last
+ * messages before the login (they are not unread: they were there before).
+ */
+async function discover(c: ChatClient, m: ChatModel, tail: number): Promise<void> {
+  let after = Math.max(0, tail - 2000);
+  for (let i = 0; i < 5 && after < tail; i++) {
+    const p = await c.sync(after, 200);
+    for (const msg of p.msgs) {
+      if (msg.mid > tail) return;
+      const conv = m.conv(targetOfMessage(msg, m.me));
+      conv.lastMid = Math.max(conv.lastMid, msg.mid);
+      conv.lastRead = Math.max(conv.lastRead, msg.mid);
+    }
+    const last = p.msgs.at(-1);
+    if (!p.more || !last) return;
+    after = last.mid;
+  }
+}
+
+function showChat(): void {
+  const me = model!.me;
+  ui.loginScreen.hidden = true;
+  ui.chat.hidden = false;
+  ui.meName.textContent = me;
+  ui.meAvatar.textContent = me.slice(0, 1);
+  ui.meAvatar.className = `avatar ${colourClass(me)}`;
+  ui.loginPass.value = "";
+  showConv(undefined);
+}
+
+/** Back to the login screen with a fresh connection (a new client: nothing of the old session is kept). */
+function resetToLogin(message: string): void {
+  const old = client;
+  model = undefined;
+  session = undefined;
+  limits = undefined;
+  pending.clear();
+  pendingNodes.clear();
+  nodes.clear();
+  blobs.revokeAll();
+  ui.groupList.replaceChildren();
+  ui.dmList.replaceChildren();
+  ui.messageList.replaceChildren();
+  client = undefined;
+  void old?.close();
+  down = false;
+  clientP = connect();
+  showLogin(message);
+}
+
+function sessionEnded(message: string): void {
+  forgetSession(session?.user);
+  resetToLogin(message);
+}
+
+async function logout(): Promise<void> {
+  const c = client;
+  const user = session?.user;
+  ui.logout.disabled = true;
+  let message = "";
+  try {
+    await c?.logout(); // revokes the token on the server
+  } catch {
+    message = "Logged out on this device; the server could not be told (the token expires by itself).";
+  } finally {
+    ui.logout.disabled = false;
+  }
+  forgetSession(user);
+  resetToLogin(message);
+}
+
+ui.loginForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  void submitLogin(false);
+});
+ui.registerSubmit.addEventListener("click", () => void submitLogin(true));
+
+async function submitLogin(register: boolean): Promise<void> {
+  const user = ui.loginUser.value.trim().toLowerCase();
+  const pass = ui.loginPass.value;
+  ui.loginError.textContent = "";
+  if (!NAME_RE.test(user)) {
+    ui.loginError.textContent = `A user name is ${NAME_RULE}.`;
+    ui.loginUser.focus();
+    return;
+  }
+  if (pass.length < PASS_MIN) {
+    ui.loginError.textContent = `A password has at least ${PASS_MIN} characters.`;
+    ui.loginPass.focus();
+    return;
+  }
+  setBusy(true, register ? "Creating…" : "Logging in…");
+  try {
+    const c = await clientP;
+    if (register) await c.register(user, pass);
+    await enter(user, { pass }, ui.loginRemember.checked);
+  } catch (e) {
+    ui.loginError.textContent = register && e instanceof ChatError && e.code === "conflict" ? "That user name is taken." : describe(e);
+    setBusy(false);
+  }
+}
+
+ui.logout.addEventListener("click", () => void logout());
+
+// ---- persistence of read marks and the cursor -------------------------------------------
+
+let persistTimer: ReturnType<typeof setTimeout> | undefined;
+
+function persist(): void {
+  clearTimeout(persistTimer);
+  persistTimer = undefined;
+  if (!model || !session || !client) return;
+  try {
+    storageFor(session.remember).setItem(stateKey(model.me), JSON.stringify(model.save(client.cursor)));
+  } catch {
+    // storage full or refused: the next visit starts from "now"
+  }
+}
+
+function persistSoon(): void {
+  persistTimer ??= setTimeout(persist, 400);
+}
+
+addEventListener("pagehide", persist);
+
+// ---- messages ------------------------------------------------------------------------
+
+function onMessage(m: ChatMessage): void {
+  if (!model) return;
+  const { conv, added } = model.add(m);
+  if (!added) return;
+  // Someone whose presence is not known (joining a group announces nothing): ask.
+  if (m.from !== model.me && (!model.online.has(m.from) || (conv.kind === "group" && members?.group === conv.name && !members.list.some((x) => x.user === m.from)))) {
+    learnPresence();
+  }
+  if (conv.key === model.current) renderSoon();
+  listSoon();
+  persistSoon();
+}
+
+// A burst of messages (a catch-up, a busy group) is drawn once, not once per message.
+let renderTimer: ReturnType<typeof setTimeout> | undefined;
+let listTimer: ReturnType<typeof setTimeout> | undefined;
+
+function renderSoon(): void {
+  renderTimer ??= setTimeout(() => {
+    renderTimer = undefined;
+    renderMessages("auto");
+  }, 16);
+}
+
+function listSoon(): void {
+  listTimer ??= setTimeout(() => {
+    listTimer = undefined;
+    renderList();
+  }, 16);
+}
+
+let presenceTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** Asks for presence again soon, at most once a second. */
+function learnPresence(): void {
+  presenceTimer ??= setTimeout(() => {
+    void refreshPresence().finally(() => setTimeout(() => (presenceTimer = undefined), 1000));
+  }, 100);
+}
+
+function currentConv(): Conv | undefined {
+  return model?.current === undefined ? undefined : model.convs.get(model.current);
+}
+
+function pendingOf(c: Conv): PendingSend[] {
+  const stored = new Set(c.msgs.filter((m) => m.from === model?.me && m.cid).map((m) => m.cid));
+  return [...pending.values()].filter((p) => p.key === c.key && !stored.has(p.cid));
+}
+
+function nodeFor(m: ChatMessage, prev: ChatMessage | undefined): HTMLLIElement {
+  const cont = prev !== undefined && prev.from === m.from && m.ts - prev.ts < 5 * 60_000 && dayKey(prev.ts) === dayKey(m.ts);
+  const had = nodes.get(m.mid);
+  if (had && had.cont === cont) return had.li;
+  const li = messageView(m, String(m.mid), { me: model!.me, prev, blobs });
+  nodes.set(m.mid, { li, cont });
+  return li;
+}
+
+/** Day dividers by day, reused like message elements. */
+const dividers = new Map<string, HTMLLIElement>();
+/** Elements of one's own unacknowledged sends, by cid and what their status says. */
+const pendingNodes = new Map<string, { li: HTMLLIElement; state: string }>();
+
+function dividerFor(ts: number): HTMLLIElement {
+  const k = dayKey(ts);
+  let li = dividers.get(k);
+  if (!li) dividers.set(k, (li = dayDivider(ts)));
+  return li;
+}
+
+/**
+ * Makes `parent`'s children be `items`, in order, moving and adding only what differs:
+ * elements already in place stay, so a live region announces only what is new.
+ */
+function reconcile(parent: HTMLElement, items: Node[]): void {
+  let cur = parent.firstChild;
+  for (const n of items) {
+    if (n === cur) {
+      cur = cur.nextSibling;
+      continue;
+    }
+    parent.insertBefore(n, cur);
+  }
+  while (cur) {
+    const next: ChildNode | null = cur.nextSibling;
+    cur.remove();
+    cur = next;
+  }
+}
+
+/** Redraws the open conversation's messages. "auto" keeps the view at the bottom if it was there. */
+function renderMessages(scroll: "auto" | "bottom" | "keep"): void {
+  const c = currentConv();
+  if (!c || !model) return;
+  const box = ui.messages;
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+  const items: Node[] = [];
+  let prev: ChatMessage | undefined;
+  for (const m of c.msgs) {
+    if (!prev || dayKey(prev.ts) !== dayKey(m.ts)) items.push(dividerFor(m.ts));
+    items.push(nodeFor(m, prev));
+    prev = m;
+  }
+  const shown = new Set<string>();
+  for (const p of pendingOf(c)) {
+    const m: ChatMessage = { mid: 0, ts: p.ts, from: model.me, ...p.target, text: p.text, file: p.file, cid: p.cid };
+    if (!prev || dayKey(prev.ts) !== dayKey(m.ts)) items.push(dividerFor(m.ts));
+    const waiting = client?.state === "ready" ? "Sending…" : "Waiting for the connection…";
+    const state = p.error ? `failed:${p.error}` : waiting;
+    let had = pendingNodes.get(p.cid);
+    if (!had || had.state !== state) {
+      const status = p.error
+        ? {
+            text: `Not sent: ${p.error}`,
+            failed: true,
+            retry: () => transmit(p),
+            dismiss: () => {
+              pending.delete(p.cid);
+              renderMessages("keep");
+            },
+          }
+        : { text: waiting, failed: false };
+      had = { li: messageView(m, `c:${p.cid}`, { me: model.me, prev, blobs, status }), state };
+      pendingNodes.set(p.cid, had);
+    }
+    shown.add(p.cid);
+    items.push(had.li);
+    prev = m;
+  }
+  for (const cid of pendingNodes.keys()) if (!shown.has(cid) && !pending.has(cid)) pendingNodes.delete(cid);
+  reconcile(ui.messageList, items);
+  if (scroll === "bottom" || (scroll === "auto" && atBottom)) box.scrollTop = box.scrollHeight;
+}
+
+function renderPending(): void {
+  const c = currentConv();
+  if (c && pendingOf(c).length > 0) renderMessages("keep");
+}
+
+function renderList(): void {
+  if (!model) return;
+  const m = model;
+  const item = (c: Conv) => convItem(c, c.kind === "dm" ? m.online.get(c.name) : undefined, c.key === m.current, () => void openConv(c.key));
+  // Keep the keyboard focus on the same conversation across the redraw.
+  const focused = (document.activeElement as HTMLElement | null)?.dataset?.key;
+  ui.groupList.replaceChildren(...m.list("group").map(item));
+  ui.dmList.replaceChildren(...m.list("dm").map(item));
+  if (focused) ui.chat.querySelector<HTMLElement>(`.conv-item[data-key="${CSS.escape(focused)}"]`)?.focus();
+  const n = m.totalUnread;
+  document.title = n > 0 ? `(${n}) tcpchat` : "tcpchat";
+}
+
+/** Members of the open group (asked when it opens), for its header. */
+let members: { group: string; list: { user: string; online: boolean }[] } | undefined;
+
+function renderHeader(): void {
+  const c = currentConv();
+  if (!c || !model) return;
+  if (c.kind === "group") {
+    ui.convTitle.textContent = `# ${c.name}`;
+    if (members?.group === c.name) {
+      const online = members.list.filter((x) => model!.online.get(x.user) ?? x.online).length;
+      ui.convSub.textContent = `${members.list.length} member${members.list.length === 1 ? "" : "s"}, ${online} online`;
+    } else ui.convSub.textContent = "";
+  } else {
+    ui.convTitle.textContent = c.name;
+    const on = model.online.get(c.name);
+    ui.convSub.textContent = c.name === model.me ? "notes to yourself" : on === undefined ? "direct message" : on ? "online" : "offline";
+  }
+}
+
+function showConv(c: Conv | undefined): void {
+  const has = c !== undefined;
+  ui.empty.hidden = has;
+  ui.messages.hidden = !has;
+  ui.composer.hidden = !has;
+  ui.leave.hidden = !has || c.kind !== "group";
+  ui.convError.textContent = "";
+  if (!has) {
+    ui.convTitle.textContent = "tcpchat";
+    ui.convSub.textContent = "";
+    ui.chat.classList.remove("show-conv");
+    return;
+  }
+  ui.chat.classList.add("show-conv");
+  ui.text.placeholder = c.kind === "group" ? `Message #${c.name}` : `Message ${c.name}`;
+  renderHeader();
+}
+
+async function openConv(key: ConvKey): Promise<void> {
+  const m = model;
+  const c = m?.convs.get(key);
+  if (!m || !c) return;
+  const switching = m.current !== key;
+  m.open(key);
+  showConv(c);
+  renderList();
+  renderMessages("bottom");
+  persistSoon();
+  if (!phone.matches || switching) ui.text.focus({ preventScroll: true });
+  if (c.kind === "group") void loadMembers(c);
+  if (!c.loaded) {
+    try {
+      const p = await client!.history(c.target, { limit: PAGE });
+      m.page(c, p.msgs, p.more, false);
+    } catch (e) {
+      if (m.current === key) ui.convError.textContent = `Could not load the history: ${describe(e)}`;
+      return;
+    }
+    if (m.current !== key) return;
+    renderMessages("bottom");
+    renderList();
+    void fillView(c);
+  }
+}
+
+async function loadMembers(c: Conv): Promise<void> {
+  try {
+    const list = await client!.members(c.name);
+    for (const x of list) model?.online.set(x.user, x.online);
+    members = { group: c.name, list };
+    renderHeader();
+    renderList();
+  } catch {
+    // not a member any more, or no connection: the header stays short
+  }
+}
+
+/** Asks who is online in the user's groups (after login and after each reconnect). */
+async function refreshPresence(): Promise<void> {
+  const m = model;
+  const c = client;
+  if (!m || !c) return;
+  const groups = m.list("group").slice(0, PRESENCE_GROUPS);
+  await Promise.all(
+    groups.map(async (g) => {
+      try {
+        const list = await c.members(g.name);
+        for (const x of list) m.online.set(x.user, x.online);
+        if (members?.group === g.name) members = { group: g.name, list };
+      } catch {
+        // left meanwhile, or disconnected again: the next refresh asks again
+      }
+    }),
+  );
+  if (m === model) {
+    renderList();
+    renderHeader();
+  }
+}
+
+/** Loads older pages while the view is not full (so scrolling up can start). */
+async function fillView(c: Conv): Promise<void> {
+  while (c.hasOlder && model?.current === c.key && ui.messages.scrollHeight <= ui.messages.clientHeight + 40) {
+    if (!(await loadOlder(c))) return;
+  }
+}
+
+/** One page of older messages before the oldest shown; false if none came. */
+async function loadOlder(c: Conv): Promise<boolean> {
+  if (loadingOlder || !c.hasOlder || !c.loaded || !client) return false;
+  loadingOlder = true;
+  ui.older.hidden = false;
+  try {
+    const before = c.msgs[0]?.mid;
+    const p = await client.history(c.target, before === undefined ? { limit: PAGE } : { before, limit: PAGE });
+    const box = ui.messages;
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    const n = model!.page(c, p.msgs, p.more, true);
+    if (model?.current === c.key) {
+      ui.older.hidden = true;
+      renderMessages("keep");
+      box.scrollTop = box.scrollHeight - fromBottom; // the same messages stay in view
+    }
+    return n > 0;
+  } catch {
+    return false;
+  } finally {
+    loadingOlder = false;
+    ui.older.hidden = true;
+  }
+}
+
+ui.messages.addEventListener("scroll", () => {
+  const c = currentConv();
+  if (c && ui.messages.scrollTop < 150) void loadOlder(c);
+});
+
+// ---- sending ------------------------------------------------------------------------
+
+/** The largest file the server takes: its frame limit less room for the rest of the request. */
+function maxFileBytes(): number {
+  return (limits?.max_frame || 4 * 1024 * 1024) - 4096;
+}
+
+function utf8Length(s: string): number {
+  return new TextEncoder().encode(s).length;
+}
+
+function send(input: { text?: string; file?: ChatFile }): void {
+  const c = currentConv();
+  if (!c || !model) return;
+  const p: PendingSend = { cid: newCid(), key: c.key, target: c.target, ts: Date.now(), ...input };
+  pending.set(p.cid, p);
+  model.markRead(c);
+  renderMessages("bottom");
+  renderList();
+  transmit(p);
+}
+
+function transmit(p: PendingSend): void {
+  const c = client;
+  if (!c) return;
+  p.error = undefined;
+  renderPending();
+  c.send({ ...p.target, text: p.text, file: p.file, cid: p.cid } as Parameters<ChatClient["send"]>[0]).then(
+    (m) => {
+      if (c !== client || !model) return;
+      pending.delete(p.cid);
+      const { conv } = model.add(m);
+      if (conv.key === model.current) renderMessages("auto");
+      renderList();
+      persistSoon();
+    },
+    (e) => {
+      if (c !== client || !pending.has(p.cid)) return;
+      p.error = describe(e);
+      renderMessages("keep");
+    },
+  );
+}
+
+ui.composer.addEventListener("submit", (e) => {
+  e.preventDefault();
+  submitText();
+});
+
+function submitText(): void {
+  const text = ui.text.value;
+  if (text.trim() === "") return;
+  const max = limits?.max_text || 65536;
+  if (utf8Length(text) > max) {
+    ui.convError.textContent = `The message is too long: the server takes up to ${sizeLabel(max)} of text.`;
+    return;
+  }
+  ui.convError.textContent = "";
+  send({ text });
+  ui.text.value = "";
+  grow();
+}
+
+ui.text.addEventListener("keydown", (e) => {
+  // Enter sends; Shift+Enter (and Enter while composing with an input method) is a new line.
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    submitText();
+  } else if (e.key === "Escape" && phone.matches) {
+    goBack();
+  }
+});
+
+/** The text box grows with its text, up to a limit set in the style sheet. */
+function grow(): void {
+  ui.text.style.height = "auto";
+  ui.text.style.height = `${ui.text.scrollHeight + 2}px`;
+}
+ui.text.addEventListener("input", grow);
+
+function fileName(name: string): string {
+  const n = name || "file";
+  if (utf8Length(n) <= 255) return n;
+  const dot = n.lastIndexOf(".");
+  const ext = dot > 0 && n.length - dot <= 16 ? n.slice(dot) : "";
+  let base = n.slice(0, n.length - ext.length);
+  while (utf8Length(base + ext) > 255) base = base.slice(0, -1);
+  return base + ext;
+}
+
+async function sendFiles(files: Iterable<File>): Promise<void> {
+  const max = maxFileBytes();
+  ui.convError.textContent = "";
+  for (const f of files) {
+    if (f.size > max) {
+      ui.convError.textContent = `"${f.name}" is ${sizeLabel(f.size)}: the server takes files up to ${sizeLabel(max)}.`;
+      continue;
+    }
+    const data = new Uint8Array(await f.arrayBuffer());
+    const type = utf8Length(f.type) <= 127 ? f.type : "";
+    send({ file: { name: fileName(f.name), type, data } });
+  }
+}
+
+ui.fileInput.addEventListener("change", () => {
+  const files = [...(ui.fileInput.files ?? [])];
+  ui.fileInput.value = "";
+  void sendFiles(files);
+});
+
+ui.text.addEventListener("paste", (e) => {
+  const files = [...(e.clipboardData?.files ?? [])];
+  if (files.length > 0) {
+    e.preventDefault();
+    void sendFiles(files);
+  }
+});
+
+// Drag and drop onto the conversation; anywhere else a dropped file is ignored (not opened).
+let dragDepth = 0;
+const hasFiles = (e: DragEvent) => [...(e.dataTransfer?.types ?? [])].includes("Files");
+ui.conversation.addEventListener("dragenter", (e) => {
+  if (!hasFiles(e) || !currentConv()) return;
+  e.preventDefault();
+  dragDepth++;
+  ui.drop.hidden = false;
+});
+ui.conversation.addEventListener("dragover", (e) => {
+  if (!hasFiles(e) || !currentConv()) return;
+  e.preventDefault();
+  if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
+});
+ui.conversation.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) ui.drop.hidden = true;
+});
+ui.conversation.addEventListener("drop", (e) => {
+  e.preventDefault();
+  dragDepth = 0;
+  ui.drop.hidden = true;
+  if (currentConv()) void sendFiles([...(e.dataTransfer?.files ?? [])]);
+});
+addEventListener("dragover", (e) => e.preventDefault());
+addEventListener("drop", (e) => e.preventDefault());
+
+// ---- groups and direct conversations ----------------------------------------------------------
+
+function sideError(text: string): void {
+  ui.sideError.textContent = text;
+}
+
+ui.joinForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  void (async () => {
+    const name = ui.joinGroup.value.trim().replace(/^#/, "").toLowerCase();
+    sideError("");
+    if (!NAME_RE.test(name)) return sideError(`A group name is ${NAME_RULE}.`);
+    try {
+      const r = await client!.join(name);
+      if (!model) return;
+      model.conv({ group: r.group });
+      ui.joinGroup.value = "";
+      await openConv(`g:${r.group}`);
+    } catch (err) {
+      sideError(describe(err));
+    }
+  })();
+});
+
+ui.dmForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  void (async () => {
+    const name = ui.dmUser.value.trim().replace(/^@/, "").toLowerCase();
+    sideError("");
+    if (!NAME_RE.test(name)) return sideError(`A user name is ${NAME_RULE}.`);
+    try {
+      // The newest page at once: it also tells whether the user exists.
+      const p = await client!.history({ user: name }, { limit: PAGE });
+      if (!model) return;
+      const c = model.conv({ user: name });
+      model.page(c, p.msgs, p.more, false);
+      ui.dmUser.value = "";
+      await openConv(c.key);
+    } catch (err) {
+      sideError(err instanceof ChatError && err.code === "not_found" ? `There is no user "${name}".` : describe(err));
+    }
+  })();
+});
+
+ui.leave.addEventListener("click", () => {
+  const c = currentConv();
+  if (!c || c.kind !== "group" || !model) return;
+  void (async () => {
+    try {
+      await client!.leave(c.name);
+    } catch (err) {
+      if (!(err instanceof ChatError && err.code === "not_found")) {
+        ui.convError.textContent = describe(err);
+        return;
+      }
+    }
+    model?.remove(c.key);
+    showConv(undefined);
+    renderList();
+    persistSoon();
+  })();
+});
+
+function goBack(): void {
+  model?.open(undefined);
+  showConv(undefined);
+  renderList();
+  ui.groupList.querySelector<HTMLElement>(".conv-item")?.focus();
+}
+ui.back.addEventListener("click", goBack);
+
+document.addEventListener("visibilitychange", () => {
+  if (!model) return;
+  model.setVisible(!document.hidden);
+  renderList();
+  persistSoon();
+});
+
+// ---- start -----------------------------------------------------------------------------------
+
+async function start(): Promise<void> {
+  banner("Connecting…");
+  clientP = connect();
+  const saved = loadSession();
+  if (!saved) {
+    showLogin();
+    return;
+  }
+  ui.loginUser.value = saved.user;
+  ui.loginRemember.checked = saved.remember;
+  try {
+    await enter(saved.user, { token: saved.token }, saved.remember);
+  } catch (e) {
+    if (e instanceof ChatError && e.code === "unauthorized") {
+      forgetSession(saved.user);
+      showLogin("Your session has ended. Please log in again.");
+    } else showLogin(describe(e));
+  }
+}
+
+void start();

@@ -1,0 +1,432 @@
+// The web app in a real browser: Debian's Chromium (/usr/bin/chromium) driven by
+// playwright-core (no browser download: it drives the system's). One server process on
+// a SQLite file and a fixed HTTP port (so it can be restarted under an open page); two
+// browser contexts (ann and bob) and a TCP client (carl, test/helpers/client.ts) chat
+// through it. Screenshots of the main screens go to test-artifacts/web/.
+//
+// A missing Chromium fails these tests with the command that installs it; `npm test`
+// installs it first as root (scripts/services.sh).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from "playwright-core";
+import { TestClient } from "../helpers/client.ts";
+import { TEST_ARGS, tempDir } from "../helpers/server.ts";
+import { gradientPng } from "./png.ts";
+import { freePort, startWebServer, until, type WebServer } from "./server.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const INSTALL = "apt-get update && apt-get install -y chromium";
+/** The flags known to work on these machines: no sandbox as root, and no calls home (the network is closed). */
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const ARTIFACTS = join(import.meta.dir, "..", "..", "test-artifacts", "web");
+const PASS = "password1";
+const DESKTOP = { width: 1280, height: 800 };
+
+const tmp = tempDir("tcpchat-web-");
+const db = join(tmp.dir, "chat.db");
+const httpPort = freePort();
+const ARGS = [...TEST_ARGS, "--db", db, "--http-port", String(httpPort)];
+
+let w: WebServer;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+const tcp: TestClient[] = [];
+/** Console errors and uncaught exceptions of every page (the CSP reports its refusals there). */
+const problems: string[] = [];
+let dialogs = 0;
+
+let ann: Page; // Asia/Kolkata, not remembered
+let bob: Page; // America/New_York, remembered
+let carl: TestClient; // the terminal side
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is not installed at ${CHROMIUM}: the web tests drive it. Install it (as root): ${INSTALL} (npm test runs scripts/services.sh, which does)`);
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  w = await startWebServer(ARGS);
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+});
+
+afterAll(async () => {
+  for (const c of tcp) if (!c.closed) c.close();
+  await browser?.close();
+  if (w && w.server.proc.exitCode === null) await w.server.stop();
+  tmp.cleanup();
+});
+
+async function context(opts: BrowserContextOptions = {}): Promise<BrowserContext> {
+  const ctx = await browser.newContext({ viewport: DESKTOP, locale: "en-US", ...opts });
+  contexts.push(ctx);
+  return ctx;
+}
+
+async function page(ctx: BrowserContext): Promise<Page> {
+  const p = await ctx.newPage();
+  p.on("console", (m) => {
+    // A WebSocket that cannot connect while the server is down or the context is offline is expected.
+    if (m.type() === "error" && !/WebSocket connection to .* failed/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  p.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  p.on("dialog", (d) => {
+    dialogs++;
+    void d.dismiss();
+  });
+  await p.goto(w.web);
+  return p;
+}
+
+async function tcpUser(name: string, register: boolean): Promise<TestClient> {
+  const c = await TestClient.connect(w.server.port);
+  tcp.push(c);
+  if (register) await c.register(name, PASS);
+  await c.login(name, PASS);
+  return c;
+}
+
+async function shot(p: Page, name: string): Promise<void> {
+  await p.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+}
+
+/** Fills the login form and presses "Log in" or "Create account"; waits for the chat. */
+async function logIn(p: Page, user: string, opts: { register?: boolean; remember?: boolean } = {}): Promise<void> {
+  await p.getByLabel("User name").fill(user);
+  await p.getByLabel("Password").fill(PASS);
+  if (opts.remember) await p.getByLabel("Remember me on this device").check();
+  await p.getByRole("button", { name: opts.register ? "Create account" : "Log in" }).click();
+  await p.locator("#me-name", { hasText: user }).waitFor();
+}
+
+const conv = (p: Page, key: string) => p.locator(`.conv-item[data-key="${key}"]`);
+const messageText = (p: Page, text: string) => p.locator("#message-list .msg-text").getByText(text, { exact: true });
+const composer = (p: Page) => p.getByRole("textbox", { name: "Message", exact: true });
+
+async function say(p: Page, text: string): Promise<void> {
+  await composer(p).fill(text);
+  await composer(p).press("Enter");
+}
+
+async function joinGroup(p: Page, group: string): Promise<void> {
+  await p.getByLabel("Group to join or create").fill(group);
+  await p.getByLabel("Group to join or create").press("Enter");
+  await p.locator("#conv-title", { hasText: `# ${group}` }).waitFor();
+}
+
+async function sessionItem(p: Page, storage: "sessionStorage" | "localStorage"): Promise<{ user: string; token: string } | null> {
+  const v = await p.evaluate((s) => (globalThis as unknown as Record<string, { getItem(k: string): string | null }>)[s]!.getItem("tcpchat.session"), storage);
+  return v ? JSON.parse(v) : null;
+}
+
+describe("the web app in Chromium", () => {
+  test("the page is served with its Content-Security-Policy; register and log in, token kept for the tab or remembered", async () => {
+    const res = await fetch(w.web);
+    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(await res.text()).not.toMatch(/<script>|<style>| on[a-z]+="/);
+
+    const a = await context({ timezoneId: "Asia/Kolkata" });
+    ann = await page(a);
+    await ann.getByLabel("User name").waitFor();
+    await shot(ann, "login");
+    // Checked before anything is sent.
+    await ann.getByLabel("User name").fill("ann");
+    await ann.getByLabel("Password").fill("short");
+    await ann.getByRole("button", { name: "Log in" }).click();
+    await expect(ann.getByRole("alert").first().textContent()).resolves.toContain("at least 8 characters");
+    await logIn(ann, "ann", { register: true });
+    expect(await sessionItem(ann, "sessionStorage")).toMatchObject({ user: "ann" });
+    expect(await sessionItem(ann, "localStorage")).toBeNull();
+
+    const b = await context({ timezoneId: "America/New_York" });
+    bob = await page(b);
+    await bob.getByLabel("User name").fill("bob");
+    await bob.getByLabel("Password").fill(PASS);
+    await bob.getByRole("button", { name: "Log in" }).click();
+    await bob.locator("#login-error", { hasText: "Wrong user name or password" }).waitFor();
+    await logIn(bob, "bob", { register: true, remember: true });
+    expect(await sessionItem(bob, "localStorage")).toMatchObject({ user: "bob" });
+    expect(await sessionItem(bob, "sessionStorage")).toBeNull();
+
+    // A reload keeps the tab's session: back in without the form.
+    await ann.reload();
+    await ann.locator("#me-name", { hasText: "ann" }).waitFor();
+    expect(await ann.locator("#login-screen").isHidden()).toBe(true);
+  });
+
+  test("two browsers and a TCP client chat in a group and by DM; presence dots, unread counts, times in each viewer's zone", async () => {
+    await joinGroup(ann, "team");
+    await joinGroup(bob, "team");
+    carl = await tcpUser("carl", true);
+    await carl.ok({ t: "join", group: "team" });
+
+    await say(ann, "hello team");
+    await messageText(bob, "hello team").waitFor();
+    const pushed = await carl.waitFor((m) => m.t === "msg" && m.text === "hello team");
+    expect(pushed.from).toBe("ann");
+    await carl.ok({ t: "send", group: "team", text: "hi from the terminal" });
+    await messageText(ann, "hi from the terminal").waitFor();
+    await messageText(bob, "hi from the terminal").waitFor();
+
+    // Enter sends, Shift+Enter is a new line.
+    await composer(bob).click();
+    await bob.keyboard.type("two");
+    await bob.keyboard.press("Shift+Enter");
+    await bob.keyboard.type("lines");
+    await bob.keyboard.press("Enter");
+    await carl.waitFor((m) => m.t === "msg" && m.text === "two\nlines");
+    await messageText(ann, "two\nlines").waitFor();
+
+    // A DM from bob: ann has #team open, so it is unread until she opens it.
+    await bob.getByLabel("User to message").fill("ann");
+    await bob.getByLabel("User to message").press("Enter");
+    await bob.locator("#conv-title", { hasText: "ann" }).waitFor();
+    await say(bob, "psst, ann");
+    await conv(ann, "u:bob").locator(".badge", { hasText: "1" }).waitFor();
+    await expect(ann.title()).resolves.toBe("(1) tcpchat");
+    // bob shares #team with ann: his dot says online.
+    await conv(ann, "u:bob").locator(".dot.online").waitFor();
+    await conv(ann, "u:bob").click();
+    await messageText(ann, "psst, ann").waitFor();
+    expect(await conv(ann, "u:bob").locator(".badge").count()).toBe(0);
+    await expect(ann.title()).resolves.toBe("tcpchat");
+    await say(ann, "hi bob");
+    await messageText(bob, "hi bob").waitFor();
+
+    // A DM from the terminal: a new conversation in ann's list, unread.
+    await carl.ok({ t: "send", user: "ann", text: "dm from carl" });
+    await conv(ann, "u:carl").locator(".badge", { hasText: "1" }).waitFor();
+    await expect(conv(ann, "u:carl").getAttribute("aria-label")).resolves.toBe("carl, online, 1 unread");
+
+    // The same message, each in the viewer's time zone.
+    for (const [p, zone] of [
+      [ann, "Asia/Kolkata"],
+      [bob, "America/New_York"],
+    ] as const) {
+      const time = p.locator("#message-list li", { hasText: "psst, ann" }).locator("time");
+      const iso = (await time.getAttribute("datetime"))!;
+      const want = new Intl.DateTimeFormat("en-US", { hour: "numeric", minute: "2-digit", timeZone: zone }).format(new Date(iso));
+      expect(await time.textContent()).toBe(want);
+    }
+
+    // Presence: carl leaves, ann sees his dot go grey.
+    carl.close();
+    await conv(ann, "u:carl").locator(".dot:not(.online)").waitFor();
+    carl = await tcpUser("carl", false);
+    await conv(ann, "u:carl").locator(".dot.online").waitFor();
+  });
+
+  test("files: an image is previewed from the message's bytes, another file is downloaded; by the file button and by drag and drop", async () => {
+    await conv(ann, "g:team").click();
+    await conv(bob, "g:team").click();
+    const png = gradientPng(320, 180);
+    await ann.locator("#file-input").setInputFiles({ name: "sunset.png", mimeType: "image/png", buffer: Buffer.from(png) });
+    const img = bob.locator("#message-list figure.file img");
+    await img.waitFor();
+    expect(await img.getAttribute("src")).toMatch(/^blob:/);
+    const width = () => img.evaluate((el: { naturalWidth: number; complete: boolean }) => (el.complete ? el.naturalWidth : -1));
+    for (let i = 0; i < 50 && (await width()) === -1; i++) await bob.waitForTimeout(100);
+    expect(await width()).toBe(320); // decoded: the bytes are the picture
+    const filePush = await carl.waitFor((m) => m.t === "msg" && m.file?.name === "sunset.png");
+    expect(Array.from(filePush.file.data as Uint8Array)).toEqual(Array.from(png));
+    await ann.locator("#message-list figure.file img").waitFor(); // the sender's own preview too
+
+    // Drag and drop onto bob's conversation: the overlay shows, the drop sends.
+    const dt = await bob.evaluateHandle(
+      "(() => { const d = new DataTransfer(); d.items.add(new File(['meeting at 3\\n'], 'notes.txt', { type: 'text/plain' })); return d; })()",
+    );
+    await bob.dispatchEvent("#conversation", "dragenter", { dataTransfer: dt });
+    await bob.locator("#drop").waitFor();
+    await bob.dispatchEvent("#conversation", "drop", { dataTransfer: dt });
+    expect(await bob.locator("#drop").isHidden()).toBe(true);
+    const link = ann.locator("#message-list .file a", { hasText: "notes.txt" });
+    await link.waitFor();
+    expect(await ann.locator("#message-list .file img").count()).toBe(1); // a text file is not previewed
+    const [download] = await Promise.all([ann.waitForEvent("download"), link.click()]);
+    expect(download.suggestedFilename()).toBe("notes.txt");
+    expect(readFileSync((await download.path())!, "utf8")).toBe("meeting at 3\n");
+    const notes = await carl.waitFor((m) => m.t === "msg" && m.file?.name === "notes.txt");
+    expect(new TextDecoder().decode(notes.file.data)).toBe("meeting at 3\n");
+    await say(ann, "The view from the office tonight");
+    await messageText(bob, "The view from the office tonight").waitFor();
+    await shot(ann, "conversation");
+  });
+
+  test("history: a conversation opened on a new device shows the newest page and loads older ones as you scroll up, each once, in order", async () => {
+    await carl.ok({ t: "join", group: "archive" });
+    await joinGroup(ann, "archive");
+    const texts = Array.from({ length: 130 }, (_, i) => `old ${i}`);
+    for (const text of texts) await carl.ok({ t: "send", group: "archive", text });
+    await messageText(ann, "old 129").waitFor(); // live, in her open tab
+    // A second device: a password login, nothing saved there.
+    const a2 = await context({ timezoneId: "Asia/Kolkata" });
+    const p = await page(a2);
+    await logIn(p, "ann");
+    await conv(p, "g:archive").click();
+    await messageText(p, "old 129").waitFor();
+    const shown = () => p.locator("#message-list .msg-text").allTextContents();
+    expect((await shown()).length).toBeLessThan(130);
+    expect(await p.locator("#messages").evaluate((el: { scrollTop: number; scrollHeight: number; clientHeight: number }) => el.scrollHeight - el.scrollTop - el.clientHeight)).toBeLessThan(5);
+    for (let i = 0; i < 20 && (await messageText(p, "old 0").count()) === 0; i++) {
+      await p.locator("#messages").evaluate((el: { scrollTop: number }) => {
+        el.scrollTop = 0;
+      });
+      await p.waitForTimeout(150);
+    }
+    expect(await shown()).toEqual(texts);
+    await shot(p, "history");
+    await a2.close();
+  });
+
+  test("message text is text: markup from others and from oneself shows as those characters and runs nothing", async () => {
+    await conv(ann, "g:team").click();
+    await conv(bob, "g:team").click();
+    const evil = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", "<b>bold?</b> &amp; <a href=javascript:alert(3)>x</a>"];
+    for (const text of evil) await carl.ok({ t: "send", group: "team", text });
+    await carl.ok({
+      t: "send",
+      group: "team",
+      file: { name: "<img src=y onerror=alert(4)>.txt", type: "text/html", data: new TextEncoder().encode("<script>alert(5)</script>") },
+    });
+    await say(bob, "<svg onload=alert(6)>");
+    for (const text of evil) await messageText(ann, text).waitFor();
+    await messageText(ann, "<svg onload=alert(6)>").waitFor();
+    await ann.locator("#message-list .file a", { hasText: "<img src=y onerror=alert(4)>.txt" }).waitFor();
+    // No element came out of the text: message texts and file names hold text only.
+    expect(await ann.locator("#message-list .msg-text *, #message-list .file .name *").count()).toBe(0);
+    expect(await ann.locator('#message-list img[src="x"], #message-list img[src="y"], #message-list script').count()).toBe(0);
+    await ann.waitForTimeout(300);
+    expect(dialogs).toBe(0);
+  });
+
+  test("the server restarts under open pages: 'Reconnecting…', then what was missed shows once, and a message written meanwhile is sent once", async () => {
+    const before = await ann.locator("#message-list .msg-text").allTextContents();
+    const annCtx = ann.context();
+    expect(await w.server.stop()).toBe(0);
+    await ann.locator("#banner", { hasText: "Reconnecting" }).waitFor();
+    // ann's tab cannot reconnect until we say so, so messages are committed while she is away.
+    await annCtx.setOffline(true);
+    await say(ann, "written while offline");
+    await ann.locator("#message-list .msg.pending", { hasText: "written while offline" }).waitFor();
+    await shot(ann, "reconnecting");
+    w = await startWebServer(ARGS);
+    expect(w.httpPort).toBe(httpPort);
+    await bob.locator("#me-status", { hasText: "online" }).waitFor({ timeout: 15_000 });
+    carl = await tcpUser("carl", false);
+    await carl.ok({ t: "send", group: "team", text: "while ann was away (1)" });
+    await carl.ok({ t: "send", group: "team", text: "while ann was away (2)" });
+    await say(bob, "bob missed you");
+    await carl.waitFor((m) => m.t === "msg" && m.text === "bob missed you");
+    await annCtx.setOffline(false);
+    for (const t of ["while ann was away (1)", "while ann was away (2)", "bob missed you"]) await messageText(ann, t).waitFor({ timeout: 15_000 });
+    await messageText(bob, "written while offline").waitFor({ timeout: 15_000 });
+    await ann.locator("#message-list .msg.pending").waitFor({ state: "detached" });
+    await ann.locator("#banner", { hasText: "Reconnecting" }).waitFor({ state: "detached" }).catch(() => {});
+    await ann.waitForTimeout(500); // nothing more comes
+    const after = await ann.locator("#message-list .msg-text").allTextContents();
+    // Each once, in the order they were stored: the queued send went out after the catch-up.
+    expect(after).toEqual([...before, "while ann was away (1)", "while ann was away (2)", "bob missed you", "written while offline"]);
+    const bobs = await bob.locator("#message-list .msg-text").allTextContents();
+    expect(bobs.filter((x) => x === "written while offline").length).toBe(1);
+    const carlGot = carl.pushes("msg").filter((m) => m.text === "written while offline");
+    expect(carlGot.length).toBe(1);
+  });
+
+  test("Origin: a WebSocket from a page of another origin is refused; the app's own origin and non-browsers are let in", async () => {
+    const open = (headers?: Record<string, string>) =>
+      new Promise<string>((resolve) => {
+        const s = new WebSocket(w.ws, headers ? { headers } : undefined);
+        s.onopen = () => {
+          s.close();
+          resolve("open");
+        };
+        s.onclose = () => resolve("refused");
+        s.onerror = () => resolve("refused");
+      });
+    expect(await open({ Origin: "http://evil.example" })).toBe("refused");
+    expect(await open({ Origin: new URL(w.web).origin })).toBe("open");
+    expect(await open()).toBe("open");
+
+    // A real page elsewhere (another port is another origin) tries it from Chromium.
+    const other = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () =>
+        new Response(
+          `<!doctype html><title>trying</title><script>
+            const s = new WebSocket(${JSON.stringify(w.ws)});
+            s.onopen = () => { document.title = "open"; };
+            s.onclose = () => { if (document.title !== "open") document.title = "refused"; };
+          </script>`,
+          { headers: { "Content-Type": "text/html" } },
+        ),
+    });
+    try {
+      const p = await (await context()).newPage();
+      await p.goto(`http://127.0.0.1:${other.port}/`);
+      await p.waitForFunction(() => (globalThis as unknown as { document: { title: string } }).document.title !== "trying");
+      expect(await p.title()).toBe("refused");
+    } finally {
+      other.stop(true);
+    }
+  });
+
+  test("remember me keeps the session for new tabs; without it a new tab asks again; logout revokes the token", async () => {
+    const b2 = await bob.context().newPage();
+    await b2.goto(w.web);
+    await b2.locator("#me-name", { hasText: "bob" }).waitFor();
+    await b2.close();
+    const a2 = await ann.context().newPage();
+    await a2.goto(w.web);
+    await a2.getByLabel("User name").waitFor();
+    expect(await a2.locator("#chat-screen").isHidden()).toBe(true);
+    await a2.close();
+
+    const token = (await sessionItem(bob, "localStorage"))!.token;
+    await bob.getByRole("button", { name: "Log out" }).click();
+    await bob.getByLabel("User name").waitFor();
+    expect(await sessionItem(bob, "localStorage")).toBeNull();
+    const probe = await TestClient.connect(w.server.port);
+    tcp.push(probe);
+    const r = await probe.request({ t: "login", user: "bob", token });
+    expect(r).toMatchObject({ t: "error", code: "unauthorized" });
+  });
+
+  test("phone width and dark mode: one pane at a time, a back button; dark colours from the system setting", async () => {
+    const phone = await context({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, timezoneId: "Europe/Berlin" });
+    const p = await page(phone);
+    await logIn(p, "bob");
+    expect(await p.locator(".sidebar").isVisible()).toBe(true);
+    expect(await p.locator("#conversation").isVisible()).toBe(false);
+    await shot(p, "phone-list");
+    await conv(p, "g:team").click();
+    await messageText(p, "The view from the office tonight").waitFor();
+    expect(await p.locator(".sidebar").isVisible()).toBe(false);
+    await shot(p, "phone-conversation");
+    await p.getByRole("button", { name: "Back to conversations" }).click();
+    expect(await p.locator(".sidebar").isVisible()).toBe(true);
+
+    const dark = await context({ colorScheme: "dark", timezoneId: "Europe/Berlin" });
+    const d = await page(dark);
+    await logIn(d, "carl");
+    await conv(d, "g:team").click();
+    await messageText(d, "The view from the office tonight").waitFor();
+    const bg = await d.evaluate(() => {
+      const g = globalThis as unknown as { getComputedStyle(e: unknown): { backgroundColor: string }; document: { body: unknown } };
+      return g.getComputedStyle(g.document.body).backgroundColor;
+    });
+    expect(bg).toBe("rgb(15, 17, 23)");
+    await shot(d, "dark");
+  });
+
+  test("no page logged a Content-Security-Policy refusal or any other error", () => {
+    expect(problems).toEqual([]);
+  });
+});

@@ -339,6 +339,26 @@ describe("the web app in Chromium", () => {
     expect(carlGot.length).toBe(1);
   });
 
+  test("a tab that comes back catches up from where it was: what came meanwhile is unread, each message once", async () => {
+    await ann.goto("about:blank");
+    await carl.ok({ t: "send", group: "team", text: "while the tab was away" });
+    await carl.ok({ t: "send", user: "ann", text: "another dm from carl" });
+    await ann.goto(w.web);
+    await ann.locator("#me-name", { hasText: "ann" }).waitFor();
+    // carl's first DM was never opened: 1 unread kept from before, 1 new.
+    await conv(ann, "u:carl").locator(".badge", { hasText: "2" }).waitFor();
+    await conv(ann, "g:team").click();
+    await messageText(ann, "while the tab was away").waitFor();
+    await conv(ann, "u:carl").click();
+    await messageText(ann, "another dm from carl").waitFor();
+    expect(await ann.locator("#message-list .msg-text").allTextContents()).toEqual(["dm from carl", "another dm from carl"]);
+    await conv(ann, "g:team").click();
+    const team = await ann.locator("#message-list .msg-text").allTextContents();
+    expect(team.filter((t) => t === "while the tab was away").length).toBe(1);
+    expect(team.at(-1)).toBe("while the tab was away");
+    expect(new Set(team).size).toBe(team.length); // every text in #team is different: none twice
+  });
+
   test("Origin: a WebSocket from a page of another origin is refused; the app's own origin and non-browsers are let in", async () => {
     const open = (headers?: Record<string, string>) =>
       new Promise<string>((resolve) => {

@@ -40,7 +40,9 @@ class ScriptedBroker implements Broker {
   async change(_seq: number, c: Change): Promise<void> {
     this.handler.change(c);
   }
-  presence(): void {}
+  presence(): undefined {
+    return undefined;
+  }
   onlineElsewhere(user: string): boolean {
     return this.elsewhere.has(user);
   }

@@ -66,8 +66,12 @@ export interface Broker {
   commit(seq: number, deliveries: Delivery[]): void;
   /** This node committed a membership change (seq > 0): resolves once applied on this node. */
   change(seq: number, c: Change): Promise<void>;
-  /** This node's first session of `user` logged in (true), or its last one left (false). */
-  presence(user: string, online: boolean): void;
+  /**
+   * This node's first session of `user` logged in (true), or its last one left (false). For a
+   * login, a promise that resolves once the bus has the news (the login is answered after it,
+   * so that a later close of another device, on another node, cannot overtake it).
+   */
+  presence(user: string, online: boolean): Promise<void> | undefined;
   /** Whether `user` has a session on another node. */
   onlineElsewhere(user: string): boolean;
   /** `user`'s password changed here: their sessions on other nodes are closed. */

@@ -20,7 +20,9 @@ export class LocalBroker implements Broker {
     this.handler?.change(c);
   }
 
-  presence(): void {}
+  presence(): undefined {
+    return undefined;
+  }
 
   onlineElsewhere(): boolean {
     return false;

@@ -389,10 +389,15 @@ export class NatsBroker implements Broker {
 
   // ---- presence, revocation, liveness -----------------------------------
 
-  presence(user: string, online: boolean): void {
+  presence(user: string, online: boolean): Promise<void> | undefined {
     if (online) this.local.add(user);
     else this.local.delete(user);
     this.emit({ k: "p", u: user, o: online });
+    if (!online || !this.connected || !this.nc) return undefined;
+    // The server has it once it answers a ping sent after it; events reach subscribers in the
+    // server's order, so another node's later event cannot overtake it. Bounded: a slow bus
+    // delays no login by more than 250 ms.
+    return Promise.race([this.nc.flush().catch(() => {}), Bun.sleep(250)]);
   }
 
   onlineElsewhere(user: string): boolean {

@@ -417,13 +417,13 @@ export class ChatCore implements Context {
   // ---- login state, presence -------------------------------------------
 
   /** Routes a session that just logged in; if it is the user's first, presence is announced (debounced). */
-  attach(s: Session): void {
+  attach(s: Session): Promise<void> | undefined {
     this.knownUsers.add(s.user!);
     s.lastPushedMid = this.lastDelivered; // live pushes start after what is delivered now
-    if (this.hub.attach(s)) {
-      this.broker.presence(s.user!, true);
-      this.presences.changed(s.user!);
-    }
+    if (!this.hub.attach(s)) return undefined;
+    const told = this.broker.presence(s.user!, true);
+    this.presences.changed(s.user!);
+    return told;
   }
 
   /** Un-routes a session (close or logout); if it was the user's last, presence is announced (debounced). */

@@ -59,7 +59,7 @@ export interface Context {
   revokeElsewhere(user: string): void;
 
   /** Routes a session that just logged in (`session.user` set): live pushes start now. */
-  attach(session: Session): void;
+  attach(session: Session): Promise<void> | undefined;
   /** Un-routes a session (logout). */
   detach(session: Session): void;
   /** Sends `bye {reason}` and closes the connection (PROTOCOL.md §5.3). */

@@ -215,10 +215,8 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const g = uniq("mem");
       await a.ok({ t: "join", group: g });
       await b.ok({ t: "join", group: g });
-      // In a cluster a's node learns of b's join (and of b's login) from NATS, after b's reply:
-      // until then its `members` omits b (and a `send` of b's from a's node is refused as
-      // forbidden). Reported as a server bug; waiting lets the join arrive.
-      await settle();
+      // In a cluster a node catches up with the store before it lists members (b's join is in
+      // the list at once); b's login crosses NATS before b's reply (PROTOCOL.md §8).
       const r = await a.ok({ t: "members", group: g });
       expect(r.members).toEqual(
         [
@@ -244,12 +242,8 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       await a.ok({ t: "join", group: g });
       await b1.ok({ t: "join", group: g });
       const b2 = await device(b1);
-      // In a cluster b2's node announces b2 on NATS when it gets around to flushing, which can
-      // be after the login reply (measured: up to tens of ms on 2 busy cores); b1's node may then
-      // announce b1's close to a's node before it, and a sees b go offline and online (with
-      // --presence-delay 0, as here; the shipped 1000 ms hides it). Reported as a server race;
-      // waiting here lets the announcement of b2 arrive first, as it does on one server.
-      await settle();
+      // In a cluster b2's login is answered once NATS has its announcement, so b1's close,
+      // announced by another node after it, cannot overtake it (PROTOCOL.md §8).
       b1.close();
       await b1.waitClosed();
       await a.ok({ t: "ping" }); // a round trip: anything sent before it has arrived

@@ -84,7 +84,9 @@ export const login: Command<RequestOf<"login">> = {
     }
     session.user = req.user;
     session.tokenHash = tokenHash;
-    ctx.attach(session);
+    // In a cluster: answered once the other nodes will hear of this session before anything later.
+    const told = ctx.attach(session);
+    if (told !== undefined) await told;
     return {
       user: req.user,
       token,

@@ -254,6 +254,16 @@ describe("the web app in Chromium", () => {
     expect(readFileSync((await download.path())!, "utf8")).toBe("meeting at 3\n");
     const notes = await carl.waitFor((m) => m.t === "msg" && m.file?.name === "notes.txt");
     expect(new TextDecoder().decode(notes.file.data)).toBe("meeting at 3\n");
+    // A file of 3 MB: more than the client lets wait in the browser's WebSocket buffer at once
+    // (HIGH_WATER, 1 MiB), and the text written right after it comes after it.
+    const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 7) & 0xff);
+    await ann.locator("#file-input").setInputFiles({ name: "big.bin", mimeType: "application/octet-stream", buffer: Buffer.from(big) });
+    await say(ann, "that was the big one");
+    await messageText(bob, "that was the big one").waitFor();
+    const bigPush = await carl.waitFor((m) => m.t === "msg" && m.file?.name === "big.bin", 15_000);
+    expect(Buffer.from(bigPush.file.data as Uint8Array).equals(Buffer.from(big))).toBe(true);
+    const order = carl.pushes("msg").filter((m) => m.from === "ann").map((m) => m.file?.name ?? m.text);
+    expect(order.slice(-2)).toEqual(["big.bin", "that was the big one"]);
     await say(ann, "The view from the office tonight");
     await messageText(bob, "The view from the office tonight").waitFor();
     await shot(ann, "conversation");

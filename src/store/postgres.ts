@@ -11,7 +11,8 @@
 // so the next writer's mids become visible only after these: the order in which commits become
 // visible is mid order, and a reader that has seen mid M can never later find a smaller one
 // (CLUSTER-NOTES.md pitfall 2; a plain sequence breaks this). Two nodes together commit about as
-// fast as one: the lock serialises them.
+// fast as one: the lock serialises them. A batch is committed in two pipelined round trips
+// (commitOnce), so the lock is held across one trip to the node, not three.
 //
 // Deduplication by (sender, cid) holds across nodes because the lookup of the batch's cids runs
 // under the same lock: no other writer can insert between the lookup and the insert.

@@ -32,6 +32,8 @@ interface Options {
   profile?: string;
   /** Nodes of the cluster runs; 0: no cluster runs. */
   cluster: number;
+  /** Which of the paced and unpaced runs of the fanout, groups, sizes and dm scenarios. */
+  pacing: "both" | "paced" | "unpaced";
 }
 
 const USAGE = `Usage: bun bench [options]
@@ -40,6 +42,7 @@ const USAGE = `Usage: bun bench [options]
   --group-sizes 1,10    fan-out group sizes (default 1,10,100,1000)
   --sizes 100,65536     message sizes for the sizes scenario, bytes (default 100,1024,8192,65536)
   --duration S          measured seconds per run (default 5; warm-up is 1 s)
+  --pacing P            paced, unpaced or both (default) runs of fanout, groups, sizes and dm
   --workers N           load-generator processes (default 2, at least 2)
   --idle-conns N        connections for the connection-scale scenario (default 10000)
   --json                print the results as JSON instead of the table
@@ -65,6 +68,7 @@ function parseOptions(argv: string[]): Options {
     idleConns: 10000,
     save: true,
     cluster: 0,
+    pacing: "both",
   };
   const list = (v: string | undefined) => (v ?? "").split(",").filter(Boolean);
   const nums = (v: string | undefined) => list(v).map(Number);
@@ -77,6 +81,14 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--group-sizes") o.groupSizes = nums(v());
     else if (a === "--sizes") o.sizes = nums(v());
     else if (a === "--duration") o.measureMs = Number(v()) * 1000;
+    else if (a === "--pacing") {
+      const p = v();
+      if (p !== "both" && p !== "paced" && p !== "unpaced") {
+        console.error(`bench: --pacing takes paced, unpaced or both\n${USAGE}`);
+        process.exit(2);
+      }
+      o.pacing = p;
+    }
     else if (a === "--workers") o.workers = Math.max(2, Number(v()));
     else if (a === "--idle-conns") o.idleConns = Number(v());
     else if (a === "--json") o.json = true;
@@ -470,8 +482,8 @@ function windowFor(n: number, size: number): number {
 function cases(o: Options): Case[] {
   const out: Case[] = [];
   const both = (c: Omit<Case, "paced" | "key" | "label">, rate: number, label: string, key: string) => {
-    out.push({ ...c, paced: true, rate, key: `${key}:paced`, label: `${label}, paced ${fmtRate(rate * c.fanout)} deliv/s` });
-    out.push({ ...c, paced: false, key: `${key}:max`, label: `${label}, unpaced` });
+    if (o.pacing !== "unpaced") out.push({ ...c, paced: true, rate, key: `${key}:paced`, label: `${label}, paced ${fmtRate(rate * c.fanout)} deliv/s` });
+    if (o.pacing !== "paced") out.push({ ...c, paced: false, key: `${key}:max`, label: `${label}, unpaced` });
   };
   if (o.scenarios.includes("fanout")) {
     for (const n of o.groupSizes) {

@@ -50,12 +50,12 @@ test("bench --quick runs every quick scenario with zero lost or duplicated messa
   expect(report.targets?.length).toBeGreaterThan(0);
 }, 240_000);
 
-// `bun bench --cluster 2` with tiny sizes (about 15 s): a fresh PostgreSQL and nats-server for the
-// cluster case, two nodes, members on both; the same cases on the floor and one SQLite node.
+// `bun bench --cluster 2` with tiny sizes (one paced case: 10-15 s): a fresh PostgreSQL and nats-server
+// for the cluster run, two nodes, members on both; the same case on the floor and one SQLite node.
 test("bench --cluster 2 runs the fan-out on two nodes beside one SQLite node, with cross-node latency", async () => {
   const dir = tempDir("tcpchat-bench-cluster-test-");
   try {
-    const args = ["--cluster", "2", "--quick", "--scenarios", "fanout", "--group-sizes", "10", "--duration", "0.5", "--out", dir.dir];
+    const args = ["--cluster", "2", "--quick", "--scenarios", "fanout", "--group-sizes", "10", "--pacing", "paced", "--duration", "0.5", "--out", dir.dir];
     const proc = Bun.spawn([process.execPath, "run", join(ROOT, "bench/run.ts"), ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
     const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     if (code !== 0) console.error(stdout, stderr);
@@ -65,13 +65,15 @@ test("bench --cluster 2 runs the fan-out on two nodes beside one SQLite node, wi
     const json = readdirSync(dir.dir).find((f) => f.endsWith(".json"));
     const report = JSON.parse(readFileSync(join(dir.dir, json!), "utf8")) as Report;
     const cluster = report.results.filter((r) => r.server === "cluster");
-    expect(cluster.map((r) => r.key).sort()).toEqual(["fanout:10:max", "fanout:10:paced"]);
+    expect(cluster.map((r) => r.key)).toEqual(["fanout:10:paced"]);
     for (const r of cluster) {
       expect(r.nodes).toBe(2);
       expect(r.lost).toBe(0);
       expect(r.duplicated).toBe(0);
       expect(r.errors).toBe(0);
-      // half of each group's receivers are on the other node than the sender
+      // half of each group's receivers are on the other node than the sender (paced: there are
+      // messages in the window however slow the machine)
+      expect(r.samples).toBeGreaterThan(0);
       expect(r.crossSamples).toBeGreaterThan(0);
       expect(r.crossSamples!).toBeLessThan(r.samples);
       expect(r.crossNodeMs!.p50).toBeLessThanOrEqual(r.crossNodeMs!.p99);

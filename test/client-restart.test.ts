@@ -207,8 +207,9 @@ test(
   "a client that was down for a while catches up from where it was, with messages sent meanwhile",
   async () => {
     const a = await ChatClient.connect({ port });
-    // b comes back only after a second: a's messages meanwhile reach it through sync
-    const b = await ChatClient.connect({ port, reconnect: { initialDelayMs: 1000, factor: 1, jitter: 0 } });
+    // b comes back only after 3 s: a's messages meanwhile reach it through sync (1 s was once too
+    // short on a loaded machine: the restart and a's 20 sends took longer, and b was back first)
+    const b = await ChatClient.connect({ port, reconnect: { initialDelayMs: 3000, factor: 1, jitter: 0 } });
     clients.push(a, b);
     await a.login("alice", { pass: PASS });
     await b.login("bob", { pass: PASS });

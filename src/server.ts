@@ -1,7 +1,7 @@
 // Entry point: `bun run src/server.ts [options]`. Parses the config, opens the
 // store, listens, and stops gracefully on SIGINT/SIGTERM.
 import { statSync } from "node:fs";
-import { ConfigError, helpText, parseConfig } from "./config.ts";
+import { adminSocketPath, ConfigError, helpText, parseConfig } from "./config.ts";
 import type { Broker } from "./broker/broker.ts";
 import { LocalBroker } from "./broker/local.ts";
 import { NatsBroker } from "./broker/nats.ts";
@@ -14,6 +14,8 @@ import { type Listening, listen } from "./transport/tcp.ts";
 import type { LogLevel } from "./core/chat.ts";
 import { defaultFormat, errorText, type LogFormat, StructuredLogger } from "./ops/log.ts";
 import { ServerMetrics } from "./ops/metrics.ts";
+import { type AdminListening, serveAdmin } from "./ops/admin.ts";
+import { Retention } from "./ops/retention.ts";
 
 /** A database file that other local users can read holds their DMs and password hashes: say so (it is created 0600). */
 function warnIfReadable(db: string, log: StructuredLogger): void {
@@ -88,7 +90,8 @@ export async function main(argv: string[]): Promise<number> {
     await store.close();
     return 1;
   }
-  const metrics = new ServerMetrics({ core, store, broker, db: config.db });
+  const retention = new Retention(store, config.retainDays, log);
+  const metrics = new ServerMetrics({ core, store, broker, db: config.db, retention });
   let web: HttpListening | undefined;
   if (config.httpPort !== "off") {
     try {
@@ -107,12 +110,33 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
   }
+  let admin: AdminListening | undefined;
+  const adminPath = adminSocketPath(config);
+  if (adminPath !== undefined) {
+    try {
+      admin = await serveAdmin(adminPath, { core, store, retention });
+    } catch (e) {
+      const why = `tcpchat: cannot open the admin socket ${adminPath}: ${(e as Error).message}`;
+      if (config.adminSocket === "") {
+        // The default place (beside the database) may not suit a socket (a path too long): serve without.
+        log.event("warn", "admin.unavailable", { path: adminPath, msg: `${why}; running without one (give --admin-socket PATH)` });
+      } else {
+        fatal("start.failed", `${why} (--admin-socket off turns it off)`);
+        server.stop();
+        web?.stop();
+        await core.shutdown();
+        return 1;
+      }
+    }
+  }
+  retention.start();
   log.banner("listening", {
     host: server.host,
     port: server.port,
     msg: `tcpchat listening on ${server.host}:${server.port} (db ${redact(config.db)}${config.bus ? `, bus ${config.bus}` : ""}${config.tlsCert ? ", TLS" : ""})`,
   });
   if (web) log.banner("web", { url: web.url, msg: `tcpchat web app at ${web.url}` });
+  if (admin) log.event("info", "admin.socket", { path: admin.path, msg: `tcpchat admin socket at ${admin.path}` });
 
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const stop = async (signal: string) => {
@@ -122,6 +146,8 @@ export async function main(argv: string[]): Promise<number> {
     metrics.stop();
     server.stop();
     web?.stop();
+    await admin?.close();
+    await retention.stop();
     await core.shutdown();
     log.event("info", "stopped", { msg: "tcpchat: stopped" });
     resolve();

@@ -6,19 +6,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { parseMetrics } from "../src/ops/registry.ts";
 import { TestClient } from "./helpers/client.ts";
-import { type RunningServer, startServer, TEST_ARGS, tempDir } from "./helpers/server.ts";
+import { httpBase, type RunningServer, startServer, TEST_ARGS, tempDir } from "./helpers/server.ts";
 
 const tmp = tempDir();
 let server: RunningServer;
 let base: string;
 const clients: TestClient[] = [];
-
-/** The HTTP base URL from the server's `web app at` line. */
-export function httpBase(output: string): string {
-  const m = output.match(/web app at (http:\/\/[^\s"]+)/);
-  if (!m) throw new Error(`no web app line in: ${output}`);
-  return m[1]!.replace(/\/$/, "");
-}
 
 async function scrape(): Promise<Map<string, number>> {
   const r = await fetch(`${base}/metrics`);

@@ -100,6 +100,9 @@ describe("operations: metrics, health, logs", () => {
     expect(delta(mid, after, "tcpchat_commit_batch_size_count")).toBe(9);
     expect(delta(mid, after, "tcpchat_commit_batch_size_sum")).toBe(9);
     expect(delta(mid, after, "tcpchat_commit_duration_seconds_count")).toBe(9);
+    // Every send has its send-to-ack time, the repeated cid too.
+    expect(delta(mid, after, "tcpchat_send_ack_seconds_count")).toBe(9);
+    expect(delta(mid, after, "tcpchat_send_ack_seconds_sum")).toBeGreaterThan(0);
     expect(delta(mid, after, 'tcpchat_errors_total{code="unknown_type"}')).toBe(1);
     expect(delta(mid, after, 'tcpchat_errors_total{code="not_found"}')).toBe(1);
     expect(delta(mid, after, 'tcpchat_errors_total{code="unauthorized"}')).toBe(1);

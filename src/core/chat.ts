@@ -35,6 +35,8 @@ interface AddrState {
 interface SendTag {
   session: Session;
   id: number | undefined;
+  /** performance.now() when the send was queued, for the send-to-ack latency (CoreStats.ackSeconds). */
+  at: number;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -601,7 +603,7 @@ export class ChatCore implements Context {
 
   enqueue(session: Session, id: number | undefined, msg: NewMessage): void {
     this.assertRunning(); // a send whose checks waited for the store may come after shutdown's last commit
-    this.batcher.enqueue({ msg, tag: { session, id } });
+    this.batcher.enqueue({ msg, tag: { session, id, at: performance.now() } });
   }
 
   ownSendsSettled(session: Session): Promise<void> | undefined {
@@ -888,6 +890,7 @@ export class ChatCore implements Context {
   private committed(p: Pending<SendTag>, r: CommitResult): void {
     const { session, id } = p.tag;
     this.reply(session, id, { mid: r.mid, ts: r.ts });
+    this.stats.ackSeconds.observe((performance.now() - p.tag.at) / 1000);
     if (r.duplicate) return; // delivered when it was first committed
     const m = p.msg;
     this.batchDeliveries.push({

@@ -22,6 +22,12 @@ export class CoreStats {
   replayed = 0;
   /** Times the broker could not get commits from the bus and every session replayed from the store. */
   missed = 0;
+  /**
+   * Seconds from a `send` being queued for its commit to its `ok` being queued to the sender
+   * (the server's part of a send's round trip: the batching turn and the commit). A histogram
+   * when metrics are on (src/ops/metrics.ts sets it).
+   */
+  ackSeconds: { observe(seconds: number): void } = { observe() {} };
   /** Bytes received from and written to connections that are closed now (open ones are added at scrape). */
   closedBytesIn = 0;
   closedBytesOut = 0;

@@ -93,6 +93,11 @@ export class ServerMetrics {
     r.counterFrom("tcpchat_login_failures_total", "Logins refused (credentials, ban, throttle)", () => [[{}, st.loginFailures]]);
     this.batchSize = r.histogram("tcpchat_commit_batch_size", "Messages per committed batch", exponential(1, 2, 13));
     this.commitSeconds = r.histogram("tcpchat_commit_duration_seconds", "Time to commit one batch to the store", exponential(0.0001, 2, 16));
+    st.ackSeconds = r.histogram(
+      "tcpchat_send_ack_seconds",
+      "Time from a send being queued to its ok being queued to the sender (batching and commit)",
+      exponential(0.0001, 2, 16),
+    );
     this.loopDelay = r.histogram("tcpchat_event_loop_delay_seconds", `Lateness of a ${LOOP_SAMPLE_MS} ms timer (event-loop stalls)`, exponential(0.001, 2, 14));
     r.gauge("process_resident_memory_bytes", "Resident set size", () => [[{}, process.memoryUsage.rss()]]);
     r.gauge("tcpchat_heap_used_bytes", "JavaScript heap in use", () => [[{}, process.memoryUsage().heapUsed]]);

@@ -56,6 +56,22 @@ export const OPTIONS = {
     help: "seconds a TLS connection has to finish its handshake before it is closed",
   },
   shutdownGrace: { def: 5000, kind: "int", help: "ms to flush clients on shutdown" },
+  logLevel: { def: "info", kind: "string", help: "least important log events written: `debug`, `info`, `warn` or `error`" },
+  logFormat: {
+    def: "",
+    kind: "text",
+    help: "`json` (one object per line) or `pretty`; none: pretty when stdout is a terminal, JSON otherwise",
+  },
+  adminSocket: {
+    def: "",
+    kind: "text",
+    help: "Unix socket for `tcpchat admin` (created 0600); none: `<db>.admin.sock` beside a SQLite file, no socket for Postgres or `:memory:`; `off`: none",
+  },
+  retainDays: {
+    def: 0,
+    kind: "int",
+    help: "messages older than this many days are purged, in small batches, every minute (0: kept forever)",
+  },
 
   maxConns: {
     def: 10000,
@@ -234,6 +250,17 @@ function parseValue(key: ConfigKey, raw: string, from: string): Config[ConfigKey
   return Number(raw);
 }
 
+/**
+ * The admin socket's path (`--admin-socket`): as given; `<db>.admin.sock` beside a SQLite file
+ * when none is given; undefined for `off`, or with none given for Postgres and `:memory:`.
+ */
+export function adminSocketPath(c: Pick<Config, "adminSocket" | "db">): string | undefined {
+  if (c.adminSocket === "off") return undefined;
+  if (c.adminSocket !== "") return c.adminSocket;
+  if (c.db === ":memory:" || c.db.startsWith("file:") || /^postgres(ql)?:\/\//i.test(c.db)) return undefined;
+  return `${c.db}.admin.sock`;
+}
+
 /** Builds the config from defaults, then `env`, then `argv` (flags after the script name). */
 export function parseConfig(argv: string[], env: Record<string, string | undefined> = {}): Config {
   const cfg: Record<string, unknown> = { ...DEFAULTS };
@@ -282,6 +309,10 @@ function validate(c: Config): Config {
   // and 96 per group (names are at most 32 bytes), so the caps must keep them within a frame.
   if (c.maxGroupSize * 64 > c.maxFrame) throw new ConfigError("max-group-size x 64 bytes must fit in max-frame (the members reply)");
   if (c.maxGroupsPerUser * 96 > c.maxFrame) throw new ConfigError("max-groups-per-user x 96 bytes must fit in max-frame (the groups reply)");
+  if (!["debug", "info", "warn", "error"].includes(c.logLevel))
+    throw new ConfigError(`--log-level must be debug, info, warn or error, got "${c.logLevel}"`);
+  if (c.logFormat !== "" && c.logFormat !== "json" && c.logFormat !== "pretty")
+    throw new ConfigError(`--log-format must be json or pretty, got "${c.logFormat}"`);
   if ((c.tlsCert === "") !== (c.tlsKey === "")) throw new ConfigError("--tls-cert and --tls-key go together");
   if (c.bus !== "") {
     if (!/^postgres(ql)?:\/\//.test(c.db))

@@ -5,6 +5,7 @@
 import { benchMain } from "../bench/run.ts";
 import { runRelay } from "../bench/relay.ts";
 import { runWorker } from "../bench/worker.ts";
+import { adminMain } from "./admin.ts";
 import { chatMain } from "./cli.ts";
 import { main as serve } from "./server.ts";
 import { versionLine } from "./version.ts";
@@ -15,6 +16,8 @@ Commands:
   serve [options]   run the chat server (the default when no command is given);
                     "tcpchat serve --help" lists its options
   chat [options]    the terminal client ("tcpchat chat --help" lists its options)
+  admin COMMAND     operate a running server over its admin socket: sessions, kick, ban,
+                    backup... ("tcpchat admin --help" lists them)
   bench [options]   the fan-out benchmark against this executable's own server
                     ("tcpchat bench --help"; results go to ./bench/results)
   version           print the version and the git commit it was built from
@@ -31,6 +34,8 @@ export async function run(argv: string[]): Promise<number> {
       return serve(rest);
     case "chat":
       return chatMain(rest);
+    case "admin":
+      return adminMain(rest);
     case "bench":
       return benchMain(rest);
     case "__bench-worker": // processes that `bench` starts

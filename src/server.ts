@@ -1,7 +1,7 @@
 // Entry point: `bun run src/server.ts [options]`. Parses the config, opens the
 // store, listens, and stops gracefully on SIGINT/SIGTERM.
 import { statSync } from "node:fs";
-import { ConfigError, helpText, parseConfig } from "./config.ts";
+import { adminSocketPath, ConfigError, helpText, parseConfig } from "./config.ts";
 import type { Broker } from "./broker/broker.ts";
 import { LocalBroker } from "./broker/local.ts";
 import { NatsBroker } from "./broker/nats.ts";
@@ -11,14 +11,19 @@ import { encodeFrame } from "./protocol/codec.ts";
 import { openStore, type Store } from "./store/index.ts";
 import { type HttpListening, serveHttp } from "./transport/http.ts";
 import { type Listening, listen } from "./transport/tcp.ts";
+import type { LogLevel } from "./core/chat.ts";
+import { defaultFormat, errorText, type LogFormat, StructuredLogger } from "./ops/log.ts";
+import { ServerMetrics } from "./ops/metrics.ts";
+import { type AdminListening, serveAdmin } from "./ops/admin.ts";
+import { Retention } from "./ops/retention.ts";
 
 /** A database file that other local users can read holds their DMs and password hashes: say so (it is created 0600). */
-function warnIfReadable(db: string): void {
+function warnIfReadable(db: string, log: StructuredLogger): void {
   if (db === ":memory:") return;
   try {
     const mode = statSync(db).mode & 0o777;
     if (mode & 0o077)
-      console.error(`tcpchat: warning: ${db} is readable by other users (mode ${mode.toString(8)}); chmod 600 it`);
+      log.event("warn", "db.readable", { db, mode: mode.toString(8), msg: `tcpchat: warning: ${db} is readable by other users (mode ${mode.toString(8)}); chmod 600 it` });
   } catch {
     // not a plain file path (a URI): nothing to check
   }
@@ -44,28 +49,30 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
+  const log = new StructuredLogger(config.logLevel as LogLevel, (config.logFormat || defaultFormat()) as LogFormat);
+  const fatal = (event: string, msg: string, e?: unknown) => log.event("error", event, { msg, err: e === undefined ? undefined : errorText(e) });
   let store: Store;
   let core: ChatCore;
   try {
     store = await openStore({ db: config.db, durability: config.durability });
   } catch (e) {
-    console.error(`tcpchat: cannot open database ${redact(config.db)}: ${(e as Error).message}`);
+    fatal("start.failed", `tcpchat: cannot open database ${redact(config.db)}: ${(e as Error).message}`);
     return 1;
   }
-  if (!/^postgres(ql)?:\/\//.test(config.db)) warnIfReadable(config.db);
+  if (!/^postgres(ql)?:\/\//.test(config.db)) warnIfReadable(config.db, log);
   const broker: Broker = config.bus
     ? new NatsBroker({
         servers: config.bus,
         store,
         encode: (m) => encodeFrame(wireMessage(m, m.mid, m.ts, "msg")),
-        log: { info: (m) => console.log(`tcpchat: ${m}`), error: (m, e) => console.error(`tcpchat: ${m}`, e ?? "") },
+        log: { info: (m) => log.event("info", "bus", { msg: `tcpchat: ${m}` }), error: (m, e) => log.error(`tcpchat: ${m}`, e) },
       })
     : new LocalBroker();
   try {
-    core = await ChatCore.open(config, store, undefined, broker);
+    core = await ChatCore.open(config, store, log, broker);
   } catch (e) {
     const what = config.bus ? `join the cluster (db ${redact(config.db)}, bus ${config.bus})` : `read database ${config.db}`;
-    console.error(`tcpchat: cannot ${what}: ${(e as Error).message}`);
+    fatal("start.failed", `tcpchat: cannot ${what}: ${(e as Error).message}`);
     await broker.close().catch(() => {});
     await store.close();
     return 1;
@@ -79,10 +86,12 @@ export async function main(argv: string[]): Promise<number> {
       handshakeTimeout: config.tlsHandshakeTimeout,
     });
   } catch (e) {
-    console.error(`tcpchat: cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
+    fatal("start.failed", `tcpchat: cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
     await store.close();
     return 1;
   }
+  const retention = new Retention(store, config.retainDays, log);
+  const metrics = new ServerMetrics({ core, store, broker, db: config.db, retention });
   let web: HttpListening | undefined;
   if (config.httpPort !== "off") {
     try {
@@ -92,28 +101,55 @@ export async function main(argv: string[]): Promise<number> {
         tls: config.tlsCert ? { cert: config.tlsCert, key: config.tlsKey } : undefined,
         origins: config.httpOrigins.split(",").map((o) => o.trim()).filter((o) => o !== ""),
         maxFrame: config.maxFrame,
+        ops: { metrics: () => metrics.render(), notReady: () => metrics.notReady() },
       });
     } catch (e) {
-      console.error(`tcpchat: cannot listen for HTTP on ${config.host}:${config.httpPort}: ${(e as Error).message} (--http-port off turns it off)`);
+      fatal("start.failed", `tcpchat: cannot listen for HTTP on ${config.host}:${config.httpPort}: ${(e as Error).message} (--http-port off turns it off)`);
       server.stop();
       await core.shutdown();
       return 1;
     }
   }
-  console.log(
-    `tcpchat listening on ${server.host}:${server.port} (db ${redact(config.db)}${config.bus ? `, bus ${config.bus}` : ""}${config.tlsCert ? ", TLS" : ""})`,
-  );
-  if (web) console.log(`tcpchat web app at ${web.url}`);
+  let admin: AdminListening | undefined;
+  const adminPath = adminSocketPath(config);
+  if (adminPath !== undefined) {
+    try {
+      admin = await serveAdmin(adminPath, { core, store, retention });
+    } catch (e) {
+      const why = `tcpchat: cannot open the admin socket ${adminPath}: ${(e as Error).message}`;
+      if (config.adminSocket === "") {
+        // The default place (beside the database) may not suit a socket (a path too long): serve without.
+        log.event("warn", "admin.unavailable", { path: adminPath, msg: `${why}; running without one (give --admin-socket PATH)` });
+      } else {
+        fatal("start.failed", `${why} (--admin-socket off turns it off)`);
+        server.stop();
+        web?.stop();
+        await core.shutdown();
+        return 1;
+      }
+    }
+  }
+  retention.start();
+  log.banner("listening", {
+    host: server.host,
+    port: server.port,
+    msg: `tcpchat listening on ${server.host}:${server.port} (db ${redact(config.db)}${config.bus ? `, bus ${config.bus}` : ""}${config.tlsCert ? ", TLS" : ""})`,
+  });
+  if (web) log.banner("web", { url: web.url, msg: `tcpchat web app at ${web.url}` });
+  if (admin) log.event("info", "admin.socket", { path: admin.path, msg: `tcpchat admin socket at ${admin.path}` });
 
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const stop = async (signal: string) => {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    console.log(`tcpchat: ${signal}, shutting down`);
+    log.event("info", "stopping", { signal, msg: `tcpchat: ${signal}, shutting down` });
+    metrics.stop();
     server.stop();
     web?.stop();
+    await admin?.close();
+    await retention.stop();
     await core.shutdown();
-    console.log("tcpchat: stopped");
+    log.event("info", "stopped", { msg: "tcpchat: stopped" });
     resolve();
   };
   const onSignal = (signal: NodeJS.Signals) => void stop(signal);

@@ -59,7 +59,7 @@ test("runs from an empty directory on a new database, stops on SIGTERM, and keep
   const sent = await a.ok({ t: "send", group: "ops", text: "from the binary", cid: "b1" });
   const got = await b.nextPush("msg");
   // The web app is embedded: served from the empty directory, with its policy.
-  const web = server.output().match(/web app at (http:\/\/\S+)/);
+  const web = server.output().match(/web app at (http:\/\/[^\s"]+)/);
   expect(web).not.toBeNull();
   const page = await fetch(web![1]!);
   expect(page.status).toBe(200);

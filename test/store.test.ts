@@ -249,3 +249,39 @@ describe("SqliteStore failed commit", () => {
     }
   });
 });
+
+describe("SqliteStore operations (issue #15)", () => {
+  test("after the newest messages were purged or erased, a reopened store does not give their mids again", async () => {
+    const p = tmpDbPath();
+    let s = new SqliteStore({ path: p, durability: "normal" });
+    await s.createUser("alice", "h", 1);
+    await s.createUser("bob", "h", 1);
+    await results(s, [{ sender: "alice", toUser: "bob", text: "1" }], 100);
+    const [r2] = await results(s, [{ sender: "bob", toUser: "alice", text: "2" }], 200);
+    expect(await s.purge(1000, 10)).toBe(2);
+    await s.close();
+    s = new SqliteStore({ path: p, durability: "normal" });
+    const [r3] = await results(s, [{ sender: "alice", toUser: "bob", text: "3" }], 300);
+    expect(r3!.mid).toBe(r2!.mid + 1);
+    expect(await s.eraseUser("alice")).toBe(1);
+    await s.close();
+    s = new SqliteStore({ path: p, durability: "normal" });
+    expect((await s.position()).mid).toBe(r3!.mid);
+    await s.close();
+  });
+
+  test("backup: VACUUM INTO a new file 0600, readable as a store with everything committed; an existing file is refused", async () => {
+    const p = tmpDbPath();
+    const s = new SqliteStore({ path: p, durability: "normal" });
+    await s.createUser("alice", "h", 1);
+    await results(s, [{ sender: "alice", toUser: "alice", text: "kept" }], 100);
+    const copy = tmpDbPath();
+    await s.backup(copy);
+    expect(fs.statSync(copy).mode & 0o777).toBe(0o600);
+    await expect(s.backup(copy)).rejects.toThrow();
+    await s.close();
+    const c = new SqliteStore({ path: copy, durability: "normal" });
+    expect((await c.history(dmConv("alice", "alice"), { limit: 10 })).map((m) => m.text)).toEqual(["kept"]);
+    await c.close();
+  });
+});

@@ -12,6 +12,8 @@
 // between the commit and the publish) is `missed`: the node's sessions replay what they
 // miss from the store (PROTOCOL.md §5.4, §8).
 
+import type { DisconnectReason } from "../protocol/errors.ts";
+
 /** One committed message, as it travels from its commit to every node's sessions. */
 export interface Delivery {
   /** Its id: deliveries come in increasing mid order. */
@@ -52,8 +54,11 @@ export interface BrokerHandler {
   missed(pos: { seq: number; mid: number }): Promise<void>;
   /** `user`'s presence elsewhere in the cluster may have changed (Broker.onlineElsewhere). */
   presence(user: string): void;
-  /** `user`'s password changed on another node: close their sessions here (`bye password_changed`). */
-  revoke(user: string): void;
+  /**
+   * `user`'s password changed on another node, or an operator kicked, banned or deleted them
+   * there: close their sessions here with `bye {reason}` (default `password_changed`).
+   */
+  revoke(user: string, reason?: DisconnectReason): void;
 }
 
 export interface Broker {
@@ -74,8 +79,8 @@ export interface Broker {
   presence(user: string, online: boolean): Promise<void> | undefined;
   /** Whether `user` has a session on another node. */
   onlineElsewhere(user: string): boolean;
-  /** `user`'s password changed here: their sessions on other nodes are closed. */
-  revoke(user: string): void;
+  /** `user`'s password changed here (or an operator closed them): their sessions on other nodes are closed with `bye {reason}`. */
+  revoke(user: string, reason?: DisconnectReason): void;
   /**
    * Resolves once this node has applied every commit up to `seq` (or given up on it and
    * reloaded from the store). A node of a cluster may lag the store by the bus's latency:

@@ -24,6 +24,7 @@
 import { decode, encode } from "@msgpack/msgpack";
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Position, Store, StoredMessage } from "../store/store.ts";
+import type { DisconnectReason } from "../protocol/errors.ts";
 import type { Broker, BrokerHandler, Change, Delivery } from "./broker.ts";
 
 export interface NatsBrokerOptions {
@@ -74,6 +75,8 @@ interface EventMsg {
   k: "p" | "r" | "h" | "s" | "b" | "x";
   u?: string;
   o?: boolean;
+  /** A revoke's `bye` reason (absent: password_changed). */
+  w?: DisconnectReason;
   us?: string[];
   /** First part of a snapshot: replaces what was known of the node. */
   f?: boolean;
@@ -95,6 +98,8 @@ export class NatsBroker implements Broker {
   private readonly beatMs: number;
   private readonly nodeTimeout: number;
   readonly shared = true;
+  /** For /metrics: messages published and received on the bus, and give-ups (replays from the store). */
+  readonly counts = { published: 0, received: 0, missed: 0 };
   private connected = false;
   private closed = false;
   private timer: Timer | undefined;
@@ -224,8 +229,14 @@ export class NatsBroker implements Broker {
       this.publish(`${this.prefix}.c`, { n: this.node, s: seq, i, P: parts.length, d: parts[i] } satisfies CommitMsg);
   }
 
+  /** Whether the node is connected to NATS now (readiness). */
+  get isConnected(): boolean {
+    return this.connected && !this.closed;
+  }
+
   private onCommit(data: Uint8Array): void {
     if (this.closed) return;
+    this.counts.received++;
     let m: CommitMsg;
     try {
       m = decode(data) as CommitMsg;
@@ -321,6 +332,7 @@ export class NatsBroker implements Broker {
       const pos = await this.opts.store.position();
       if (pos.seq < this.expected) return; // nothing missing after all: it arrived meanwhile
       this.opts.log.info(`bus: commits ${this.expected}..${pos.seq} not all received (${why}): replaying from the store`);
+      this.counts.missed++;
       await this.handler!.missed(pos);
       for (const [seq, e] of this.pending) {
         if (seq > pos.seq) continue;
@@ -404,8 +416,8 @@ export class NatsBroker implements Broker {
     return (this.remote.get(user) ?? 0) > 0;
   }
 
-  revoke(user: string): void {
-    this.emit({ k: "r", u: user });
+  revoke(user: string, reason?: DisconnectReason): void {
+    this.emit(reason === undefined || reason === "password_changed" ? { k: "r", u: user } : { k: "r", u: user, w: reason });
   }
 
   private emit(e: Omit<EventMsg, "n" | "q">, beat = false): void {
@@ -432,6 +444,7 @@ export class NatsBroker implements Broker {
 
   private onEvent(data: Uint8Array): void {
     if (this.closed) return;
+    this.counts.received++;
     let e: EventMsg;
     try {
       e = decode(data) as EventMsg;
@@ -450,7 +463,7 @@ export class NatsBroker implements Broker {
         else this.removeRemote(n.users, e.u!);
         break;
       case "r":
-        this.handler?.revoke(e.u!);
+        this.handler?.revoke(e.u!, e.w);
         break;
       case "h":
         this.sendSnapshot();
@@ -513,6 +526,7 @@ export class NatsBroker implements Broker {
     try {
       // encode() returns a fresh buffer: NATS keeps it by reference until it is flushed.
       this.nc?.publish(subject, encode(msg));
+      this.counts.published++;
     } catch (e) {
       this.opts.log.error(`bus: publish on ${subject} failed`, e);
     }

@@ -22,6 +22,7 @@ import { Hub } from "./hub.ts";
 import { LoginGuard } from "./guard.ts";
 import { PresenceDebounce } from "./presence.ts";
 import { Session } from "./session.ts";
+import { CoreStats, type TransportKind } from "./stats.ts";
 import type { Transport } from "../io/writer.ts";
 
 /** What the connections of one address share (PROTOCOL.md §2.4). */
@@ -34,11 +35,25 @@ interface AddrState {
 interface SendTag {
   session: Session;
   id: number | undefined;
+  /** performance.now() when the send was queued, for the send-to-ack latency (CoreStats.ackSeconds). */
+  at: number;
 }
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface Logger {
   info(msg: string): void;
   error(msg: string, err?: unknown): void;
+  /**
+   * One structured event (src/ops/log.ts): its name and fields, never a password, token or
+   * message text. A logger without it gets the event's `msg` through info/error.
+   */
+  event?(level: LogLevel, event: string, fields: Record<string, unknown>): void;
+}
+
+/** How a session arrived (a WebSocket's transport is a message sink). */
+export function transportOf(s: Session): TransportKind {
+  return s.transport.messages ? "ws" : "tcp";
 }
 
 const consoleLogger: Logger = {
@@ -67,6 +82,9 @@ const SPARE_FDS = 128;
 const STALL_MS = 2000;
 const MIN_DRAIN = 64 * 1024;
 
+/** Requests whose outcome is logged (src/ops/log.ts) and counted: accounts and group creation. */
+const AUDITED = new Set(["login", "register", "passwd", "join"]);
+
 /** How often the store's housekeeping (expired tokens, WAL truncation) runs, in sweeps (seconds). */
 const MAINTAIN_EVERY = 60;
 
@@ -84,6 +102,8 @@ export interface Loaded {
 
 export class ChatCore implements Context {
   readonly hub = new Hub<Session>();
+  /** Counts for /metrics (src/ops/metrics.ts). */
+  readonly stats = new CoreStats();
   readonly batcher: Batcher<SendTag>;
   /**
    * The highest mid delivered to this node's sessions (or committed before the start): a
@@ -174,12 +194,65 @@ export class ChatCore implements Context {
         change: (c) => this.applyChange(c),
         missed: (pos) => this.missed(pos),
         presence: (user) => this.presences.changed(user),
-        revoke: (user) => {
-          for (const s of this.hub.sessionsOf(user)) this.bye(s, "password_changed");
+        revoke: (user, reason) => {
+          for (const s of this.hub.sessionsOf(user)) this.bye(s, reason ?? "password_changed");
         },
       },
       loaded.position.seq,
     );
+  }
+
+  /** One structured log event (Logger.event), or its `msg` as a plain line. */
+  event(level: LogLevel, name: string, fields: Record<string, unknown>): void {
+    if (this.log.event) this.log.event(level, name, fields);
+    else if (level === "error") this.log.error(String(fields.msg ?? name));
+    else this.log.info(String(fields.msg ?? name));
+  }
+
+  /**
+   * The outcome of a login, register, passwd or join, counted and logged: the user name and
+   * address, never the password or token (`req` is the request map; only names are read).
+   */
+  private audit(s: Session, t: string, req: Record<string, unknown>, r: Reply | undefined, e: unknown): void {
+    const user = typeof req.user === "string" ? req.user : s.user;
+    const base = { sid: s.id, user, addr: s.transport.remoteAddress, transport: transportOf(s) };
+    const code = e instanceof ProtocolError ? e.code : e !== undefined ? "internal" : undefined;
+    if (t === "login") {
+      if (code === undefined && s.user !== undefined) {
+        this.stats.logins++;
+        this.event("info", "login.ok", { ...base, method: req.token !== undefined ? "token" : "password" });
+      } else if (code !== undefined) {
+        this.stats.loginFailures++;
+        this.event("warn", "login.fail", { ...base, method: req.token !== undefined ? "token" : "password", code });
+      }
+    } else if (t === "register") {
+      this.event(code === undefined ? "info" : "warn", code === undefined ? "user.registered" : "register.fail", { ...base, code });
+    } else if (t === "passwd") {
+      this.event(code === undefined ? "info" : "warn", code === undefined ? "password.changed" : "passwd.fail", { ...base, user: s.user, code });
+    } else if (t === "join" && r?.created === true) {
+      this.event("info", "group.created", { ...base, user: s.user, group: req.group });
+    }
+  }
+
+  /** Every open connection (admin `sessions`, metrics). */
+  get allSessions(): ReadonlySet<Session> {
+    return this.sessions;
+  }
+
+  /**
+   * Closes every session of `user`, here and on the other nodes of a cluster, with
+   * `bye {reason}` (admin kick, ban, reset-password, delete-user). Returns how many were here.
+   */
+  disconnectUser(user: string, reason: DisconnectReason): number {
+    const here = this.hub.sessionsOf(user);
+    for (const s of here) this.bye(s, reason);
+    this.broker.revoke(user, reason);
+    return here.length;
+  }
+
+  /** A user whose account was deleted is no longer known (a send to them gets not_found on this node). */
+  forgetUser(user: string): void {
+    this.knownUsers.delete(user);
   }
 
   // ---- transport events -------------------------------------------------
@@ -194,7 +267,8 @@ export class ChatCore implements Context {
         frame: (sess, ev) => this.onFrameEvent(sess, ev),
         admit: (sess, n) => this.admit(sess, n),
         overflow: (sess) => {
-          this.log.info(`session ${sess.id} (${sess.user ?? "-"}): closed as slow consumer`);
+          sess.closeReason ??= "slow_consumer";
+          sess.closeNote ??= "closed as slow consumer";
           this.closed(sess);
         },
         flushed: (sess) => {
@@ -205,6 +279,8 @@ export class ChatCore implements Context {
     );
     this.sessions.add(s);
     this.connCount++;
+    this.stats.opened[transportOf(s)]++;
+    this.event("info", "conn.open", { sid: s.id, transport: transportOf(s), addr: transport.remoteAddress });
     let a = this.perAddr.get(s.addr);
     if (!a) {
       const now = performance.now();
@@ -232,15 +308,13 @@ export class ChatCore implements Context {
       // Whatever its state (also after a `bye`), output that the client has not read for
       // --write-timeout closes the connection outright: nothing more can be written behind it.
       if (s.writer.queued > 0 && now - s.writer.progressAt > writeTimeout * 1000) {
-        this.log.info(`session ${s.id} (${s.user ?? "-"}): closed, nothing read for ${writeTimeout} s`);
-        this.terminate(s);
+        this.terminate(s, "write_timeout", `closed, nothing read for ${writeTimeout} s`);
         continue;
       }
       if (s.closed) continue;
       if (s.behindSince !== 0 && now - s.behindSince > stuckTimeout * 1000) {
         // Its queue is stuck, so no bye can be written behind it: close it as it is.
-        this.log.info(`session ${s.id} (${s.user ?? "-"}): closed, behind for ${stuckTimeout} s`);
-        this.terminate(s);
+        this.terminate(s, "stuck", `closed, behind for ${stuckTimeout} s`);
         continue;
       }
       if (loginTimeout > 0 && s.user === undefined && now - s.openedAt > loginTimeout * 1000) this.bye(s, "login_timeout");
@@ -313,12 +387,11 @@ export class ChatCore implements Context {
     const stalled = [...this.sessions].filter((s) => s.stalled(now, STALL_MS, MIN_DRAIN)).sort((a, b) => b.cost - a.cost);
     for (const s of stalled) {
       if (this.budget.used <= target) break;
-      this.log.info(`session ${s.id} (${s.user ?? "-"}): closed to bring buffered memory under --max-buffered`);
-      this.terminate(s);
+      this.terminate(s, "memory", "closed to bring buffered memory under --max-buffered");
     }
     if (this.budget.used > this.budget.max && !this.inputPaused) {
       this.inputPaused = true;
-      this.log.info("over --max-buffered with no stalled connection left to close: input paused");
+      this.event("warn", "input.paused", { msg: "over --max-buffered with no stalled connection left to close: input paused" });
       for (const s of this.sessions) this.checkReading(s);
     }
   }
@@ -327,12 +400,14 @@ export class ChatCore implements Context {
   private checkBudget(): void {
     if (!this.inputPaused || this.budget.used > this.budget.max * 0.75) return;
     this.inputPaused = false;
-    this.log.info("buffered memory back under 75% of --max-buffered: input resumed");
+    this.event("info", "input.resumed", { msg: "buffered memory back under 75% of --max-buffered: input resumed" });
     for (const s of this.sessions) this.checkReading(s);
   }
 
   /** Closes a connection at once, discarding what is unsent (no `bye` can be written behind it). */
-  terminate(s: Session): void {
+  terminate(s: Session, reason = "terminated", note?: string): void {
+    s.closeReason ??= reason;
+    if (note !== undefined) s.closeNote ??= note;
     s.transport.terminate();
     this.closed(s);
   }
@@ -388,6 +463,8 @@ export class ChatCore implements Context {
           if (s.closed) return; // closed while its replay was queued: nothing more to encode
           s.send(encodeFrame(wireMessage(m, m.mid, m.ts, "msg")));
           s.lastPushedMid = m.mid;
+          this.stats.deliveries++;
+          this.stats.replayed++;
         }
         // Progress: --stuck-timeout counts from the last page the reader made room for (§5.4).
         if (mids.length > 0) s.behindSince = performance.now();
@@ -405,6 +482,21 @@ export class ChatCore implements Context {
   closed(s: Session): void {
     if (!this.sessions.delete(s)) return;
     this.connCount--;
+    const reason = s.closeReason ?? "client";
+    this.stats.closed[reason] = (this.stats.closed[reason] ?? 0) + 1;
+    this.stats.closedBytesIn += s.received;
+    this.stats.closedBytesOut += s.writer.written;
+    this.event(s.closeNote !== undefined ? "warn" : "info", "conn.close", {
+      sid: s.id,
+      user: s.user,
+      transport: transportOf(s),
+      addr: s.transport.remoteAddress,
+      reason,
+      ms: Math.round(performance.now() - s.openedAt),
+      bytes_in: s.received,
+      bytes_out: s.writer.written,
+      msg: `session ${s.id} (${s.user ?? "-"}): ${s.closeNote ?? `closed (${reason})`}`,
+    });
     const a = this.perAddr.get(s.addr);
     if (a) a.conns--; // forgotten by the sweep once its buckets are full again
     s.closed = true;
@@ -482,7 +574,12 @@ export class ChatCore implements Context {
       behind.push(s);
     }
     this.hub.reload(await this.store.allMemberships());
-    this.log.info(`missed commits up to seq ${pos.seq} on the bus: ${behind.length} sessions replay from the store`);
+    this.stats.missed++;
+    this.event("warn", "bus.missed", {
+      seq: pos.seq,
+      sessions: behind.length,
+      msg: `missed commits up to seq ${pos.seq} on the bus: ${behind.length} sessions replay from the store`,
+    });
     for (const s of behind) void this.catchUp(s);
   }
 
@@ -506,7 +603,7 @@ export class ChatCore implements Context {
 
   enqueue(session: Session, id: number | undefined, msg: NewMessage): void {
     this.assertRunning(); // a send whose checks waited for the store may come after shutdown's last commit
-    this.batcher.enqueue({ msg, tag: { session, id } });
+    this.batcher.enqueue({ msg, tag: { session, id, at: performance.now() } });
   }
 
   ownSendsSettled(session: Session): Promise<void> | undefined {
@@ -634,7 +731,7 @@ export class ChatCore implements Context {
    */
   private refuse(s: Session, id: number | undefined, msg: string, code: ErrorCode = "rate_limited"): void {
     if (!s.refusals.take(1, performance.now())) {
-      this.log.info(`session ${s.id} (${s.user ?? "-"}): closed, kept exceeding its limits`);
+      s.closeNote ??= "closed, kept exceeding its limits";
       this.bye(s, "limits_exceeded");
       return;
     }
@@ -716,12 +813,17 @@ export class ChatCore implements Context {
       // waiting for its own sends, later requests are held, counted and capped (§2.3).
       const paused = !s.capHeld;
       if (paused) s.decoder.pause();
+      const audited = AUDITED.has(t) ? (m as Record<string, unknown>) : undefined;
       result
         .then(
           (r) => {
+            if (audited) this.audit(s, t, audited, r === DEFER ? undefined : r, undefined);
             if (r !== DEFER) this.reply(s, id, r);
           },
-          (e) => this.fail(s, id, e),
+          (e) => {
+            if (audited) this.audit(s, t, audited, undefined, e);
+            this.fail(s, id, e);
+          },
         )
         .finally(() => {
           s.busy = false;
@@ -748,6 +850,7 @@ export class ChatCore implements Context {
   }
 
   error(s: Session, id: number | undefined, code: ErrorCode, msg: string): void {
+    this.stats.errors[code] = (this.stats.errors[code] ?? 0) + 1;
     if (s.closed) return;
     s.send(encodeFrame({ t: "error", id, code, msg }));
   }
@@ -766,6 +869,7 @@ export class ChatCore implements Context {
   /** Sends `bye {reason}` after everything queued, then closes the connection. PROTOCOL.md §5.3 */
   bye(s: Session, reason: DisconnectReason): void {
     if (s.closed) return;
+    s.closeReason ??= reason;
     if (reason !== "shutdown" && s.writer.stalled) {
       // The client is not reading what is queued already: a bye would never arrive (§5.3).
       this.terminate(s);
@@ -786,6 +890,7 @@ export class ChatCore implements Context {
   private committed(p: Pending<SendTag>, r: CommitResult): void {
     const { session, id } = p.tag;
     this.reply(session, id, { mid: r.mid, ts: r.ts });
+    this.stats.ackSeconds.observe((performance.now() - p.tag.at) / 1000);
     if (r.duplicate) return; // delivered when it was first committed
     const m = p.msg;
     this.batchDeliveries.push({
@@ -803,10 +908,10 @@ export class ChatCore implements Context {
     if (d.mid > this.lastDelivered) this.lastDelivered = d.mid;
     const skip = d.skip ?? 0; // session ids start at 1
     if (d.group !== undefined) {
-      this.hub.pushToGroup(d.group, d.frame, d.mid, skip);
+      this.stats.deliveries += this.hub.pushToGroup(d.group, d.frame, d.mid, skip);
     } else {
-      this.hub.pushToUser(d.from, d.frame, d.mid, skip);
-      if (d.to !== d.from) this.hub.pushToUser(d.to!, d.frame, d.mid, skip);
+      this.stats.deliveries += this.hub.pushToUser(d.from, d.frame, d.mid, skip);
+      if (d.to !== d.from) this.stats.deliveries += this.hub.pushToUser(d.to!, d.frame, d.mid, skip);
     }
   }
 

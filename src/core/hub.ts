@@ -120,15 +120,21 @@ export class Hub<S extends Routable = Routable> {
     for (const s of set) s.send(frame);
   }
 
-  /** Pushes message `mid` (the same bytes) to every session of `user`, except the one with id `skip`. */
-  pushToUser(user: string, frame: Uint8Array, mid: number, skip = 0): void {
+  /** Pushes message `mid` (the same bytes) to every session of `user`, except the one with id `skip`: how many. */
+  pushToUser(user: string, frame: Uint8Array, mid: number, skip = 0): number {
     const set = this.sessions.get(user);
-    if (!set) return;
-    for (const s of set) if (s.id !== skip) s.push(frame, mid);
+    if (!set) return 0;
+    let n = 0;
+    for (const s of set)
+      if (s.id !== skip) {
+        s.push(frame, mid);
+        n++;
+      }
+    return n;
   }
 
-  /** Pushes message `mid` (the same bytes) to every session of every member of `grp`, except the one with id `skip`. */
-  pushToGroup(grp: string, frame: Uint8Array, mid: number, skip = 0): void {
+  /** Pushes message `mid` (the same bytes) to every session of every member of `grp`, except the one with id `skip`: how many. */
+  pushToGroup(grp: string, frame: Uint8Array, mid: number, skip = 0): number {
     let targets = this.fanout.get(grp);
     if (!targets) {
       targets = [];
@@ -136,10 +142,13 @@ export class Hub<S extends Routable = Routable> {
       for (const user of this.members.get(grp) ?? []) for (const s of this.sessions.get(user) ?? []) targets.push(s);
       this.fanout.set(grp, targets);
     }
+    let skipped = 0;
     for (let i = 0; i < targets.length; i++) {
       const s = targets[i]!;
       if (s.id !== skip) s.push(frame, mid);
+      else skipped = 1;
     }
+    return targets.length - skipped;
   }
 
   /** Online users sharing at least one group with `user`, not counting `user`. */

@@ -41,6 +41,10 @@ export class Session implements Routable {
   heldBytes = 0;
   /** The connection is gone, or going: no more input is handled. */
   closed = false;
+  /** Why it was closed (a `bye` reason, or what closed it without one), for logs and metrics. */
+  closeReason: string | undefined;
+  /** How the close is logged (`closed, behind for 60 s`...). */
+  closeNote: string | undefined;
   /** performance.now() of the connection's start and of its last frame, for the login and idle timeouts. */
   readonly openedAt: number;
   lastFrameAt: number;

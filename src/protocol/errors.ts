@@ -36,4 +36,6 @@ export type DisconnectReason =
   | "login_timeout" // not logged in within the login timeout
   | "too_many_connections" // the server, or the client's address, has too many open connections
   | "limits_exceeded" // the connection kept sending requests that were refused for a limit
-  | "password_changed"; // the user's password was changed on another connection: log in again
+  | "password_changed" // the user's password was changed on another connection: log in again
+  | "kicked" // an operator closed the user's connections (tcpchat admin kick): may reconnect
+  | "banned"; // an operator banned or deleted the account: its logins are refused

@@ -1,5 +1,5 @@
 // An in-memory Store: same contract as the SQLite one, nothing survives a restart.
-import type { Committed, CommitResult, GroupRow, MidSize, NewMessage, Page, Position, Store, StoredMessage, UserRow } from "./store.ts";
+import type { BanRow, Committed, CommitResult, GroupRow, MidSize, NewMessage, Page, Position, Store, StoredMessage, UserRow } from "./store.ts";
 import { convOf, messageSize } from "./store.ts";
 
 /** Index of the first element with mid > x, in an array sorted by mid. */
@@ -30,6 +30,9 @@ export class MemoryStore implements Store {
   private byCid = new Map<string, StoredMessage>();
   /** The last commit's number (Committed.seq). */
   private seq = 0;
+  private bansBy = new Map<string, BanRow>();
+  /** The highest mid given, kept when the newest messages are deleted. */
+  private highWater = 0;
 
   async createUser(name: string, passHash: string): Promise<boolean> {
     if (this.users.has(name)) return false;
@@ -38,7 +41,8 @@ export class MemoryStore implements Store {
   }
 
   async getUser(name: string): Promise<UserRow | undefined> {
-    return this.users.get(name);
+    const u = this.users.get(name);
+    return u && u.passHash !== "" ? u : undefined; // "": an erased account
   }
 
   async addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): Promise<void> {
@@ -123,7 +127,7 @@ export class MemoryStore implements Store {
   }
 
   private last(): number {
-    return this.all.length ? this.all[this.all.length - 1]!.mid : 0;
+    return Math.max(this.highWater, this.all.length ? this.all[this.all.length - 1]!.mid : 0);
   }
 
   async commit(batch: NewMessage[], now: number): Promise<Committed> {
@@ -186,6 +190,71 @@ export class MemoryStore implements Store {
       if (m?.mid === mid && out.at(-1)?.mid !== mid) out.push(m);
     }
     return out;
+  }
+
+  // ---- operations ---------------------------------------------------------------
+
+  async ban(user: string, reason: string, now: number): Promise<void> {
+    this.bansBy.set(user, { user, reason, at: now });
+  }
+
+  async unban(user: string): Promise<boolean> {
+    return this.bansBy.delete(user);
+  }
+
+  async banned(user: string): Promise<boolean> {
+    return this.bansBy.has(user);
+  }
+
+  async bans(): Promise<BanRow[]> {
+    return [...this.bansBy.values()].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+  }
+
+  /** Deletes the messages that match, from every index; returns how many. */
+  private deleteWhere(pred: (m: StoredMessage) => boolean): number {
+    this.highWater = this.last();
+    const before = this.all.length;
+    this.all = this.all.filter((m) => !pred(m));
+    for (const [conv, list] of this.byConv) {
+      const kept = list.filter((m) => !pred(m));
+      if (kept.length === 0) this.byConv.delete(conv);
+      else this.byConv.set(conv, kept);
+    }
+    for (const [k, m] of this.byCid) if (pred(m)) this.byCid.delete(k);
+    return before - this.all.length;
+  }
+
+  async eraseUser(user: string): Promise<number> {
+    const n = this.deleteWhere((m) => m.sender === user);
+    await this.deleteUserTokens(user);
+    const u = this.users.get(user);
+    if (u) this.users.set(user, { name: user, passHash: "" });
+    return n;
+  }
+
+  async deleteGroup(name: string): Promise<number> {
+    const n = this.deleteWhere((m) => m.grp === name);
+    this.members.delete(name);
+    this.groups.delete(name);
+    return n;
+  }
+
+  async userMessages(user: string, after: number, limit: number): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = [];
+    for (let i = firstAfter(this.all, after); i < this.all.length && out.length < limit; i++) {
+      const m = this.all[i]!;
+      if (m.sender === user || m.toUser === user) out.push(m);
+    }
+    return out;
+  }
+
+  async purge(before: number, limit: number): Promise<number> {
+    const head = new Set(this.all.slice(0, limit).filter((m) => m.ts < before));
+    return head.size === 0 ? 0 : this.deleteWhere((m) => head.has(m));
+  }
+
+  async backup(): Promise<void> {
+    throw new Error("an in-memory store cannot be backed up");
   }
 
   async maintain(now: number): Promise<void> {

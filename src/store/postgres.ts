@@ -30,11 +30,12 @@
 // synchronous_commit (on by default: flushed to its WAL). `--durability` (SQLite's synchronous
 // setting) does not apply and is ignored: an acknowledged message is never weakened to async.
 import { SQL } from "bun";
-import { and, asc, count, eq, gt, lte, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, lte, ne, sql } from "drizzle-orm";
 import { type BunSQLDatabase, drizzle } from "drizzle-orm/bun-sql";
 import { embeddedPgMigrations } from "./migrations-pg-macro.ts" with { type: "macro" };
-import { groups, memberships, tokens, users } from "./schema-pg.ts";
+import { bans, groups, memberships, tokens, users } from "./schema-pg.ts";
 import type {
+  BanRow,
   Committed,
   CommitResult,
   GroupRow,
@@ -52,6 +53,9 @@ const MIGRATIONS = embeddedPgMigrations();
 
 /** pg_advisory_xact_lock key held while migrating: two nodes starting at once migrate one after the other. */
 const MIGRATION_LOCK = 0x7463_7063_6861; // "tcpcha"
+
+/** pg_try_advisory_xact_lock key of the retention purge: one node purges at a time. */
+const PURGE_LOCK = 0x7463_7075_7267; // "tcpurg"
 
 /** Largest mid bound (mids are below 2^53). */
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
@@ -315,7 +319,8 @@ export class PostgresStore implements Store {
       const [r] = await this.db
         .select({ name: users.name, passHash: users.passHash })
         .from(users)
-        .where(eq(users.name, name));
+        // An erased account keeps its row (its name stays taken) with an empty hash: it is no user.
+        .where(and(eq(users.name, name), ne(users.passHash, "")));
       return r;
     });
   }
@@ -616,6 +621,71 @@ export class PostgresStore implements Store {
         FROM messages WHERE mid = ANY(${list}::int8[]) ORDER BY mid`) as MessageRow[];
       return rows.map(toStored);
     });
+  }
+
+  // ---- operations ---------------------------------------------------------------
+
+  async ban(user: string, reason: string, now: number): Promise<void> {
+    await this.read("ban", () =>
+      this.db.insert(bans).values({ user, reason, at: now }).onConflictDoUpdate({ target: bans.user, set: { reason, at: now } }),
+    );
+  }
+
+  async unban(user: string): Promise<boolean> {
+    const r = await this.read("unban", () => this.sql`DELETE FROM bans WHERE "user" = ${user} RETURNING 1`);
+    return r.length === 1;
+  }
+
+  banned(user: string): Promise<boolean> {
+    return this.read("banned", async () => (await this.sql`SELECT 1 FROM bans WHERE "user" = ${user}`).length === 1);
+  }
+
+  bans(): Promise<BanRow[]> {
+    return this.read("bans", () => this.db.select().from(bans).orderBy(sql`${bans.user} COLLATE "C"`));
+  }
+
+  eraseUser(user: string): Promise<number> {
+    return this.write("eraseUser", async (tx) => {
+      const r = await tx`DELETE FROM messages WHERE sender = ${user}`;
+      await tx`DELETE FROM tokens WHERE "user" = ${user}`;
+      await tx`UPDATE users SET pass_hash = '' WHERE name = ${user}`;
+      return r.count;
+    });
+  }
+
+  deleteGroup(name: string): Promise<number> {
+    return this.write("deleteGroup", async (tx) => {
+      const r = await tx`DELETE FROM messages WHERE conv = ${`g:${name}`}`;
+      await tx`DELETE FROM memberships WHERE grp = ${name}`;
+      await tx`DELETE FROM groups WHERE name = ${name}`;
+      return r.count;
+    });
+  }
+
+  userMessages(user: string, after: number, limit: number): Promise<StoredMessage[]> {
+    return this.read("userMessages", async () => {
+      const rows = (await this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data
+        FROM messages WHERE (sender = ${user} OR to_user = ${user}) AND mid > ${after}::int8
+        ORDER BY mid LIMIT ${limit}::int8`) as MessageRow[];
+      return rows.map(toStored);
+    });
+  }
+
+  purge(before: number, limit: number): Promise<number> {
+    // One node at a time (the others skip a round); mids are kept in tcpchat_seq.last_mid.
+    return this.write("purge", async (tx) => {
+      const [got] = await tx`SELECT pg_try_advisory_xact_lock(${PURGE_LOCK}::int8) AS ok`;
+      if (!got.ok) return 0;
+      const r = await tx`DELETE FROM messages WHERE mid IN (SELECT mid FROM messages ORDER BY mid LIMIT ${limit}::int8)
+        AND ts < ${before}::int8`;
+      return r.count;
+    });
+  }
+
+  async backup(): Promise<void> {
+    throw new Error(
+      "a PostgreSQL store is backed up with PostgreSQL's own tools, while the cluster runs: pg_dump -Fc -f tcpchat.dump DBURL (restore: pg_restore -d NEWDB tcpchat.dump)",
+    );
   }
 
   async maintain(now: number): Promise<void> {

@@ -130,3 +130,13 @@ export const tcpchatSeq = pgTable(
   },
   (t) => [check("tcpchat_seq_one_row", sql`${t.id} = 1`)],
 );
+
+/**
+ * Users an operator banned (`tcpchat admin ban`): their logins are refused on every node.
+ * A deleted account is banned too, with reason "deleted" (its name stays taken).
+ */
+export const bans = pgTable("bans", {
+  user: text("user").primaryKey(),
+  reason: text("reason").notNull().default(""),
+  at: bigint("at", { mode: "number" }).notNull(),
+});

@@ -92,3 +92,23 @@ export const messages = sqliteTable(
       .where(sql`${t.toUser} IS NOT NULL`),
   ],
 );
+
+/**
+ * Users an operator banned (`tcpchat admin ban`): their logins are refused on every node.
+ * A deleted account is banned too, with reason "deleted" (its name stays taken).
+ */
+export const bans = sqliteTable("bans", {
+  user: text("user").primaryKey(),
+  reason: text("reason").notNull().default(""),
+  at: integer("at").notNull(),
+});
+
+/**
+ * Store-wide values. `last_mid`: the highest mid ever given, written before messages are
+ * deleted (retention, an erased account), so that a restart never gives out a mid again
+ * when the newest messages are gone (the store otherwise starts from max(mid)).
+ */
+export const tcpchatMeta = sqliteTable("tcpchat_meta", {
+  key: text("key").primaryKey(),
+  value: integer("value").notNull(),
+});

@@ -6,11 +6,12 @@
 // autocommit per row, so `commit` takes a whole batch.
 import { type Changes, Database, type Statement } from "bun:sqlite";
 import { closeSync, openSync, statSync } from "node:fs";
-import { and, asc, count, eq, gt, lte, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, lte, ne, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { applyMigrations } from "./migrate.ts";
-import { groups, memberships, messages, tokens, users } from "./schema.ts";
+import { bans, groups, memberships, messages, tcpchatMeta, tokens, users } from "./schema.ts";
 import type {
+  BanRow,
   Committed,
   CommitResult,
   Durability,
@@ -147,6 +148,9 @@ export class SqliteStore implements Store {
       .where(and(eq(messages.sender, sql.placeholder("sender")), eq(messages.cid, sql.placeholder("cid"))))
       .prepare();
     this.last = this.db.select({ m: sql<number>`coalesce(max(${messages.mid}), 0)` }).from(messages).get()!.m;
+    // The newest messages may have been deleted (retention, an erased account): never reuse their mids.
+    const hwm = this.db.select({ v: tcpchatMeta.value }).from(tcpchatMeta).where(eq(tcpchatMeta.key, "last_mid")).get();
+    if (hwm && hwm.v > this.last) this.last = hwm.v;
   }
 
   async createUser(name: string, passHash: string, now: number): Promise<boolean> {
@@ -154,7 +158,12 @@ export class SqliteStore implements Store {
   }
 
   async getUser(name: string): Promise<UserRow | undefined> {
-    return this.db.select({ name: users.name, passHash: users.passHash }).from(users).where(eq(users.name, name)).get();
+    // An erased account keeps its row (its name stays taken) with an empty hash: it is no user.
+    return this.db
+      .select({ name: users.name, passHash: users.passHash })
+      .from(users)
+      .where(and(eq(users.name, name), ne(users.passHash, "")))
+      .get();
   }
 
   async addToken(hash: string, user: string, now: number, expires: number, maxPerUser?: number): Promise<void> {
@@ -322,6 +331,82 @@ export class SqliteStore implements Store {
     if (mids.length === 0) return [];
     const rows = this.byMids.all(JSON.stringify(mids)).map((r) => toStored(mapRawRow(r)));
     return rows.sort((a, b) => a.mid - b.mid);
+  }
+
+  // ---- operations ---------------------------------------------------------------
+
+  async ban(user: string, reason: string, now: number): Promise<void> {
+    this.db
+      .insert(bans)
+      .values({ user, reason, at: now })
+      .onConflictDoUpdate({ target: bans.user, set: { reason, at: now } })
+      .run();
+  }
+
+  async unban(user: string): Promise<boolean> {
+    return changed(this.db.delete(bans).where(eq(bans.user, user)).run()) === 1;
+  }
+
+  async banned(user: string): Promise<boolean> {
+    return this.db.select({ u: bans.user }).from(bans).where(eq(bans.user, user)).get() !== undefined;
+  }
+
+  async bans(): Promise<BanRow[]> {
+    return this.db.select().from(bans).orderBy(asc(bans.user)).all();
+  }
+
+  /** Records the highest mid given before messages are deleted (the constructor reads it back). */
+  private keepHighWater(): void {
+    this.db
+      .insert(tcpchatMeta)
+      .values({ key: "last_mid", value: this.last })
+      .onConflictDoUpdate({ target: tcpchatMeta.key, set: { value: sql`max(${tcpchatMeta.value}, excluded.value)` } })
+      .run();
+  }
+
+  async eraseUser(user: string): Promise<number> {
+    return this.db.transaction(() => {
+      this.keepHighWater();
+      const n = changed(this.db.delete(messages).where(eq(messages.sender, user)).run());
+      this.db.delete(tokens).where(eq(tokens.user, user)).run();
+      this.db.update(users).set({ passHash: "" }).where(eq(users.name, user)).run();
+      return n;
+    });
+  }
+
+  async deleteGroup(name: string): Promise<number> {
+    return this.db.transaction(() => {
+      this.keepHighWater();
+      const n = changed(this.db.delete(messages).where(eq(messages.conv, `g:${name}`)).run());
+      this.db.delete(memberships).where(eq(memberships.grp, name)).run();
+      this.db.delete(groups).where(eq(groups.name, name)).run();
+      return n;
+    });
+  }
+
+  async userMessages(user: string, after: number, limit: number): Promise<StoredMessage[]> {
+    const rows = this.client
+      .query("SELECT * FROM messages WHERE (sender = ?1 OR to_user = ?1) AND mid > ?2 ORDER BY mid LIMIT ?3")
+      .all(user, after, limit) as Array<Record<string, unknown>>;
+    return rows.map((r) => toStored(mapRawRow(r)));
+  }
+
+  async purge(before: number, limit: number): Promise<number> {
+    // The oldest `limit` rows by mid (a range of the primary key), those of them older than
+    // `before`: mids are given in commit order, and a message's ts is its commit time.
+    return this.db.transaction(() => {
+      this.keepHighWater();
+      return this.client
+        .prepare("DELETE FROM messages WHERE mid IN (SELECT mid FROM messages ORDER BY mid LIMIT ?) AND ts < ?")
+        .run(limit, before).changes;
+    });
+  }
+
+  async backup(path: string): Promise<void> {
+    // On the server's own connection (it holds the file exclusively): a consistent snapshot,
+    // taken between two commits. The file is created 0600 first (VACUUM INTO takes an empty file).
+    createPrivate(path);
+    this.client.prepare("VACUUM INTO ?").run(path);
   }
 
   async maintain(now: number): Promise<void> {

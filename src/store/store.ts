@@ -71,6 +71,12 @@ export interface UserRow {
   passHash: string;
 }
 
+export interface BanRow {
+  user: string;
+  reason: string;
+  at: number;
+}
+
 export interface GroupRow {
   name: string;
   owner: string;
@@ -152,6 +158,41 @@ export interface Store {
   syncSizes(user: string, after: number, limit: number): Promise<MidSize[]>;
   /** The stored messages with these mids (any order given), ascending by mid; unknown mids are skipped. */
   messagesByMid(mids: readonly number[]): Promise<StoredMessage[]>;
+
+  // ---- operations (issue #15: tcpchat admin, retention) ----------------------------------
+
+  /** Bans `user` (a repeat replaces the reason): logins are refused while the ban lasts. */
+  ban(user: string, reason: string, now: number): Promise<void>;
+  /** Lifts a ban: false if there was none. */
+  unban(user: string): Promise<boolean>;
+  /** Whether `user` is banned. */
+  banned(user: string): Promise<boolean>;
+  /** Every ban, by user name. */
+  bans(): Promise<BanRow[]>;
+  /**
+   * Erases an account: every message it sent (group and direct) is deleted, its tokens too,
+   * and its password hash is emptied (no password matches; getUser no longer finds it). The
+   * users row stays, so the name is never given out again; the caller removes its memberships
+   * (each a commit of its own) and bans it. Returns how many messages were deleted.
+   */
+  eraseUser(user: string): Promise<number>;
+  /**
+   * Deletes a group with no members left (the caller removes them first, each a commit of its
+   * own): its messages and its row; the name may be taken again. Returns the messages deleted.
+   */
+  deleteGroup(name: string): Promise<number>;
+  /** Messages sent by `user` or addressed to `user` directly, with mid > after, oldest first (export). */
+  userMessages(user: string, after: number, limit: number): Promise<StoredMessage[]>;
+  /**
+   * Retention: deletes up to `limit` of the oldest messages committed before `before` (ms),
+   * in mid order: returns how many. The highest mid ever given is kept, so mids are never reused.
+   */
+  purge(before: number, limit: number): Promise<number>;
+  /**
+   * A consistent copy of the whole database into the new file `path`, taken while the store
+   * keeps serving (SQLite: VACUUM INTO). Rejects for a store that cannot (Postgres: use pg_dump).
+   */
+  backup(path: string): Promise<void>;
 
   /**
    * Housekeeping, called about once a minute (cheap when there is nothing to do): deletes

@@ -34,6 +34,16 @@ export interface HttpOptions {
   origins: string[];
   /** Largest frame (`--max-frame`): a bigger WebSocket message closes the connection. */
   maxFrame: number;
+  /** `/metrics`, `/healthz` and `/readyz` (src/ops/metrics.ts); without it they are 404. */
+  ops?: OpsEndpoints;
+}
+
+/** What the operations endpoints ask of the server. */
+export interface OpsEndpoints {
+  /** Prometheus text exposition. */
+  metrics(): Promise<string>;
+  /** Undefined when ready to serve, else why not. */
+  notReady(): Promise<string | undefined>;
 }
 
 export interface HttpListening {
@@ -134,6 +144,19 @@ export function serveHttp(core: ChatCore, opts: HttpOptions): HttpListening {
         return new Response("a WebSocket upgrade is expected here\n", { status: 426 });
       }
       if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405 });
+      if (opts.ops) {
+        const plain = { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" };
+        if (url.pathname === "/metrics")
+          return new Response(await opts.ops.metrics(), {
+            headers: { ...plain, "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
+          });
+        // Alive: the process answers HTTP (its event loop turns).
+        if (url.pathname === "/healthz") return new Response("ok\n", { headers: plain });
+        if (url.pathname === "/readyz") {
+          const why = await opts.ops.notReady();
+          return new Response(why === undefined ? "ready\n" : `not ready: ${why}\n`, { status: why === undefined ? 200 : 503, headers: plain });
+        }
+      }
       try {
         assets ??= buildAssets();
         const a = (await assets).get(url.pathname === "/index.html" ? "/" : url.pathname);

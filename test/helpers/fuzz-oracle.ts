@@ -18,7 +18,7 @@ export const DOC_CODES = [
   "internal",
 ] as const;
 
-export const DOC_BYE_REASONS = ["shutdown", "too_large", "login_timeout", "idle", "too_many_connections", "password_changed"];
+export const DOC_BYE_REASONS = ["shutdown", "too_large", "login_timeout", "idle", "too_many_connections", "password_changed", "kicked", "banned"];
 
 /** §2: limits on a request's containers. */
 export const MAX_ENTRIES = 256;

@@ -66,3 +66,10 @@ export async function startServer(args: string[], cmd: string[] = SOURCE_CMD, cw
     },
   };
 }
+
+/** The HTTP base URL (no trailing slash) from a server's `web app at` line. */
+export function httpBase(output: string): string {
+  const m = output.match(/web app at (http:\/\/[^\s"]+)/);
+  if (!m) throw new Error(`no web app line in: ${output}`);
+  return m[1]!.replace(/\/$/, "");
+}

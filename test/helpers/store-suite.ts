@@ -791,5 +791,116 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         expect(mids(got)).toEqual(mids(expectedFor("alice", (g) => g !== "nope")));
       });
     });
+
+    describe("operations (issue #15)", () => {
+      test("ban, banned, bans, unban; a second ban replaces the reason", async () => {
+        await users("alice", "bob");
+        expect(await store.banned("alice")).toBe(false);
+        await store.ban("alice", "spam", 10);
+        await store.ban("bob", "", 11);
+        await store.ban("alice", "spam again", 12);
+        expect(await store.banned("alice")).toBe(true);
+        expect(await store.bans()).toEqual([
+          { user: "alice", reason: "spam again", at: 12 },
+          { user: "bob", reason: "", at: 11 },
+        ]);
+        expect(await store.unban("alice")).toBe(true);
+        expect(await store.unban("alice")).toBe(false);
+        expect(await store.banned("alice")).toBe(false);
+        expect(await store.bans()).toEqual([{ user: "bob", reason: "", at: 11 }]);
+      });
+
+      test("eraseUser deletes what the user sent and their tokens; the name stays taken; mids are not reused", async () => {
+        await users("alice", "bob");
+        await store.createGroup("g", "alice", 1);
+        await store.addMember("g", "bob", 1);
+        await store.addToken("t1", "alice", 1, 1e15);
+        const r = await results(
+          store,
+          [
+            { sender: "bob", grp: "g", text: "b1" },
+            { sender: "alice", grp: "g", text: "a1", cid: "c1" },
+            { sender: "alice", toUser: "bob", text: "a2" },
+            { sender: "bob", toUser: "alice", text: "b2" },
+            { sender: "alice", toUser: "alice", text: "a3" },
+          ],
+          5,
+        );
+        const last = r.at(-1)!.mid;
+        expect(await store.eraseUser("alice")).toBe(3);
+        expect(await store.getUser("alice")).toBeUndefined();
+        expect(await store.createUser("alice", "new", 9)).toBe(false);
+        expect(await store.tokenUser("t1", 2)).toBeUndefined();
+        expect((await store.history(groupConv("g"), { limit: 10 })).map((m) => m.text)).toEqual(["b1"]);
+        expect((await store.userMessages("alice", 0, 10)).map((m) => m.text)).toEqual(["b2"]);
+        // The newest message was alice's: the next mid still comes after it.
+        const [next] = await results(store, [{ sender: "bob", grp: "g", text: "b3" }], 6);
+        expect(next!.mid).toBe(last + 1);
+        expect((await store.position()).mid).toBe(last + 1);
+      });
+
+      test("deleteGroup deletes a group's messages and the group; other conversations stay", async () => {
+        await users("alice", "bob");
+        await store.createGroup("g", "alice", 1);
+        await store.createGroup("h", "alice", 1);
+        await results(
+          store,
+          [
+            { sender: "alice", grp: "g", text: "1" },
+            { sender: "alice", grp: "h", text: "2" },
+            { sender: "alice", toUser: "bob", text: "3" },
+            { sender: "alice", grp: "g", text: "4" },
+          ],
+          5,
+        );
+        expect(await store.removeMember("g", "alice")).toBeGreaterThan(0);
+        expect(await store.deleteGroup("g")).toBe(2);
+        expect(await store.getGroup("g")).toBeUndefined();
+        expect(await store.history(groupConv("g"), { limit: 10 })).toEqual([]);
+        expect((await store.history(groupConv("h"), { limit: 10 })).map((m) => m.text)).toEqual(["2"]);
+        expect((await store.history(dmConv("alice", "bob"), { limit: 10 })).map((m) => m.text)).toEqual(["3"]);
+        // The name can be taken again.
+        expect(await store.createGroup("g", "bob", 2)).toBeGreaterThan(0);
+      });
+
+      test("userMessages: sent by or addressed to the user, by mid, paged", async () => {
+        await users("alice", "bob", "carol");
+        await store.createGroup("g", "bob", 1);
+        await store.addMember("g", "alice", 1);
+        await results(
+          store,
+          [
+            { sender: "bob", grp: "g", text: "not alice's" },
+            { sender: "alice", grp: "g", text: "1" },
+            { sender: "bob", toUser: "alice", text: "2" },
+            { sender: "bob", toUser: "carol", text: "no" },
+            { sender: "alice", toUser: "carol", text: "3", file: { name: "f", type: "t", data: new Uint8Array([1, 2]) } },
+          ],
+          5,
+        );
+        const all = await store.userMessages("alice", 0, 10);
+        expect(all.map((m) => m.text)).toEqual(["1", "2", "3"]);
+        expect(bytes(all[2]!.file!.data)).toEqual([1, 2]);
+        const page = await store.userMessages("alice", all[0]!.mid, 1);
+        expect(page.map((m) => m.text)).toEqual(["2"]);
+      });
+
+      test("purge deletes, oldest first, what was committed before the cutoff, in batches; mids are not reused", async () => {
+        await users("alice");
+        await store.createGroup("g", "alice", 1);
+        for (let ts = 100; ts < 110; ts++) await results(store, [{ sender: "alice", grp: "g", text: `t${ts}` }], ts);
+        expect(await store.purge(105, 3)).toBe(3); // 100, 101, 102
+        expect(await store.purge(105, 3)).toBe(2); // 103, 104: fewer than the batch, done
+        expect(await store.purge(105, 3)).toBe(0);
+        const left = await store.history(groupConv("g"), { limit: 100 });
+        expect(left.map((m) => m.ts)).toEqual([105, 106, 107, 108, 109]);
+        expect(await store.sync("alice", 0, 100)).toEqual(left);
+        const last = left.at(-1)!.mid;
+        expect(await store.purge(1000, 100)).toBe(5);
+        expect(await store.history(groupConv("g"), { limit: 100 })).toEqual([]);
+        const [next] = await results(store, [{ sender: "alice", grp: "g", text: "after" }], 2000);
+        expect(next!.mid).toBe(last + 1);
+      });
+    });
   });
 }

@@ -16,7 +16,7 @@ export async function startWebServer(args: string[]): Promise<WebServer> {
   const server = await startServer(args);
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const m = server.output().match(/tcpchat web app at (http:\/\/\S+)/);
+    const m = server.output().match(/tcpchat web app at (http:\/\/[^\s"]+)/);
     if (m) {
       const web = m[1]!;
       const u = new URL(web);

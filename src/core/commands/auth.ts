@@ -67,6 +67,8 @@ export const login: Command<RequestOf<"login">> = {
       tokenHash = hashToken(token);
     }
     if (session.closed) return {};
+    // Asked only of the right credentials, so the answer tells nothing to anyone else (`tcpchat admin ban`).
+    if (await store.banned(req.user)) throw new ProtocolError("unauthorized", "this account is banned");
     const c = ctx.config;
     if (req.token === undefined) {
       // Checked before the token is stored, and taken below with no wait between it and attach.

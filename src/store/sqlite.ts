@@ -13,17 +13,21 @@ import { groups, memberships, messages, tokens, users } from "./schema.ts";
 import type {
   Committed,
   CommitResult,
+  ConvState,
   Durability,
+  EntryInfo,
+  EntryKind,
   GroupRow,
   MidSize,
   NewMessage,
   Page,
   Position,
+  Reaction,
   Store,
   StoredMessage,
   UserRow,
 } from "./store.ts";
-import { convOf, messageSize } from "./store.ts";
+import { dmConv, groupConv, mentionsOf, messageSize, placement, PREVIEW_CHARS, readTarget } from "./store.ts";
 
 export interface SqliteOptions {
   /** File path, or ":memory:". */
@@ -73,12 +77,56 @@ function changed(r: unknown): number {
 
 function toStored(r: MessageRow): StoredMessage {
   const m: StoredMessage = { mid: r.mid, ts: r.ts, sender: r.sender };
-  if (r.grp !== null) m.grp = r.grp;
-  if (r.toUser !== null) m.toUser = r.toUser;
+  if (r.kind === "read") Object.assign(m, readTarget(r.about!, r.sender));
+  else {
+    if (r.grp !== null) m.grp = r.grp;
+    if (r.toUser !== null) m.toUser = r.toUser;
+  }
   if (r.cid !== null) m.cid = r.cid;
   if (r.text !== null) m.text = r.text;
   if (r.fileName !== null) m.file = { name: r.fileName, type: r.fileType ?? "", data: r.fileData ?? new Uint8Array(0) };
+  if (r.kind !== null) m.kind = r.kind as EntryKind;
+  if (r.ref !== null) m.ref = r.ref;
+  if (r.edited !== null) m.edited = r.edited;
+  if (r.deleted !== null) m.deleted = r.deleted;
   return m;
+}
+
+/** Reaction rows (mid, user, emoji), by mid and then in the order added, as each message's list. */
+export function groupReactions(rows: Iterable<{ mid: number; user: string; emoji: string }>): Map<number, Reaction[]> {
+  const out = new Map<number, Map<string, Reaction>>();
+  for (const r of rows) {
+    let by = out.get(r.mid);
+    if (!by) out.set(r.mid, (by = new Map()));
+    let x = by.get(r.emoji);
+    if (!x) by.set(r.emoji, (x = { emoji: r.emoji, users: [] }));
+    x.users.push(r.user);
+  }
+  return new Map([...out].map(([mid, by]) => [mid, [...by.values()]]));
+}
+
+/** Most direct conversations a store remembers having written to dm_peers (then it starts over). */
+export const KNOWN_PAIRS_MAX = 1_000_000;
+
+interface ConvRow {
+  conv: string;
+  grp: string | null;
+  peer: string | null;
+  read: number;
+  last: number;
+  unread: number;
+  mentions: number;
+  pmid: number | null;
+}
+
+interface PreviewRow {
+  mid: number;
+  ts: number;
+  sender: string;
+  text: string | null;
+  file_name: string | null;
+  file_type: string | null;
+  file_size: number | null;
 }
 
 export class SqliteStore implements Store {
@@ -99,6 +147,25 @@ export class SqliteStore implements Store {
   private readonly byMids: Statement<Record<string, unknown>>;
   private readonly walPath: string | undefined;
 
+  /** Entries other than messages, and what they change (commitEntry). */
+  private readonly entryAtStmt: Statement<{ sender: string; kind: string | null; deleted: number | null }>;
+  private readonly editTarget: Statement;
+  private readonly deleteTarget: Statement;
+  private readonly eraseEdits: Statement;
+  private readonly dropReactions: Statement;
+  private readonly dropMentions: Statement;
+  private readonly addReaction: Statement;
+  private readonly removeReaction: Statement;
+  private readonly addMention: Statement;
+  private readonly moveMarker: Statement<{ mid: number }>;
+  private readonly addPeer: Statement;
+  private readonly markerStmt: Statement<{ mid: number }>;
+  private readonly convsStmt: Statement<ConvRow>;
+  private readonly previewsStmt: Statement<PreviewRow>;
+  private readonly reactionsStmt: Statement<{ mid: number; user: string; emoji: string }>;
+  /** Direct conversations known to be in dm_peers: a message between them writes nothing more. */
+  private readonly knownPairs = new Set<string>();
+
   constructor(opts: SqliteOptions) {
     if (isFilePath(opts.path)) createPrivate(opts.path);
     this.walPath = isFilePath(opts.path) ? `${opts.path}-wal` : undefined;
@@ -113,13 +180,62 @@ export class SqliteStore implements Store {
     this.client.run("PRAGMA foreign_keys = ON");
     this.client.run("PRAGMA busy_timeout = 5000");
     this.client.run(`PRAGMA journal_size_limit = ${WAL_LIMIT}`);
+    // A deleted message's text and file are overwritten with zeros where they were, not just
+    // unlinked (PROTOCOL.md §3.6); commit() then checkpoints and truncates the WAL, which holds
+    // copies of the pages as they were.
+    this.client.run("PRAGMA secure_delete = ON");
     this.db = drizzle({ client: this.client });
     applyMigrations(this.db);
 
     // The SQL drizzle generates for insert(messages).values(...).onConflictDoNothing(), as text.
     this.insertMessage = this.client.prepare(
-      "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data, size) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data, size, kind, ref, about) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    );
+    // Index-only (messages_conv holds sender, kind and deleted): no row is read, so no file.
+    this.entryAtStmt = this.client.prepare(
+      "SELECT sender, kind, deleted FROM messages INDEXED BY messages_conv WHERE conv = ? AND mid = ?",
+    );
+    this.editTarget = this.client.prepare(
+      "UPDATE messages SET text = ?1, edited = ?2, size = size - coalesce(length(CAST(text AS BLOB)), 0) + ?3 WHERE mid = ?4",
+    );
+    const tombstone = "size = 96 + coalesce(length(CAST(cid AS BLOB)), 0)";
+    this.deleteTarget = this.client.prepare(
+      `UPDATE messages SET text = NULL, file_name = NULL, file_type = NULL, file_data = NULL, edited = NULL, deleted = ?1, ${tombstone} WHERE mid = ?2`,
+    );
+    this.eraseEdits = this.client.prepare(`UPDATE messages SET text = NULL, ${tombstone} WHERE kind = 'edit' AND ref = ?`);
+    this.dropReactions = this.client.prepare("DELETE FROM reactions WHERE mid = ?");
+    this.dropMentions = this.client.prepare("DELETE FROM mentions WHERE mid = ?");
+    this.addReaction = this.client.prepare("INSERT OR IGNORE INTO reactions (mid, user, emoji, at) VALUES (?, ?, ?, ?)");
+    this.removeReaction = this.client.prepare("DELETE FROM reactions WHERE mid = ? AND user = ? AND emoji = ?");
+    this.addMention = this.client.prepare("INSERT OR IGNORE INTO mentions (user, conv, mid) VALUES (?, ?, ?)");
+    this.moveMarker = this.client.prepare(
+      "INSERT INTO reads (user, conv, mid) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET mid = max(mid, excluded.mid) RETURNING mid",
+    );
+    this.addPeer = this.client.prepare("INSERT OR IGNORE INTO dm_peers (user, peer, conv) VALUES (?, ?, ?)");
+    this.markerStmt = this.client.prepare("SELECT mid FROM reads WHERE user = ? AND conv = ?");
+    // Per conversation: index probes and index-only range scans of messages_conv from the marker
+    // (unread counts cost what is unread), the newest message not deleted, scanning back from the end.
+    this.convsStmt = this.client.prepare(`
+      WITH c(conv, grp, peer) AS (
+        SELECT 'g:' || grp, grp, NULL FROM memberships WHERE user = ?1
+        UNION ALL SELECT conv, NULL, peer FROM dm_peers WHERE user = ?1),
+      s AS (SELECT c.conv, c.grp, c.peer, coalesce(r.mid, 0) AS read FROM c LEFT JOIN reads r ON r.user = ?1 AND r.conv = c.conv)
+      SELECT s.conv, s.grp, s.peer, s.read,
+        coalesce((SELECT max(mid) FROM messages WHERE conv = s.conv), 0) AS last,
+        (SELECT count(*) FROM messages INDEXED BY messages_conv
+          WHERE conv = s.conv AND mid > s.read AND kind IS NULL AND deleted IS NULL AND sender != ?1) AS unread,
+        (SELECT count(*) FROM mentions WHERE user = ?1 AND conv = s.conv AND mid > s.read) AS mentions,
+        (SELECT mid FROM messages INDEXED BY messages_conv
+          WHERE conv = s.conv AND kind IS NULL AND deleted IS NULL ORDER BY mid DESC LIMIT 1) AS pmid
+      FROM s`);
+    // length() of a blob reads no overflow page; substr() of the text stops at the preview's length.
+    this.previewsStmt = this.client.prepare(
+      `SELECT mid, ts, sender, substr(text, 1, ${PREVIEW_CHARS}) AS text, file_name, file_type, length(file_data) AS file_size
+        FROM messages WHERE mid IN (SELECT value FROM json_each(?))`,
+    );
+    this.reactionsStmt = this.client.prepare(
+      "SELECT mid, user, emoji FROM reactions WHERE mid IN (SELECT value FROM json_each(?)) ORDER BY mid, at",
     );
     // Size-first reads: every scan below is index-only (messages_conv, messages_dm_to and
     // messages_dm_from hold conv/to_user/sender, mid and size), and what is sorted or merged
@@ -194,9 +310,15 @@ export class SqliteStore implements Store {
       if (changed(tx.insert(groups).values({ name, owner, created: now }).onConflictDoNothing().run()) !== 1)
         return false;
       tx.insert(memberships).values({ grp: name, user: owner, joined: now }).run();
+      this.markJoined(name, owner);
       return true;
     });
     return created ? ++this.seq : 0;
+  }
+
+  /** A new member has read everything before their join (PROTOCOL.md §3.6). */
+  private markJoined(grp: string, user: string): void {
+    this.moveMarker.get(user, groupConv(grp), this.last);
   }
 
   async getGroup(name: string): Promise<GroupRow | undefined> {
@@ -204,9 +326,12 @@ export class SqliteStore implements Store {
   }
 
   async addMember(grp: string, user: string, now: number): Promise<number> {
-    return changed(this.db.insert(memberships).values({ grp, user, joined: now }).onConflictDoNothing().run()) === 1
-      ? ++this.seq
-      : 0;
+    const added = this.db.transaction((tx) => {
+      if (changed(tx.insert(memberships).values({ grp, user, joined: now }).onConflictDoNothing().run()) !== 1) return false;
+      this.markJoined(grp, user);
+      return true;
+    });
+    return added ? ++this.seq : 0;
   }
 
   async removeMember(grp: string, user: string): Promise<number> {
@@ -247,42 +372,96 @@ export class SqliteStore implements Store {
     return { seq: this.seq, mid: this.last };
   }
 
+  async entryAt(conv: string, mid: number): Promise<EntryInfo | undefined> {
+    const r = this.entryAtStmt.get(conv, mid);
+    if (!r) return undefined;
+    const info: EntryInfo = { sender: r.sender, deleted: r.deleted !== null };
+    if (r.kind !== null) info.kind = r.kind as EntryKind;
+    return info;
+  }
+
+  async readMarker(user: string, conv: string): Promise<number> {
+    return this.markerStmt.get(user, conv)?.mid ?? 0;
+  }
+
+  async convs(user: string): Promise<ConvState[]> {
+    const rows = this.convsStmt.all(user);
+    const mids = rows.filter((r) => r.pmid !== null).map((r) => r.pmid!);
+    const previews = new Map(
+      mids.length === 0 ? [] : this.previewsStmt.all(JSON.stringify(mids)).map((p) => [p.mid, p] as const),
+    );
+    return rows.map((r) => {
+      const s: ConvState = { conv: r.conv, last: r.last, read: r.read, unread: r.unread, mentions: r.mentions };
+      if (r.grp !== null) s.grp = r.grp;
+      if (r.peer !== null) s.peer = r.peer;
+      const p = r.pmid === null ? undefined : previews.get(r.pmid);
+      if (p) {
+        s.preview = { mid: p.mid, ts: p.ts, sender: p.sender };
+        if (p.text !== null) s.preview.text = p.text;
+        if (p.file_name !== null) s.preview.file = { name: p.file_name, type: p.file_type ?? "", size: p.file_size ?? 0 };
+      }
+      return s;
+    });
+  }
+
   commit(batch: NewMessage[], now: number): Promise<Committed> {
     // Not an async function: the hot path runs as a plain call, its result wrapped once.
     try {
-      const results = this.commitNow(batch, now);
+      const erased = { any: false };
+      const results = this.commitNow(batch, now, erased);
       // One process holds the database (locking_mode=EXCLUSIVE): the sequence is counted here.
       if (batch.length > 0) this.seq++;
+      // A delete zeroed the message's bytes in the pages (secure_delete); the WAL still holds the
+      // pages as they were when the message was written: copy it into the file and truncate it.
+      if (erased.any && this.walPath !== undefined) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
       return Promise.resolve({ seq: this.seq, results });
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  private commitNow(batch: NewMessage[], now: number): CommitResult[] {
+  private commitNow(batch: NewMessage[], now: number, erased: { any: boolean }): CommitResult[] {
     const start = this.last;
+    const newPairs: string[] = [];
     try {
-      return this.db.transaction(() => {
+      const results = this.db.transaction(() => {
         const out: CommitResult[] = [];
         for (const m of batch) {
           const mid = this.last + 1;
+          if (m.kind !== undefined) {
+            out.push(this.commitEntry(m, mid, now, erased));
+            continue;
+          }
+          const conv = m.grp !== undefined ? groupConv(m.grp) : dmConv(m.sender, m.toUser!);
           const r = this.insertMessage.run(
             mid,
             now,
             m.sender,
             m.grp ?? null,
             m.toUser ?? null,
-            convOf(m),
+            conv,
             m.cid ?? null,
             m.text ?? null,
             m.file?.name ?? null,
             m.file?.type ?? null,
             m.file?.data ?? null,
             messageSize(m),
+            null,
+            m.ref ?? null,
+            null,
           );
           if (r.changes === 1) {
             this.last = mid;
             out.push({ mid, ts: now, duplicate: false });
+            // A group message's mentions; a direct conversation's first message.
+            if (m.grp !== undefined) {
+              if (m.text !== undefined && m.text.includes("@"))
+                for (const u of mentionsOf(m.text, m.sender)) this.addMention.run(u, conv, mid);
+            } else if (!this.knownPairs.has(conv)) {
+              this.addPeer.run(m.sender, m.toUser!, conv);
+              this.addPeer.run(m.toUser!, m.sender, conv);
+              newPairs.push(conv);
+            }
           } else {
             // ON CONFLICT DO NOTHING: (sender, cid) is stored already, maybe earlier in this batch.
             const prior = this.findByCid.get({ sender: m.sender, cid: m.cid ?? null });
@@ -293,10 +472,72 @@ export class SqliteStore implements Store {
         }
         return out;
       });
+      if (this.knownPairs.size + newPairs.length > KNOWN_PAIRS_MAX) this.knownPairs.clear();
+      for (const c of newPairs) this.knownPairs.add(c);
+      return results;
     } catch (e) {
       this.last = start; // rolled back: the mids are free again
       throw e;
     }
+  }
+
+  /**
+   * An entry other than a message, inside commit's transaction: stored as `mid` with what it
+   * changes, or refused (an edit, delete or reaction of a message that is not there, or deleted).
+   */
+  private commitEntry(m: NewMessage, mid: number, now: number, erased: { any: boolean }): CommitResult {
+    const p = placement(m);
+    let ref = m.ref!;
+    if (m.kind === "read") ref = Math.min(ref, mid - 1);
+    else {
+      const t = this.entryAtStmt.get(p.conv, ref);
+      if (!t || t.kind !== null || t.deleted !== null) return { mid: 0, ts: now, duplicate: false, refused: true };
+    }
+    this.insertMessage.run(
+      mid,
+      now,
+      m.sender,
+      p.grp,
+      p.toUser,
+      p.conv,
+      m.cid ?? null,
+      m.text ?? null,
+      null,
+      null,
+      null,
+      messageSize(m),
+      m.kind!,
+      ref,
+      p.about,
+    );
+    this.last = mid;
+    const result: CommitResult = { mid, ts: now, duplicate: false };
+    switch (m.kind) {
+      case "edit":
+        this.editTarget.run(m.text!, now, Buffer.byteLength(m.text!), ref);
+        if (m.grp !== undefined) {
+          this.dropMentions.run(ref);
+          for (const u of mentionsOf(m.text, m.sender)) this.addMention.run(u, p.conv, ref);
+        }
+        break;
+      case "delete":
+        this.deleteTarget.run(now, ref);
+        this.eraseEdits.run(ref);
+        this.dropReactions.run(ref);
+        this.dropMentions.run(ref);
+        erased.any = true;
+        break;
+      case "react":
+        this.addReaction.run(ref, m.sender, m.text!, mid);
+        break;
+      case "unreact":
+        this.removeReaction.run(ref, m.sender, m.text!);
+        break;
+      case "read":
+        result.read = this.moveMarker.get(m.sender, p.about!, ref)!.mid;
+        break;
+    }
+    return result;
   }
 
   async history(conv: string, page: Page): Promise<StoredMessage[]> {
@@ -320,7 +561,13 @@ export class SqliteStore implements Store {
 
   async messagesByMid(mids: readonly number[]): Promise<StoredMessage[]> {
     if (mids.length === 0) return [];
-    const rows = this.byMids.all(JSON.stringify(mids)).map((r) => toStored(mapRawRow(r)));
+    const list = JSON.stringify(mids);
+    const rows = this.byMids.all(list).map((r) => toStored(mapRawRow(r)));
+    const reactions = groupReactions(this.reactionsStmt.all(list));
+    for (const m of rows) {
+      const rs = m.kind === undefined ? reactions.get(m.mid) : undefined;
+      if (rs) m.reactions = rs;
+    }
     return rows.sort((a, b) => a.mid - b.mid);
   }
 
@@ -361,5 +608,10 @@ function mapRawRow(r: Record<string, unknown> | MessageRow): MessageRow {
     fileType: (x.file_type ?? null) as string | null,
     fileData: (x.file_data ?? null) as Buffer | null,
     size: x.size as number,
+    kind: (x.kind ?? null) as string | null,
+    ref: (x.ref ?? null) as number | null,
+    about: (x.about ?? null) as string | null,
+    edited: (x.edited ?? null) as number | null,
+    deleted: (x.deleted ?? null) as number | null,
   };
 }

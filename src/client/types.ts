@@ -77,7 +77,39 @@ export interface Replies {
   send: { mid: number; ts: number };
   history: Page;
   sync: Page;
+  edit: Stored;
+  delete: Stored;
+  react: Stored;
+  read: ReadResult;
+  convs: { convs: Conversation[] };
 }
+
+/** The reply to an entry that was stored: its mid and time. */
+export interface Stored {
+  mid: number;
+  ts: number;
+}
+
+/** The reply to `read`: the marker after it, and the entry's mid and time if one was stored (the marker moved). */
+export interface ReadResult {
+  read: number;
+  mid?: number;
+  ts?: number;
+}
+
+/** One conversation of `convs` (PROTOCOL.md §3.6). */
+export type Conversation = Target & {
+  /** The newest mid in it, any kind of entry; 0 if none. */
+  last: number;
+  /** This user's read marker in it. */
+  read: number;
+  /** Messages from others after the marker that are not deleted. */
+  unread: number;
+  /** Those of them that mention this user (`@name`, groups only). */
+  mentions: number;
+  /** The newest message that is not deleted, cut short; its file without the bytes. */
+  preview?: { mid: number; ts: number; from: string; text?: string; file?: { name: string; type: string; size: number } };
+};
 
 /** A request as the app writes it: the wire request without `id` (the client assigns ids). */
 export type RequestInput<T extends RequestType> = Omit<RequestOf<T>, "id">;

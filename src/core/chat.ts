@@ -14,7 +14,7 @@ import type { CommitResult, NewMessage, Position, Store } from "../store/store.t
 import { Batcher, type Pending } from "./batcher.ts";
 import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
-import { wireMessage } from "./commands/messages.ts";
+import { toWire, wireMessage } from "./commands/messages.ts";
 import { addressKey, descriptorLimit } from "./address.ts";
 import { Budget } from "./budget.ts";
 import { Bucket } from "./limits.ts";
@@ -386,7 +386,7 @@ export class ChatCore implements Context {
         if (s.behindSince === 0 || s.closed || s.user !== user) return;
         for (const m of msgs) {
           if (s.closed) return; // closed while its replay was queued: nothing more to encode
-          s.send(encodeFrame(wireMessage(m, m.mid, m.ts, "msg")));
+          s.send(encodeFrame(toWire(m, "msg")));
           s.lastPushedMid = m.mid;
         }
         // Progress: --stuck-timeout counts from the last page the reader made room for (§5.4).
@@ -785,9 +785,26 @@ export class ChatCore implements Context {
    */
   private committed(p: Pending<SendTag>, r: CommitResult): void {
     const { session, id } = p.tag;
-    this.reply(session, id, { mid: r.mid, ts: r.ts });
-    if (r.duplicate) return; // delivered when it was first committed
     const m = p.msg;
+    if (r.refused) {
+      // Its message was deleted after the checks (PROTOCOL.md §3.6): nothing was stored.
+      this.error(session, id, "not_found", `message ${m.ref} was deleted`);
+      return;
+    }
+    this.reply(session, id, r.read === undefined ? { mid: r.mid, ts: r.ts } : { mid: r.mid, ts: r.ts, read: r.read });
+    if (r.duplicate) return; // delivered when it was first committed
+    if (m.kind === "read") {
+      // To the reader's own devices only; its ref as stored (never past the entry itself).
+      const entry = { ...m, ref: Math.min(m.ref!, r.mid - 1) };
+      this.batchDeliveries.push({
+        mid: r.mid,
+        frame: encodeFrame(wireMessage(entry, r.mid, r.ts, "msg")),
+        from: m.sender,
+        to: m.sender,
+        skip: session.id,
+      });
+      return;
+    }
     this.batchDeliveries.push({
       mid: r.mid,
       frame: encodeFrame(wireMessage(m, r.mid, r.ts, "msg")),

@@ -38,6 +38,14 @@ export interface Change {
   user: string;
 }
 
+/** `from` is typing in a group, or to one user: an ephemeral event, never stored (PROTOCOL.md §5.5). */
+export interface Typing {
+  from: string;
+  /** Exactly one of `group` and `to` is set. */
+  group?: string;
+  to?: string;
+}
+
 /** What a broker calls on its node, in seq order for deliveries and changes. */
 export interface BrokerHandler {
   /** Pushes one committed message to this node's recipient sessions. */
@@ -54,6 +62,8 @@ export interface BrokerHandler {
   presence(user: string): void;
   /** `user`'s password changed on another node: close their sessions here (`bye password_changed`). */
   revoke(user: string): void;
+  /** Someone on another node is typing: tell this node's recipients. */
+  typing(t: Typing): void;
 }
 
 export interface Broker {
@@ -76,6 +86,11 @@ export interface Broker {
   onlineElsewhere(user: string): boolean;
   /** `user`'s password changed here: their sessions on other nodes are closed. */
   revoke(user: string): void;
+  /**
+   * Someone is typing on this node (the core has told this node's recipients): the other nodes
+   * tell theirs. At most once; not in order with commits (it is ephemeral).
+   */
+  typing(t: Typing): void;
   /**
    * Resolves once this node has applied every commit up to `seq` (or given up on it and
    * reloaded from the store). A node of a cluster may lag the store by the bus's latency:

@@ -24,7 +24,7 @@
 import { decode, encode } from "@msgpack/msgpack";
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Position, Store, StoredMessage } from "../store/store.ts";
-import type { Broker, BrokerHandler, Change, Delivery } from "./broker.ts";
+import type { Broker, BrokerHandler, Change, Delivery, Typing } from "./broker.ts";
 
 export interface NatsBrokerOptions {
   /** `nats://host:port`, several separated by commas. */
@@ -70,9 +70,12 @@ interface EventMsg {
   n: string;
   /** This node's event number (a beat repeats the last one). */
   q: number;
-  /** p: presence; r: revoke; h: hello (send me your lists); s: snapshot; b: beat; x: leaving. */
-  k: "p" | "r" | "h" | "s" | "b" | "x";
+  /** p: presence; r: revoke; h: hello (send me your lists); s: snapshot; b: beat; x: leaving; t: typing. */
+  k: "p" | "r" | "h" | "s" | "b" | "x" | "t";
   u?: string;
+  /** Typing: in this group, or to this user. */
+  g?: string;
+  to?: string;
   o?: boolean;
   us?: string[];
   /** First part of a snapshot: replaces what was known of the node. */
@@ -408,6 +411,10 @@ export class NatsBroker implements Broker {
     this.emit({ k: "r", u: user });
   }
 
+  typing(t: Typing): void {
+    this.emit(t.group !== undefined ? { k: "t", u: t.from, g: t.group } : { k: "t", u: t.from, to: t.to });
+  }
+
   private emit(e: Omit<EventMsg, "n" | "q">, beat = false): void {
     if (this.closed || !this.connected) return;
     if (!beat) this.q++;
@@ -451,6 +458,10 @@ export class NatsBroker implements Broker {
         break;
       case "r":
         this.handler?.revoke(e.u!);
+        break;
+      case "t":
+        if (typeof e.u === "string" && (typeof e.g === "string" || typeof e.to === "string"))
+          this.handler?.typing(typeof e.g === "string" ? { from: e.u, group: e.g } : { from: e.u, to: e.to! });
         break;
       case "h":
         this.sendSnapshot();

@@ -82,6 +82,7 @@ export interface Replies {
   react: Stored;
   read: ReadResult;
   convs: { convs: Conversation[] };
+  typing: Record<string, never>;
 }
 
 /** The reply to an entry that was stored: its mid and time. */

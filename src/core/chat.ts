@@ -8,7 +8,7 @@ import { scanBody, withinDepth } from "../protocol/depth.ts";
 import type { FrameEvent } from "../protocol/frame.ts";
 import type { Push } from "../protocol/pushes.ts";
 import { isRequestType, isUint, validateRequest } from "../protocol/requests.ts";
-import type { Broker, Change, Delivery } from "../broker/broker.ts";
+import type { Broker, Change, Delivery, Typing } from "../broker/broker.ts";
 import { LocalBroker } from "../broker/local.ts";
 import type { CommitResult, NewMessage, Position, Store } from "../store/store.ts";
 import { Batcher, type Pending } from "./batcher.ts";
@@ -66,6 +66,9 @@ const SPARE_FDS = 128;
 /** Shedding (over `--max-buffered`): output unread this long, or read slower than MIN_DRAIN, counts as stalled. */
 const STALL_MS = 2000;
 const MIN_DRAIN = 64 * 1024;
+
+/** One connection's typing in one conversation is passed on at most once in this many ms (PROTOCOL.md §5.5). */
+export const TYPING_EVERY_MS = 3000;
 
 /** How often the store's housekeeping (expired tokens, WAL truncation) runs, in sweeps (seconds). */
 const MAINTAIN_EVERY = 60;
@@ -177,6 +180,7 @@ export class ChatCore implements Context {
         revoke: (user) => {
           for (const s of this.hub.sessionsOf(user)) this.bye(s, "password_changed");
         },
+        typing: (t) => this.tellTyping(t),
       },
       loaded.position.seq,
     );
@@ -457,6 +461,33 @@ export class ChatCore implements Context {
 
   revokeElsewhere(user: string): void {
     this.broker.revoke(user);
+  }
+
+  typing(s: Session, target: { group?: string; user?: string }): void {
+    const from = s.user!;
+    if (target.group !== undefined ? this.hub.membersOf(target.group).size > this.config.typingMaxGroup : target.user === from) return;
+    const key = target.group !== undefined ? `g:${target.group}` : `u:${target.user}`;
+    const now = performance.now();
+    const last = s.typingAt.get(key);
+    if (last !== undefined && now - last < TYPING_EVERY_MS) return;
+    if (s.typingAt.size >= 64) for (const [k, at] of s.typingAt) if (now - at >= TYPING_EVERY_MS) s.typingAt.delete(k);
+    s.typingAt.set(key, now);
+    const t: Typing = target.group !== undefined ? { from, group: target.group } : { from, to: target.user! };
+    this.tellTyping(t);
+    this.broker.typing(t);
+  }
+
+  /** Tells this node's recipients that someone is typing: the group's other members, or the addressee. */
+  private tellTyping(t: Typing): void {
+    if (this.stopping) return;
+    if (t.group !== undefined) {
+      const members = this.hub.membersOf(t.group);
+      if (members.size > this.config.typingMaxGroup || !members.has(t.from)) return;
+      const frame = encodeFrame({ t: "typing", from: t.from, group: t.group } satisfies Push);
+      for (const u of members) if (u !== t.from) this.hub.sendToUser(u, frame);
+    } else {
+      this.hub.sendToUser(t.to!, encodeFrame({ t: "typing", from: t.from, user: t.to } satisfies Push));
+    }
   }
 
   /** A membership change, from this node or another, in seq order (src/broker/broker.ts). */

@@ -38,7 +38,19 @@ export interface WireMessage {
   reactions?: WireReaction[];
 }
 
+/**
+ * `from` is typing in a conversation (PROTOCOL.md §5.5): `group`, or the direct conversation
+ * with `from` (`user` is the addressee, the one who gets it). Ephemeral: never stored.
+ */
+export interface TypingPush {
+  t: "typing";
+  from: string;
+  group?: string;
+  user?: string;
+}
+
 export type Push =
+  | TypingPush
   | ({ t: "msg" } & WireMessage)
   | { t: "presence"; user: string; online: boolean }
   | { t: "bye"; reason: string };

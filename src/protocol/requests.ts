@@ -41,7 +41,8 @@ export type Request =
   | ({ t: "delete"; id?: number; mid: number } & Target)
   | ({ t: "react"; id?: number; mid: number; emoji: string; remove?: boolean } & Target)
   | ({ t: "read"; id?: number; mid: number } & Target)
-  | { t: "convs"; id?: number };
+  | { t: "convs"; id?: number }
+  | ({ t: "typing"; id?: number } & Target);
 
 export type RequestType = Request["t"];
 export type RequestOf<T extends RequestType> = Extract<Request, { t: T }>;
@@ -95,10 +96,11 @@ export const REQUEST_FIELDS: Record<RequestType, Record<string, FieldSpec>> = {
   },
   read: { group: { type: "name" }, user: { type: "name" }, mid: { type: "uint", required: true } },
   convs: {},
+  typing: { group: { type: "name" }, user: { type: "name" } },
 };
 
 /** Requests about one conversation: exactly one of `group` and `user`. */
-const ONE_CONVERSATION: ReadonlySet<string> = new Set(["send", "history", "edit", "delete", "react", "read"]);
+const ONE_CONVERSATION: ReadonlySet<string> = new Set(["send", "history", "edit", "delete", "react", "read", "typing"]);
 
 export function isRequestType(t: unknown): t is RequestType {
   return typeof t === "string" && Object.hasOwn(REQUEST_FIELDS, t);

@@ -14,7 +14,7 @@ import { TEST_ARGS } from "./server.ts";
 import { frameOf, rawFrame } from "./wire.ts";
 
 /** Arguments of every server of the suite, beyond its store (--db) and, in a cluster, --bus. */
-export const E2E_ARGS = ["--max-frame", "65536", "--max-queue", "1048576", "--max-text", "1000", "--max-group-size", "1000", "--max-groups-per-user", "600", ...TEST_ARGS];
+export const E2E_ARGS = ["--max-frame", "65536", "--max-queue", "1048576", "--max-text", "1000", "--max-group-size", "1000", "--max-groups-per-user", "600", "--typing-max-group", "3", ...TEST_ARGS];
 
 export interface E2ETarget {
   /** The port for the next connection: the one server's, or the next node's in turn. */
@@ -756,6 +756,59 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       await a.ok({ t: "delete", user: a.user, mid: m.mid });
       const after = onDisk();
       for (const x of [`TEXT-${tag}`, `NAME-${tag}`, `FILE-${tag}`]) expect({ x, found: after.includes(x) }).toEqual({ x, found: false });
+    });
+  });
+
+  describe("typing (PROTOCOL.md §5.5)", () => {
+    test("reaches the other members' devices, not the typist's own; once per connection and conversation in 3 s; never stored", async () => {
+      const a = await user("ty");
+      const a2 = await device(a);
+      const b = await user("ty");
+      const b2 = await device(b);
+      const outsider = await user("ty");
+      const g = uniq("tyg");
+      await a.ok({ t: "join", group: g });
+      await b.ok({ t: "join", group: g });
+      expect(await a.ok({ t: "typing", group: g })).toEqual({ t: "ok", id: expect.any(Number) });
+      const inGroup = { t: "typing", from: a.user, group: g };
+      expect(await b.nextPush("typing")).toEqual(inGroup);
+      expect(await b2.nextPush("typing")).toEqual(inGroup);
+      await a.ok({ t: "typing", user: b.user });
+      const direct = { t: "typing", from: a.user, user: b.user };
+      expect(await b.nextPush("typing")).toEqual(direct);
+      expect(await b2.nextPush("typing")).toEqual(direct);
+      // Again at once from the same connection: not passed on; from another connection: passed on.
+      await a.ok({ t: "typing", group: g });
+      await a2.ok({ t: "typing", group: g });
+      expect(await b.nextPush("typing")).toEqual(inGroup);
+      await b.ok({ t: "typing", user: b.user }); // notes to self: nobody to tell
+      expect(await outsider.request({ t: "typing", group: g })).toMatchObject({ code: "forbidden" });
+      expect(await outsider.request({ t: "typing", group: uniq("none") })).toMatchObject({ code: "not_found" });
+      expect(await outsider.request({ t: "typing", user: uniq("nobody") })).toMatchObject({ code: "not_found" });
+      for (const c of [a, a2, b, b2, outsider]) await c.ok({ t: "ping" });
+      await settle();
+      expect(b.pushes("typing")).toEqual([inGroup, direct, inGroup]);
+      expect(b2.pushes("typing")).toEqual([inGroup, direct, inGroup]);
+      for (const c of [a, a2, outsider]) expect(c.pushes("typing")).toEqual([]);
+      expect(b.pushes("msg")).toEqual([]);
+      expect((await b.ok({ t: "history", group: g })).msgs).toEqual([]);
+      expect((await b.ok({ t: "sync", after: 0 })).msgs.filter((m: any) => m.group === g || m.from === a.user)).toEqual([]);
+    });
+
+    test("not sent in groups larger than --typing-max-group (3 here)", async () => {
+      const people = [await user("ty"), await user("ty"), await user("ty"), await user("ty")];
+      const g = uniq("tyg");
+      for (const p of people) await p.ok({ t: "join", group: g });
+      await people[0]!.ok({ t: "typing", group: g });
+      await people[0]!.ok({ t: "typing", user: people[1]!.user });
+      expect(await people[1]!.nextPush("typing")).toEqual({ t: "typing", from: people[0]!.user, user: people[1]!.user });
+      await settle();
+      for (const p of people) expect(p.pushes("typing").filter((x) => x.group === g)).toEqual([]);
+      // One leaves: 3 members, it is sent.
+      await people[3]!.ok({ t: "leave", group: g });
+      await settle(); // in a cluster the typist's node learns of the leave over NATS
+      await people[0]!.ok({ t: "typing", group: g });
+      expect(await people[2]!.nextPush("typing")).toEqual({ t: "typing", from: people[0]!.user, group: g });
     });
   });
 

@@ -199,9 +199,10 @@ export function validRequest(r: Rng, type: string, id?: number): Record<string, 
     case "delete":
     case "react":
     case "read":
+    case "typing":
       if (r.chance(0.6)) m.group = FIX.group;
       else m.user = r.chance(0.8) ? FIX.user2 : FIX.user;
-      m.mid = r.int(0, 200);
+      if (type !== "typing") m.mid = r.int(0, 200);
       if (type === "edit") m.text = r.chance(0.1) ? "żółć ✓" : `edited ${r.u32()}`;
       if (type === "react") {
         m.emoji = r.pick(["👍", "🎉", "x", "👨‍👩‍👧‍👦"]);

@@ -114,10 +114,11 @@ export const DOC_REQUESTS: Record<string, { auth: boolean; fields: Record<string
     success: "ok",
   },
   convs: { auth: true, fields: {}, step8: [], success: "ok" },
+  typing: { auth: true, fields: { group: { type: "name" }, user: { type: "name" } }, step8: ["forbidden", "not_found"], success: "ok" },
 };
 
 /** §3.4, §3.6: the requests about one conversation name exactly one of group and user. */
-const ONE_CONVERSATION = ["send", "history", "edit", "delete", "react", "read"];
+const ONE_CONVERSATION = ["send", "history", "edit", "delete", "react", "read", "typing"];
 
 export const REQUEST_TYPES = Object.keys(DOC_REQUESTS);
 

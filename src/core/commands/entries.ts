@@ -1,4 +1,4 @@
-// edit, delete, react, read, convs. PROTOCOL.md §3.6
+// edit, delete, react, read, convs, typing. PROTOCOL.md §3.6
 //
 // Every change to a conversation is an entry of the same mid-ordered log as its messages
 // (src/store/store.ts, EntryKind): it is queued for the batcher like a send, so it gets a mid,
@@ -121,5 +121,18 @@ export const convs: Command<RequestOf<"convs">> = {
       list.sort((a, b) => b.last - a.last || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0));
       return { convs: list.map(wireConv) };
     });
+  },
+};
+
+/** `typing {group | user}`: ephemeral, never stored (PROTOCOL.md §3.6, §5.5). */
+export const typing: Command<RequestOf<"typing">> = {
+  auth: true,
+  run(ctx, session, req) {
+    const check = requireConversation(ctx, session, req);
+    const tell = (): Reply => {
+      if (session.user !== undefined) ctx.typing(session, req);
+      return {};
+    };
+    return check === undefined ? tell() : check.then(tell);
   },
 };

@@ -518,6 +518,8 @@ describe("conversations: edits, deletions, reactions, read state, typing (PROTOC
     ]);
     const c = (await a.conversations()).find((x) => x.user === b.user)!;
     expect(c).toEqual({ user: b.user!, last: d.mid, read: 0, unread: 1, mentions: 0, preview: { mid: d.mid, ts: d.ts, from: b.user!, text: "psst" } });
+    expect((await a2.search("psst")).msgs.map((x) => x.mid)).toEqual([d.mid]);
+    expect((await a2.search("e", { before: d.mid, limit: 1 })).msgs.map((x) => x.text)).toEqual(["more"]);
     const typing: unknown[] = [];
     a2.on("typing", (t) => typing.push(t));
     await b.typing({ group: g });

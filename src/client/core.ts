@@ -364,6 +364,14 @@ export class ChatClient {
     return (await this.request({ t: "convs" })).convs;
   }
 
+  /**
+   * The messages of this user's conversations containing `q` (parts of words, A-Z in either case),
+   * newest first; page on with `before`: the last mid of the previous page (PROTOCOL.md §3.7).
+   */
+  async search(q: string, page: { before?: number; limit?: number } = {}): Promise<Page> {
+    return this.request({ t: "search", q, ...page });
+  }
+
   /** Tells the conversation's other members that this user is typing (call it every few seconds while they type). */
   async typing(target: Target): Promise<void> {
     await this.request({ t: "typing", ...target });

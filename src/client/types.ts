@@ -106,6 +106,8 @@ export interface Replies {
   read: ReadResult;
   convs: { convs: Conversation[] };
   typing: Record<string, never>;
+  /** Newest first. */
+  search: Page;
 }
 
 /** The reply to an entry that was stored: its mid and time. */

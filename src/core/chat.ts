@@ -537,6 +537,8 @@ export class ChatCore implements Context {
 
   enqueue(session: Session, id: number | undefined, msg: NewMessage): void {
     this.assertRunning(); // a send whose checks waited for the store may come after shutdown's last commit
+    // A message without its sender would fail the whole batch, everyone's messages with it.
+    if (typeof msg.sender !== "string") throw new Error("a message without a sender");
     this.batcher.enqueue({ msg, tag: { session, id } });
   }
 

@@ -12,6 +12,8 @@ export const FILE_NAME_MAX = 255;
 export const FILE_TYPE_MAX = 127;
 /** A reaction: a string of 1 to EMOJI_MAX UTF-8 bytes (an emoji, or any short string). */
 export const EMOJI_MAX = 64;
+/** A search: a string of 1 to QUERY_MAX UTF-8 bytes, without U+0000. */
+export const QUERY_MAX = 256;
 
 export interface FileField {
   name: string;
@@ -42,12 +44,13 @@ export type Request =
   | ({ t: "react"; id?: number; mid: number; emoji: string; remove?: boolean } & Target)
   | ({ t: "read"; id?: number; mid: number } & Target)
   | { t: "convs"; id?: number }
-  | ({ t: "typing"; id?: number } & Target);
+  | ({ t: "typing"; id?: number } & Target)
+  | { t: "search"; id?: number; q: string; before?: number; limit?: number };
 
 export type RequestType = Request["t"];
 export type RequestOf<T extends RequestType> = Extract<Request, { t: T }>;
 
-type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid" | "bool" | "emoji";
+type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid" | "bool" | "emoji" | "query";
 interface FieldSpec {
   type: FieldType;
   required?: boolean;
@@ -97,6 +100,7 @@ export const REQUEST_FIELDS: Record<RequestType, Record<string, FieldSpec>> = {
   read: { group: { type: "name" }, user: { type: "name" }, mid: { type: "uint", required: true } },
   convs: {},
   typing: { group: { type: "name" }, user: { type: "name" } },
+  search: { q: { type: "query", required: true }, before: { type: "uint" }, limit: { type: "uint" } },
 };
 
 /** Requests about one conversation: exactly one of `group` and `user`. */
@@ -154,6 +158,10 @@ function checkField(key: string, type: FieldType, v: unknown): void {
       return;
     case "bool":
       if (typeof v !== "boolean") bad(`'${key}' must be true or false`);
+      return;
+    case "query":
+      if (!isText(v) || v.length < 1 || bytes(v) > QUERY_MAX || v.includes("\0"))
+        bad(`'${key}' must be a string of 1-${QUERY_MAX} UTF-8 bytes without U+0000`);
       return;
     case "file": {
       if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array)

@@ -14,7 +14,7 @@ import type {
   StoredMessage,
   UserRow,
 } from "./store.ts";
-import { convOf, groupConv, mentionsOf, messageSize, peerOf, placement, previewText } from "./store.ts";
+import { convOf, groupConv, matchesQuery, mentionsOf, messageSize, placement, previewText } from "./store.ts";
 
 /** A stored entry and where it is placed (src/store/store.ts, placement). */
 interface Row {
@@ -210,6 +210,17 @@ export class MemoryStore implements Store {
       break;
     }
     return s;
+  }
+
+  async search(user: string, q: string, before: number, limit: number): Promise<MidSize[]> {
+    const out: MidSize[] = [];
+    for (let i = firstAfter(this.all, before - 1) - 1; i >= 0 && out.length < limit; i--) {
+      const { m, grp, toUser } = this.all[i]!;
+      if (m.kind !== undefined || m.deleted !== undefined) continue;
+      const mine = grp !== null ? this.members.get(grp)?.has(user) === true : m.sender === user || toUser === user;
+      if (mine && matchesQuery(m.text, q)) out.push(sized(m));
+    }
+    return out;
   }
 
   async commit(batch: NewMessage[], now: number): Promise<Committed> {

@@ -49,7 +49,7 @@ import type {
   StoredMessage,
   UserRow,
 } from "./store.ts";
-import { groupConv, mentionsOf, messageSize, placement, previewText, readTarget } from "./store.ts";
+import { groupConv, likePattern, matchesQuery, mentionsOf, messageSize, placement, previewText, readTarget } from "./store.ts";
 
 const MIGRATIONS = embeddedPgMigrations();
 
@@ -58,6 +58,12 @@ const MIGRATION_LOCK = 0x7463_7063_6861; // "tcpcha"
 
 /** Largest mid bound (mids are below 2^53). */
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
+
+/** Messages indexed for search per transaction (under the commit lock: commits wait for it). */
+const INDEX_CHUNK = 2000;
+
+/** Search text as PostgreSQL's text can hold it (no U+0000). */
+const searchBody = (s: string): string => s.replaceAll("\0", "\uFFFD");
 
 /** Most rows in one INSERT (12 parameters each; PostgreSQL takes at most 65535). */
 const INSERT_CHUNK = 2000;
@@ -239,6 +245,8 @@ export class PostgresStore implements Store {
   private closed = false;
   /** Direct conversations known to be in dm_peers (as in SqliteStore). */
   private readonly knownPairs = new Set<string>();
+  /** Whether search_text has its pg_trgm index (the extension could be created). */
+  trigram = false;
 
   /** Connects, migrates (once across nodes starting together) and resolves with the store; rejects if it cannot. */
   static async open(opts: PostgresOptions): Promise<PostgresStore> {
@@ -289,6 +297,18 @@ export class PostgresStore implements Store {
         if (last && Number(last.created_at) >= m.folderMillis) continue;
         for (const stmt of m.sql) if (stmt.trim() !== "") await tx.unsafe(stmt);
         await tx`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES (${m.hash}, ${m.folderMillis})`;
+      }
+      // Search's trigram index, if the server has pg_trgm (Debian's postgresql has it, in contrib)
+      // and this role may create it (a trusted extension: CREATE on the database is enough).
+      // Without it, search works the same, by scanning search_text.
+      try {
+        await tx.savepoint(async (sp) => {
+          await sp`CREATE EXTENSION IF NOT EXISTS pg_trgm`;
+          await sp`CREATE INDEX IF NOT EXISTS search_text_trgm ON search_text USING gin (body gin_trgm_ops)`;
+        });
+        this.trigram = true;
+      } catch {
+        this.trigram = false;
       }
     });
   }
@@ -554,6 +574,67 @@ export class PostgresStore implements Store {
     });
   }
 
+  async search(user: string, q: string, before: number, limit: number): Promise<MidSize[]> {
+    await this.indexSearch();
+    const pattern = likePattern(q);
+    const out: MidSize[] = [];
+    const chunk = Math.max(limit, 64);
+    for (let bound = before; out.length < limit; ) {
+      // ILIKE (by the trigram index, for 3 characters or more) finds candidates: each is checked
+      // with matchesQuery on the message's own text, so every store finds the same messages.
+      const rows = (await this.read(
+        "search",
+        () => this.sql`SELECT s.mid, m.text, m.size FROM search_text s JOIN messages m ON m.mid = s.mid
+          WHERE s.body ILIKE ${pattern} AND s.mid < ${bound}::int8 AND m.kind IS NULL AND m.deleted IS NULL
+            AND (s.conv IN (SELECT 'g:' || grp FROM memberships WHERE "user" = ${user}) OR s.to_user = ${user}
+              OR (s.sender = ${user} AND s.to_user IS NOT NULL))
+          ORDER BY s.mid DESC LIMIT ${chunk}::int8`,
+      )) as Array<{ mid: string; text: Uint8Array | null; size: number }>;
+      for (const r of rows) {
+        if (matchesQuery(str(r.text), q)) out.push({ mid: Number(r.mid), size: r.size });
+        if (out.length === limit) break;
+      }
+      if (rows.length < chunk) break;
+      bound = Number(rows[rows.length - 1]!.mid);
+    }
+    return out;
+  }
+
+  /**
+   * Indexes for search what was stored since (any node may; they take turns): under the commit
+   * lock, so that an edit or delete, which updates search_text in its commit, is either already in
+   * the text read here or comes after this row is in. Chunk by chunk, commits waiting for each.
+   */
+  private async indexSearch(): Promise<void> {
+    for (;;) {
+      const [st] = await this.read("searchState", () => this.sql`SELECT s.indexed, q.last_mid FROM search_state s, tcpchat_seq q
+        WHERE s.id = 1 AND q.id = 1`);
+      if (Number(st.indexed) >= Number(st.last_mid)) return;
+      const done = await this.write("indexSearch", async (tx) => {
+        const [q] = await tx`SELECT last_mid FROM tcpchat_seq WHERE id = 1 FOR UPDATE`;
+        const [x] = await tx`SELECT indexed FROM search_state WHERE id = 1`;
+        const from = Number(x.indexed);
+        const upto = Math.min(Number(q.last_mid), from + INDEX_CHUNK);
+        if (from >= upto) return true;
+        const rows = (await tx`SELECT mid, conv, sender, to_user, text FROM messages
+          WHERE mid > ${from}::int8 AND mid <= ${upto}::int8 AND kind IS NULL AND deleted IS NULL AND text IS NOT NULL`) as Array<{
+          mid: string;
+          conv: string;
+          sender: string;
+          to_user: string | null;
+          text: Uint8Array;
+        }>;
+        if (rows.length > 0) {
+          const items = rows.map((r) => ({ mid: r.mid, conv: r.conv, sender: r.sender, to_user: r.to_user, body: searchBody(str(r.text)!) }));
+          await tx`INSERT INTO search_text ${tx(items, "mid", "conv", "sender", "to_user", "body")} ON CONFLICT DO NOTHING`;
+        }
+        await tx`UPDATE search_state SET indexed = ${upto}::int8 WHERE id = 1`;
+        return upto >= Number(q.last_mid);
+      });
+      if (done) return;
+    }
+  }
+
   async commit(batch: NewMessage[], now: number): Promise<Committed> {
     if (batch.length === 0) return { seq: (await this.position()).seq, results: [] };
     // Everything that needs no lock is done before taking it.
@@ -702,6 +783,11 @@ export class PostgresStore implements Store {
           case "edit":
             second.push(conn`UPDATE messages SET text = ${r.text}, edited = ${now}::int8,
               size = size - coalesce(length(text), 0) + ${r.text!.length}::int WHERE mid = ${ref}::int8`);
+            // Indexed for search already (under this lock, see indexSearch): the new text replaces it.
+            second.push(conn`INSERT INTO search_text (mid, conv, sender, to_user, body)
+              SELECT mid, conv, sender, to_user, ${searchBody(m.text!)} FROM messages
+              WHERE mid = ${ref}::int8 AND mid <= (SELECT indexed FROM search_state WHERE id = 1)
+              ON CONFLICT (mid) DO UPDATE SET body = EXCLUDED.body`);
             if (r.grp !== null) {
               second.push(conn`DELETE FROM mentions WHERE mid = ${ref}::int8`);
               const ms = mentionsOf(m.text, m.sender).map((u): [string, string, number] => [u, r.conv, ref]);
@@ -715,6 +801,7 @@ export class PostgresStore implements Store {
               conn`UPDATE messages SET text = NULL, size = 96 + coalesce(length(cid), 0) WHERE kind = 'edit' AND ref = ${ref}::int8`,
               conn`DELETE FROM reactions WHERE mid = ${ref}::int8`,
               conn`DELETE FROM mentions WHERE mid = ${ref}::int8`,
+              conn`DELETE FROM search_text WHERE mid = ${ref}::int8`,
             );
             break;
           case "react":
@@ -829,8 +916,9 @@ export class PostgresStore implements Store {
   }
 
   async maintain(now: number): Promise<void> {
-    // Postgres reclaims space itself (autovacuum): only the expired tokens to delete.
+    // Postgres reclaims space itself (autovacuum): the expired tokens to delete, and search to index.
     await this.read("maintain", () => this.db.delete(tokens).where(lte(tokens.expires, now)));
+    await this.indexSearch();
   }
 
   async close(): Promise<void> {

@@ -189,3 +189,28 @@ export const tcpchatSeq = pgTable(
   },
   (t) => [check("tcpchat_seq_one_row", sql`${t.id} = 1`)],
 );
+
+/**
+ * Search (PROTOCOL.md §3.7; as in schema.ts, searchState): the current text of every message up
+ * to search_state.indexed, as text (PostgreSQL's text cannot hold U+0000: it is replaced by
+ * U+FFFD here, and matches are checked on the message's own text), with its conversation. A GIN
+ * pg_trgm index on `body` is created at start when the extension can be (PostgresStore.open);
+ * without it a search scans this table.
+ */
+export const searchText = pgTable(
+  "search_text",
+  {
+    mid: bigint("mid", { mode: "number" }).primaryKey(),
+    conv: text("conv").notNull(),
+    sender: text("sender").notNull(),
+    toUser: text("to_user"),
+    body: text("body").notNull(),
+  },
+  (t) => [index("search_text_conv").on(t.conv, t.mid)],
+);
+
+export const searchState = pgTable("search_state", {
+  id: integer("id").primaryKey(),
+  /** Every message with a mid up to this one is in search_text (if it has text and is not deleted). */
+  indexed: bigint("indexed", { mode: "number" }).notNull(),
+});

@@ -161,3 +161,16 @@ export const dmPeers = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.user, t.peer] })],
 );
+
+/**
+ * Search (PROTOCOL.md §3.7): the full-text index `messages_fts` (FTS5, trigram tokenizer, over
+ * messages.text; created by hand in migration 0003: drizzle has no virtual tables) holds the
+ * current text of every message up to `indexed`. Messages are indexed after they are stored,
+ * by the search that needs them or by the store's housekeeping, so a send writes nothing to it;
+ * an edit or a delete of an indexed message updates it in its own transaction.
+ */
+export const searchState = sqliteTable("search_state", {
+  id: integer("id").primaryKey(),
+  /** Every message with a mid up to this one is in messages_fts (if it has text and is not deleted). */
+  indexed: integer("indexed").notNull(),
+});

@@ -27,7 +27,7 @@ import type {
   StoredMessage,
   UserRow,
 } from "./store.ts";
-import { dmConv, groupConv, mentionsOf, messageSize, placement, PREVIEW_CHARS, readTarget } from "./store.ts";
+import { dmConv, groupConv, likePattern, matchesQuery, mentionsOf, messageSize, placement, PREVIEW_CHARS, readTarget } from "./store.ts";
 
 export interface SqliteOptions {
   /** File path, or ":memory:". */
@@ -166,6 +166,16 @@ export class SqliteStore implements Store {
   /** Direct conversations known to be in dm_peers: a message between them writes nothing more. */
   private readonly knownPairs = new Set<string>();
 
+  /** Search (schema.ts, searchState): every message up to `indexed` is in messages_fts. */
+  private indexed: number;
+  private readonly ftsFill: Statement;
+  private readonly ftsAdd: Statement;
+  private readonly ftsRemove: Statement;
+  private readonly setIndexed: Statement;
+  private readonly textOf: Statement<{ text: string | null }>;
+  private readonly ftsSearch: Statement<{ mid: number; text: string | null; size: number }>;
+  private readonly likeSearch: Statement<{ mid: number; text: string | null; size: number }>;
+
   constructor(opts: SqliteOptions) {
     if (isFilePath(opts.path)) createPrivate(opts.path);
     this.walPath = isFilePath(opts.path) ? `${opts.path}-wal` : undefined;
@@ -237,6 +247,23 @@ export class SqliteStore implements Store {
     this.reactionsStmt = this.client.prepare(
       "SELECT mid, user, emoji FROM reactions WHERE mid IN (SELECT value FROM json_each(?)) ORDER BY mid, at",
     );
+    // Search: messages (kind NULL) with text, not deleted, are indexed after they are stored.
+    this.ftsFill = this.client.prepare(`INSERT INTO messages_fts (rowid, text)
+      SELECT mid, text FROM messages WHERE mid > ? AND mid <= ? AND kind IS NULL AND deleted IS NULL AND text IS NOT NULL`);
+    this.ftsAdd = this.client.prepare("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)");
+    // An external-content index is told the text it holds to take it out (secure-delete: for real).
+    this.ftsRemove = this.client.prepare("INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', ?, ?)");
+    this.setIndexed = this.client.prepare("UPDATE search_state SET indexed = ? WHERE id = 1");
+    this.textOf = this.client.prepare("SELECT text FROM messages WHERE mid = ?");
+    // The caller's conversations: their groups now, direct messages to or from them.
+    const scope = "(m.conv IN (SELECT 'g:' || grp FROM memberships WHERE user = ?3) OR m.to_user = ?3 OR (m.sender = ?3 AND m.to_user IS NOT NULL))";
+    this.ftsSearch = this.client.prepare(`SELECT m.mid, m.text, m.size FROM messages_fts JOIN messages m ON m.mid = messages_fts.rowid
+      WHERE messages_fts MATCH ?1 AND messages_fts.rowid < ?2 AND m.kind IS NULL AND m.deleted IS NULL AND ${scope}
+      ORDER BY messages_fts.rowid DESC LIMIT ?4`);
+    // Fewer than 3 characters: no trigram to look up; the messages themselves, newest first.
+    this.likeSearch = this.client.prepare(`SELECT m.mid, m.text, m.size FROM messages m
+      WHERE m.mid < ?2 AND m.kind IS NULL AND m.deleted IS NULL AND m.text LIKE ?1 ESCAPE '\\' AND ${scope}
+      ORDER BY m.mid DESC LIMIT ?4`);
     // Size-first reads: every scan below is index-only (messages_conv, messages_dm_to and
     // messages_dm_from hold conv/to_user/sender, mid and size), and what is sorted or merged
     // is (mid, size) pairs. A message's row, with its blob, is read only by messagesByMid.
@@ -263,6 +290,7 @@ export class SqliteStore implements Store {
       .where(and(eq(messages.sender, sql.placeholder("sender")), eq(messages.cid, sql.placeholder("cid"))))
       .prepare();
     this.last = this.db.select({ m: sql<number>`coalesce(max(${messages.mid}), 0)` }).from(messages).get()!.m;
+    this.indexed = (this.client.query("SELECT indexed FROM search_state WHERE id = 1").get() as { indexed: number }).indexed;
   }
 
   async createUser(name: string, passHash: string, now: number): Promise<boolean> {
@@ -404,6 +432,38 @@ export class SqliteStore implements Store {
     });
   }
 
+  async search(user: string, q: string, before: number, limit: number): Promise<MidSize[]> {
+    this.indexSearch();
+    const trigrams = [...q].length >= 3;
+    // The index finds candidates (FTS5 folds case beyond ASCII; LIKE is only a first cut): each is
+    // checked with matchesQuery, so every store finds the same messages.
+    const key = trigrams ? `"${q.replace(/"/g, '""')}"` : likePattern(q);
+    const stmt = trigrams ? this.ftsSearch : this.likeSearch;
+    const out: MidSize[] = [];
+    const chunk = Math.max(limit, 64);
+    for (let bound = before; out.length < limit; ) {
+      const rows = stmt.all(key, bound, user, chunk);
+      for (const r of rows) {
+        if (r.text !== null && matchesQuery(r.text, q)) out.push({ mid: r.mid, size: r.size });
+        if (out.length === limit) break;
+      }
+      if (rows.length < chunk) break;
+      bound = rows[rows.length - 1]!.mid;
+    }
+    return out;
+  }
+
+  /** Indexes what was stored since the last time (a search, or the housekeeping). */
+  private indexSearch(): void {
+    const upto = this.last;
+    if (this.indexed >= upto) return;
+    this.client.transaction(() => {
+      this.ftsFill.run(this.indexed, upto);
+      this.setIndexed.run(upto);
+    })();
+    this.indexed = upto;
+  }
+
   commit(batch: NewMessage[], now: number): Promise<Committed> {
     // Not an async function: the hot path runs as a plain call, its result wrapped once.
     try {
@@ -512,8 +572,12 @@ export class SqliteStore implements Store {
     );
     this.last = mid;
     const result: CommitResult = { mid, ts: now, duplicate: false };
+    // An indexed message's text is in the search index: replaced, or taken out, with it.
+    const indexed = (m.kind === "edit" || m.kind === "delete") && ref <= this.indexed ? this.textOf.get(ref)?.text : null;
+    if (indexed != null) this.ftsRemove.run(ref, indexed);
     switch (m.kind) {
       case "edit":
+        if (ref <= this.indexed) this.ftsAdd.run(ref, m.text!); // also a file's first caption
         this.editTarget.run(m.text!, now, Buffer.byteLength(m.text!), ref);
         if (m.grp !== undefined) {
           this.dropMentions.run(ref);
@@ -573,6 +637,7 @@ export class SqliteStore implements Store {
 
   async maintain(now: number): Promise<void> {
     this.db.delete(tokens).where(lte(tokens.expires, now)).run();
+    this.indexSearch();
     if (this.walPath === undefined) return;
     let walSize = 0;
     try {

@@ -220,6 +220,12 @@ export interface Store {
    * mentions, the newest message cut short. In no particular order.
    */
   convs(user: string): Promise<ConvState[]>;
+  /**
+   * Search (PROTOCOL.md §3.7): the messages of `user`'s conversations (their groups now, their
+   * direct messages) with mid < `before` whose current text contains `q` (matchesQuery), not
+   * deleted, newest first, at most `limit`: their mids and sizes.
+   */
+  search(user: string, q: string, before: number, limit: number): Promise<MidSize[]>;
   /** The last commit's seq (0 if none since the sequence began) and the highest mid, as of one moment. */
   position(): Promise<Position>;
   /**
@@ -259,6 +265,25 @@ export interface Store {
   maintain(now: number): Promise<void>;
 
   close(): Promise<void>;
+}
+
+/** `s` with the ASCII letters A-Z in lower case, every other character as it is. */
+export function foldAscii(s: string): string {
+  return /[A-Z]/.test(s) ? s.replace(/[A-Z]+/g, (x) => x.toLowerCase()) : s;
+}
+
+/**
+ * Whether a message's text matches a search (PROTOCOL.md §3.7): it contains `q`, ASCII letters
+ * in either case, every other character exactly (so "qwen" finds "Qwen3.6", "日本" finds "日本語").
+ * Every store decides a match by this, after its index (FTS5, pg_trgm) has found candidates.
+ */
+export function matchesQuery(text: string | undefined, q: string): boolean {
+  return text !== undefined && foldAscii(text).includes(foldAscii(q));
+}
+
+/** `q` as a LIKE pattern matching texts that contain it (escape character `\`). */
+export function likePattern(q: string): string {
+  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 /** A preview's text is cut to this many characters (code points). */

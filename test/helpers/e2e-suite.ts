@@ -759,6 +759,43 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
     });
   });
 
+  describe("search (PROTOCOL.md §3.7)", () => {
+    test("the caller's conversations only, newest first, paged; parts of words, any script; edits and deletions count", async () => {
+      const a = await user("se");
+      const b = await user("se");
+      const outsider = await user("se");
+      const g = uniq("seg");
+      const tag = uniq("zq"); // a word no other test uses
+      await a.ok({ t: "join", group: g });
+      await b.ok({ t: "join", group: g });
+      const m1 = await a.ok({ t: "send", group: g, text: `trying ${tag}Qwen3.6 now` });
+      const m2 = await b.ok({ t: "send", user: a.user, text: `${tag} 日本語のテキスト` });
+      const m3 = await b.ok({ t: "send", group: g, text: `${tag} third`, reply: m1.mid });
+      const m4 = await outsider.ok({ t: "send", user: b.user, text: `${tag} not for a` });
+      const texts = (r: any) => r.msgs.map((m: any) => m.mid);
+      expect(texts(await a.ok({ t: "search", q: tag }))).toEqual([m3.mid, m2.mid, m1.mid]);
+      expect(texts(await b.ok({ t: "search", q: tag }))).toEqual([m4.mid, m3.mid, m2.mid, m1.mid]);
+      expect(texts(await outsider.ok({ t: "search", q: tag }))).toEqual([m4.mid]);
+      expect(texts(await a.ok({ t: "search", q: `${tag}qwen3` }))).toEqual([m1.mid]);
+      expect(texts(await a.ok({ t: "search", q: "日本語のテ" }))).toEqual([m2.mid]);
+      const p1 = await a.ok({ t: "search", q: tag, limit: 2 });
+      expect(texts(p1)).toEqual([m3.mid, m2.mid]);
+      expect(p1.more).toBe(true);
+      const p2 = await a.ok({ t: "search", q: tag, limit: 2, before: m2.mid });
+      expect(p2.msgs).toEqual([{ mid: m1.mid, ts: m1.ts, from: a.user, group: g, text: `trying ${tag}Qwen3.6 now` }]);
+      expect(p2.more).toBe(false);
+      await b.ok({ t: "edit", group: g, mid: m3.mid, text: "renamed" });
+      await a.ok({ t: "delete", group: g, mid: m1.mid });
+      expect(texts(await a.ok({ t: "search", q: tag }))).toEqual([m2.mid]);
+      expect((await a.ok({ t: "search", q: "renamed" })).msgs).toMatchObject([{ mid: m3.mid, text: "renamed", reply: m1.mid }]);
+      // Leaving a group: its messages are no longer the caller's to search.
+      await b.ok({ t: "leave", group: g });
+      expect(texts(await b.ok({ t: "search", q: "renamed" }))).toEqual([]);
+      for (const q of ["", "x".repeat(257), "a\u0000b"])
+        expect(await a.request({ t: "search", q })).toMatchObject({ code: "bad_request" });
+    });
+  });
+
   describe("typing (PROTOCOL.md §5.5)", () => {
     test("reaches the other members' devices, not the typist's own; once per connection and conversation in 3 s; never stored", async () => {
       const a = await user("ty");

@@ -166,7 +166,7 @@ export function splitFrames(stream: Uint8Array, maxFrame: number): Framing {
 /** Names the fuzz fixtures use: the corpus refers to them. */
 export const FIX = { user: "fuzz", user2: "fuzz2", pass: "password1", group: "fuzzg" };
 
-const FIELD_NAMES = ["t", "id", "user", "pass", "token", "group", "text", "file", "cid", "before", "after", "limit", "name", "type", "data", "mid", "reply", "emoji", "remove"];
+const FIELD_NAMES = ["t", "id", "user", "pass", "token", "group", "text", "file", "cid", "before", "after", "limit", "name", "type", "data", "mid", "reply", "emoji", "remove", "q"];
 
 /** A well-formed request of `type`, as a W value (string keys, in order). */
 export function validRequest(r: Rng, type: string, id?: number): Record<string, W> {
@@ -214,6 +214,11 @@ export function validRequest(r: Rng, type: string, id?: number): Record<string, 
       else m.user = FIX.user2;
       if (r.chance(0.3)) m.before = r.int(0, 100000);
       if (r.chance(0.3)) m.after = r.int(0, 1000);
+      if (r.chance(0.5)) m.limit = r.int(0, 1000);
+      break;
+    case "search":
+      m.q = r.pick(["hello", "he", "żółć", "日本語", "%_\\", "x"]);
+      if (r.chance(0.3)) m.before = r.int(0, 100000);
       if (r.chance(0.5)) m.limit = r.int(0, 1000);
       break;
     case "sync":

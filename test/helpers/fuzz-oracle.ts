@@ -24,7 +24,7 @@ export const DOC_BYE_REASONS = ["shutdown", "too_large", "login_timeout", "idle"
 export const MAX_ENTRIES = 256;
 export const MAX_DEPTH = 8;
 
-type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid" | "bool" | "emoji";
+type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid" | "bool" | "emoji" | "query";
 interface Field {
   type: FieldType;
   required?: boolean;
@@ -115,6 +115,13 @@ export const DOC_REQUESTS: Record<string, { auth: boolean; fields: Record<string
   },
   convs: { auth: true, fields: {}, step8: [], success: "ok" },
   typing: { auth: true, fields: { group: { type: "name" }, user: { type: "name" } }, step8: ["forbidden", "not_found"], success: "ok" },
+  // §3.7
+  search: {
+    auth: true,
+    fields: { q: { type: "query", required: true }, before: { type: "uint" }, limit: { type: "uint" } },
+    step8: [],
+    success: "ok",
+  },
 };
 
 /** §3.4, §3.6: the requests about one conversation name exactly one of group and user. */
@@ -194,6 +201,8 @@ function checkField(key: string, type: FieldType, v: D): string {
       return v.k === "str" && v.bytes >= 1 && v.bytes <= 64 ? "" : `${key}: not an emoji of 1-64 bytes`;
     case "bool":
       return v.k === "bool" ? "" : `${key}: not a bool`;
+    case "query":
+      return v.k === "str" && v.bytes >= 1 && v.bytes <= 256 && !v.v.includes("\0") ? "" : `${key}: not a query of 1-256 bytes without U+0000`;
     case "file": {
       if (v.k !== "map" || v.v === null) return `${key}: not a map`;
       const f = fieldsOf(v.v);

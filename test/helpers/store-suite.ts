@@ -1079,5 +1079,115 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         });
       });
     });
+
+    describe("search", () => {
+      /** mids newest first, as search gives them */
+      const found = async (user: string, q: string, before = Number.MAX_SAFE_INTEGER, limit = 100) =>
+        mids(await store.search(user, q, before, limit));
+
+      beforeEach(async () => {
+        await users("alice", "bob", "carol");
+        await store.createGroup("g", "alice", 1);
+        await store.addMember("g", "bob", 1);
+        await store.createGroup("h", "carol", 1);
+      });
+
+      async function send(m: NewMessage): Promise<number> {
+        return (await results(store, [m], 10))[0]!.mid;
+      }
+
+      test("parts of words, ASCII in any case, CJK and Korean; fewer than 3 characters too; other characters exactly", async () => {
+        const a = await send({ sender: "alice", grp: "g", text: "trying Qwen3.6 today" });
+        const b = await send({ sender: "bob", grp: "g", text: "日本語のテキスト and 中文 and 한국어" });
+        const c = await send({ sender: "bob", toUser: "alice", text: "ÉCOLE, école, 100% sure_thing \\ \"quoted\"" });
+        const d = await send({ sender: "alice", grp: "g", file: { name: "qwen.txt", type: "", data: new Uint8Array(3) } });
+        expect(d).toBeGreaterThan(c);
+        expect(await found("alice", "qwen")).toEqual([a]); // not the file's name
+        expect(await found("alice", "QWEN3.6")).toEqual([a]);
+        expect(await found("alice", "en3")).toEqual([a]);
+        expect(await found("alice", "日本語")).toEqual([b]);
+        expect(await found("alice", "本語のテ")).toEqual([b]);
+        expect(await found("alice", "中文")).toEqual([b]); // 2 characters
+        expect(await found("alice", "한국")).toEqual([b]);
+        expect(await found("alice", "국어")).toEqual([b]);
+        expect(await found("alice", "ÉCOLE")).toEqual([c]);
+        expect(await found("alice", "école")).toEqual([c]);
+        expect(await found("alice", "cole")).toEqual([c]);
+        expect(await found("alice", "COLE")).toEqual([c]);
+        expect(await found("alice", "Écol")).toEqual([c]); // É is not é: case is folded for A-Z only
+        expect(await found("alice", "0%")).toEqual([c]);
+        expect(await found("alice", "%")).toEqual([c]);
+        expect(await found("alice", "_")).toEqual([c]);
+        expect(await found("alice", "e_t")).toEqual([c]);
+        expect(await found("alice", "\\")).toEqual([c]);
+        expect(await found("alice", '"quoted"')).toEqual([c]);
+        expect(await found("alice", "an")).toEqual([b]);
+        expect(await found("alice", "a")).toEqual([c, b, a].filter((m) => m !== c)); // "ÉCOLE, école, 100% sure_thing" has no a
+        expect(await found("alice", "zzz")).toEqual([]);
+        expect(await found("alice", "q")).toEqual([c, a]); // "quoted", "Qwen"
+      });
+
+      test("only the caller's conversations: groups they are in now, their direct messages; messages only", async () => {
+        const g1 = await send({ sender: "alice", grp: "g", text: "needle in g" });
+        const h1 = await send({ sender: "carol", grp: "h", text: "needle in h" });
+        const d1 = await send({ sender: "carol", toUser: "bob", text: "needle to bob" });
+        const d2 = await send({ sender: "bob", toUser: "alice", text: "needle to alice" });
+        const d3 = await send({ sender: "alice", toUser: "alice", text: "needle to self" });
+        const e = await send({ sender: "bob", grp: "g", kind: "edit", ref: g1, text: "needle in g, edited by the log" });
+        await send({ sender: "bob", grp: "g", kind: "react", ref: g1, text: "needle" });
+        await send({ sender: "alice", grp: "g", kind: "read", ref: g1 });
+        expect(e).toBeGreaterThan(0);
+        expect(await found("alice", "needle")).toEqual([d3, d2, g1]);
+        expect(await found("bob", "needle")).toEqual([d2, d1, g1]);
+        expect(await found("carol", "needle")).toEqual([d1, h1]);
+        expect(await found("carol", "edited by the log")).toEqual([]);
+        expect(await found("alice", "edited by the log")).toEqual([g1]); // the message's current text
+        await store.removeMember("g", "bob");
+        expect(await found("bob", "needle")).toEqual([d2, d1]);
+        await store.addMember("h", "bob", 2);
+        expect(await found("bob", "needle")).toEqual([d2, d1, h1]);
+        expect(await found("nobody", "needle")).toEqual([]);
+      });
+
+      test("newest first, paged with before and limit", async () => {
+        const all: number[] = [];
+        for (let i = 0; i < 150; i++) {
+          all.push(await send({ sender: i % 2 ? "alice" : "bob", grp: "g", text: `item ${i} ${i % 3 === 0 ? "fizz" : "buzz"}` }));
+          await send({ sender: "carol", grp: "h", text: `fizz elsewhere ${i}` });
+        }
+        const fizz = all.filter((_, i) => i % 3 === 0).reverse();
+        expect(await found("alice", "fizz")).toEqual(fizz);
+        expect(await found("alice", "fizz", Number.MAX_SAFE_INTEGER, 7)).toEqual(fizz.slice(0, 7));
+        expect(await found("alice", "fizz", fizz[6]!, 7)).toEqual(fizz.slice(7, 14));
+        expect(await found("alice", "fizz", fizz[fizz.length - 1]!, 7)).toEqual([]);
+        expect(await found("alice", "fi", fizz[10]!, 5)).toEqual(fizz.slice(11, 16));
+        const sizes = await store.search("alice", "fizz", Number.MAX_SAFE_INTEGER, 3);
+        const msgs = await store.messagesByMid(sizes.map((x) => x.mid));
+        expect(sizes).toEqual(msgs.reverse().map((m) => ({ mid: m.mid, size: messageSize(m) })));
+      });
+
+      test("edited messages are found by their current text; deleted ones never, whether searched before or not", async () => {
+        const a = await send({ sender: "alice", grp: "g", text: "old words" });
+        const b = await send({ sender: "alice", grp: "g", text: "more old words" });
+        const f = await send({ sender: "alice", grp: "g", file: { name: "f", type: "", data: new Uint8Array(1) } });
+        expect(await found("bob", "old words")).toEqual([b, a]); // both indexed now
+        await send({ sender: "alice", grp: "g", kind: "edit", ref: a, text: "new phrase" });
+        await send({ sender: "alice", grp: "g", kind: "edit", ref: f, text: "a caption, new" });
+        await send({ sender: "alice", grp: "g", kind: "delete", ref: b });
+        expect(await found("bob", "old words")).toEqual([]);
+        expect(await found("bob", "new")).toEqual([f, a]);
+        expect(await found("bob", "ne")).toEqual([f, a]);
+        // Sent, edited and deleted between two searches.
+        const c = await send({ sender: "bob", grp: "g", text: "fresh text" });
+        const d = await send({ sender: "bob", grp: "g", text: "fresh and gone" });
+        await send({ sender: "bob", grp: "g", kind: "edit", ref: c, text: "fresh, edited" });
+        await send({ sender: "bob", grp: "g", kind: "delete", ref: d });
+        expect(await found("alice", "fresh")).toEqual([c]);
+        expect(await found("alice", "text")).toEqual([]);
+        await send({ sender: "bob", grp: "g", kind: "delete", ref: c });
+        expect(await found("alice", "fresh")).toEqual([]);
+        expect(await found("alice", "fr")).toEqual([]);
+      });
+    });
   });
 }

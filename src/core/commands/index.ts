@@ -1,7 +1,7 @@
 // The command table: request type -> handler. PROTOCOL.md §3
 import type { CommandTable } from "../command.ts";
 import { login, logout, passwd, register } from "./auth.ts";
-import { convs, del, edit, react, read, typing } from "./entries.ts";
+import { convs, del, edit, react, read, search, typing } from "./entries.ts";
 import { groups, join, leave, members } from "./groups.ts";
 import { history, send, sync } from "./messages.ts";
 import { ping } from "./ping.ts";
@@ -25,4 +25,5 @@ export const COMMANDS: CommandTable = {
   read,
   convs,
   typing,
+  search,
 };

@@ -29,19 +29,22 @@ export function longerThan(s: string, max: number): boolean {
   return Buffer.byteLength(s) > max;
 }
 
-/** Checks the text's size and queues the message for the next commit (the ack follows it). */
-function queueSend(ctx: Context, session: Session, req: RequestOf<"send">, file: FileData | undefined): typeof DEFER {
+/**
+ * Checks the text's size and queues the message of `me` for the next commit (the ack follows it).
+ * `me` is the user as the request began: a wait for the store may have outlived the connection.
+ */
+function queueSend(ctx: Context, session: Session, me: string, req: RequestOf<"send">, file: FileData | undefined): typeof DEFER {
   if (req.text !== undefined && longerThan(req.text, ctx.config.maxText))
     throw new ProtocolError("too_large", `text is longer than ${ctx.config.maxText} bytes`);
-  const m: NewMessage = { sender: session.user!, grp: req.group, toUser: req.user, cid: req.cid, text: req.text, file };
+  const m: NewMessage = { sender: me, grp: req.group, toUser: req.user, cid: req.cid, text: req.text, file };
   if (req.reply !== undefined) m.ref = req.reply;
   ctx.enqueue(session, req.id, m);
   return DEFER;
 }
 
 /** A reply must answer a message of the same conversation that is not deleted (PROTOCOL.md §3.6). */
-async function replyable(ctx: Context, session: Session, req: RequestOf<"send">, reply: number): Promise<void> {
-  const conv = req.group !== undefined ? groupConv(req.group) : dmConv(session.user!, req.user!);
+async function replyable(ctx: Context, me: string, req: RequestOf<"send">, reply: number): Promise<void> {
+  const conv = req.group !== undefined ? groupConv(req.group) : dmConv(me, req.user!);
   const info = await ctx.store.entryAt(conv, reply);
   if (!info || info.kind !== undefined) throw new ProtocolError("not_found", `no message ${reply} to reply to in this conversation`);
   if (info.deleted) throw new ProtocolError("not_found", `message ${reply} was deleted`);
@@ -60,12 +63,12 @@ export const send: Command<RequestOf<"send">> = {
       const reply = req.reply;
       return (async (): Promise<typeof DEFER> => {
         if (check !== undefined) await check;
-        await replyable(ctx, session, req, reply);
-        return queueSend(ctx, session, req, file);
+        await replyable(ctx, me, req, reply);
+        return queueSend(ctx, session, me, req, file);
       })();
     }
-    if (check === undefined) return queueSend(ctx, session, req, file);
-    return check.then(() => queueSend(ctx, session, req, file));
+    if (check === undefined) return queueSend(ctx, session, me, req, file);
+    return check.then(() => queueSend(ctx, session, me, req, file));
   },
 };
 
@@ -144,7 +147,7 @@ export function fillPage(
  * and address's byte rates before it is read (§2.4): looping over files costs the server
  * no more than sending them did.
  */
-async function page(ctx: Context, session: Session, sizes: readonly MidSize[], limit: number): Promise<Reply> {
+export async function page(ctx: Context, session: Session, sizes: readonly MidSize[], limit: number): Promise<Reply> {
   const { mids, more, bytes } = fillPage(sizes, limit, ctx.config.maxFrame / 2);
   const paid = ctx.paceOutput(session, bytes);
   if (paid !== undefined) await paid;
@@ -152,7 +155,7 @@ async function page(ctx: Context, session: Session, sizes: readonly MidSize[], l
 }
 
 /** The page size asked for, within --max-page; a page costs one more request of the rate per 100 messages (§2.4). */
-function pageLimit(ctx: Context, session: Session, limit: number | undefined): number {
+export function pageLimit(ctx: Context, session: Session, limit: number | undefined): number {
   const n = Math.max(1, Math.min(limit ?? DEFAULT_PAGE, ctx.config.maxPage));
   ctx.chargeExtra(session, Math.floor(n / REPLY_ITEMS_PER_REQUEST));
   return n;

@@ -636,8 +636,8 @@ export class SqliteStore implements Store {
   }
 
   async maintain(now: number): Promise<void> {
-    this.db.delete(tokens).where(lte(tokens.expires, now)).run();
     this.indexSearch();
+    this.db.delete(tokens).where(lte(tokens.expires, now)).run();
     if (this.walPath === undefined) return;
     let walSize = 0;
     try {
@@ -645,9 +645,10 @@ export class SqliteStore implements Store {
     } catch {
       return; // no WAL file (yet)
     }
-    // journal_size_limit cuts the WAL back only when a later write starts it over;
-    // after a burst followed by silence, this gives the space back.
-    if (walSize > WAL_LIMIT) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    // journal_size_limit cuts the WAL back only when a later write starts it over (and then to
+    // the limit itself: the search indexing above may just have done so); after a burst followed
+    // by silence, this gives the space back.
+    if (walSize >= WAL_LIMIT) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
   async close(): Promise<void> {

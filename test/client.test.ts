@@ -468,8 +468,8 @@ describe("conversations: edits, deletions, reactions, read state, typing (PROTOC
   test("changes made while a client's connection is down arrive once, in order, when it is back", async () => {
     const a = await user("cv");
     const b = await user("cv");
-    const m = await a.send({ user: b.user!, text: "one" });
     const eb = record(b);
+    const m = await a.send({ user: b.user!, text: "one" });
     await until(() => eb.length === 1, "the message");
     const states: string[] = [];
     b.on("state", (s) => states.push(s));

@@ -339,6 +339,27 @@ describe("SqliteStore migration 0002 (conversations)", () => {
 });
 
 describe("SqliteStore search index", () => {
+  test("a large backlog is indexed in chunks, the server running between them; an edit and a delete between chunks are right", async () => {
+    const s = new SqliteStore({ path: tmpDbPath(), durability: "normal" });
+    try {
+      await s.createUser("alice", "h", 1);
+      await s.createGroup("g", "alice", 1);
+      const batch = Array.from({ length: 12_000 }, (_, i) => ({ sender: "alice", grp: "g", text: `row ${i} ${i % 1000 === 0 ? "milestone" : "plain"}` }));
+      const r = await results(s, batch, 1);
+      const searching = s.search("alice", "milestone", Number.MAX_SAFE_INTEGER, 100);
+      await new Promise((resolve) => setImmediate(resolve)); // one chunk done
+      await results(s, [{ sender: "alice", grp: "g", kind: "delete", ref: r[0]!.mid }], 2); // indexed already
+      await results(s, [{ sender: "alice", grp: "g", kind: "edit", ref: r[11_000]!.mid, text: "row 11000 renamed" }], 2); // not yet
+      expect((await searching).length).toBeGreaterThanOrEqual(10);
+      const found = mids(await s.search("alice", "milestone", Number.MAX_SAFE_INTEGER, 100));
+      expect(found).toEqual([10, 9, 8, 7, 6, 5, 4, 3, 2, 1].map((k) => r[k * 1000]!.mid).filter((m) => m !== r[11_000]!.mid));
+      expect(mids(await s.search("alice", "renamed", Number.MAX_SAFE_INTEGER, 100))).toEqual([r[11_000]!.mid]);
+      expect(mids(await s.search("alice", "row 0 ", Number.MAX_SAFE_INTEGER, 100))).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+
   test("a deleted message's trigrams leave the index (secure-delete); the index carries on after a reopen", async () => {
     const p = tmpDbPath();
     let s = new SqliteStore({ path: p, durability: "normal" });

@@ -105,6 +105,9 @@ export function groupReactions(rows: Iterable<{ mid: number; user: string; emoji
   return new Map([...out].map(([mid, by]) => [mid, [...by.values()]]));
 }
 
+/** Messages indexed for search per transaction (between them the event loop runs). */
+const INDEX_CHUNK = 5000;
+
 /** Most direct conversations a store remembers having written to dm_peers (then it starts over). */
 export const KNOWN_PAIRS_MAX = 1_000_000;
 
@@ -168,6 +171,8 @@ export class SqliteStore implements Store {
 
   /** Search (schema.ts, searchState): every message up to `indexed` is in messages_fts. */
   private indexed: number;
+  /** The indexer running, if one is. */
+  private indexing: Promise<void> | undefined;
   private readonly ftsFill: Statement;
   private readonly ftsAdd: Statement;
   private readonly ftsRemove: Statement;
@@ -433,7 +438,7 @@ export class SqliteStore implements Store {
   }
 
   async search(user: string, q: string, before: number, limit: number): Promise<MidSize[]> {
-    this.indexSearch();
+    await this.indexSearch();
     const trigrams = [...q].length >= 3;
     // The index finds candidates (FTS5 folds case beyond ASCII; LIKE is only a first cut): each is
     // checked with matchesQuery, so every store finds the same messages.
@@ -453,15 +458,33 @@ export class SqliteStore implements Store {
     return out;
   }
 
-  /** Indexes what was stored since the last time (a search, or the housekeeping). */
-  private indexSearch(): void {
-    const upto = this.last;
-    if (this.indexed >= upto) return;
-    this.client.transaction(() => {
-      this.ftsFill.run(this.indexed, upto);
-      this.setIndexed.run(upto);
-    })();
-    this.indexed = upto;
+  /**
+   * Indexes what was stored since the last time (a search, or the housekeeping): INDEX_CHUNK
+   * messages per transaction, yielding to the event loop between them, so that a large backlog
+   * (the first search after an upgrade, say) does not stall the server. One indexer at a time.
+   */
+  private async indexSearch(): Promise<void> {
+    while (this.indexing) await this.indexing;
+    if (this.indexed >= this.last) return;
+    const run = this.runIndexer();
+    this.indexing = run;
+    try {
+      await run;
+    } finally {
+      if (this.indexing === run) this.indexing = undefined;
+    }
+  }
+
+  private async runIndexer(): Promise<void> {
+    while (this.indexed < this.last) {
+      const upto = Math.min(this.last, this.indexed + INDEX_CHUNK);
+      this.client.transaction(() => {
+        this.ftsFill.run(this.indexed, upto);
+        this.setIndexed.run(upto);
+      })();
+      this.indexed = upto;
+      if (this.indexed < this.last) await new Promise<void>((r) => setImmediate(r));
+    }
   }
 
   commit(batch: NewMessage[], now: number): Promise<Committed> {
@@ -636,7 +659,7 @@ export class SqliteStore implements Store {
   }
 
   async maintain(now: number): Promise<void> {
-    this.indexSearch();
+    await this.indexSearch();
     this.db.delete(tokens).where(lte(tokens.expires, now)).run();
     if (this.walPath === undefined) return;
     let walSize = 0;

@@ -155,6 +155,11 @@ export const OPTIONS = {
     kind: "int",
     help: "ms a user's presence change waits before it is announced; a change undone within it is never sent",
   },
+  typingMaxGroup: {
+    def: 100,
+    kind: "int",
+    help: "`typing` notices are not sent in groups of more members than this (0: in no group; direct conversations always)",
+  },
 
   tokenTtl: { def: 30 * 24 * 3600, kind: "int", help: "login token lifetime, seconds" },
   maxTokensPerUser: {

@@ -6,7 +6,7 @@ import type { Broker } from "./broker/broker.ts";
 import { LocalBroker } from "./broker/local.ts";
 import { NatsBroker } from "./broker/nats.ts";
 import { ChatCore } from "./core/chat.ts";
-import { wireMessage } from "./core/commands/messages.ts";
+import { toWire } from "./core/commands/messages.ts";
 import { encodeFrame } from "./protocol/codec.ts";
 import { openStore, type Store } from "./store/index.ts";
 import { type HttpListening, serveHttp } from "./transport/http.ts";
@@ -64,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
     ? new NatsBroker({
         servers: config.bus,
         store,
-        encode: (m) => encodeFrame(wireMessage(m, m.mid, m.ts, "msg")),
+        encode: (m) => encodeFrame(toWire(m, "msg")),
         log: { info: (m) => log.event("info", "bus", { msg: `tcpchat: ${m}` }), error: (m, e) => log.error(`tcpchat: ${m}`, e) },
       })
     : new LocalBroker();

@@ -179,6 +179,17 @@ describe("NatsBroker cluster", () => {
     expect(c.onlineElsewhere("alice")).toBe(false);
   });
 
+  test("typing crosses to every other node (not back to its own), as an event of its own: no presence is asked again", async () => {
+    const { nodes, got } = await cluster(3);
+    const [a] = nodes as [NatsBroker, NatsBroker, NatsBroker];
+    a.typing({ from: "alice", group: "ops" });
+    a.typing({ from: "alice", to: "bob" });
+    await until(() => got[1]!.typings.length >= 2 && got[2]!.typings.length >= 2);
+    await Bun.sleep(50);
+    for (const r of [got[1]!, got[2]!]) expect(r.typings).toEqual([{ from: "alice", group: "ops" }, { from: "alice", to: "bob" }]);
+    expect(got[0]!.typings).toEqual([]);
+  });
+
   test("a node that starts later learns who is online (hello, snapshot); revocations reach every other node", async () => {
     const { nodes, store } = await cluster(1);
     const a = nodes[0]!;

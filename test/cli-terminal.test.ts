@@ -10,6 +10,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
+import type { Msg } from "./helpers/wire.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const CLI = [process.execPath, "run", join(ROOT, "src", "cli.ts")];
@@ -275,6 +276,14 @@ function inputRow(screen: string): string {
 }
 
 const TIME = String.raw`\d\d:\d\d:\d\d`;
+
+async function until(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for a condition");
+    await Bun.sleep(50);
+  }
+}
 const drivers = [tmuxDriver, ptyDriver].filter((d) => d.available());
 
 test("at least the pseudo-terminal driver is available", () => {
@@ -418,6 +427,80 @@ describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a
       expect(await server.stop()).toBe(0);
     },
     90_000,
+  );
+});
+
+describe("conversations in a terminal (pty)", () => {
+  test(
+    "unread at login, /next, reading moves the marker, /reply, /react, /edit, /delete, /search, others' edits, typing both ways",
+    async () => {
+      const port = freePort();
+      const server = await startServer(["--db", join(tmp.dir, "conv.db"), "--port", String(port), ...TEST_ARGS]);
+      servers.push(server);
+      const { TestClient } = await import("./helpers/client.ts");
+      const bob = await TestClient.connect(port);
+      await bob.register("bob");
+      await bob.login("bob");
+      const alice = await TestClient.connect(port);
+      await alice.register("alice");
+      await alice.login("alice");
+      await bob.ok({ t: "join", group: "ops" });
+      await alice.ok({ t: "join", group: "ops" });
+      // While alice is away: two in #ops (one mentions her), then a direct message.
+      await bob.ok({ t: "send", group: "ops", text: "deploy at 5" });
+      await bob.ok({ t: "send", group: "ops", text: "@alice can you check?" });
+      await bob.ok({ t: "send", user: "alice", text: "psst" });
+      const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmp.dir, TERM: "xterm-256color", NO_COLOR: "1", TCPCHAT_PASSWORD: "password1" };
+      const a = await ptyDriver.open("conv-a", [...CLI, "--port", String(port), "--user", "alice", "--downloads", join(tmp.dir, "conv-dl")], env);
+      terms.push(a);
+      await waitFor(a, "logged in as alice");
+      await waitFor(a, "* 1 new from @bob, 2 new in #ops (1 mention)");
+      const unread = async () => {
+        const r = await alice.ok({ t: "convs" });
+        return Object.fromEntries(r.convs.map((c: Msg) => [c.group ?? `@${c.user}`, c.unread]));
+      };
+      // /next: the newest conversation with unread messages, shown and read.
+      await line(a, "/next");
+      await waitFor(a, "talking in @bob: 1 new");
+      await waitFor(a, new RegExp(`^${TIME} @bob bob: psst$`, "m"));
+      await until(async () => (await unread())["@bob"] === 0);
+      expect(await unread()).toEqual({ "@bob": 0, ops: 2 });
+      await line(a, "/to ops");
+      await until(async () => (await unread()).ops === 0);
+      // A message in the conversation being read is read.
+      const lunch = await bob.ok({ t: "send", group: "ops", text: "lunch?" });
+      await waitFor(a, new RegExp(`^${TIME} #ops bob: lunch\\?$`, "m"));
+      await until(async () => (await alice.ok({ t: "convs" })).convs.find((c: Msg) => c.group === "ops").read >= lunch.mid);
+      await line(a, "/reply sure");
+      const reply = await bob.waitFor((m) => m.t === "msg" && m.text === "sure");
+      expect(reply.reply).toBe(lunch.mid);
+      await waitFor(a, `#ops alice (re ^${lunch.mid} bob: "lunch?"): sure`);
+      await line(a, "/react +1");
+      expect(await bob.waitFor((m) => m.t === "msg" && m.kind === "react")).toMatchObject({ ref: lunch.mid, emoji: "+1", from: "alice" });
+      await waitFor(a, `alice reacted +1 to ^${lunch.mid}`);
+      await line(a, "/edit sure, at one");
+      expect(await bob.waitFor((m) => m.t === "msg" && m.kind === "edit")).toMatchObject({ ref: reply.mid, text: "sure, at one" });
+      await waitFor(a, `alice edited ^${reply.mid}: sure, at one`);
+      await line(a, "/delete");
+      expect(await bob.waitFor((m) => m.t === "msg" && m.kind === "delete")).toMatchObject({ ref: reply.mid, from: "alice" });
+      await line(a, "/search lunch");
+      await waitFor(a, 'search "lunch": 1 message, newest first');
+      await waitFor(a, new RegExp(`^${TIME} \\^${lunch.mid} #ops bob: lunch\\?$`, "m"));
+      // Others' changes, and typing, as they happen.
+      await bob.ok({ t: "edit", group: "ops", mid: lunch.mid, text: "lunch at noon?" });
+      await waitFor(a, `#ops bob edited ^${lunch.mid}: lunch at noon?`);
+      await bob.ok({ t: "typing", group: "ops" });
+      await waitFor(a, /\[#ops\] bob is typing… >/);
+      await a.type("on my w");
+      expect(await bob.waitFor((m) => m.t === "typing")).toEqual({ t: "typing", from: "alice", group: "ops" });
+      await a.enter();
+      await line(a, "/unread");
+      await waitFor(a, "* nothing unread");
+      await line(a, "/quit");
+      await waitFor(a, "[exited 0]");
+      expect(await server.stop()).toBe(0);
+    },
+    60_000,
   );
 });
 

@@ -5,7 +5,8 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, parseTarget, UsageError } from "../src/client/cli/args.ts";
 import { safeFileName, saveDownload } from "../src/client/cli/files.ts";
-import { convLabel, formatMessage, inert, messageJson } from "../src/client/cli/format.ts";
+import { convLabel, formatChange, formatMessage, inert, messageJson, unreadSummary } from "../src/client/cli/format.ts";
+import { Recent } from "../src/client/cli/recent.ts";
 import { type Key, KeyReader } from "../src/client/cli/keys.ts";
 import { Screen } from "../src/client/cli/screen.ts";
 import { tempDir } from "./helpers/server.ts";
@@ -94,6 +95,58 @@ describe("formatting", () => {
       group: "g",
       file: { name: "a.png", type: "image/png", size: 2048, saved: "dl/a.png" },
     });
+  });
+});
+
+describe("conversations in the terminal", () => {
+  const ts = new Date(2030, 0, 2, 3, 4, 5).getTime();
+  const plain = { color: false };
+
+  test("replies quote what they answer, edited and deleted messages say so, reactions follow, ids on request", () => {
+    const recent = new Recent("ann");
+    recent.add({ mid: 7, ts, from: "bob", group: "g", text: "shall we have lunch at the usual place, at one?" });
+    const view = { quote: (mid: number) => recent.quote(mid) };
+    expect(formatMessage({ mid: 8, ts, from: "ann", group: "g", text: "yes", reply: 7 }, "ann", plain, undefined, view)).toBe(
+      '03:04:05 #g ann (re ^7 bob: "shall we have lunch at the us…"): yes',
+    );
+    expect(formatMessage({ mid: 8, ts, from: "ann", group: "g", text: "yes", reply: 6 }, "ann", plain, undefined, view)).toBe("03:04:05 #g ann (re ^6): yes");
+    expect(formatMessage({ mid: 9, ts, from: "bob", group: "g", text: "a\nb", edited: ts }, "ann", plain)).toBe("03:04:05 #g bob: a\n         b (edited)");
+    expect(formatMessage({ mid: 9, ts, from: "bob", group: "g", deleted: ts }, "ann", plain, undefined, { ids: true })).toBe("03:04:05 ^9 #g bob: (deleted)");
+    expect(
+      formatMessage({ mid: 9, ts, from: "bob", user: "ann", text: "hi", reactions: [{ emoji: "👍", users: ["ann", "bob"] }, { emoji: "\x1b[2J", users: ["bob"] }] }, "ann", plain),
+    ).toBe("03:04:05 @bob bob: hi\n         👍 ann, bob; \ufffd[2J bob");
+  });
+
+  test("edits, deletions and reactions of others; the unread summary", () => {
+    expect(formatChange({ mid: 10, ts, from: "bob", group: "g", ref: 7, text: "new text" }, "edit", "ann", plain)).toBe("03:04:05 #g bob edited ^7: new text");
+    expect(formatChange({ mid: 10, ts, from: "bob", user: "ann", ref: 7 }, "delete", "ann", plain, 'bob: "x"')).toBe('03:04:05 @bob bob deleted ^7 (bob: "x")');
+    expect(formatChange({ mid: 10, ts, from: "bob", group: "g", ref: 7, emoji: "👍", add: true }, "reaction", "ann", plain)).toBe("03:04:05 #g bob reacted 👍 to ^7");
+    expect(formatChange({ mid: 10, ts, from: "bob", group: "g", ref: 7, emoji: "👍", add: false }, "reaction", "ann", plain)).toBe("03:04:05 #g bob took back 👍 on ^7");
+    expect(unreadSummary([])).toBe("nothing unread");
+    expect(
+      unreadSummary([
+        { group: "ops", last: 9, read: 1, unread: 3, mentions: 1 },
+        { user: "alice", last: 8, read: 0, unread: 1, mentions: 0 },
+        { group: "quiet", last: 5, read: 5, unread: 0, mentions: 0 },
+      ]),
+    ).toBe("3 new in #ops (1 mention), 1 new from @alice");
+  });
+
+  test("what was seen: the last message here (yours, or someone else's), edited and deleted", () => {
+    const r = new Recent("ann");
+    r.add({ mid: 3, ts, from: "bob", group: "g", text: "b1" });
+    r.add({ mid: 5, ts, from: "ann", group: "g", text: "a1" });
+    r.add({ mid: 4, ts, from: "bob", user: "ann", text: "dm" });
+    r.add({ mid: 6, ts, from: "ann", group: "g", kind: "edit", ref: 5, text: "an entry: not kept" });
+    r.add({ mid: 2, ts, from: "bob", group: "g", text: "older, from a history page" });
+    expect(r.last({ group: "g" })).toBe(5);
+    expect(r.last({ group: "g" }, (s) => s.from !== "ann")).toBe(3);
+    expect(r.last({ user: "bob" })).toBe(4);
+    r.edited(3, "b1 edited");
+    expect(r.quote(3)).toBe('bob: "b1 edited"');
+    r.deleted(5);
+    expect(r.last({ group: "g" })).toBe(3);
+    expect(r.quote(5)).toBeUndefined();
   });
 });
 

@@ -408,3 +408,122 @@ describe("backpressure", () => {
     expect(got[1]!.text).toBe("after the file");
   });
 });
+
+describe("conversations: edits, deletions, reactions, read state, typing (PROTOCOL.md §3.6)", () => {
+  /** Every conversation event of a client, as short strings, in the order they came. */
+  function record(c: ChatClient): string[] {
+    const out: string[] = [];
+    c.on("msg", (m) => out.push(`msg ${m.mid} ${m.deleted ? "(deleted)" : m.text}${m.reply ? ` reply ${m.reply}` : ""}`));
+    c.on("edit", (e) => out.push(`edit ${e.ref} ${e.text} by ${e.from}`));
+    c.on("delete", (e) => out.push(`delete ${e.ref} by ${e.from}`));
+    c.on("reaction", (e) => out.push(`${e.add ? "+" : "-"}${e.emoji} ${e.ref} by ${e.from}`));
+    c.on("read", (e) => out.push(`read ${e.group ?? e.user} ${e.read}`));
+    return out;
+  }
+
+  test("each change is one event on every other client, in mid order; the client's own only by its promise", async () => {
+    const a = await user("cv");
+    const a2 = await device(a);
+    const b = await user("cv");
+    const g = uniq("cvg");
+    await a.join(g);
+    await b.join(g);
+    const [ea, ea2, eb] = [record(a), record(a2), record(b)];
+    const entries: number[] = [];
+    b.on("entry", (m) => entries.push(m.mid));
+    const m = await a.send({ group: g, text: "helo" });
+    const r = await b.send({ group: g, text: "hi!", reply: m.mid });
+    expect(r.reply).toBe(m.mid);
+    const e = await a.edit({ group: g }, m.mid, "hello");
+    const x = await b.react({ group: g }, m.mid, "👍");
+    await a2.react({ group: g }, m.mid, "🎉");
+    await b.react({ group: g }, m.mid, "👍", { remove: true });
+    const d = await a.delete({ group: g }, r.mid); // the owner deletes b's reply
+    await expect(b.edit({ group: g }, m.mid, "not mine")).rejects.toBeInstanceOf(ForbiddenError);
+    await expect(b.react({ group: g }, r.mid, "x")).rejects.toBeInstanceOf(NotFoundError);
+    const rd = await a.markRead({ group: g }, d.mid);
+    expect(rd).toEqual({ read: d.mid, mid: rd.mid, ts: rd.ts });
+    expect(await a2.markRead({ group: g }, m.mid)).toEqual({ read: d.mid }); // not forward: nothing stored
+    await until(() => ea2.length >= 7 && eb.length >= 4 && ea.length >= 4, "the events");
+    await settle(a, a2, b);
+    const want = [
+      `msg ${m.mid} helo`,
+      `msg ${r.mid} hi! reply ${m.mid}`,
+      `edit ${m.mid} hello by ${a.user}`,
+      `+👍 ${m.mid} by ${b.user}`,
+      `+🎉 ${m.mid} by ${a.user}`,
+      `-👍 ${m.mid} by ${b.user}`,
+      `delete ${r.mid} by ${a.user}`,
+    ];
+    expect(eb).toEqual(want.filter((w) => !w.startsWith(`msg ${r.mid}`) && !w.startsWith("+👍") && !w.startsWith("-👍")));
+    expect(ea2).toEqual([...want.filter((w) => !w.startsWith("+🎉")), `read ${g} ${d.mid}`]);
+    expect(ea).toEqual(want.filter((w) => w.startsWith(`msg ${r.mid}`) || w.startsWith("+👍") || w.startsWith("+🎉") || w.startsWith("-👍")));
+    expect(entries).toEqual([m.mid, e.mid, x.mid + 1, d.mid]);
+    // History: the message as it is now, then the entries.
+    const h = await b.history({ group: g });
+    expect(h.msgs[0] as unknown).toEqual({ mid: m.mid, ts: m.ts, from: a.user, group: g, text: "hello", cid: m.cid, edited: e.ts, reactions: [{ emoji: "🎉", users: [a.user] }] });
+    expect(h.msgs[1] as unknown).toEqual({ mid: r.mid, ts: r.ts, from: b.user, group: g, cid: r.cid, reply: m.mid, deleted: d.ts });
+  });
+
+  test("changes made while a client's connection is down arrive once, in order, when it is back", async () => {
+    const a = await user("cv");
+    const b = await user("cv");
+    const eb = record(b);
+    const m = await a.send({ user: b.user!, text: "one" });
+    await until(() => eb.length === 1, "the message");
+    const states: string[] = [];
+    b.on("state", (s) => states.push(s));
+    (b as unknown as { conn: { terminate(): void } }).conn.terminate(); // the network drops it
+    await a.edit({ user: b.user! }, m.mid, "one, edited");
+    await a.react({ user: b.user! }, m.mid, "❤️");
+    const two = await a.send({ user: b.user!, text: "two" });
+    await a.delete({ user: b.user! }, two.mid);
+    await b.whenReady();
+    await until(() => eb.length >= 5, "the catch-up");
+    await settle(a, b);
+    expect(eb).toEqual([
+      `msg ${m.mid} one`,
+      `edit ${m.mid} one, edited by ${a.user}`,
+      `+❤️ ${m.mid} by ${a.user}`,
+      `msg ${two.mid} (deleted)`, // a catch-up gives messages as they are now: its text never reaches b
+      `delete ${two.mid} by ${a.user}`,
+    ]);
+    expect(states).toContain("syncing");
+  });
+
+  test("conversations(): the same unread counts on two devices through reads; typing events", async () => {
+    const a = await user("cv");
+    const a2 = await device(a);
+    const b = await user("cv");
+    const g = uniq("cvg");
+    await a.join(g);
+    await b.join(g);
+    const m1 = await b.send({ group: g, text: `hey @${a.user}` });
+    await b.send({ group: g, text: "more" });
+    const d = await b.send({ user: a.user!, text: "psst" });
+    const counts = async (c: ChatClient): Promise<unknown[]> => (await c.conversations()).map((x) => [x.group ?? x.user, x.unread, x.mentions]);
+    expect(await counts(a)).toEqual([
+      [b.user, 1, 0],
+      [g, 2, 1],
+    ]);
+    expect(await counts(a2)).toEqual(await counts(a));
+    const reads: number[] = [];
+    a2.on("read", (e) => reads.push(e.read));
+    await a.markRead({ group: g }, m1.mid);
+    await until(() => reads.length === 1, "the read event");
+    expect(reads).toEqual([m1.mid]);
+    expect(await counts(a2)).toEqual([
+      [b.user, 1, 0],
+      [g, 1, 0],
+    ]);
+    const c = (await a.conversations()).find((x) => x.user === b.user)!;
+    expect(c).toEqual({ user: b.user!, last: d.mid, read: 0, unread: 1, mentions: 0, preview: { mid: d.mid, ts: d.ts, from: b.user!, text: "psst" } });
+    expect((await a2.search("psst")).msgs.map((x) => x.mid)).toEqual([d.mid]);
+    expect((await a2.search("e", { before: d.mid, limit: 1 })).msgs.map((x) => x.text)).toEqual(["more"]);
+    const typing: unknown[] = [];
+    a2.on("typing", (t) => typing.push(t));
+    await b.typing({ group: g });
+    await until(() => typing.length === 1, "the typing event");
+    expect(typing).toEqual([{ from: b.user, group: g }]);
+  });
+});

@@ -47,6 +47,7 @@ class ScriptedBroker implements Broker {
     return this.elsewhere.has(user);
   }
   revoke(): void {}
+  typing(): void {}
   async close(): Promise<void> {}
 }
 

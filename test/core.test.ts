@@ -308,6 +308,52 @@ describe("dispatch", () => {
   });
 });
 
+describe("entries (PROTOCOL.md §3.6)", () => {
+  test("a connection that closes while its edit, react or read waits for the store: stored as its user's, and nobody else's messages fail with it", async () => {
+    // Found by the fuzzer: the entry took `session.user` after the wait, undefined once closed,
+    // and the batch it went in (a bystander's send with it) failed on a NOT NULL sender.
+    class Held extends MemoryStore {
+      gate: Promise<void> | undefined;
+      override async entryAt(conv: string, mid: number) {
+        if (this.gate) await this.gate;
+        return super.entryAt(conv, mid);
+      }
+      override async readMarker(user: string, conv: string) {
+        if (this.gate) await this.gate;
+        return super.readMarker(user, conv);
+      }
+    }
+    const store = new Held();
+    const core = await makeCore({}, store);
+    const a = await loggedIn(core, "alice");
+    const b = await loggedIn(core, "bob");
+    for (const c of [a, b]) await c.req({ t: "join", id: ids++, group: "g" });
+    const m = await a.req({ t: "send", id: ids++, group: "g", text: "hello" });
+    const open = Promise.withResolvers<void>();
+    store.gate = open.promise;
+    a.send({ t: "edit", id: ids++, group: "g", mid: m.mid, text: "edited" });
+    const a2 = await loggedIn(core, "alice");
+    a2.send({ t: "react", id: ids++, group: "g", mid: m.mid, emoji: "👍" });
+    const a3 = await loggedIn(core, "alice");
+    a3.send({ t: "read", id: ids++, group: "g", mid: m.mid });
+    await turn();
+    for (const c of [a, a2, a3]) core.closed(c.session);
+    store.gate = undefined;
+    open.resolve();
+    await turn();
+    const r = await b.req({ t: "send", id: ids++, group: "g", text: "still fine" });
+    expect(r.t).toBe("ok");
+    const h = await b.req({ t: "history", id: ids++, group: "g" });
+    expect(h.msgs.map((x: Msg) => [x.from, x.kind ?? "msg", x.text ?? x.emoji])).toEqual([
+      ["alice", "msg", "edited"],
+      ["alice", "edit", "edited"],
+      ["alice", "react", "👍"],
+      ["bob", "msg", "still fine"],
+    ]);
+    expect(await store.readMarker("alice", "g:g")).toBe(m.mid);
+  });
+});
+
 describe("paging", () => {
   test("pages of large messages are cut to half a frame, read from the store in small chunks, and page through everything", async () => {
     const store = new MemoryStore();

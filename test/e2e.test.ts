@@ -7,7 +7,8 @@ import { type RunningServer, startServer, tempDir } from "./helpers/server.ts";
 
 e2eSuite(async () => {
   const tmp = tempDir();
-  const args = ["--db", join(tmp.dir, "chat.db"), ...E2E_ARGS];
+  const db = join(tmp.dir, "chat.db");
+  const args = ["--db", db, ...E2E_ARGS];
   let server: RunningServer = await startServer(args);
   return {
     connectPort: () => server.port,
@@ -17,6 +18,7 @@ e2eSuite(async () => {
     },
     outputs: () => [server.output()],
     settleMs: 0,
+    files: () => [db, `${db}-wal`],
     async close() {
       if (server.proc.exitCode === null) await server.stop();
       tmp.cleanup();

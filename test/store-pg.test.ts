@@ -30,7 +30,7 @@ afterAll(async () => {
 /** Empties every table and starts the sequence over: an empty store, as a new database has. */
 async function emptied(): Promise<PostgresStore> {
   // DELETE, not TRUNCATE: on tables this small it is several times faster (TRUNCATE makes new files).
-  await admin`DELETE FROM messages; DELETE FROM memberships; DELETE FROM groups; DELETE FROM tokens; DELETE FROM bans; DELETE FROM users;
+  await admin`DELETE FROM messages; DELETE FROM reads; DELETE FROM reactions; DELETE FROM mentions; DELETE FROM dm_peers; DELETE FROM search_text; UPDATE search_state SET indexed = 0 WHERE id = 1; DELETE FROM memberships; DELETE FROM groups; DELETE FROM tokens; DELETE FROM bans; DELETE FROM users;
     UPDATE tcpchat_seq SET seq = 0, last_mid = 0 WHERE id = 1`.simple();
   return PostgresStore.open({ url: suiteUrl });
 }
@@ -47,6 +47,24 @@ describe("PostgresStore specifics", () => {
       } finally {
         await s.close();
       }
+    }
+  });
+
+  test("search: pg_trgm is installed and its index serves a search of 3 characters or more; U+0000 in a text is no obstacle", async () => {
+    const s = await emptied();
+    try {
+      expect(s.trigram).toBe(true);
+      const plan = (await admin.begin(async (tx) => {
+        await tx`SET LOCAL enable_seqscan = off`;
+        return tx`EXPLAIN SELECT mid FROM search_text WHERE body ILIKE '%qwen%'`;
+      })) as Array<Record<string, string>>;
+      expect(plan.map((r) => Object.values(r)[0]).join("\n")).toContain("search_text_trgm");
+      await s.createUser("a", "h", 1);
+      const [m] = (await s.commit([{ sender: "a", toUser: "a", text: "nul\u0000here qwen" }], 1)).results;
+      expect((await s.search("a", "qwen", Number.MAX_SAFE_INTEGER, 5)).map((x) => x.mid)).toEqual([m!.mid]);
+      expect((await s.search("a", "l\uFFFDh", Number.MAX_SAFE_INTEGER, 5)).map((x) => x.mid)).toEqual([]);
+    } finally {
+      await s.close();
     }
   });
 

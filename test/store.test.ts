@@ -285,3 +285,149 @@ describe("SqliteStore operations (issue #15)", () => {
     await c.close();
   });
 });
+
+describe("SqliteStore deletion", () => {
+  /** The bytes of the database file and of its WAL (if any), as they are on disk now. */
+  function onDisk(p: string): Buffer {
+    const wal = `${p}-wal`;
+    return Buffer.concat([fs.readFileSync(p), fs.existsSync(wal) ? fs.readFileSync(wal) : Buffer.alloc(0)]);
+  }
+
+  test("a deleted message's text, file name, file bytes and earlier edits are gone from the database file and its WAL", async () => {
+    const p = tmpDbPath();
+    const s = new SqliteStore({ path: p, durability: "normal" });
+    try {
+      const tag = crypto.randomUUID();
+      const text = `TEXT-${tag}`;
+      const edit = `EDIT-${tag}`;
+      const name = `NAME-${tag}.bin`;
+      // A file of many pages (overflow pages, freed by the delete), with a marker at both ends.
+      const data = new Uint8Array(50_000);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+      const fileTag = Buffer.from(`FILE-${tag}`);
+      data.set(fileTag, 0);
+      data.set(fileTag, data.length - fileTag.length);
+      const kept = `KEPT-${tag}`;
+      await s.createUser("alice", "h", 1);
+      await s.createGroup("g", "alice", 1);
+      const [m] = await results(s, [{ sender: "alice", grp: "g", text, file: { name, type: "application/x-secret", data } }], 10);
+      await results(s, [{ sender: "alice", grp: "g", kind: "edit", ref: m!.mid, text: edit }], 11);
+      await results(s, [{ sender: "alice", grp: "g", text: kept }], 12);
+      const before = onDisk(p);
+      for (const x of [text, edit, name, kept]) expect({ x, found: before.includes(x) }).toEqual({ x, found: true });
+      expect(before.includes(fileTag)).toBe(true);
+
+      await results(s, [{ sender: "alice", grp: "g", kind: "delete", ref: m!.mid }], 13);
+      const after = onDisk(p);
+      for (const x of [text, edit, name]) expect({ x, found: after.includes(x) }).toEqual({ x, found: false });
+      expect(after.includes(fileTag)).toBe(false);
+      expect(after.includes(Buffer.from(data.subarray(1000, 1064)))).toBe(false);
+      expect(after.includes(kept)).toBe(true); // the rest is still there
+      expect((await s.history(groupConv("g"), { limit: 10 })).map((x) => x.text)).toEqual([undefined, undefined, kept, undefined]);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("SqliteStore migration 0003 (conversations)", () => {
+  test("a database from before it: direct conversations are listed, and everything stored before counts as read", async () => {
+    const p = tmpDbPath();
+    const dir = path.join(import.meta.dir, "../src/store/migrations");
+    const journal = JSON.parse(fs.readFileSync(path.join(dir, "meta/_journal.json"), "utf8")) as { entries: Array<{ tag: string; when: number }> };
+    const old = new Database(p);
+    old.run("CREATE TABLE __drizzle_migrations (id INTEGER PRIMARY KEY, hash text NOT NULL, created_at numeric)");
+    for (const e of journal.entries.slice(0, 2)) {
+      for (const stmt of fs.readFileSync(path.join(dir, `${e.tag}.sql`), "utf8").split("--> statement-breakpoint")) old.run(stmt);
+      old.run("INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('x', ?)", [e.when]);
+    }
+    for (const u of ["alice", "bob", "carol"]) old.run("INSERT INTO users VALUES (?, 'h', 1)", [u]);
+    old.run("INSERT INTO groups VALUES ('g', 'alice', 1)");
+    old.run("INSERT INTO memberships VALUES ('g', 'alice', 1), ('g', 'bob', 1)");
+    const rows: Array<[string, string | null, string | null, string]> = [
+      ["alice", "g", null, "g:g"],
+      ["bob", null, "alice", "d:alice:bob"],
+      ["carol", null, "alice", "d:alice:carol"],
+      ["alice", null, "bob", "d:alice:bob"],
+    ];
+    rows.forEach(([sender, grp, to, conv], i) =>
+      old.run("INSERT INTO messages (mid, ts, sender, grp, to_user, conv, text, size) VALUES (?, 1, ?, ?, ?, ?, 'x', 97)", [i + 1, sender, grp, to, conv]),
+    );
+    old.close();
+
+    const s = new SqliteStore({ path: p, durability: "normal" });
+    try {
+      const convs = (await s.convs("alice")).sort((a, b) => (a.conv < b.conv ? -1 : 1));
+      expect(convs.map((c) => [c.conv, c.grp ?? c.peer, c.last, c.read, c.unread])).toEqual([
+        ["d:alice:bob", "bob", 4, 4, 0],
+        ["d:alice:carol", "carol", 3, 4, 0],
+        ["g:g", "g", 1, 4, 0],
+      ]);
+      expect((await s.convs("carol")).map((c) => [c.peer, c.read, c.unread])).toEqual([["alice", 4, 0]]);
+      // New messages count from there; a new direct conversation is listed for both.
+      await results(s, [{ sender: "bob", toUser: "carol", text: "new" }, { sender: "bob", grp: "g", text: "new" }], 2);
+      expect((await s.convs("carol")).map((c) => [c.peer, c.unread]).sort()).toEqual([["alice", 0], ["bob", 1]]);
+      expect((await s.convs("alice")).find((c) => c.grp === "g")!.unread).toBe(1);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("SqliteStore search index", () => {
+  test("a large backlog is indexed in chunks, the server running between them; an edit and a delete between chunks are right", async () => {
+    const s = new SqliteStore({ path: tmpDbPath(), durability: "normal" });
+    try {
+      await s.createUser("alice", "h", 1);
+      await s.createGroup("g", "alice", 1);
+      const batch = Array.from({ length: 12_000 }, (_, i) => ({ sender: "alice", grp: "g", text: `row ${i} ${i % 1000 === 0 ? "milestone" : "plain"}` }));
+      const r = await results(s, batch, 1);
+      const searching = s.search("alice", "milestone", Number.MAX_SAFE_INTEGER, 100);
+      await new Promise((resolve) => setImmediate(resolve)); // one chunk done
+      await results(s, [{ sender: "alice", grp: "g", kind: "delete", ref: r[0]!.mid }], 2); // indexed already
+      await results(s, [{ sender: "alice", grp: "g", kind: "edit", ref: r[11_000]!.mid, text: "row 11000 renamed" }], 2); // not yet
+      expect((await searching).length).toBeGreaterThanOrEqual(10);
+      const found = mids(await s.search("alice", "milestone", Number.MAX_SAFE_INTEGER, 100));
+      expect(found).toEqual([10, 9, 8, 7, 6, 5, 4, 3, 2, 1].map((k) => r[k * 1000]!.mid).filter((m) => m !== r[11_000]!.mid));
+      expect(mids(await s.search("alice", "renamed", Number.MAX_SAFE_INTEGER, 100))).toEqual([r[11_000]!.mid]);
+      expect(mids(await s.search("alice", "row 0 ", Number.MAX_SAFE_INTEGER, 100))).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("a deleted message's trigrams leave the index (secure-delete); the index carries on after a reopen", async () => {
+    const p = tmpDbPath();
+    let s = new SqliteStore({ path: p, durability: "normal" });
+    const client = (x: SqliteStore) => (x as unknown as { client: Database }).client;
+    const terms = (x: SqliteStore): Set<string> => {
+      const c = client(x);
+      c.run("CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_terms USING fts5vocab(main, messages_fts, row)");
+      return new Set((c.query("SELECT term FROM temp.fts_terms").all() as Array<{ term: string }>).map((r) => r.term));
+    };
+    try {
+      await s.createUser("alice", "h", 1);
+      await s.createGroup("g", "alice", 1);
+      const [m] = await results(s, [{ sender: "alice", grp: "g", text: "zqxjk secret" }], 1);
+      await results(s, [{ sender: "alice", grp: "g", text: "kept words" }], 2);
+      expect(mids(await s.search("alice", "zqxjk", Number.MAX_SAFE_INTEGER, 10))).toEqual([m!.mid]);
+      expect(terms(s).has("zqx")).toBe(true);
+      await results(s, [{ sender: "alice", grp: "g", kind: "delete", ref: m!.mid }], 3);
+      const left = terms(s);
+      for (const t of ["zqx", "qxj", "xjk", "jk ", "cre"]) expect({ t, in: left.has(t) }).toEqual({ t, in: false });
+      expect(left.has("kep")).toBe(true);
+      await s.close();
+
+      s = new SqliteStore({ path: p, durability: "normal" });
+      const [n] = await results(s, [{ sender: "alice", grp: "g", text: "kept again" }], 4);
+      expect(mids(await s.search("alice", "kept", Number.MAX_SAFE_INTEGER, 10))).toEqual([n!.mid, 2]);
+      // Each message once in the index (the watermark survived the reopen).
+      const c = client(s);
+      expect((c.query("SELECT count(*) AS n FROM messages_fts WHERE messages_fts MATCH 'kept'").get() as { n: number }).n).toBe(2);
+      const plan = (c.query("EXPLAIN QUERY PLAN SELECT m.mid FROM messages_fts JOIN messages m ON m.mid = messages_fts.rowid WHERE messages_fts MATCH 'abc' AND messages_fts.rowid < 9 ORDER BY messages_fts.rowid DESC LIMIT 5").all() as Array<{ detail: string }>).map((r) => r.detail);
+      expect(plan.join("\n")).toContain("VIRTUAL TABLE INDEX");
+    } finally {
+      await s.close();
+    }
+  });
+});

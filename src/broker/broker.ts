@@ -40,6 +40,14 @@ export interface Change {
   user: string;
 }
 
+/** `from` is typing in a group, or to one user: an ephemeral event, never stored (PROTOCOL.md §5.5). */
+export interface Typing {
+  from: string;
+  /** Exactly one of `group` and `to` is set. */
+  group?: string;
+  to?: string;
+}
+
 /** What a broker calls on its node, in seq order for deliveries and changes. */
 export interface BrokerHandler {
   /** Pushes one committed message to this node's recipient sessions. */
@@ -59,6 +67,8 @@ export interface BrokerHandler {
    * there: close their sessions here with `bye {reason}` (default `password_changed`).
    */
   revoke(user: string, reason?: DisconnectReason): void;
+  /** Someone on another node is typing: tell this node's recipients. */
+  typing(t: Typing): void;
 }
 
 export interface Broker {
@@ -81,6 +91,11 @@ export interface Broker {
   onlineElsewhere(user: string): boolean;
   /** `user`'s password changed here (or an operator closed them): their sessions on other nodes are closed with `bye {reason}`. */
   revoke(user: string, reason?: DisconnectReason): void;
+  /**
+   * Someone is typing on this node (the core has told this node's recipients): the other nodes
+   * tell theirs. At most once; not in order with commits (it is ephemeral).
+   */
+  typing(t: Typing): void;
   /**
    * Resolves once this node has applied every commit up to `seq` (or given up on it and
    * reloaded from the store). A node of a cluster may lag the store by the bus's latency:

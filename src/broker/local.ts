@@ -30,6 +30,9 @@ export class LocalBroker implements Broker {
 
   revoke(): void {}
 
+  /** No other node: the core has told every recipient already. */
+  typing(): void {}
+
   async whenApplied(): Promise<void> {}
 
   async close(): Promise<void> {

@@ -25,7 +25,7 @@ import { decode, encode } from "@msgpack/msgpack";
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Position, Store, StoredMessage } from "../store/store.ts";
 import type { DisconnectReason } from "../protocol/errors.ts";
-import type { Broker, BrokerHandler, Change, Delivery } from "./broker.ts";
+import type { Broker, BrokerHandler, Change, Delivery, Typing } from "./broker.ts";
 
 export interface NatsBrokerOptions {
   /** `nats://host:port`, several separated by commas. */
@@ -71,9 +71,12 @@ interface EventMsg {
   n: string;
   /** This node's event number (a beat repeats the last one). */
   q: number;
-  /** p: presence; r: revoke; h: hello (send me your lists); s: snapshot; b: beat; x: leaving. */
-  k: "p" | "r" | "h" | "s" | "b" | "x";
+  /** p: presence; r: revoke; h: hello (send me your lists); s: snapshot; b: beat; x: leaving; t: typing. */
+  k: "p" | "r" | "h" | "s" | "b" | "x" | "t";
   u?: string;
+  /** Typing: in this group, or to this user. */
+  g?: string;
+  to?: string;
   o?: boolean;
   /** A revoke's `bye` reason (absent: password_changed). */
   w?: DisconnectReason;
@@ -420,6 +423,10 @@ export class NatsBroker implements Broker {
     this.emit(reason === undefined || reason === "password_changed" ? { k: "r", u: user } : { k: "r", u: user, w: reason });
   }
 
+  typing(t: Typing): void {
+    this.emit(t.group !== undefined ? { k: "t", u: t.from, g: t.group } : { k: "t", u: t.from, to: t.to });
+  }
+
   private emit(e: Omit<EventMsg, "n" | "q">, beat = false): void {
     if (this.closed || !this.connected) return;
     if (!beat) this.q++;
@@ -464,6 +471,10 @@ export class NatsBroker implements Broker {
         break;
       case "r":
         this.handler?.revoke(e.u!, e.w);
+        break;
+      case "t":
+        if (typeof e.u === "string" && (typeof e.g === "string" || typeof e.to === "string"))
+          this.handler?.typing(typeof e.g === "string" ? { from: e.u, group: e.g } : { from: e.u, to: e.to! });
         break;
       case "h":
         this.sendSnapshot();

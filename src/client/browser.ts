@@ -41,6 +41,9 @@ export type {
   ClientEvents,
   ClientOptions,
   ConnectionState,
+  Conversation,
+  DeleteEvent,
+  EditEvent,
   GroupInfo,
   JoinResult,
   LoginOptions,
@@ -48,13 +51,18 @@ export type {
   Member,
   Page,
   Presence,
+  ReactionEvent,
+  ReadEvent,
+  ReadResult,
   ReconnectOptions,
   Replies,
   RequestInput,
   SendInput,
   SendOptions,
   Since,
+  Stored,
   Target,
+  TypingEvent,
 } from "./types.ts";
 export type { PaceOptions } from "./pacer.ts";
 export type { ErrorCode } from "../protocol/errors.ts";

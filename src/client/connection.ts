@@ -182,7 +182,7 @@ export class Connection {
 
   private onMessage(m: Reply): void {
     const t = m.t;
-    if (t === "msg" || t === "presence" || t === "bye") {
+    if (t === "msg" || t === "presence" || t === "bye" || t === "typing") {
       if (t === "bye") this.bye = typeof m.reason === "string" ? m.reason : "";
       this.events.push(this, m as unknown as Push);
       return;

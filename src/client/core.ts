@@ -25,6 +25,9 @@ import type {
   ClientEvents,
   ClientOptions,
   ConnectionState,
+  Conversation,
+  ReadResult,
+  Stored,
   GroupInfo,
   JoinResult,
   LoginOptions,
@@ -119,7 +122,7 @@ export class ChatClient {
       }
     });
     const me = () => this.creds?.user;
-    this.delivery = new Delivery(this.outbox, me, (m) => this.emitter.emit("msg", m));
+    this.delivery = new Delivery(this.outbox, me, (m) => this.emitEntry(m));
     // Sends go out when ready, or when not logged in at all (the server then says why not).
     const sendable = () => (this._state === "ready" || (this._state === "open" && !this.creds) ? this.conn : undefined);
     this.sender = new Sender(this.outbox, this.opts, sendable, me, (mid) => this.delivery.acked(mid));
@@ -322,6 +325,62 @@ export class ChatClient {
   /** One page of a conversation, oldest first (PROTOCOL.md §3.4). Does not touch delivery. */
   async history(target: Target, page: { before?: number; after?: number; limit?: number } = {}): Promise<Page> {
     return this.request({ t: "history", ...target, ...page });
+  }
+
+  /**
+   * Replaces the text of message `mid` of a conversation (only its sender may: else ForbiddenError).
+   * Resolves with the `edit` entry's mid and time once stored; everyone else gets an `edit` event.
+   * Like every change below, reported to this client by its promise, not as an event (its entry is
+   * skipped when a catch-up brings it); one whose reply was lost with a connection may come
+   * back as an event, which applies the same change again.
+   */
+  async edit(target: Target, mid: number, text: string): Promise<Stored> {
+    return this.acked(await this.request({ t: "edit", ...target, mid, text }));
+  }
+
+  /** Deletes message `mid` (its sender, or a group's owner): its text and file are erased on the server. */
+  async delete(target: Target, mid: number): Promise<Stored> {
+    return this.acked(await this.request({ t: "delete", ...target, mid }));
+  }
+
+  /** Adds this user's reaction `emoji` to message `mid`, or takes it back with `{remove: true}`. */
+  async react(target: Target, mid: number, emoji: string, opts: { remove?: boolean } = {}): Promise<Stored> {
+    return this.acked(await this.request({ t: "react", ...target, mid, emoji, remove: opts.remove }));
+  }
+
+  /**
+   * Marks a conversation read up to `mid`: the marker only moves forward, and this user's other
+   * devices get a `read` event. Resolves with the marker after it. `read` events also fire here
+   * (from other devices), so an app can keep its unread badges with `conversations()` and these.
+   */
+  async markRead(target: Target, mid: number): Promise<ReadResult> {
+    const r = await this.request({ t: "read", ...target, mid });
+    if (r.mid !== undefined) this.delivery.acked(r.mid);
+    return r;
+  }
+
+  /** Every conversation with its newest mid, read marker, unread and mention counts and a preview, most recent first. */
+  async conversations(): Promise<Conversation[]> {
+    return (await this.request({ t: "convs" })).convs;
+  }
+
+  /**
+   * The messages of this user's conversations containing `q` (parts of words, A-Z in either case),
+   * newest first; page on with `before`: the last mid of the previous page (PROTOCOL.md §3.7).
+   */
+  async search(q: string, page: { before?: number; limit?: number } = {}): Promise<Page> {
+    return this.request({ t: "search", q, ...page });
+  }
+
+  /** Tells the conversation's other members that this user is typing (call it every few seconds while they type). */
+  async typing(target: Target): Promise<void> {
+    await this.request({ t: "typing", ...target });
+  }
+
+  /** An own change was stored as `r.mid`: the catch-up must not report it back as an event. */
+  private acked<R extends Stored>(r: R): R {
+    this.delivery.acked(r.mid);
+    return r;
   }
 
   /** One raw `sync` page. The client syncs by itself after reconnecting; this does not touch delivery. */
@@ -550,6 +609,31 @@ export class ChatClient {
 
   // ---- pushes ---------------------------------------------------------------
 
+  /** One entry of the log, delivered once and in order: `entry`, then its own event (PROTOCOL.md §3.5). */
+  private emitEntry(m: ChatMessage): void {
+    const e = this.emitter;
+    e.emit("entry", m);
+    const where = m.group !== undefined ? { group: m.group } : { user: m.user };
+    switch (m.kind) {
+      case undefined:
+        e.emit("msg", m);
+        return;
+      case "edit":
+        e.emit("edit", { ...where, mid: m.mid, ts: m.ts, from: m.from, ref: m.ref!, text: m.text });
+        return;
+      case "delete":
+        e.emit("delete", { ...where, mid: m.mid, ts: m.ts, from: m.from, ref: m.ref! });
+        return;
+      case "react":
+      case "unreact":
+        e.emit("reaction", { ...where, mid: m.mid, ts: m.ts, from: m.from, ref: m.ref!, emoji: m.emoji ?? "", add: m.kind === "react" });
+        return;
+      case "read":
+        e.emit("read", { ...where, mid: m.mid, ts: m.ts, read: m.ref! });
+        return;
+    }
+  }
+
   private onPush(conn: Connection, p: Push): void {
     if (conn !== this.conn) return;
     switch (p.t) {
@@ -561,6 +645,11 @@ export class ChatClient {
       case "presence":
         this.emitter.emit("presence", { user: p.user, online: p.online });
         return;
+      case "typing": {
+        const { t: _t, ...e } = p;
+        this.emitter.emit("typing", e);
+        return;
+      }
       case "bye":
         this.emitter.emit("bye", { reason: p.reason });
         return;

@@ -55,6 +55,30 @@
  * `client.cursor`. Messages sent by an earlier client object are not "its own"
  * to a new one: they come as `msg` events if they are after `since`.
  *
+ * ## Conversations: edits, deletions, reactions, read state, typing
+ *
+ * Every change to a conversation is an entry of the same log as its messages
+ * (PROTOCOL.md §3.5), so the rule above holds for it too: each reaches the
+ * application once, in mid order, also after a reconnect. A message is a `msg`
+ * event; an edit, a deletion, a reaction and a read marker moved on another
+ * device are `edit`, `delete`, `reaction` and `read` events (and every entry,
+ * messages included, is also an `entry` event, before its own). `typing` events
+ * are ephemeral. The client's own `edit()`, `delete()`, `react()` and
+ * `markRead()` are reported by their promises, like `send()`. `history()` and
+ * `sync()` pages hold messages as they are now (`edited`, a `deleted`
+ * tombstone, `reactions`) followed by the entries that changed them.
+ * `conversations()` gives the unread counts the server computes from the read
+ * markers and the log: the same on every device.
+ *
+ * ```ts
+ * chat.on("edit", (e) => show(e.ref, e.text));
+ * chat.on("delete", (e) => remove(e.ref));
+ * const r = await chat.send({ group: "ops", text: "agreed", reply: 41 });
+ * await chat.react({ group: "ops" }, 41, "👍");
+ * await chat.markRead({ group: "ops" }, r.mid);
+ * for (const c of await chat.conversations()) console.log(c.group ?? c.user, c.unread, c.mentions);
+ * ```
+ *
  * ## Errors
  *
  * A server `error` reply rejects with a `ChatError` subclass carrying the
@@ -136,6 +160,9 @@ export type {
   ClientEvents,
   ClientOptions,
   ConnectionState,
+  Conversation,
+  DeleteEvent,
+  EditEvent,
   GroupInfo,
   JoinResult,
   LoginOptions,
@@ -143,13 +170,18 @@ export type {
   Member,
   Page,
   Presence,
+  ReactionEvent,
+  ReadEvent,
+  ReadResult,
   ReconnectOptions,
   Replies,
   RequestInput,
   SendInput,
   SendOptions,
   Since,
+  Stored,
   Target,
+  TypingEvent,
 } from "./types.ts";
 export type { PaceOptions } from "./pacer.ts";
 export type { ErrorCode } from "../protocol/errors.ts";

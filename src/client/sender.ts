@@ -41,7 +41,7 @@ export class Sender {
   }
 
   private transmit(conn: Connection, e: OutboxEntry): void {
-    const { group, user, text, file, cid } = e.input;
+    const { group, user, text, file, cid, reply } = e.input;
     e.state = "inflight";
     const check = (size: number) => {
       e.frameSize = size;
@@ -50,7 +50,7 @@ export class Sender {
     };
     // No timeout on the wire: a send waits for its ack as long as the connection lives
     // (the keepalive ping notices a dead one); SendOptions.timeoutMs is the app's limit.
-    conn.request({ t: "send", group, user, text, file, cid }, 0, check).then(
+    conn.request({ t: "send", group, user, text, file, cid, reply }, 0, check).then(
       (r) => {
         const ack = r as Replies["send"];
         if (!this.outbox.has(e)) return; // settled from a sync page, or timed out
@@ -61,6 +61,7 @@ export class Sender {
         if (text !== undefined) m.text = text;
         if (file !== undefined) m.file = file;
         m.cid = cid;
+        if (reply !== undefined) m.reply = reply;
         this.outbox.settle(e, m);
       },
       (err) => {

@@ -6,8 +6,29 @@ import type { FileField, RequestOf, RequestType } from "../protocol/requests.ts"
 import type { Server } from "./link.ts";
 import type { PaceOptions } from "./pacer.ts";
 
-/** A stored chat message, as in `msg` pushes and `history`/`sync` pages (PROTOCOL.md §3.5). */
+/**
+ * An entry of the log as in `msg` pushes and `history`/`sync` pages (PROTOCOL.md §3.5): a chat
+ * message when it has no `kind`; otherwise an edit, delete, react, unreact or read.
+ */
 export type ChatMessage = WireMessage;
+
+/** Where an event happened: a group, or the direct conversation with `user` (the other party if `from` is you). */
+type Where = { group?: string; user?: string };
+
+/** A message's text was edited (`ref`: the message; `text` absent if the message was deleted since). */
+export type EditEvent = Where & { mid: number; ts: number; from: string; ref: number; text?: string };
+
+/** A message was deleted (by its sender, or a group's owner): remove it, or show that it was deleted. */
+export type DeleteEvent = Where & { mid: number; ts: number; from: string; ref: number };
+
+/** `from` added (`add`) or took back a reaction on message `ref`. */
+export type ReactionEvent = Where & { mid: number; ts: number; from: string; ref: number; emoji: string; add: boolean };
+
+/** This user's read marker in a conversation moved to `read` (on another device, or by this client's markRead). */
+export type ReadEvent = Where & { mid: number; ts: number; read: number };
+
+/** `from` is typing in a group, or to this user (PROTOCOL.md §5.5): show it for about 5 s. */
+export type TypingEvent = Where & { from: string };
 
 /** A file attached to a message: `data` is the raw bytes. */
 export type ChatFile = FileField;
@@ -19,6 +40,8 @@ export type Target = { group: string; user?: undefined } | { user: string; group
 export type SendInput = Target & {
   text?: string;
   file?: ChatFile;
+  /** The mid of the message this one answers (a message of the same conversation). */
+  reply?: number;
   /** The idempotency key (PROTOCOL.md §3.4); generated (a UUID) when absent. */
   cid?: string;
 };
@@ -77,7 +100,42 @@ export interface Replies {
   send: { mid: number; ts: number };
   history: Page;
   sync: Page;
+  edit: Stored;
+  delete: Stored;
+  react: Stored;
+  read: ReadResult;
+  convs: { convs: Conversation[] };
+  typing: Record<string, never>;
+  /** Newest first. */
+  search: Page;
 }
+
+/** The reply to an entry that was stored: its mid and time. */
+export interface Stored {
+  mid: number;
+  ts: number;
+}
+
+/** The reply to `read`: the marker after it, and the entry's mid and time if one was stored (the marker moved). */
+export interface ReadResult {
+  read: number;
+  mid?: number;
+  ts?: number;
+}
+
+/** One conversation of `convs` (PROTOCOL.md §3.6). */
+export type Conversation = Target & {
+  /** The newest mid in it, any kind of entry; 0 if none. */
+  last: number;
+  /** This user's read marker in it. */
+  read: number;
+  /** Messages from others after the marker that are not deleted. */
+  unread: number;
+  /** Those of them that mention this user (`@name`, groups only). */
+  mentions: number;
+  /** The newest message that is not deleted, cut short; its file without the bytes. */
+  preview?: { mid: number; ts: number; from: string; text?: string; file?: { name: string; type: string; size: number } };
+};
 
 /** A request as the app writes it: the wire request without `id` (the client assigns ids). */
 export type RequestInput<T extends RequestType> = Omit<RequestOf<T>, "id">;
@@ -96,6 +154,17 @@ export type ConnectionState = "connecting" | "open" | "syncing" | "ready" | "clo
 export interface ClientEvents {
   /** A message from someone else, or from another connection of this user; exactly once, in mid order. */
   msg: ChatMessage;
+  /**
+   * Every entry of the log as it comes, messages included, exactly once, in mid order, before
+   * its own event (`msg`, `edit`, `delete`, `reaction`, `read`); also kinds this client does
+   * not know. For an app that keeps its own copy of the log.
+   */
+  entry: ChatMessage;
+  edit: EditEvent;
+  delete: DeleteEvent;
+  reaction: ReactionEvent;
+  read: ReadEvent;
+  typing: TypingEvent;
   presence: Presence;
   /** The server said goodbye (PROTOCOL.md §5.3); the client reconnects by itself. */
   bye: Bye;

@@ -8,13 +8,13 @@ import { scanBody, withinDepth } from "../protocol/depth.ts";
 import type { FrameEvent } from "../protocol/frame.ts";
 import type { Push } from "../protocol/pushes.ts";
 import { isRequestType, isUint, validateRequest } from "../protocol/requests.ts";
-import type { Broker, Change, Delivery } from "../broker/broker.ts";
+import type { Broker, Change, Delivery, Typing } from "../broker/broker.ts";
 import { LocalBroker } from "../broker/local.ts";
 import type { CommitResult, NewMessage, Position, Store } from "../store/store.ts";
 import { Batcher, type Pending } from "./batcher.ts";
 import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
-import { wireMessage } from "./commands/messages.ts";
+import { toWire, wireMessage } from "./commands/messages.ts";
 import { addressKey, descriptorLimit } from "./address.ts";
 import { Budget } from "./budget.ts";
 import { Bucket } from "./limits.ts";
@@ -84,6 +84,8 @@ const MIN_DRAIN = 64 * 1024;
 
 /** Requests whose outcome is logged (src/ops/log.ts) and counted: accounts and group creation. */
 const AUDITED = new Set(["login", "register", "passwd", "join"]);
+/** One connection's typing in one conversation is passed on at most once in this many ms (PROTOCOL.md §5.5). */
+export const TYPING_EVERY_MS = 3000;
 
 /** How often the store's housekeeping (expired tokens, WAL truncation) runs, in sweeps (seconds). */
 const MAINTAIN_EVERY = 60;
@@ -197,6 +199,7 @@ export class ChatCore implements Context {
         revoke: (user, reason) => {
           for (const s of this.hub.sessionsOf(user)) this.bye(s, reason ?? "password_changed");
         },
+        typing: (t) => this.tellTyping(t),
       },
       loaded.position.seq,
     );
@@ -461,7 +464,7 @@ export class ChatCore implements Context {
         if (s.behindSince === 0 || s.closed || s.user !== user) return;
         for (const m of msgs) {
           if (s.closed) return; // closed while its replay was queued: nothing more to encode
-          s.send(encodeFrame(wireMessage(m, m.mid, m.ts, "msg")));
+          s.send(encodeFrame(toWire(m, "msg")));
           s.lastPushedMid = m.mid;
           this.stats.deliveries++;
           this.stats.replayed++;
@@ -551,6 +554,33 @@ export class ChatCore implements Context {
     this.broker.revoke(user);
   }
 
+  typing(s: Session, target: { group?: string; user?: string }): void {
+    const from = s.user!;
+    if (target.group !== undefined ? this.hub.membersOf(target.group).size > this.config.typingMaxGroup : target.user === from) return;
+    const key = target.group !== undefined ? `g:${target.group}` : `u:${target.user}`;
+    const now = performance.now();
+    const last = s.typingAt.get(key);
+    if (last !== undefined && now - last < TYPING_EVERY_MS) return;
+    if (s.typingAt.size >= 64) for (const [k, at] of s.typingAt) if (now - at >= TYPING_EVERY_MS) s.typingAt.delete(k);
+    s.typingAt.set(key, now);
+    const t: Typing = target.group !== undefined ? { from, group: target.group } : { from, to: target.user! };
+    this.tellTyping(t);
+    this.broker.typing(t);
+  }
+
+  /** Tells this node's recipients that someone is typing: the group's other members, or the addressee. */
+  private tellTyping(t: Typing): void {
+    if (this.stopping) return;
+    if (t.group !== undefined) {
+      const members = this.hub.membersOf(t.group);
+      if (members.size > this.config.typingMaxGroup || !members.has(t.from)) return;
+      const frame = encodeFrame({ t: "typing", from: t.from, group: t.group } satisfies Push);
+      for (const u of members) if (u !== t.from) this.hub.sendToUser(u, frame);
+    } else {
+      this.hub.sendToUser(t.to!, encodeFrame({ t: "typing", from: t.from, user: t.to } satisfies Push));
+    }
+  }
+
   /** A membership change, from this node or another, in seq order (src/broker/broker.ts). */
   private applyChange(c: Change): void {
     if (c.kind === "join") this.hub.addMember(c.group, c.user);
@@ -603,6 +633,8 @@ export class ChatCore implements Context {
 
   enqueue(session: Session, id: number | undefined, msg: NewMessage): void {
     this.assertRunning(); // a send whose checks waited for the store may come after shutdown's last commit
+    // A message without its sender would fail the whole batch, everyone's messages with it.
+    if (typeof msg.sender !== "string") throw new Error("a message without a sender");
     this.batcher.enqueue({ msg, tag: { session, id, at: performance.now() } });
   }
 
@@ -889,10 +921,27 @@ export class ChatCore implements Context {
    */
   private committed(p: Pending<SendTag>, r: CommitResult): void {
     const { session, id } = p.tag;
-    this.reply(session, id, { mid: r.mid, ts: r.ts });
+    const m = p.msg;
+    if (r.refused) {
+      // Its message was deleted after the checks (PROTOCOL.md §3.6): nothing was stored.
+      this.error(session, id, "not_found", `message ${m.ref} was deleted`);
+      return;
+    }
+    this.reply(session, id, r.read === undefined ? { mid: r.mid, ts: r.ts } : { mid: r.mid, ts: r.ts, read: r.read });
     this.stats.ackSeconds.observe((performance.now() - p.tag.at) / 1000);
     if (r.duplicate) return; // delivered when it was first committed
-    const m = p.msg;
+    if (m.kind === "read") {
+      // To the reader's own devices only; its ref as stored (never past the entry itself).
+      const entry = { ...m, ref: Math.min(m.ref!, r.mid - 1) };
+      this.batchDeliveries.push({
+        mid: r.mid,
+        frame: encodeFrame(wireMessage(entry, r.mid, r.ts, "msg")),
+        from: m.sender,
+        to: m.sender,
+        skip: session.id,
+      });
+      return;
+    }
     this.batchDeliveries.push({
       mid: r.mid,
       frame: encodeFrame(wireMessage(m, r.mid, r.ts, "msg")),

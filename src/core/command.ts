@@ -57,6 +57,12 @@ export interface Context {
   online(user: string): boolean;
   /** Closes `user`'s sessions on the other nodes of a cluster with `bye password_changed`. */
   revokeElsewhere(user: string): void;
+  /**
+   * The session's user is typing in a conversation they may write to (checked): tells the
+   * group's other members, or the addressee, on every node, unless the group is larger than
+   * --typing-max-group or this connection told that conversation less than TYPING_EVERY_MS ago.
+   */
+  typing(session: Session, target: { group?: string; user?: string }): void;
 
   /** Routes a session that just logged in (`session.user` set): live pushes start now. */
   attach(session: Session): Promise<void> | undefined;

@@ -63,6 +63,8 @@ export class Session implements Routable {
   addrLimits?: { msgs: Bucket; bytes: Bucket };
   /** Requests refused for a limit; running out closes the connection (`--max-refused`). */
   readonly refusals: Bucket;
+  /** performance.now() when this connection's typing in a conversation ("g:<group>", "u:<user>") was last passed on. */
+  readonly typingAt = new Map<string, number>();
   /** The frame being received was refused at its header but read (it is small) so its `id` can be answered. */
   refuseNext = false;
   /** Reading from the socket is paused (its output is not being read, or the server is over its budget). */

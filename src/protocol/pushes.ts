@@ -1,7 +1,16 @@
 // What the server sends unasked, PROTOCOL.md §5, and the shape of a message on the wire.
 import type { FileField } from "./requests.ts";
 
-/** A message as it appears in `msg` pushes and in `history`/`sync` replies. */
+/** What an entry of the log is when it is not a chat message (PROTOCOL.md §3.5). */
+export type WireKind = "edit" | "delete" | "react" | "unreact" | "read";
+
+/** One emoji on a message and who put it there, in the order they did. */
+export interface WireReaction {
+  emoji: string;
+  users: string[];
+}
+
+/** A message (or another entry of the log) as it appears in `msg` pushes and in `history`/`sync` replies. */
 export interface WireMessage {
   mid: number;
   ts: number;
@@ -13,9 +22,35 @@ export interface WireMessage {
   text?: string;
   file?: FileField;
   cid?: string;
+  /** Absent: a chat message. Otherwise what the entry is (PROTOCOL.md §3.5). */
+  kind?: WireKind;
+  /** An entry: the mid it is about (for `read`, the mid read up to). */
+  ref?: number;
+  /** A `react` or `unreact` entry: the emoji. */
+  emoji?: string;
+  /** A message: the mid it replies to. */
+  reply?: number;
+  /** A message in history, sync or a replay: when its text was last edited. */
+  edited?: number;
+  /** A message in history, sync or a replay: when it was deleted (no text, no file). */
+  deleted?: number;
+  /** A message in history, sync or a replay: its current reactions. */
+  reactions?: WireReaction[];
+}
+
+/**
+ * `from` is typing in a conversation (PROTOCOL.md §5.5): `group`, or the direct conversation
+ * with `from` (`user` is the addressee, the one who gets it). Ephemeral: never stored.
+ */
+export interface TypingPush {
+  t: "typing";
+  from: string;
+  group?: string;
+  user?: string;
 }
 
 export type Push =
+  | TypingPush
   | ({ t: "msg" } & WireMessage)
   | { t: "presence"; user: string; online: boolean }
   | { t: "bye"; reason: string };

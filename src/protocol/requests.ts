@@ -10,6 +10,10 @@ export const PASS_MAX = 1024;
 export const CID_MAX = 64;
 export const FILE_NAME_MAX = 255;
 export const FILE_TYPE_MAX = 127;
+/** A reaction: a string of 1 to EMOJI_MAX UTF-8 bytes (an emoji, or any short string). */
+export const EMOJI_MAX = 64;
+/** A search: a string of 1 to QUERY_MAX UTF-8 bytes, without U+0000. */
+export const QUERY_MAX = 256;
 
 export interface FileField {
   name: string;
@@ -32,14 +36,21 @@ export type Request =
   | { t: "leave"; id?: number; group: string }
   | { t: "groups"; id?: number }
   | { t: "members"; id?: number; group: string }
-  | ({ t: "send"; id?: number; text?: string; file?: FileField; cid?: string } & Target)
+  | ({ t: "send"; id?: number; text?: string; file?: FileField; cid?: string; reply?: number } & Target)
   | ({ t: "history"; id?: number; before?: number; after?: number; limit?: number } & Target)
-  | { t: "sync"; id?: number; after: number; limit?: number };
+  | { t: "sync"; id?: number; after: number; limit?: number }
+  | ({ t: "edit"; id?: number; mid: number; text: string } & Target)
+  | ({ t: "delete"; id?: number; mid: number } & Target)
+  | ({ t: "react"; id?: number; mid: number; emoji: string; remove?: boolean } & Target)
+  | ({ t: "read"; id?: number; mid: number } & Target)
+  | { t: "convs"; id?: number }
+  | ({ t: "typing"; id?: number } & Target)
+  | { t: "search"; id?: number; q: string; before?: number; limit?: number };
 
 export type RequestType = Request["t"];
 export type RequestOf<T extends RequestType> = Extract<Request, { t: T }>;
 
-type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid";
+type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid" | "bool" | "emoji" | "query";
 interface FieldSpec {
   type: FieldType;
   required?: boolean;
@@ -62,6 +73,7 @@ export const REQUEST_FIELDS: Record<RequestType, Record<string, FieldSpec>> = {
     text: { type: "string" },
     file: { type: "file" },
     cid: { type: "cid" },
+    reply: { type: "uint" },
   },
   history: {
     group: { type: "name" },
@@ -71,7 +83,28 @@ export const REQUEST_FIELDS: Record<RequestType, Record<string, FieldSpec>> = {
     limit: { type: "uint" },
   },
   sync: { after: { type: "uint", required: true }, limit: { type: "uint" } },
+  edit: {
+    group: { type: "name" },
+    user: { type: "name" },
+    mid: { type: "uint", required: true },
+    text: { type: "string", required: true },
+  },
+  delete: { group: { type: "name" }, user: { type: "name" }, mid: { type: "uint", required: true } },
+  react: {
+    group: { type: "name" },
+    user: { type: "name" },
+    mid: { type: "uint", required: true },
+    emoji: { type: "emoji", required: true },
+    remove: { type: "bool" },
+  },
+  read: { group: { type: "name" }, user: { type: "name" }, mid: { type: "uint", required: true } },
+  convs: {},
+  typing: { group: { type: "name" }, user: { type: "name" } },
+  search: { q: { type: "query", required: true }, before: { type: "uint" }, limit: { type: "uint" } },
 };
+
+/** Requests about one conversation: exactly one of `group` and `user`. */
+const ONE_CONVERSATION: ReadonlySet<string> = new Set(["send", "history", "edit", "delete", "react", "read", "typing"]);
 
 export function isRequestType(t: unknown): t is RequestType {
   return typeof t === "string" && Object.hasOwn(REQUEST_FIELDS, t);
@@ -119,6 +152,17 @@ function checkField(key: string, type: FieldType, v: unknown): void {
       if (!isText(v) || v.length < 1 || bytes(v) > CID_MAX)
         bad(`'${key}' must be a string of 1-${CID_MAX} UTF-8 bytes`);
       return;
+    case "emoji":
+      if (!isText(v) || v.length < 1 || bytes(v) > EMOJI_MAX)
+        bad(`'${key}' must be a string of 1-${EMOJI_MAX} UTF-8 bytes`);
+      return;
+    case "bool":
+      if (typeof v !== "boolean") bad(`'${key}' must be true or false`);
+      return;
+    case "query":
+      if (!isText(v) || v.length < 1 || bytes(v) > QUERY_MAX || v.includes("\0"))
+        bad(`'${key}' must be a string of 1-${QUERY_MAX} UTF-8 bytes without U+0000`);
+      return;
     case "file": {
       if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array)
         bad(`'${key}' must be a map {name, type, data}`);
@@ -154,10 +198,11 @@ export function validateRequest(t: RequestType, m: Record<string, unknown>, id?:
     checkField(key, spec.type, v);
     out[key] = v;
   }
-  if (t === "send" || t === "history") {
+  if (ONE_CONVERSATION.has(t)) {
     if ((m.group == null) === (m.user == null)) bad("exactly one of 'group' or 'user' is required");
   }
   if (t === "send" && !m.text && m.file == null) bad("a message needs a non-empty 'text', a 'file', or both");
+  if (t === "edit" && !m.text) bad("an edit needs a non-empty 'text'");
   if (t === "login" && (m.pass == null) === (m.token == null)) bad("exactly one of 'pass' or 'token' is required");
   return out as unknown as Request;
 }

@@ -1,17 +1,46 @@
 // An in-memory Store: same contract as the SQLite one, nothing survives a restart.
-import type { BanRow, Committed, CommitResult, GroupRow, MidSize, NewMessage, Page, Position, Store, StoredMessage, UserRow } from "./store.ts";
-import { convOf, messageSize } from "./store.ts";
+import type {
+  BanRow,
+  Committed,
+  CommitResult,
+  ConvState,
+  EntryInfo,
+  GroupRow,
+  MidSize,
+  NewMessage,
+  Page,
+  Position,
+  Reaction,
+  Store,
+  StoredMessage,
+  UserRow,
+} from "./store.ts";
+import { convOf, groupConv, matchesQuery, mentionsOf, messageSize, placement, previewText } from "./store.ts";
 
-/** Index of the first element with mid > x, in an array sorted by mid. */
-function firstAfter(list: StoredMessage[], x: number): number {
+/** A stored entry and where it is placed (src/store/store.ts, placement). */
+interface Row {
+  m: StoredMessage;
+  conv: string;
+  grp: string | null;
+  toUser: string | null;
+}
+
+/** Index of the first row with mid > x, in an array sorted by mid. */
+function firstAfter(list: Row[], x: number): number {
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (list[mid]!.mid <= x) lo = mid + 1;
+    if (list[mid]!.m.mid <= x) lo = mid + 1;
     else hi = mid;
   }
   return lo;
+}
+
+function find(list: Row[] | undefined, mid: number): Row | undefined {
+  if (!list) return undefined;
+  const r = list[firstAfter(list, mid - 1)];
+  return r?.m.mid === mid ? r : undefined;
 }
 
 function sized(m: StoredMessage): MidSize {
@@ -25,9 +54,17 @@ export class MemoryStore implements Store {
   private groups = new Map<string, GroupRow>();
   /** group -> members, in join order */
   private members = new Map<string, Set<string>>();
-  private all: StoredMessage[] = [];
-  private byConv = new Map<string, StoredMessage[]>();
-  private byCid = new Map<string, StoredMessage>();
+  private all: Row[] = [];
+  private byConv = new Map<string, Row[]>();
+  private byCid = new Map<string, Row>();
+  /** mid -> reactions, in the order they were added. */
+  private reactions = new Map<number, Array<{ user: string; emoji: string }>>();
+  /** mid -> the users its text mentions (group messages). */
+  private mentions = new Map<number, { conv: string; users: string[] }>();
+  /** "user\0conv" -> read marker */
+  private reads = new Map<string, number>();
+  /** user -> peer -> direct conversation key */
+  private dmPeers = new Map<string, Map<string, string>>();
   /** The last commit's number (Committed.seq). */
   private seq = 0;
   private bansBy = new Map<string, BanRow>();
@@ -76,6 +113,7 @@ export class MemoryStore implements Store {
     if (this.groups.has(name)) return 0;
     this.groups.set(name, { name, owner });
     this.members.set(name, new Set([owner]));
+    this.markJoined(name, owner);
     return ++this.seq;
   }
 
@@ -87,7 +125,14 @@ export class MemoryStore implements Store {
     const m = this.members.get(grp);
     if (!m || m.has(user)) return 0;
     m.add(user);
+    this.markJoined(grp, user);
     return ++this.seq;
+  }
+
+  /** A new member has read everything before their join (PROTOCOL.md §3.6). */
+  private markJoined(grp: string, user: string): void {
+    const key = `${user}\0${groupConv(grp)}`;
+    this.reads.set(key, Math.max(this.reads.get(key) ?? 0, this.last()));
   }
 
   async removeMember(grp: string, user: string): Promise<number> {
@@ -127,7 +172,60 @@ export class MemoryStore implements Store {
   }
 
   private last(): number {
-    return Math.max(this.highWater, this.all.length ? this.all[this.all.length - 1]!.mid : 0);
+    return Math.max(this.highWater, this.all.length ? this.all[this.all.length - 1]!.m.mid : 0);
+  }
+
+  async entryAt(conv: string, mid: number): Promise<EntryInfo | undefined> {
+    const r = find(this.byConv.get(conv), mid);
+    if (!r) return undefined;
+    const info: EntryInfo = { sender: r.m.sender, deleted: r.m.deleted !== undefined };
+    if (r.m.kind !== undefined) info.kind = r.m.kind;
+    return info;
+  }
+
+  async readMarker(user: string, conv: string): Promise<number> {
+    return this.reads.get(`${user}\0${conv}`) ?? 0;
+  }
+
+  async convs(user: string): Promise<ConvState[]> {
+    const list: ConvState[] = [];
+    for (const [grp, users] of this.members) if (users.has(user)) list.push(this.convState(user, groupConv(grp), { grp }));
+    for (const [peer, conv] of this.dmPeers.get(user) ?? []) list.push(this.convState(user, conv, { peer }));
+    return list;
+  }
+
+  private convState(user: string, conv: string, who: { grp?: string; peer?: string }): ConvState {
+    const rows = this.byConv.get(conv) ?? [];
+    const read = this.reads.get(`${user}\0${conv}`) ?? 0;
+    let unread = 0;
+    let mentions = 0;
+    for (let i = firstAfter(rows, read); i < rows.length; i++) {
+      const m = rows[i]!.m;
+      if (m.kind !== undefined || m.deleted !== undefined || m.sender === user) continue;
+      unread++;
+      if (this.mentions.get(m.mid)?.users.includes(user)) mentions++;
+    }
+    const s: ConvState = { conv, ...who, last: rows.at(-1)?.m.mid ?? 0, read, unread, mentions };
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const m = rows[i]!.m;
+      if (m.kind !== undefined || m.deleted !== undefined) continue;
+      s.preview = { mid: m.mid, ts: m.ts, sender: m.sender };
+      if (m.text !== undefined) s.preview.text = previewText(m.text);
+      if (m.file !== undefined) s.preview.file = { name: m.file.name, type: m.file.type, size: m.file.data.length };
+      break;
+    }
+    return s;
+  }
+
+  async search(user: string, q: string, before: number, limit: number): Promise<MidSize[]> {
+    const out: MidSize[] = [];
+    for (let i = firstAfter(this.all, before - 1) - 1; i >= 0 && out.length < limit; i--) {
+      const { m, grp, toUser } = this.all[i]!;
+      if (m.kind !== undefined || m.deleted !== undefined) continue;
+      const mine = grp !== null ? this.members.get(grp)?.has(user) === true : m.sender === user || toUser === user;
+      if (mine && matchesQuery(m.text, q)) out.push(sized(m));
+    }
+    return out;
   }
 
   async commit(batch: NewMessage[], now: number): Promise<Committed> {
@@ -137,23 +235,107 @@ export class MemoryStore implements Store {
       const key = m.cid !== undefined ? `${m.sender}\0${m.cid}` : undefined;
       const prior = key !== undefined ? this.byCid.get(key) : undefined;
       if (prior) {
-        out.push({ mid: prior.mid, ts: prior.ts, duplicate: true });
+        out.push({ mid: prior.m.mid, ts: prior.m.ts, duplicate: true });
         continue;
       }
-      const stored: StoredMessage = { ...m, mid: ++next, ts: now };
-      this.all.push(stored);
-      const conv = convOf(m);
-      let list = this.byConv.get(conv);
-      if (!list) this.byConv.set(conv, (list = []));
-      list.push(stored);
-      if (key !== undefined) this.byCid.set(key, stored);
-      out.push({ mid: stored.mid, ts: now, duplicate: false });
+      let target: Row | undefined;
+      if (m.kind !== undefined && m.kind !== "read") {
+        target = find(this.byConv.get(convOf(m)), m.ref!);
+        if (!target || target.m.kind !== undefined || target.m.deleted !== undefined) {
+          out.push({ mid: 0, ts: now, duplicate: false, refused: true });
+          continue;
+        }
+      }
+      const mid = ++next;
+      const stored: StoredMessage = { ...m, mid, ts: now };
+      if (m.file) stored.file = { ...m.file };
+      if (m.kind === "read") stored.ref = Math.min(m.ref!, mid - 1);
+      const p = placement(m);
+      const row: Row = { m: stored, conv: p.conv, grp: p.grp, toUser: p.toUser };
+      this.all.push(row);
+      let list = this.byConv.get(p.conv);
+      if (!list) this.byConv.set(p.conv, (list = []));
+      list.push(row);
+      if (key !== undefined) this.byCid.set(key, row);
+      const result: CommitResult = { mid, ts: now, duplicate: false };
+      const t = target?.m;
+      switch (m.kind) {
+        case undefined:
+          if (m.grp !== undefined) this.setMentions(mid, p.conv, mentionsOf(m.text, m.sender));
+          else this.addPeers(m.sender, m.toUser!, p.conv);
+          break;
+        case "edit":
+          t!.text = m.text;
+          t!.edited = now;
+          if (t!.grp !== undefined) this.setMentions(t!.mid, p.conv, mentionsOf(m.text, t!.sender));
+          break;
+        case "delete":
+          delete t!.text;
+          delete t!.file;
+          delete t!.edited;
+          t!.deleted = now;
+          for (const r of list) if (r.m.kind === "edit" && r.m.ref === t!.mid) delete r.m.text;
+          this.reactions.delete(t!.mid);
+          this.mentions.delete(t!.mid);
+          break;
+        case "react":
+        case "unreact": {
+          const rs = this.reactions.get(t!.mid) ?? [];
+          const i = rs.findIndex((r) => r.user === m.sender && r.emoji === m.text);
+          if (m.kind === "react" && i < 0) rs.push({ user: m.sender, emoji: m.text! });
+          if (m.kind === "unreact" && i >= 0) rs.splice(i, 1);
+          if (rs.length > 0) this.reactions.set(t!.mid, rs);
+          else this.reactions.delete(t!.mid);
+          break;
+        }
+        case "read": {
+          const k = `${m.sender}\0${p.about}`;
+          const marker = Math.max(this.reads.get(k) ?? 0, stored.ref!);
+          this.reads.set(k, marker);
+          result.read = marker;
+          break;
+        }
+      }
+      out.push(result);
     }
     if (batch.length > 0) this.seq++;
     return { seq: this.seq, results: out };
   }
 
-  async history(conv: string, page: Page): Promise<StoredMessage[]> {
+  private setMentions(mid: number, conv: string, users: string[]): void {
+    if (users.length > 0) this.mentions.set(mid, { conv, users });
+    else this.mentions.delete(mid);
+  }
+
+  private addPeers(a: string, b: string, conv: string): void {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      let m = this.dmPeers.get(x);
+      if (!m) this.dmPeers.set(x, (m = new Map()));
+      m.set(y, conv);
+    }
+  }
+
+  /** A copy of a row's message as it is now, with its reactions: what callers get. */
+  private out(r: Row): StoredMessage {
+    const m: StoredMessage = { ...r.m };
+    if (m.file) m.file = { ...m.file };
+    const rs = this.reactions.get(m.mid);
+    if (rs && m.kind === undefined) {
+      const by = new Map<string, Reaction>();
+      for (const { user, emoji } of rs) {
+        let x = by.get(emoji);
+        if (!x) by.set(emoji, (x = { emoji, users: [] }));
+        x.users.push(user);
+      }
+      m.reactions = [...by.values()];
+    }
+    return m;
+  }
+
+  private historyRows(conv: string, page: Page): Row[] {
     const list = this.byConv.get(conv) ?? [];
     const start = page.after !== undefined ? firstAfter(list, page.after) : 0;
     const end = page.before !== undefined ? firstAfter(list, page.before - 1) : list.length;
@@ -164,30 +346,37 @@ export class MemoryStore implements Store {
       : list.slice(Math.max(start, end - page.limit), end);
   }
 
-  async sync(user: string, after: number, limit: number): Promise<StoredMessage[]> {
-    const out: StoredMessage[] = [];
+  private syncRows(user: string, after: number, limit: number): Row[] {
+    const out: Row[] = [];
     for (let i = firstAfter(this.all, after); i < this.all.length && out.length < limit; i++) {
-      const m = this.all[i]!;
-      const mine =
-        m.grp !== undefined ? this.members.get(m.grp)?.has(user) === true : m.sender === user || m.toUser === user;
-      if (mine) out.push(m);
+      const r = this.all[i]!;
+      const mine = r.grp !== null ? this.members.get(r.grp)?.has(user) === true : r.m.sender === user || r.toUser === user;
+      if (mine) out.push(r);
     }
     return out;
   }
 
+  async history(conv: string, page: Page): Promise<StoredMessage[]> {
+    return this.historyRows(conv, page).map((r) => this.out(r));
+  }
+
+  async sync(user: string, after: number, limit: number): Promise<StoredMessage[]> {
+    return this.syncRows(user, after, limit).map((r) => this.out(r));
+  }
+
   async historySizes(conv: string, page: Page): Promise<MidSize[]> {
-    return (await this.history(conv, page)).map(sized);
+    return this.historyRows(conv, page).map((r) => sized(r.m));
   }
 
   async syncSizes(user: string, after: number, limit: number): Promise<MidSize[]> {
-    return (await this.sync(user, after, limit)).map(sized);
+    return this.syncRows(user, after, limit).map((r) => sized(r.m));
   }
 
   async messagesByMid(mids: readonly number[]): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
     for (const mid of [...mids].sort((a, b) => a - b)) {
-      const m = this.all[firstAfter(this.all, mid - 1)];
-      if (m?.mid === mid && out.at(-1)?.mid !== mid) out.push(m);
+      const r = this.all[firstAfter(this.all, mid - 1)];
+      if (r?.m.mid === mid && out.at(-1)?.mid !== mid) out.push(this.out(r));
     }
     return out;
   }
@@ -210,22 +399,48 @@ export class MemoryStore implements Store {
     return [...this.bansBy.values()].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
   }
 
-  /** Deletes the messages that match, from every index; returns how many. */
-  private deleteWhere(pred: (m: StoredMessage) => boolean): number {
+  /**
+   * Deletes the entries that match, from every index, with their reactions and mentions;
+   * returns how many.
+   */
+  private deleteWhere(pred: (r: Row) => boolean): number {
     this.highWater = this.last();
-    const before = this.all.length;
-    this.all = this.all.filter((m) => !pred(m));
+    const gone = new Set<number>();
+    this.all = this.all.filter((r) => {
+      if (!pred(r)) return true;
+      gone.add(r.m.mid);
+      return false;
+    });
+    if (gone.size === 0) return 0;
     for (const [conv, list] of this.byConv) {
-      const kept = list.filter((m) => !pred(m));
+      const kept = list.filter((r) => !gone.has(r.m.mid));
       if (kept.length === 0) this.byConv.delete(conv);
       else this.byConv.set(conv, kept);
     }
-    for (const [k, m] of this.byCid) if (pred(m)) this.byCid.delete(k);
-    return before - this.all.length;
+    for (const [k, r] of this.byCid) if (gone.has(r.m.mid)) this.byCid.delete(k);
+    for (const mid of gone) {
+      this.reactions.delete(mid);
+      this.mentions.delete(mid);
+    }
+    return gone.size;
   }
 
   async eraseUser(user: string): Promise<number> {
-    const n = this.deleteWhere((m) => m.sender === user);
+    const n = this.deleteWhere((r) => r.m.sender === user);
+    // What the user left on others' messages, and their own conversation state.
+    for (const [mid, list] of this.reactions) {
+      const kept = list.filter((x) => x.user !== user);
+      if (kept.length === 0) this.reactions.delete(mid);
+      else if (kept.length !== list.length) this.reactions.set(mid, kept);
+    }
+    for (const [mid, x] of this.mentions) {
+      if (!x.users.includes(user)) continue;
+      const users = x.users.filter((u) => u !== user);
+      if (users.length === 0) this.mentions.delete(mid);
+      else this.mentions.set(mid, { conv: x.conv, users });
+    }
+    for (const k of this.reads.keys()) if (k.startsWith(`${user}\0`)) this.reads.delete(k);
+    this.dmPeers.delete(user);
     await this.deleteUserTokens(user);
     const u = this.users.get(user);
     if (u) this.users.set(user, { name: user, passHash: "" });
@@ -233,7 +448,9 @@ export class MemoryStore implements Store {
   }
 
   async deleteGroup(name: string): Promise<number> {
-    const n = this.deleteWhere((m) => m.grp === name);
+    const n = this.deleteWhere((r) => r.grp === name);
+    const conv = groupConv(name);
+    for (const k of this.reads.keys()) if (k.endsWith(`\0${conv}`)) this.reads.delete(k);
     this.members.delete(name);
     this.groups.delete(name);
     return n;
@@ -242,15 +459,15 @@ export class MemoryStore implements Store {
   async userMessages(user: string, after: number, limit: number): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
     for (let i = firstAfter(this.all, after); i < this.all.length && out.length < limit; i++) {
-      const m = this.all[i]!;
-      if (m.sender === user || m.toUser === user) out.push(m);
+      const r = this.all[i]!;
+      if (r.m.sender === user || r.toUser === user) out.push(r.m);
     }
     return out;
   }
 
   async purge(before: number, limit: number): Promise<number> {
-    const head = new Set(this.all.slice(0, limit).filter((m) => m.ts < before));
-    return head.size === 0 ? 0 : this.deleteWhere((m) => head.has(m));
+    const head = new Set(this.all.slice(0, limit).filter((r) => r.m.ts < before));
+    return head.size === 0 ? 0 : this.deleteWhere((r) => head.has(r));
   }
 
   async backup(): Promise<void> {

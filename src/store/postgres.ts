@@ -34,10 +34,14 @@ import { and, asc, count, eq, gt, lte, ne, sql } from "drizzle-orm";
 import { type BunSQLDatabase, drizzle } from "drizzle-orm/bun-sql";
 import { embeddedPgMigrations } from "./migrations-pg-macro.ts" with { type: "macro" };
 import { bans, groups, memberships, tokens, users } from "./schema-pg.ts";
+import { groupReactions, KNOWN_PAIRS_MAX } from "./sqlite.ts";
 import type {
   BanRow,
   Committed,
   CommitResult,
+  ConvState,
+  EntryInfo,
+  EntryKind,
   GroupRow,
   MidSize,
   NewMessage,
@@ -47,7 +51,7 @@ import type {
   StoredMessage,
   UserRow,
 } from "./store.ts";
-import { convOf, messageSize } from "./store.ts";
+import { groupConv, likePattern, matchesQuery, mentionsOf, messageSize, placement, previewText, readTarget } from "./store.ts";
 
 const MIGRATIONS = embeddedPgMigrations();
 
@@ -59,6 +63,12 @@ const PURGE_LOCK = 0x7463_7075_7267; // "tcpurg"
 
 /** Largest mid bound (mids are below 2^53). */
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
+
+/** Messages indexed for search per transaction (under the commit lock: commits wait for it). */
+const INDEX_CHUNK = 2000;
+
+/** Search text as PostgreSQL's text can hold it (no U+0000). */
+const searchBody = (s: string): string => s.replaceAll("\0", "\uFFFD");
 
 /** Most rows in one INSERT (12 parameters each; PostgreSQL takes at most 65535). */
 const INSERT_CHUNK = 2000;
@@ -129,16 +139,43 @@ interface MessageRow {
   file_name: Uint8Array | null;
   file_type: Uint8Array | null;
   file_data: Uint8Array | null;
+  kind: string | null;
+  ref: string | null;
+  about: string | null;
+  edited: string | null;
+  deleted: string | null;
 }
 
 function toStored(r: MessageRow): StoredMessage {
   const m: StoredMessage = { mid: Number(r.mid), ts: Number(r.ts), sender: r.sender };
-  if (r.grp !== null) m.grp = r.grp;
-  if (r.to_user !== null) m.toUser = r.to_user;
+  if (r.kind === "read") Object.assign(m, readTarget(r.about!, r.sender));
+  else {
+    if (r.grp !== null) m.grp = r.grp;
+    if (r.to_user !== null) m.toUser = r.to_user;
+  }
   if (r.cid !== null) m.cid = str(r.cid);
   if (r.text !== null) m.text = str(r.text);
   if (r.file_name !== null) m.file = { name: str(r.file_name)!, type: str(r.file_type) ?? "", data: r.file_data ?? EMPTY };
+  if (r.kind !== null) m.kind = r.kind as EntryKind;
+  if (r.ref !== null) m.ref = Number(r.ref);
+  if (r.edited !== null) m.edited = Number(r.edited);
+  if (r.deleted !== null) m.deleted = Number(r.deleted);
   return m;
+}
+
+/** The start of a preview's text (PREVIEW_CHARS code points are at most 4 bytes each). */
+const PREVIEW_BYTES = 400;
+
+/** The first characters of UTF-8 `b` cut at any byte: an incomplete last character is left out. */
+function previewOf(b: Uint8Array): string {
+  return previewText(new TextDecoder().decode(b, { stream: true }));
+}
+
+/** An entry's target as read under the commit lock: its conversation, kind and whether deleted. */
+interface Target {
+  conv: string;
+  kind: string | null;
+  deleted: boolean;
 }
 
 function toSizes(rows: Array<{ mid: string; size: number }>): MidSize[] {
@@ -161,6 +198,9 @@ type Prepared = {
   file_type: Buffer | null;
   file_data: Uint8Array | null;
   size: number;
+  kind: string | null;
+  ref: number | null;
+  about: string | null;
 };
 
 const COLUMNS = [
@@ -176,23 +216,30 @@ const COLUMNS = [
   "file_type",
   "file_data",
   "size",
+  "kind",
+  "ref",
+  "about",
 ] as const;
 
 function prepare(m: NewMessage, now: number): Prepared {
   const f = m.file;
+  const p = placement(m);
   return {
     mid: 0,
     ts: now,
     sender: m.sender,
-    grp: m.grp ?? null,
-    to_user: m.toUser ?? null,
-    conv: convOf(m),
+    grp: p.grp,
+    to_user: p.toUser,
+    conv: p.conv,
     cid: m.cid === undefined ? null : utf8(m.cid),
     text: m.text === undefined ? null : utf8(m.text),
     file_name: f ? utf8(f.name) : null,
     file_type: f ? utf8(f.type) : null,
     file_data: f ? f.data : null,
     size: messageSize(m),
+    kind: m.kind ?? null,
+    ref: m.ref ?? null,
+    about: p.about,
   };
 }
 
@@ -201,6 +248,10 @@ export class PostgresStore implements Store {
   readonly db: BunSQLDatabase;
   private readonly timeoutMs: number;
   private closed = false;
+  /** Direct conversations known to be in dm_peers (as in SqliteStore). */
+  private readonly knownPairs = new Set<string>();
+  /** Whether search_text has its pg_trgm index (the extension could be created). */
+  trigram = false;
 
   /** Connects, migrates (once across nodes starting together) and resolves with the store; rejects if it cannot. */
   static async open(opts: PostgresOptions): Promise<PostgresStore> {
@@ -251,6 +302,18 @@ export class PostgresStore implements Store {
         if (last && Number(last.created_at) >= m.folderMillis) continue;
         for (const stmt of m.sql) if (stmt.trim() !== "") await tx.unsafe(stmt);
         await tx`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES (${m.hash}, ${m.folderMillis})`;
+      }
+      // Search's trigram index, if the server has pg_trgm (Debian's postgresql has it, in contrib)
+      // and this role may create it (a trusted extension: CREATE on the database is enough).
+      // Without it, search works the same, by scanning search_text.
+      try {
+        await tx.savepoint(async (sp) => {
+          await sp`CREATE EXTENSION IF NOT EXISTS pg_trgm`;
+          await sp`CREATE INDEX IF NOT EXISTS search_text_trgm ON search_text USING gin (body gin_trgm_ops)`;
+        });
+        this.trigram = true;
+      } catch {
+        this.trigram = false;
       }
     });
   }
@@ -365,6 +428,7 @@ export class PostgresStore implements Store {
       if (g.length === 0) return 0;
       const [s] = await tx`WITH m AS (INSERT INTO memberships (grp, "user", joined) VALUES (${name}, ${owner}, ${now}::int8))
         UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq`;
+      await this.markJoined(tx, name, owner);
       return Number(s.seq);
     });
   }
@@ -384,8 +448,16 @@ export class PostgresStore implements Store {
             SELECT ${grp}, ${user}, ${now}::int8 WHERE EXISTS (SELECT 1 FROM groups WHERE name = ${grp})
             ON CONFLICT DO NOTHING RETURNING 1)
         UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM m) RETURNING seq`;
-      return r.length === 1 ? Number(r[0].seq) : 0;
+      if (r.length === 0) return 0;
+      await this.markJoined(tx, grp, user);
+      return Number(r[0].seq);
     });
+  }
+
+  /** A new member has read everything before their join (PROTOCOL.md §3.6). The seq row is locked by then. */
+  private async markJoined(tx: Tx, grp: string, user: string): Promise<void> {
+    await tx`INSERT INTO reads ("user", conv, mid) SELECT ${user}, ${groupConv(grp)}, last_mid FROM tcpchat_seq WHERE id = 1
+      ON CONFLICT ("user", conv) DO UPDATE SET mid = GREATEST(reads.mid, EXCLUDED.mid)`;
   }
 
   removeMember(grp: string, user: string): Promise<number> {
@@ -439,6 +511,136 @@ export class PostgresStore implements Store {
     });
   }
 
+  entryAt(conv: string, mid: number): Promise<EntryInfo | undefined> {
+    return this.read("entryAt", async () => {
+      const [r] = await this.sql`SELECT sender, kind, deleted FROM messages WHERE conv = ${conv} AND mid = ${mid}::int8`;
+      if (!r) return undefined;
+      const info: EntryInfo = { sender: r.sender, deleted: r.deleted !== null };
+      if (r.kind !== null) info.kind = r.kind as EntryKind;
+      return info;
+    });
+  }
+
+  readMarker(user: string, conv: string): Promise<number> {
+    return this.read("readMarker", async () => {
+      const [r] = await this.sql`SELECT mid FROM reads WHERE "user" = ${user} AND conv = ${conv}`;
+      return r ? Number(r.mid) : 0;
+    });
+  }
+
+  convs(user: string): Promise<ConvState[]> {
+    return this.read("convs", async () => {
+      // As in SqliteStore.convs: index probes and index-only range scans of messages_conv.
+      const rows = (await this.sql`WITH c AS (
+          SELECT 'g:' || grp AS conv, grp, NULL::text AS peer FROM memberships WHERE "user" = ${user}
+          UNION ALL SELECT conv, NULL, peer FROM dm_peers WHERE "user" = ${user}),
+        s AS (SELECT c.conv, c.grp, c.peer, coalesce(r.mid, 0) AS read FROM c LEFT JOIN reads r ON r."user" = ${user} AND r.conv = c.conv)
+        SELECT s.conv, s.grp, s.peer, s.read,
+          coalesce((SELECT max(mid) FROM messages WHERE conv = s.conv), 0) AS last,
+          (SELECT count(*) FROM messages
+            WHERE conv = s.conv AND mid > s.read AND kind IS NULL AND deleted IS NULL AND sender <> ${user}) AS unread,
+          (SELECT count(*) FROM mentions WHERE "user" = ${user} AND conv = s.conv AND mid > s.read) AS mentions,
+          (SELECT mid FROM messages WHERE conv = s.conv AND kind IS NULL AND deleted IS NULL ORDER BY mid DESC LIMIT 1) AS pmid
+        FROM s`) as Array<{
+        conv: string;
+        grp: string | null;
+        peer: string | null;
+        read: string;
+        last: string;
+        unread: string;
+        mentions: string;
+        pmid: string | null;
+      }>;
+      const mids = rows.filter((r) => r.pmid !== null).map((r) => r.pmid);
+      const previews = new Map<number, { mid: string; ts: string; sender: string; text: Uint8Array | null; file_name: Uint8Array | null; file_type: Uint8Array | null; file_size: number | null }>();
+      if (mids.length > 0) {
+        const list = `{${mids.join(",")}}`;
+        const ps = await this.sql`SELECT mid, ts, sender, substring(text from 1 for ${PREVIEW_BYTES}::int) AS text, file_name, file_type,
+            length(file_data) AS file_size FROM messages WHERE mid = ANY(${list}::int8[])`;
+        for (const p of ps) previews.set(Number(p.mid), p);
+      }
+      return rows.map((r) => {
+        const s: ConvState = {
+          conv: r.conv,
+          last: Number(r.last),
+          read: Number(r.read),
+          unread: Number(r.unread),
+          mentions: Number(r.mentions),
+        };
+        if (r.grp !== null) s.grp = r.grp;
+        if (r.peer !== null) s.peer = r.peer;
+        const p = r.pmid === null ? undefined : previews.get(Number(r.pmid));
+        if (p) {
+          s.preview = { mid: Number(p.mid), ts: Number(p.ts), sender: p.sender };
+          if (p.text !== null) s.preview.text = previewOf(p.text);
+          if (p.file_name !== null) s.preview.file = { name: str(p.file_name)!, type: str(p.file_type) ?? "", size: Number(p.file_size ?? 0) };
+        }
+        return s;
+      });
+    });
+  }
+
+  async search(user: string, q: string, before: number, limit: number): Promise<MidSize[]> {
+    await this.indexSearch();
+    const pattern = likePattern(q);
+    const out: MidSize[] = [];
+    const chunk = Math.max(limit, 64);
+    for (let bound = before; out.length < limit; ) {
+      // ILIKE (by the trigram index, for 3 characters or more) finds candidates: each is checked
+      // with matchesQuery on the message's own text, so every store finds the same messages.
+      const rows = (await this.read(
+        "search",
+        () => this.sql`SELECT s.mid, m.text, m.size FROM search_text s JOIN messages m ON m.mid = s.mid
+          WHERE s.body ILIKE ${pattern} AND s.mid < ${bound}::int8 AND m.kind IS NULL AND m.deleted IS NULL
+            AND (s.conv IN (SELECT 'g:' || grp FROM memberships WHERE "user" = ${user}) OR s.to_user = ${user}
+              OR (s.sender = ${user} AND s.to_user IS NOT NULL))
+          ORDER BY s.mid DESC LIMIT ${chunk}::int8`,
+      )) as Array<{ mid: string; text: Uint8Array | null; size: number }>;
+      for (const r of rows) {
+        if (matchesQuery(str(r.text), q)) out.push({ mid: Number(r.mid), size: r.size });
+        if (out.length === limit) break;
+      }
+      if (rows.length < chunk) break;
+      bound = Number(rows[rows.length - 1]!.mid);
+    }
+    return out;
+  }
+
+  /**
+   * Indexes for search what was stored since (any node may; they take turns): under the commit
+   * lock, so that an edit or delete, which updates search_text in its commit, is either already in
+   * the text read here or comes after this row is in. Chunk by chunk, commits waiting for each.
+   */
+  private async indexSearch(): Promise<void> {
+    for (;;) {
+      const [st] = await this.read("searchState", () => this.sql`SELECT s.indexed, q.last_mid FROM search_state s, tcpchat_seq q
+        WHERE s.id = 1 AND q.id = 1`);
+      if (Number(st.indexed) >= Number(st.last_mid)) return;
+      const done = await this.write("indexSearch", async (tx) => {
+        const [q] = await tx`SELECT last_mid FROM tcpchat_seq WHERE id = 1 FOR UPDATE`;
+        const [x] = await tx`SELECT indexed FROM search_state WHERE id = 1`;
+        const from = Number(x.indexed);
+        const upto = Math.min(Number(q.last_mid), from + INDEX_CHUNK);
+        if (from >= upto) return true;
+        const rows = (await tx`SELECT mid, conv, sender, to_user, text FROM messages
+          WHERE mid > ${from}::int8 AND mid <= ${upto}::int8 AND kind IS NULL AND deleted IS NULL AND text IS NOT NULL`) as Array<{
+          mid: string;
+          conv: string;
+          sender: string;
+          to_user: string | null;
+          text: Uint8Array;
+        }>;
+        if (rows.length > 0) {
+          const items = rows.map((r) => ({ mid: r.mid, conv: r.conv, sender: r.sender, to_user: r.to_user, body: searchBody(str(r.text)!) }));
+          await tx`INSERT INTO search_text ${tx(items, "mid", "conv", "sender", "to_user", "body")} ON CONFLICT DO NOTHING`;
+        }
+        await tx`UPDATE search_state SET indexed = ${upto}::int8 WHERE id = 1`;
+        return upto >= Number(q.last_mid);
+      });
+      if (done) return;
+    }
+  }
+
   async commit(batch: NewMessage[], now: number): Promise<Committed> {
     if (batch.length === 0) return { seq: (await this.position()).seq, results: [] };
     // Everything that needs no lock is done before taking it.
@@ -462,7 +664,7 @@ export class PostgresStore implements Store {
         for (let attempt = 0; ; attempt++) {
           const at = { committing: false };
           try {
-            return await this.commitOnce(rows, keys, withCid, withCidKeys, now, at);
+            return await this.commitOnce(batch, rows, keys, withCid, withCidKeys, now, at);
           } catch (e) {
             // Retried only when the COMMIT was not sent: then nothing of it can have been stored.
             if (at.committing || attempt > 0 || this.closed || !isConnectionError(e)) throw e;
@@ -480,6 +682,7 @@ export class PostgresStore implements Store {
    * UPDATE of the seq row to its COMMIT: one trip to this process and back, not three.
    */
   private async commitOnce(
+    batch: NewMessage[],
     rows: Prepared[],
     keys: Array<string | undefined>,
     withCid: Prepared[],
@@ -487,6 +690,8 @@ export class PostgresStore implements Store {
     now: number,
     at: { committing: boolean },
   ): Promise<Committed> {
+    // The mids that edits, deletes and reactions are about: read under the lock with the cids.
+    const refs = [...new Set(batchEntries(rows).map((r) => r.ref!))];
     const conn = await this.sql.reserve();
     try {
       // The lock first. The batch's (sender, cid) pairs stored already are read right behind it: the
@@ -502,6 +707,9 @@ export class PostgresStore implements Store {
           FROM unnest(${conn.array(withCid.map((r) => r.sender), "TEXT")}, ${conn.array(withCid.map((r) => r.cid), "BYTEA")})
             WITH ORDINALITY AS b(sender, cid, i)
           CROSS JOIN LATERAL (SELECT mid, ts FROM messages WHERE sender = b.sender AND cid = b.cid AND cid IS NOT NULL LIMIT 1) m`,
+        refs.length === 0
+          ? Promise.resolve([])
+          : conn`SELECT mid, conv, kind, deleted FROM messages WHERE mid = ANY(${`{${refs.join(",")}}`}::int8[])`,
       ]);
       const failed = first.find((r) => r.status === "rejected");
       if (failed) {
@@ -515,9 +723,17 @@ export class PostgresStore implements Store {
       let last = Number(s!.last_mid);
       const prior = new Map<string, CommitResult>();
       for (const f of found) prior.set(withCidKeys[Number(f.i) - 1]!, { mid: Number(f.mid), ts: Number(f.ts), duplicate: true });
+      const targets = new Map<number, Target>();
+      for (const t of (first[3] as PromiseFulfilledResult<Array<{ mid: string; conv: string; kind: string | null; deleted: string | null }>>).value)
+        targets.set(Number(t.mid), { conv: t.conv, kind: t.kind, deleted: t.deleted !== null });
 
       const results: CommitResult[] = new Array(rows.length);
       const fresh: Prepared[] = [];
+      /** What the fresh entries change, in their order (sent after the INSERT). */
+      const effects: Array<{ i: number; r: Prepared }> = [];
+      const mentionRows: Array<[string, string, number]> = [];
+      const pairs: Array<[string, string, string]> = [];
+      const newPairs: string[] = [];
       for (let i = 0; i < rows.length; i++) {
         const k = keys[i];
         const p = k === undefined ? undefined : prior.get(k);
@@ -526,11 +742,28 @@ export class PostgresStore implements Store {
           continue;
         }
         const r = rows[i]!;
+        if (r.kind !== null && r.kind !== "read") {
+          // The core checked the target; a delete committed since (or earlier in this batch) refuses it.
+          const t = targets.get(r.ref!);
+          if (!t || t.conv !== r.conv || t.kind !== null || t.deleted) {
+            results[i] = { mid: 0, ts: now, duplicate: false, refused: true };
+            continue;
+          }
+          if (r.kind === "delete") t.deleted = true;
+        }
         r.mid = ++last;
         fresh.push(r);
         results[i] = { mid: r.mid, ts: now, duplicate: false };
         // A later message of this batch with the same (sender, cid) is a duplicate of this one.
         if (k !== undefined) prior.set(k, { mid: r.mid, ts: now, duplicate: true });
+        if (r.kind === "read") r.ref = Math.min(batch[i]!.ref!, r.mid - 1); // never past itself (a retry starts again from the request)
+        if (r.kind !== null) effects.push({ i, r });
+        else if (r.grp !== null) {
+          if (batch[i]!.text?.includes("@")) for (const u of mentionsOf(batch[i]!.text, r.sender)) mentionRows.push([u, r.conv, r.mid]);
+        } else if (!this.knownPairs.has(r.conv) && !newPairs.includes(r.conv)) {
+          pairs.push([r.sender, r.to_user!, r.conv], [r.to_user!, r.sender, r.conv]);
+          newPairs.push(r.conv);
+        }
       }
 
       const second: Array<Promise<unknown>> = [];
@@ -542,6 +775,54 @@ export class PostgresStore implements Store {
                 UPDATE tcpchat_seq SET last_mid = ${last}::int8 WHERE id = 1`
             : conn`INSERT INTO messages ${conn(chunk, ...COLUMNS)}`,
         );
+      }
+      if (mentionRows.length > 0) second.push(insertMentions(conn, mentionRows));
+      if (pairs.length > 0)
+        second.push(conn`INSERT INTO dm_peers ("user", peer, conv) SELECT * FROM unnest(${conn.array(pairs.map((p) => p[0]), "TEXT")},
+          ${conn.array(pairs.map((p) => p[1]), "TEXT")}, ${conn.array(pairs.map((p) => p[2]), "TEXT")}) ON CONFLICT DO NOTHING`);
+      /** Index in `second` of each read's marker statement, by its index in the batch. */
+      const markers = new Map<number, number>();
+      for (const { i, r } of effects) {
+        const m = batch[i]!;
+        const ref = r.ref!;
+        switch (r.kind) {
+          case "edit":
+            second.push(conn`UPDATE messages SET text = ${r.text}, edited = ${now}::int8,
+              size = size - coalesce(length(text), 0) + ${r.text!.length}::int WHERE mid = ${ref}::int8`);
+            // Indexed for search already (under this lock, see indexSearch): the new text replaces it.
+            second.push(conn`INSERT INTO search_text (mid, conv, sender, to_user, body)
+              SELECT mid, conv, sender, to_user, ${searchBody(m.text!)} FROM messages
+              WHERE mid = ${ref}::int8 AND mid <= (SELECT indexed FROM search_state WHERE id = 1)
+              ON CONFLICT (mid) DO UPDATE SET body = EXCLUDED.body`);
+            if (r.grp !== null) {
+              second.push(conn`DELETE FROM mentions WHERE mid = ${ref}::int8`);
+              const ms = mentionsOf(m.text, m.sender).map((u): [string, string, number] => [u, r.conv, ref]);
+              if (ms.length > 0) second.push(insertMentions(conn, ms));
+            }
+            break;
+          case "delete":
+            second.push(
+              conn`UPDATE messages SET text = NULL, file_name = NULL, file_type = NULL, file_data = NULL, edited = NULL,
+                deleted = ${now}::int8, size = 96 + coalesce(length(cid), 0) WHERE mid = ${ref}::int8`,
+              conn`UPDATE messages SET text = NULL, size = 96 + coalesce(length(cid), 0) WHERE kind = 'edit' AND ref = ${ref}::int8`,
+              conn`DELETE FROM reactions WHERE mid = ${ref}::int8`,
+              conn`DELETE FROM mentions WHERE mid = ${ref}::int8`,
+              conn`DELETE FROM search_text WHERE mid = ${ref}::int8`,
+            );
+            break;
+          case "react":
+            second.push(conn`INSERT INTO reactions (mid, "user", emoji, at) VALUES (${ref}::int8, ${r.sender}, ${r.text}, ${r.mid}::int8)
+              ON CONFLICT DO NOTHING`);
+            break;
+          case "unreact":
+            second.push(conn`DELETE FROM reactions WHERE mid = ${ref}::int8 AND "user" = ${r.sender} AND emoji = ${r.text}`);
+            break;
+          case "read":
+            markers.set(i, second.length);
+            second.push(conn`INSERT INTO reads ("user", conv, mid) VALUES (${r.sender}, ${r.about}, ${ref}::int8)
+              ON CONFLICT ("user", conv) DO UPDATE SET mid = GREATEST(reads.mid, EXCLUDED.mid) RETURNING mid`);
+            break;
+        }
       }
       at.committing = true;
       // After a failed statement the server answers this COMMIT with ROLLBACK: either way the
@@ -560,6 +841,12 @@ export class PostgresStore implements Store {
         at.committing = false; // the server says it rolled back
         throw new Error(`postgres: the commit ended in ${tag}`);
       }
+      for (const [i, j] of markers) {
+        const [m] = (done[j] as PromiseFulfilledResult<Array<{ mid: string }>>).value;
+        results[i]!.read = Number(m!.mid);
+      }
+      if (this.knownPairs.size + newPairs.length > KNOWN_PAIRS_MAX) this.knownPairs.clear();
+      for (const c of newPairs) this.knownPairs.add(c);
       return { seq, results };
     } finally {
       conn.release();
@@ -617,9 +904,20 @@ export class PostgresStore implements Store {
     if (wanted.length === 0) return Promise.resolve([]);
     const list = `{${wanted.join(",")}}`;
     return this.read("messagesByMid", async () => {
-      const rows = (await this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data
-        FROM messages WHERE mid = ANY(${list}::int8[]) ORDER BY mid`) as MessageRow[];
-      return rows.map(toStored);
+      const [rows, rs] = await Promise.all([
+        this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data, kind, ref, about, edited, deleted
+          FROM messages WHERE mid = ANY(${list}::int8[]) ORDER BY mid` as Promise<MessageRow[]>,
+        this.sql`SELECT mid, "user", emoji FROM reactions WHERE mid = ANY(${list}::int8[]) ORDER BY mid, at` as Promise<
+          Array<{ mid: string; user: string; emoji: Uint8Array }>
+        >,
+      ]);
+      const reactions = groupReactions(rs.map((r) => ({ mid: Number(r.mid), user: r.user, emoji: str(r.emoji)! })));
+      return rows.map((r) => {
+        const m = toStored(r);
+        const x = m.kind === undefined ? reactions.get(m.mid) : undefined;
+        if (x) m.reactions = x;
+        return m;
+      });
     });
   }
 
@@ -646,16 +944,32 @@ export class PostgresStore implements Store {
 
   eraseUser(user: string): Promise<number> {
     return this.write("eraseUser", async (tx) => {
+      // What hangs on the user's messages (a search_text row the indexer adds meanwhile for one
+      // of them is never a result: search joins messages).
+      await tx`DELETE FROM search_text WHERE sender = ${user}`;
+      await tx`DELETE FROM reactions WHERE mid IN (SELECT mid FROM messages WHERE sender = ${user})`;
+      await tx`DELETE FROM mentions WHERE mid IN (SELECT mid FROM messages WHERE sender = ${user})`;
       const r = await tx`DELETE FROM messages WHERE sender = ${user}`;
+      // What the user left on others' messages, and their own conversation state.
+      await tx`DELETE FROM reactions WHERE "user" = ${user}`;
+      await tx`DELETE FROM mentions WHERE "user" = ${user}`;
+      await tx`DELETE FROM reads WHERE "user" = ${user}`;
+      await tx`DELETE FROM dm_peers WHERE "user" = ${user}`;
       await tx`DELETE FROM tokens WHERE "user" = ${user}`;
       await tx`UPDATE users SET pass_hash = '' WHERE name = ${user}`;
+      this.knownPairs.clear();
       return r.count;
     });
   }
 
   deleteGroup(name: string): Promise<number> {
+    const conv = `g:${name}`;
     return this.write("deleteGroup", async (tx) => {
-      const r = await tx`DELETE FROM messages WHERE conv = ${`g:${name}`}`;
+      await tx`DELETE FROM search_text WHERE conv = ${conv}`;
+      await tx`DELETE FROM reactions WHERE mid IN (SELECT mid FROM messages WHERE conv = ${conv})`;
+      await tx`DELETE FROM mentions WHERE conv = ${conv}`;
+      await tx`DELETE FROM reads WHERE conv = ${conv}`;
+      const r = await tx`DELETE FROM messages WHERE conv = ${conv}`;
       await tx`DELETE FROM memberships WHERE grp = ${name}`;
       await tx`DELETE FROM groups WHERE name = ${name}`;
       return r.count;
@@ -664,7 +978,7 @@ export class PostgresStore implements Store {
 
   userMessages(user: string, after: number, limit: number): Promise<StoredMessage[]> {
     return this.read("userMessages", async () => {
-      const rows = (await this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data
+      const rows = (await this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data, kind, ref, about, edited, deleted
         FROM messages WHERE (sender = ${user} OR to_user = ${user}) AND mid > ${after}::int8
         ORDER BY mid LIMIT ${limit}::int8`) as MessageRow[];
       return rows.map(toStored);
@@ -677,7 +991,13 @@ export class PostgresStore implements Store {
       const [got] = await tx`SELECT pg_try_advisory_xact_lock(${PURGE_LOCK}::int8) AS ok`;
       if (!got.ok) return 0;
       const r = await tx`DELETE FROM messages WHERE mid IN (SELECT mid FROM messages ORDER BY mid LIMIT ${limit}::int8)
-        AND ts < ${before}::int8`;
+        AND ts < ${before}::int8 RETURNING mid`;
+      if (r.count > 0) {
+        const mids = `{${(r as Array<{ mid: string }>).map((x) => x.mid).join(",")}}`;
+        await tx`DELETE FROM search_text WHERE mid = ANY(${mids}::int8[])`;
+        await tx`DELETE FROM reactions WHERE mid = ANY(${mids}::int8[])`;
+        await tx`DELETE FROM mentions WHERE mid = ANY(${mids}::int8[])`;
+      }
       return r.count;
     });
   }
@@ -689,8 +1009,9 @@ export class PostgresStore implements Store {
   }
 
   async maintain(now: number): Promise<void> {
-    // Postgres reclaims space itself (autovacuum): only the expired tokens to delete.
+    // Postgres reclaims space itself (autovacuum): the expired tokens to delete, and search to index.
     await this.read("maintain", () => this.db.delete(tokens).where(lte(tokens.expires, now)));
+    await this.indexSearch();
   }
 
   async close(): Promise<void> {
@@ -698,6 +1019,16 @@ export class PostgresStore implements Store {
     this.closed = true;
     await this.sql.close({ timeout: 5 });
   }
+}
+
+/** The entries of a batch that are about an earlier message (their targets are read under the lock). */
+function batchEntries(rows: Prepared[]): Prepared[] {
+  return rows.filter((r) => r.kind !== null && r.kind !== "read");
+}
+
+function insertMentions(conn: SQL, rows: Array<[string, string, number]>): Promise<unknown> {
+  return conn`INSERT INTO mentions ("user", conv, mid) SELECT * FROM unnest(${conn.array(rows.map((r) => r[0]), "TEXT")},
+    ${conn.array(rows.map((r) => r[1]), "TEXT")}, ${conn.array(rows.map((r) => r[2]), "INT8")}) ON CONFLICT DO NOTHING`;
 }
 
 /** `col COLLATE "C"`: byte order, whatever the database's default collation. */

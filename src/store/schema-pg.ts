@@ -96,9 +96,23 @@ export const messages = pgTable(
     fileData: bytea("file_data"),
     /** messageSize() in store.ts, in every index that history and sync scan (as in schema.ts). */
     size: integer("size").notNull().default(0),
+    /** NULL: a chat message; otherwise the entry's kind (EntryKind in store.ts), as in schema.ts. */
+    kind: text("kind"),
+    /** A message: the mid it replies to. Another entry: the mid it is about. */
+    ref: bigint("ref", { mode: "number" }),
+    /** A `read` (stored in conv "r:<sender>"): the conversation whose marker it moves. */
+    about: text("about"),
+    /** A message: when its text was last edited. */
+    edited: bigint("edited", { mode: "number" }),
+    /** A message: when it was deleted (its text and file are erased). */
+    deleted: bigint("deleted", { mode: "number" }),
   },
   (t) => [
-    index("messages_conv").on(t.conv, t.mid, t.size),
+    // As in schema.ts: unread counts, previews and entryAt read this index only.
+    index("messages_conv").on(t.conv, t.mid, t.size, t.sender, t.kind, t.deleted),
+    index("messages_edits")
+      .on(t.ref)
+      .where(sql`${t.kind} = 'edit'`),
     uniqueIndex("messages_sender_cid")
       .on(t.sender, t.cid)
       .where(sql`${t.cid} IS NOT NULL`),
@@ -110,6 +124,51 @@ export const messages = pgTable(
       .on(t.sender, t.mid, t.size, t.toUser)
       .where(sql`${t.toUser} IS NOT NULL`),
   ],
+);
+
+/** A user's read marker per conversation (as in schema.ts). */
+export const reads = pgTable(
+  "reads",
+  {
+    user: text("user").notNull(),
+    conv: text("conv").notNull(),
+    mid: bigint("mid", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.user, t.conv] })],
+);
+
+/** The current reactions (as in schema.ts); the emoji is a client string: its UTF-8 bytes. */
+export const reactions = pgTable(
+  "reactions",
+  {
+    mid: bigint("mid", { mode: "number" }).notNull(),
+    user: text("user").notNull(),
+    emoji: bytea("emoji").notNull(),
+    at: bigint("at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.mid, t.user, t.emoji] })],
+);
+
+/** Who a group message mentions (as in schema.ts). */
+export const mentions = pgTable(
+  "mentions",
+  {
+    user: text("user").notNull(),
+    conv: text("conv").notNull(),
+    mid: bigint("mid", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.user, t.conv, t.mid] }), index("mentions_mid").on(t.mid)],
+);
+
+/** The direct conversations of each user (as in schema.ts). */
+export const dmPeers = pgTable(
+  "dm_peers",
+  {
+    user: text("user").notNull(),
+    peer: text("peer").notNull(),
+    conv: text("conv").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.user, t.peer] })],
 );
 
 /**
@@ -139,4 +198,29 @@ export const bans = pgTable("bans", {
   user: text("user").primaryKey(),
   reason: text("reason").notNull().default(""),
   at: bigint("at", { mode: "number" }).notNull(),
+});
+
+/**
+ * Search (PROTOCOL.md §3.7; as in schema.ts, searchState): the current text of every message up
+ * to search_state.indexed, as text (PostgreSQL's text cannot hold U+0000: it is replaced by
+ * U+FFFD here, and matches are checked on the message's own text), with its conversation. A GIN
+ * pg_trgm index on `body` is created at start when the extension can be (PostgresStore.open);
+ * without it a search scans this table.
+ */
+export const searchText = pgTable(
+  "search_text",
+  {
+    mid: bigint("mid", { mode: "number" }).primaryKey(),
+    conv: text("conv").notNull(),
+    sender: text("sender").notNull(),
+    toUser: text("to_user"),
+    body: text("body").notNull(),
+  },
+  (t) => [index("search_text_conv").on(t.conv, t.mid)],
+);
+
+export const searchState = pgTable("search_state", {
+  id: integer("id").primaryKey(),
+  /** Every message with a mid up to this one is in search_text (if it has text and is not deleted). */
+  indexed: bigint("indexed", { mode: "number" }).notNull(),
 });

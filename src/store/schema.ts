@@ -76,9 +76,29 @@ export const messages = sqliteTable(
      * a row's blob is read only for a message that goes on the page.
      */
     size: integer("size").notNull().default(0),
+    /**
+     * NULL: a chat message. Otherwise the entry's kind (EntryKind in store.ts: edit, delete,
+     * react, unreact, read): every change to a conversation is an entry of this one log.
+     */
+    kind: text("kind"),
+    /** A message: the mid it replies to. Another entry: the mid it is about. */
+    ref: integer("ref"),
+    /** A `read` (stored in conv "r:<sender>"): the conversation whose marker it moves. */
+    about: text("about"),
+    /** A message: when its text was last edited. */
+    edited: integer("edited"),
+    /** A message: when it was deleted (its text and file are erased). */
+    deleted: integer("deleted"),
   },
   (t) => [
-    index("messages_conv").on(t.conv, t.mid, t.size),
+    // History by conversation; also, index-only, unread counts, previews and entryAt (sender,
+    // kind and deleted are here, so no row, whose later columns sit behind a file's overflow
+    // pages, is read for them).
+    index("messages_conv").on(t.conv, t.mid, t.size, t.sender, t.kind, t.deleted),
+    // The edits of a message, whose text a delete erases too.
+    index("messages_edits")
+      .on(t.ref)
+      .where(sql`${t.kind} = 'edit'`),
     uniqueIndex("messages_sender_cid")
       .on(t.sender, t.cid)
       .where(sql`${t.cid} IS NOT NULL`),
@@ -111,4 +131,66 @@ export const bans = sqliteTable("bans", {
 export const tcpchatMeta = sqliteTable("tcpchat_meta", {
   key: text("key").primaryKey(),
   value: integer("value").notNull(),
+});
+
+/** A user's read marker per conversation: it only moves forward (PROTOCOL.md §3.6). */
+export const reads = sqliteTable(
+  "reads",
+  {
+    user: text("user").notNull(),
+    conv: text("conv").notNull(),
+    mid: integer("mid").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.user, t.conv] })],
+);
+
+/** The current reactions: one row per (message, user, emoji); `at` is the mid of the entry that added it. */
+export const reactions = sqliteTable(
+  "reactions",
+  {
+    mid: integer("mid").notNull(),
+    user: text("user").notNull(),
+    emoji: text("emoji").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.mid, t.user, t.emoji] })],
+);
+
+/** Who a group message mentions by `@name` (mentionsOf in store.ts), for unread mention counts. */
+export const mentions = sqliteTable(
+  "mentions",
+  {
+    user: text("user").notNull(),
+    conv: text("conv").notNull(),
+    mid: integer("mid").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.user, t.conv, t.mid] }), index("mentions_mid").on(t.mid)],
+);
+
+/**
+ * The direct conversations of each user (two rows per pair, one for notes to self), so that
+ * `convs` lists them without scanning messages. Written the first time a pair talks (the
+ * store remembers the pairs it has written, so a message of a known pair writes nothing).
+ */
+export const dmPeers = sqliteTable(
+  "dm_peers",
+  {
+    user: text("user").notNull(),
+    peer: text("peer").notNull(),
+    conv: text("conv").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.user, t.peer] })],
+);
+
+/**
+ * Search (PROTOCOL.md §3.7): the full-text index `messages_fts` (FTS5, trigram tokenizer, over
+ * messages.text; created by hand in migration 0004: drizzle has no virtual tables) holds the
+ * current text of every message up to `indexed`. Messages are indexed after they are stored,
+ * by the search that needs them or by the store's housekeeping, so a send writes nothing to it;
+ * an edit or a delete of an indexed message updates it in its own transaction.
+ */
+export const searchState = sqliteTable("search_state", {
+  id: integer("id").primaryKey(),
+  /** Every message with a mid up to this one is in messages_fts (if it has text and is not deleted). */
+  indexed: integer("indexed").notNull(),
 });

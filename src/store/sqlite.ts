@@ -14,17 +14,21 @@ import type {
   BanRow,
   Committed,
   CommitResult,
+  ConvState,
   Durability,
+  EntryInfo,
+  EntryKind,
   GroupRow,
   MidSize,
   NewMessage,
   Page,
   Position,
+  Reaction,
   Store,
   StoredMessage,
   UserRow,
 } from "./store.ts";
-import { convOf, messageSize } from "./store.ts";
+import { dmConv, groupConv, likePattern, matchesQuery, mentionsOf, messageSize, placement, PREVIEW_CHARS, readTarget } from "./store.ts";
 
 export interface SqliteOptions {
   /** File path, or ":memory:". */
@@ -74,12 +78,59 @@ function changed(r: unknown): number {
 
 function toStored(r: MessageRow): StoredMessage {
   const m: StoredMessage = { mid: r.mid, ts: r.ts, sender: r.sender };
-  if (r.grp !== null) m.grp = r.grp;
-  if (r.toUser !== null) m.toUser = r.toUser;
+  if (r.kind === "read") Object.assign(m, readTarget(r.about!, r.sender));
+  else {
+    if (r.grp !== null) m.grp = r.grp;
+    if (r.toUser !== null) m.toUser = r.toUser;
+  }
   if (r.cid !== null) m.cid = r.cid;
   if (r.text !== null) m.text = r.text;
   if (r.fileName !== null) m.file = { name: r.fileName, type: r.fileType ?? "", data: r.fileData ?? new Uint8Array(0) };
+  if (r.kind !== null) m.kind = r.kind as EntryKind;
+  if (r.ref !== null) m.ref = r.ref;
+  if (r.edited !== null) m.edited = r.edited;
+  if (r.deleted !== null) m.deleted = r.deleted;
   return m;
+}
+
+/** Reaction rows (mid, user, emoji), by mid and then in the order added, as each message's list. */
+export function groupReactions(rows: Iterable<{ mid: number; user: string; emoji: string }>): Map<number, Reaction[]> {
+  const out = new Map<number, Map<string, Reaction>>();
+  for (const r of rows) {
+    let by = out.get(r.mid);
+    if (!by) out.set(r.mid, (by = new Map()));
+    let x = by.get(r.emoji);
+    if (!x) by.set(r.emoji, (x = { emoji: r.emoji, users: [] }));
+    x.users.push(r.user);
+  }
+  return new Map([...out].map(([mid, by]) => [mid, [...by.values()]]));
+}
+
+/** Messages indexed for search per transaction (between them the event loop runs). */
+const INDEX_CHUNK = 5000;
+
+/** Most direct conversations a store remembers having written to dm_peers (then it starts over). */
+export const KNOWN_PAIRS_MAX = 1_000_000;
+
+interface ConvRow {
+  conv: string;
+  grp: string | null;
+  peer: string | null;
+  read: number;
+  last: number;
+  unread: number;
+  mentions: number;
+  pmid: number | null;
+}
+
+interface PreviewRow {
+  mid: number;
+  ts: number;
+  sender: string;
+  text: string | null;
+  file_name: string | null;
+  file_type: string | null;
+  file_size: number | null;
 }
 
 export class SqliteStore implements Store {
@@ -100,6 +151,37 @@ export class SqliteStore implements Store {
   private readonly byMids: Statement<Record<string, unknown>>;
   private readonly walPath: string | undefined;
 
+  /** Entries other than messages, and what they change (commitEntry). */
+  private readonly entryAtStmt: Statement<{ sender: string; kind: string | null; deleted: number | null }>;
+  private readonly editTarget: Statement;
+  private readonly deleteTarget: Statement;
+  private readonly eraseEdits: Statement;
+  private readonly dropReactions: Statement;
+  private readonly dropMentions: Statement;
+  private readonly addReaction: Statement;
+  private readonly removeReaction: Statement;
+  private readonly addMention: Statement;
+  private readonly moveMarker: Statement<{ mid: number }>;
+  private readonly addPeer: Statement;
+  private readonly markerStmt: Statement<{ mid: number }>;
+  private readonly convsStmt: Statement<ConvRow>;
+  private readonly previewsStmt: Statement<PreviewRow>;
+  private readonly reactionsStmt: Statement<{ mid: number; user: string; emoji: string }>;
+  /** Direct conversations known to be in dm_peers: a message between them writes nothing more. */
+  private readonly knownPairs = new Set<string>();
+
+  /** Search (schema.ts, searchState): every message up to `indexed` is in messages_fts. */
+  private indexed: number;
+  /** The indexer running, if one is. */
+  private indexing: Promise<void> | undefined;
+  private readonly ftsFill: Statement;
+  private readonly ftsAdd: Statement;
+  private readonly ftsRemove: Statement;
+  private readonly setIndexed: Statement;
+  private readonly textOf: Statement<{ text: string | null }>;
+  private readonly ftsSearch: Statement<{ mid: number; text: string | null; size: number }>;
+  private readonly likeSearch: Statement<{ mid: number; text: string | null; size: number }>;
+
   constructor(opts: SqliteOptions) {
     if (isFilePath(opts.path)) createPrivate(opts.path);
     this.walPath = isFilePath(opts.path) ? `${opts.path}-wal` : undefined;
@@ -114,14 +196,80 @@ export class SqliteStore implements Store {
     this.client.run("PRAGMA foreign_keys = ON");
     this.client.run("PRAGMA busy_timeout = 5000");
     this.client.run(`PRAGMA journal_size_limit = ${WAL_LIMIT}`);
+    // A deleted message's text and file are overwritten with zeros where they were, not just
+    // unlinked (PROTOCOL.md §3.6); commit() then checkpoints and truncates the WAL, which holds
+    // copies of the pages as they were.
+    this.client.run("PRAGMA secure_delete = ON");
     this.db = drizzle({ client: this.client });
     applyMigrations(this.db);
 
     // The SQL drizzle generates for insert(messages).values(...).onConflictDoNothing(), as text.
     this.insertMessage = this.client.prepare(
-      "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data, size) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data, size, kind, ref, about) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     );
+    // Index-only (messages_conv holds sender, kind and deleted): no row is read, so no file.
+    this.entryAtStmt = this.client.prepare(
+      "SELECT sender, kind, deleted FROM messages INDEXED BY messages_conv WHERE conv = ? AND mid = ?",
+    );
+    this.editTarget = this.client.prepare(
+      "UPDATE messages SET text = ?1, edited = ?2, size = size - coalesce(length(CAST(text AS BLOB)), 0) + ?3 WHERE mid = ?4",
+    );
+    const tombstone = "size = 96 + coalesce(length(CAST(cid AS BLOB)), 0)";
+    this.deleteTarget = this.client.prepare(
+      `UPDATE messages SET text = NULL, file_name = NULL, file_type = NULL, file_data = NULL, edited = NULL, deleted = ?1, ${tombstone} WHERE mid = ?2`,
+    );
+    this.eraseEdits = this.client.prepare(`UPDATE messages SET text = NULL, ${tombstone} WHERE kind = 'edit' AND ref = ?`);
+    this.dropReactions = this.client.prepare("DELETE FROM reactions WHERE mid = ?");
+    this.dropMentions = this.client.prepare("DELETE FROM mentions WHERE mid = ?");
+    this.addReaction = this.client.prepare("INSERT OR IGNORE INTO reactions (mid, user, emoji, at) VALUES (?, ?, ?, ?)");
+    this.removeReaction = this.client.prepare("DELETE FROM reactions WHERE mid = ? AND user = ? AND emoji = ?");
+    this.addMention = this.client.prepare("INSERT OR IGNORE INTO mentions (user, conv, mid) VALUES (?, ?, ?)");
+    this.moveMarker = this.client.prepare(
+      "INSERT INTO reads (user, conv, mid) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET mid = max(mid, excluded.mid) RETURNING mid",
+    );
+    this.addPeer = this.client.prepare("INSERT OR IGNORE INTO dm_peers (user, peer, conv) VALUES (?, ?, ?)");
+    this.markerStmt = this.client.prepare("SELECT mid FROM reads WHERE user = ? AND conv = ?");
+    // Per conversation: index probes and index-only range scans of messages_conv from the marker
+    // (unread counts cost what is unread), the newest message not deleted, scanning back from the end.
+    this.convsStmt = this.client.prepare(`
+      WITH c(conv, grp, peer) AS (
+        SELECT 'g:' || grp, grp, NULL FROM memberships WHERE user = ?1
+        UNION ALL SELECT conv, NULL, peer FROM dm_peers WHERE user = ?1),
+      s AS (SELECT c.conv, c.grp, c.peer, coalesce(r.mid, 0) AS read FROM c LEFT JOIN reads r ON r.user = ?1 AND r.conv = c.conv)
+      SELECT s.conv, s.grp, s.peer, s.read,
+        coalesce((SELECT max(mid) FROM messages WHERE conv = s.conv), 0) AS last,
+        (SELECT count(*) FROM messages INDEXED BY messages_conv
+          WHERE conv = s.conv AND mid > s.read AND kind IS NULL AND deleted IS NULL AND sender != ?1) AS unread,
+        (SELECT count(*) FROM mentions WHERE user = ?1 AND conv = s.conv AND mid > s.read) AS mentions,
+        (SELECT mid FROM messages INDEXED BY messages_conv
+          WHERE conv = s.conv AND kind IS NULL AND deleted IS NULL ORDER BY mid DESC LIMIT 1) AS pmid
+      FROM s`);
+    // length() of a blob reads no overflow page; substr() of the text stops at the preview's length.
+    this.previewsStmt = this.client.prepare(
+      `SELECT mid, ts, sender, substr(text, 1, ${PREVIEW_CHARS}) AS text, file_name, file_type, length(file_data) AS file_size
+        FROM messages WHERE mid IN (SELECT value FROM json_each(?))`,
+    );
+    this.reactionsStmt = this.client.prepare(
+      "SELECT mid, user, emoji FROM reactions WHERE mid IN (SELECT value FROM json_each(?)) ORDER BY mid, at",
+    );
+    // Search: messages (kind NULL) with text, not deleted, are indexed after they are stored.
+    this.ftsFill = this.client.prepare(`INSERT INTO messages_fts (rowid, text)
+      SELECT mid, text FROM messages WHERE mid > ? AND mid <= ? AND kind IS NULL AND deleted IS NULL AND text IS NOT NULL`);
+    this.ftsAdd = this.client.prepare("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)");
+    // An external-content index is told the text it holds to take it out (secure-delete: for real).
+    this.ftsRemove = this.client.prepare("INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', ?, ?)");
+    this.setIndexed = this.client.prepare("UPDATE search_state SET indexed = ? WHERE id = 1");
+    this.textOf = this.client.prepare("SELECT text FROM messages WHERE mid = ?");
+    // The caller's conversations: their groups now, direct messages to or from them.
+    const scope = "(m.conv IN (SELECT 'g:' || grp FROM memberships WHERE user = ?3) OR m.to_user = ?3 OR (m.sender = ?3 AND m.to_user IS NOT NULL))";
+    this.ftsSearch = this.client.prepare(`SELECT m.mid, m.text, m.size FROM messages_fts JOIN messages m ON m.mid = messages_fts.rowid
+      WHERE messages_fts MATCH ?1 AND messages_fts.rowid < ?2 AND m.kind IS NULL AND m.deleted IS NULL AND ${scope}
+      ORDER BY messages_fts.rowid DESC LIMIT ?4`);
+    // Fewer than 3 characters: no trigram to look up; the messages themselves, newest first.
+    this.likeSearch = this.client.prepare(`SELECT m.mid, m.text, m.size FROM messages m
+      WHERE m.mid < ?2 AND m.kind IS NULL AND m.deleted IS NULL AND m.text LIKE ?1 ESCAPE '\\' AND ${scope}
+      ORDER BY m.mid DESC LIMIT ?4`);
     // Size-first reads: every scan below is index-only (messages_conv, messages_dm_to and
     // messages_dm_from hold conv/to_user/sender, mid and size), and what is sorted or merged
     // is (mid, size) pairs. A message's row, with its blob, is read only by messagesByMid.
@@ -151,6 +299,7 @@ export class SqliteStore implements Store {
     // The newest messages may have been deleted (retention, an erased account): never reuse their mids.
     const hwm = this.db.select({ v: tcpchatMeta.value }).from(tcpchatMeta).where(eq(tcpchatMeta.key, "last_mid")).get();
     if (hwm && hwm.v > this.last) this.last = hwm.v;
+    this.indexed = (this.client.query("SELECT indexed FROM search_state WHERE id = 1").get() as { indexed: number }).indexed;
   }
 
   async createUser(name: string, passHash: string, now: number): Promise<boolean> {
@@ -203,9 +352,15 @@ export class SqliteStore implements Store {
       if (changed(tx.insert(groups).values({ name, owner, created: now }).onConflictDoNothing().run()) !== 1)
         return false;
       tx.insert(memberships).values({ grp: name, user: owner, joined: now }).run();
+      this.markJoined(name, owner);
       return true;
     });
     return created ? ++this.seq : 0;
+  }
+
+  /** A new member has read everything before their join (PROTOCOL.md §3.6). */
+  private markJoined(grp: string, user: string): void {
+    this.moveMarker.get(user, groupConv(grp), this.last);
   }
 
   async getGroup(name: string): Promise<GroupRow | undefined> {
@@ -213,9 +368,12 @@ export class SqliteStore implements Store {
   }
 
   async addMember(grp: string, user: string, now: number): Promise<number> {
-    return changed(this.db.insert(memberships).values({ grp, user, joined: now }).onConflictDoNothing().run()) === 1
-      ? ++this.seq
-      : 0;
+    const added = this.db.transaction((tx) => {
+      if (changed(tx.insert(memberships).values({ grp, user, joined: now }).onConflictDoNothing().run()) !== 1) return false;
+      this.markJoined(grp, user);
+      return true;
+    });
+    return added ? ++this.seq : 0;
   }
 
   async removeMember(grp: string, user: string): Promise<number> {
@@ -256,42 +414,146 @@ export class SqliteStore implements Store {
     return { seq: this.seq, mid: this.last };
   }
 
+  async entryAt(conv: string, mid: number): Promise<EntryInfo | undefined> {
+    const r = this.entryAtStmt.get(conv, mid);
+    if (!r) return undefined;
+    const info: EntryInfo = { sender: r.sender, deleted: r.deleted !== null };
+    if (r.kind !== null) info.kind = r.kind as EntryKind;
+    return info;
+  }
+
+  async readMarker(user: string, conv: string): Promise<number> {
+    return this.markerStmt.get(user, conv)?.mid ?? 0;
+  }
+
+  async convs(user: string): Promise<ConvState[]> {
+    const rows = this.convsStmt.all(user);
+    const mids = rows.filter((r) => r.pmid !== null).map((r) => r.pmid!);
+    const previews = new Map(
+      mids.length === 0 ? [] : this.previewsStmt.all(JSON.stringify(mids)).map((p) => [p.mid, p] as const),
+    );
+    return rows.map((r) => {
+      const s: ConvState = { conv: r.conv, last: r.last, read: r.read, unread: r.unread, mentions: r.mentions };
+      if (r.grp !== null) s.grp = r.grp;
+      if (r.peer !== null) s.peer = r.peer;
+      const p = r.pmid === null ? undefined : previews.get(r.pmid);
+      if (p) {
+        s.preview = { mid: p.mid, ts: p.ts, sender: p.sender };
+        if (p.text !== null) s.preview.text = p.text;
+        if (p.file_name !== null) s.preview.file = { name: p.file_name, type: p.file_type ?? "", size: p.file_size ?? 0 };
+      }
+      return s;
+    });
+  }
+
+  async search(user: string, q: string, before: number, limit: number): Promise<MidSize[]> {
+    await this.indexSearch();
+    const trigrams = [...q].length >= 3;
+    // The index finds candidates (FTS5 folds case beyond ASCII; LIKE is only a first cut): each is
+    // checked with matchesQuery, so every store finds the same messages.
+    const key = trigrams ? `"${q.replace(/"/g, '""')}"` : likePattern(q);
+    const stmt = trigrams ? this.ftsSearch : this.likeSearch;
+    const out: MidSize[] = [];
+    const chunk = Math.max(limit, 64);
+    for (let bound = before; out.length < limit; ) {
+      const rows = stmt.all(key, bound, user, chunk);
+      for (const r of rows) {
+        if (r.text !== null && matchesQuery(r.text, q)) out.push({ mid: r.mid, size: r.size });
+        if (out.length === limit) break;
+      }
+      if (rows.length < chunk) break;
+      bound = rows[rows.length - 1]!.mid;
+    }
+    return out;
+  }
+
+  /**
+   * Indexes what was stored since the last time (a search, or the housekeeping): INDEX_CHUNK
+   * messages per transaction, yielding to the event loop between them, so that a large backlog
+   * (the first search after an upgrade, say) does not stall the server. One indexer at a time.
+   */
+  private async indexSearch(): Promise<void> {
+    while (this.indexing) await this.indexing;
+    if (this.indexed >= this.last) return;
+    const run = this.runIndexer();
+    this.indexing = run;
+    try {
+      await run;
+    } finally {
+      if (this.indexing === run) this.indexing = undefined;
+    }
+  }
+
+  private async runIndexer(): Promise<void> {
+    while (this.indexed < this.last) {
+      const upto = Math.min(this.last, this.indexed + INDEX_CHUNK);
+      this.client.transaction(() => {
+        this.ftsFill.run(this.indexed, upto);
+        this.setIndexed.run(upto);
+      })();
+      this.indexed = upto;
+      if (this.indexed < this.last) await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+
   commit(batch: NewMessage[], now: number): Promise<Committed> {
     // Not an async function: the hot path runs as a plain call, its result wrapped once.
     try {
-      const results = this.commitNow(batch, now);
+      const erased = { any: false };
+      const results = this.commitNow(batch, now, erased);
       // One process holds the database (locking_mode=EXCLUSIVE): the sequence is counted here.
       if (batch.length > 0) this.seq++;
+      // A delete zeroed the message's bytes in the pages (secure_delete); the WAL still holds the
+      // pages as they were when the message was written: copy it into the file and truncate it.
+      if (erased.any && this.walPath !== undefined) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
       return Promise.resolve({ seq: this.seq, results });
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  private commitNow(batch: NewMessage[], now: number): CommitResult[] {
+  private commitNow(batch: NewMessage[], now: number, erased: { any: boolean }): CommitResult[] {
     const start = this.last;
+    const newPairs: string[] = [];
     try {
-      return this.db.transaction(() => {
+      const results = this.db.transaction(() => {
         const out: CommitResult[] = [];
         for (const m of batch) {
           const mid = this.last + 1;
+          if (m.kind !== undefined) {
+            out.push(this.commitEntry(m, mid, now, erased));
+            continue;
+          }
+          const conv = m.grp !== undefined ? groupConv(m.grp) : dmConv(m.sender, m.toUser!);
           const r = this.insertMessage.run(
             mid,
             now,
             m.sender,
             m.grp ?? null,
             m.toUser ?? null,
-            convOf(m),
+            conv,
             m.cid ?? null,
             m.text ?? null,
             m.file?.name ?? null,
             m.file?.type ?? null,
             m.file?.data ?? null,
             messageSize(m),
+            null,
+            m.ref ?? null,
+            null,
           );
           if (r.changes === 1) {
             this.last = mid;
             out.push({ mid, ts: now, duplicate: false });
+            // A group message's mentions; a direct conversation's first message.
+            if (m.grp !== undefined) {
+              if (m.text !== undefined && m.text.includes("@"))
+                for (const u of mentionsOf(m.text, m.sender)) this.addMention.run(u, conv, mid);
+            } else if (!this.knownPairs.has(conv)) {
+              this.addPeer.run(m.sender, m.toUser!, conv);
+              this.addPeer.run(m.toUser!, m.sender, conv);
+              newPairs.push(conv);
+            }
           } else {
             // ON CONFLICT DO NOTHING: (sender, cid) is stored already, maybe earlier in this batch.
             const prior = this.findByCid.get({ sender: m.sender, cid: m.cid ?? null });
@@ -302,10 +564,76 @@ export class SqliteStore implements Store {
         }
         return out;
       });
+      if (this.knownPairs.size + newPairs.length > KNOWN_PAIRS_MAX) this.knownPairs.clear();
+      for (const c of newPairs) this.knownPairs.add(c);
+      return results;
     } catch (e) {
       this.last = start; // rolled back: the mids are free again
       throw e;
     }
+  }
+
+  /**
+   * An entry other than a message, inside commit's transaction: stored as `mid` with what it
+   * changes, or refused (an edit, delete or reaction of a message that is not there, or deleted).
+   */
+  private commitEntry(m: NewMessage, mid: number, now: number, erased: { any: boolean }): CommitResult {
+    const p = placement(m);
+    let ref = m.ref!;
+    if (m.kind === "read") ref = Math.min(ref, mid - 1);
+    else {
+      const t = this.entryAtStmt.get(p.conv, ref);
+      if (!t || t.kind !== null || t.deleted !== null) return { mid: 0, ts: now, duplicate: false, refused: true };
+    }
+    this.insertMessage.run(
+      mid,
+      now,
+      m.sender,
+      p.grp,
+      p.toUser,
+      p.conv,
+      m.cid ?? null,
+      m.text ?? null,
+      null,
+      null,
+      null,
+      messageSize(m),
+      m.kind!,
+      ref,
+      p.about,
+    );
+    this.last = mid;
+    const result: CommitResult = { mid, ts: now, duplicate: false };
+    // An indexed message's text is in the search index: replaced, or taken out, with it.
+    const indexed = (m.kind === "edit" || m.kind === "delete") && ref <= this.indexed ? this.textOf.get(ref)?.text : null;
+    if (indexed != null) this.ftsRemove.run(ref, indexed);
+    switch (m.kind) {
+      case "edit":
+        if (ref <= this.indexed) this.ftsAdd.run(ref, m.text!); // also a file's first caption
+        this.editTarget.run(m.text!, now, Buffer.byteLength(m.text!), ref);
+        if (m.grp !== undefined) {
+          this.dropMentions.run(ref);
+          for (const u of mentionsOf(m.text, m.sender)) this.addMention.run(u, p.conv, ref);
+        }
+        break;
+      case "delete":
+        this.deleteTarget.run(now, ref);
+        this.eraseEdits.run(ref);
+        this.dropReactions.run(ref);
+        this.dropMentions.run(ref);
+        erased.any = true;
+        break;
+      case "react":
+        this.addReaction.run(ref, m.sender, m.text!, mid);
+        break;
+      case "unreact":
+        this.removeReaction.run(ref, m.sender, m.text!);
+        break;
+      case "read":
+        result.read = this.moveMarker.get(m.sender, p.about!, ref)!.mid;
+        break;
+    }
+    return result;
   }
 
   async history(conv: string, page: Page): Promise<StoredMessage[]> {
@@ -329,7 +657,13 @@ export class SqliteStore implements Store {
 
   async messagesByMid(mids: readonly number[]): Promise<StoredMessage[]> {
     if (mids.length === 0) return [];
-    const rows = this.byMids.all(JSON.stringify(mids)).map((r) => toStored(mapRawRow(r)));
+    const list = JSON.stringify(mids);
+    const rows = this.byMids.all(list).map((r) => toStored(mapRawRow(r)));
+    const reactions = groupReactions(this.reactionsStmt.all(list));
+    for (const m of rows) {
+      const rs = m.kind === undefined ? reactions.get(m.mid) : undefined;
+      if (rs) m.reactions = rs;
+    }
     return rows.sort((a, b) => a.mid - b.mid);
   }
 
@@ -364,24 +698,56 @@ export class SqliteStore implements Store {
       .run();
   }
 
+  /**
+   * Deletes the rows of messages that `where` (SQL over messages, parameters `params`) picks,
+   * with what hangs on them: their search index entries, reactions and mentions. In a transaction.
+   */
+  private deleteMessages(where: string, ...params: Array<string | number>): number {
+    // An external-content index is told the text it holds to take it out.
+    this.client
+      .prepare(
+        `INSERT INTO messages_fts (messages_fts, rowid, text) SELECT 'delete', mid, text FROM messages
+          WHERE (${where}) AND mid <= ${this.indexed} AND kind IS NULL AND deleted IS NULL AND text IS NOT NULL`,
+      )
+      .run(...params);
+    this.client.prepare(`DELETE FROM reactions WHERE mid IN (SELECT mid FROM messages WHERE ${where})`).run(...params);
+    this.client.prepare(`DELETE FROM mentions WHERE mid IN (SELECT mid FROM messages WHERE ${where})`).run(...params);
+    return this.client.prepare(`DELETE FROM messages WHERE ${where}`).run(...params).changes;
+  }
+
   async eraseUser(user: string): Promise<number> {
-    return this.db.transaction(() => {
+    await this.indexSearch(); // no indexer runs between the deletes below
+    const n = this.db.transaction(() => {
       this.keepHighWater();
-      const n = changed(this.db.delete(messages).where(eq(messages.sender, user)).run());
+      const n = this.deleteMessages("sender = ?", user);
+      // What the user left on others' messages, and their own conversation state.
+      this.client.prepare("DELETE FROM reactions WHERE user = ?").run(user);
+      this.client.prepare("DELETE FROM mentions WHERE user = ?").run(user);
+      this.client.prepare("DELETE FROM reads WHERE user = ?").run(user);
+      this.client.prepare("DELETE FROM dm_peers WHERE user = ?").run(user);
       this.db.delete(tokens).where(eq(tokens.user, user)).run();
       this.db.update(users).set({ passHash: "" }).where(eq(users.name, user)).run();
       return n;
     });
+    this.knownPairs.clear();
+    if (this.walPath !== undefined) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    return n;
   }
 
   async deleteGroup(name: string): Promise<number> {
-    return this.db.transaction(() => {
+    await this.indexSearch();
+    const n = this.db.transaction(() => {
       this.keepHighWater();
-      const n = changed(this.db.delete(messages).where(eq(messages.conv, `g:${name}`)).run());
+      const conv = `g:${name}`;
+      const n = this.deleteMessages("conv = ?", conv);
+      this.client.prepare("DELETE FROM reads WHERE conv = ?").run(conv);
+      this.client.prepare("DELETE FROM mentions WHERE conv = ?").run(conv);
       this.db.delete(memberships).where(eq(memberships.grp, name)).run();
       this.db.delete(groups).where(eq(groups.name, name)).run();
       return n;
     });
+    if (this.walPath !== undefined) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    return n;
   }
 
   async userMessages(user: string, after: number, limit: number): Promise<StoredMessage[]> {
@@ -392,13 +758,12 @@ export class SqliteStore implements Store {
   }
 
   async purge(before: number, limit: number): Promise<number> {
+    await this.indexSearch();
     // The oldest `limit` rows by mid (a range of the primary key), those of them older than
     // `before`: mids are given in commit order, and a message's ts is its commit time.
     return this.db.transaction(() => {
       this.keepHighWater();
-      return this.client
-        .prepare("DELETE FROM messages WHERE mid IN (SELECT mid FROM messages ORDER BY mid LIMIT ?) AND ts < ?")
-        .run(limit, before).changes;
+      return this.deleteMessages("mid IN (SELECT mid FROM messages ORDER BY mid LIMIT ?) AND ts < ?", limit, before);
     });
   }
 
@@ -410,6 +775,7 @@ export class SqliteStore implements Store {
   }
 
   async maintain(now: number): Promise<void> {
+    await this.indexSearch();
     this.db.delete(tokens).where(lte(tokens.expires, now)).run();
     if (this.walPath === undefined) return;
     let walSize = 0;
@@ -418,9 +784,10 @@ export class SqliteStore implements Store {
     } catch {
       return; // no WAL file (yet)
     }
-    // journal_size_limit cuts the WAL back only when a later write starts it over;
-    // after a burst followed by silence, this gives the space back.
-    if (walSize > WAL_LIMIT) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    // journal_size_limit cuts the WAL back only when a later write starts it over (and then to
+    // the limit itself: the search indexing above may just have done so); after a burst followed
+    // by silence, this gives the space back.
+    if (walSize >= WAL_LIMIT) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
   async close(): Promise<void> {
@@ -446,5 +813,10 @@ function mapRawRow(r: Record<string, unknown> | MessageRow): MessageRow {
     fileType: (x.file_type ?? null) as string | null,
     fileData: (x.file_data ?? null) as Buffer | null,
     size: x.size as number,
+    kind: (x.kind ?? null) as string | null,
+    ref: (x.ref ?? null) as number | null,
+    about: (x.about ?? null) as string | null,
+    edited: (x.edited ?? null) as number | null,
+    deleted: (x.deleted ?? null) as number | null,
   };
 }

@@ -22,21 +22,53 @@ export interface FileData {
   data: Uint8Array;
 }
 
-/** A message as given to the store, before it has a `mid`. */
+/**
+ * What an entry of the log is when it is not a chat message (PROTOCOL.md §3.5, §3.6): every
+ * change to a conversation is an entry of the same mid-ordered log, committed like a message.
+ * - `edit`: the sender replaced the text of message `ref` with `text`;
+ * - `delete`: message `ref` was deleted (its text, file and earlier edits are erased);
+ * - `react` / `unreact`: the sender added / removed the reaction `text` (an emoji) on message `ref`;
+ * - `read`: the sender's read marker in the conversation moved up to `ref` (stored in the
+ *   sender's own log, `r:<sender>`, and delivered to the sender's devices only).
+ * Stored in the `kind` column; a chat message has none (NULL).
+ */
+export type EntryKind = "edit" | "delete" | "react" | "unreact" | "read";
+
+/** A message (or another entry of the log) as given to the store, before it has a `mid`. */
 export interface NewMessage {
   sender: string;
-  /** Exactly one of `grp` (a group message) and `toUser` (a direct message) is set. */
+  /**
+   * Exactly one of `grp` (a group message) and `toUser` (a direct message) is set: the
+   * conversation of the entry (for a `read`, the conversation whose marker moves).
+   */
   grp?: string;
   toUser?: string;
   cid?: string;
+  /** A message's text; an edit's new text; a reaction's emoji. */
   text?: string;
   file?: FileData;
+  /** Absent: a chat message. */
+  kind?: EntryKind;
+  /** A message: the mid it replies to. Another entry: the mid it is about (for `read`, the mid read up to). */
+  ref?: number;
 }
 
-/** A committed message, as history and sync return it. */
+/** One emoji on a message and who put it there, in the order they did. */
+export interface Reaction {
+  emoji: string;
+  users: string[];
+}
+
+/** A committed message or entry, as history and sync return it: a message in its current state. */
 export interface StoredMessage extends NewMessage {
   mid: number;
   ts: number;
+  /** A message: when its text was last edited. */
+  edited?: number;
+  /** A message: when it was deleted (a tombstone: no text and no file). */
+  deleted?: number;
+  /** A message: its current reactions, emoji by emoji in the order they were first added. */
+  reactions?: Reaction[];
 }
 
 export interface CommitResult {
@@ -44,6 +76,53 @@ export interface CommitResult {
   ts: number;
   /** True when (sender, cid) was already stored: `mid`/`ts` are the original's and nothing is new. */
   duplicate: boolean;
+  /**
+   * An edit, delete or reaction whose message was deleted (by an entry committed after the
+   * core checked it, or earlier in the same batch): nothing was stored, `mid` is 0.
+   */
+  refused?: boolean;
+  /** A `read`: the sender's read marker in that conversation after it (it only moves forward). */
+  read?: number;
+}
+
+/** What `entryAt` says of one entry of a conversation, read from an index only. */
+export interface EntryInfo {
+  sender: string;
+  /** Absent: a chat message. */
+  kind?: EntryKind;
+  /** A deleted message. */
+  deleted: boolean;
+}
+
+/** The newest message of a conversation, cut short (PROTOCOL.md §3.6, `convs`). */
+export interface Preview {
+  mid: number;
+  ts: number;
+  sender: string;
+  /** Its first PREVIEW_CHARS characters. */
+  text?: string;
+  /** Its file without the bytes: their number instead. */
+  file?: { name: string; type: string; size: number };
+}
+
+/** One conversation of a user, with its read state (Store.convs). */
+export interface ConvState {
+  /** The conversation key: "g:<group>" or "d:<a>:<b>". */
+  conv: string;
+  /** A group conversation. */
+  grp?: string;
+  /** A direct conversation: the other party (the user for notes to self). */
+  peer?: string;
+  /** The newest mid of the conversation, any kind of entry; 0 if none. */
+  last: number;
+  /** The user's read marker in it (0 if never set). */
+  read: number;
+  /** Messages from others after the marker that are not deleted. */
+  unread: number;
+  /** Those of them (group messages) that mention the user by `@name`. */
+  mentions: number;
+  /** The newest message that is not deleted, if any. */
+  preview?: Preview;
 }
 
 /** What one commit did. */
@@ -136,6 +215,23 @@ export interface Store {
 
   /** The highest committed mid, 0 if none. */
   lastMid(): Promise<number>;
+
+  /** Entry `mid` if it is in conversation `conv` (its sender, kind, whether deleted), read from an index only. */
+  entryAt(conv: string, mid: number): Promise<EntryInfo | undefined>;
+  /** `user`'s read marker in `conv`: 0 if never set. */
+  readMarker(user: string, conv: string): Promise<number>;
+  /**
+   * Every conversation of `user` (the groups they are a member of, the direct conversations
+   * with a message), with the read state: newest mid, read marker, unread messages and
+   * mentions, the newest message cut short. In no particular order.
+   */
+  convs(user: string): Promise<ConvState[]>;
+  /**
+   * Search (PROTOCOL.md §3.7): the messages of `user`'s conversations (their groups now, their
+   * direct messages) with mid < `before` whose current text contains `q` (matchesQuery), not
+   * deleted, newest first, at most `limit`: their mids and sizes.
+   */
+  search(user: string, q: string, before: number, limit: number): Promise<MidSize[]>;
   /** The last commit's seq (0 if none since the sequence began) and the highest mid, as of one moment. */
   position(): Promise<Position>;
   /**
@@ -143,6 +239,15 @@ export interface Store {
    * mid, in order. A message whose (sender, cid) exists already is not stored
    * again; its result is the original's, with `duplicate: true`. All or nothing:
    * if it rejects, nothing of the batch is stored.
+   *
+   * Entries with a `kind` change what they are about in the same transaction (the core has
+   * checked that the target is a message of that conversation, and who may change it):
+   * an edit replaces the target's text (and its mentions) and sets `edited`; a delete erases
+   * the target's text and file (and the text of its edits, its reactions and mentions) and
+   * sets `deleted`; a reaction is added or removed; a read moves the sender's marker up to
+   * `ref` (but never past the entry itself, nor back). An edit, delete or reaction whose
+   * target is deleted by then is `refused` and stores nothing. A group message's `@name`
+   * mentions are stored with it (mentionsOf).
    */
   commit(batch: NewMessage[], now: number): Promise<Committed>;
   /** One conversation ("g:<group>" or "d:<a>:<b>"), oldest first, at most `limit`. With `before` and no `after`, the newest below `before`. */
@@ -203,6 +308,62 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** `s` with the ASCII letters A-Z in lower case, every other character as it is. */
+export function foldAscii(s: string): string {
+  return /[A-Z]/.test(s) ? s.replace(/[A-Z]+/g, (x) => x.toLowerCase()) : s;
+}
+
+/**
+ * Whether a message's text matches a search (PROTOCOL.md §3.7): it contains `q`, ASCII letters
+ * in either case, every other character exactly (so "qwen" finds "Qwen3.6", "日本" finds "日本語").
+ * Every store decides a match by this, after its index (FTS5, pg_trgm) has found candidates.
+ */
+export function matchesQuery(text: string | undefined, q: string): boolean {
+  return text !== undefined && foldAscii(text).includes(foldAscii(q));
+}
+
+/** `q` as a LIKE pattern matching texts that contain it (escape character `\`). */
+export function likePattern(q: string): string {
+  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** A preview's text is cut to this many characters (code points). */
+export const PREVIEW_CHARS = 100;
+
+/** Most distinct names one message mentions (the rest are not counted). */
+export const MAX_MENTIONS = 32;
+
+const MENTION_RE = /(^|[^A-Za-z0-9_.@-])@([a-z0-9_][a-z0-9_.-]{0,31})/g;
+
+/**
+ * The users a group message's text mentions, `@name` (PROTOCOL.md §3.6): a name preceded by
+ * the start of the text or by a character that cannot be part of a name, its trailing `.`
+ * and `-` taken as punctuation. Distinct, without the sender, at most MAX_MENTIONS.
+ */
+export function mentionsOf(text: string | undefined, sender: string): string[] {
+  if (text === undefined || !text.includes("@")) return [];
+  const out = new Set<string>();
+  for (const m of text.matchAll(MENTION_RE)) {
+    const name = m[2]!.replace(/[.-]+$/, "");
+    if (name !== "" && name !== sender) out.add(name);
+    if (out.size === MAX_MENTIONS) break;
+  }
+  return [...out];
+}
+
+/** The first PREVIEW_CHARS code points of `s`. */
+export function previewText(s: string): string {
+  if (s.length <= PREVIEW_CHARS) return s;
+  let i = 0;
+  let n = 0;
+  while (i < s.length && n < PREVIEW_CHARS) {
+    const c = s.charCodeAt(i);
+    i += c >= 0xd800 && c <= 0xdbff && i + 1 < s.length ? 2 : 1;
+    n++;
+  }
+  return s.slice(0, i);
+}
+
 /** Bytes of `s` in UTF-8. */
 function utf8Length(s: string | undefined): number {
   return s === undefined ? 0 : Buffer.byteLength(s);
@@ -232,6 +393,42 @@ export function dmConv(a: string, b: string): string {
   return a <= b ? `d:${a}:${b}` : `d:${b}:${a}`;
 }
 
+/** The conversation an entry is about: its group's, or the direct one of its sender and addressee. */
 export function convOf(m: NewMessage): string {
   return m.grp !== undefined ? groupConv(m.grp) : dmConv(m.sender, m.toUser!);
+}
+
+/** The conversation key of a user's own log, where their `read` entries are stored. */
+export function readsConv(user: string): string {
+  return `r:${user}`;
+}
+
+/** Where an entry is stored and routed: the columns grp, to_user, conv and about. */
+export interface Placement {
+  grp: string | null;
+  toUser: string | null;
+  conv: string;
+  /** A `read`: the conversation whose marker it moves. */
+  about: string | null;
+}
+
+/**
+ * A `read` is stored in its sender's own log (conv `r:<sender>`, addressed to the sender, so
+ * that `sync` gives it to the sender's devices and no one else's); everything else in its
+ * conversation.
+ */
+export function placement(m: NewMessage): Placement {
+  if (m.kind === "read") return { grp: null, toUser: m.sender, conv: readsConv(m.sender), about: convOf(m) };
+  return { grp: m.grp ?? null, toUser: m.toUser ?? null, conv: convOf(m), about: null };
+}
+
+/** The other party of a direct conversation key "d:<a>:<b>", seen by `me`. */
+export function peerOf(conv: string, me: string): string {
+  const [, a, b] = conv.split(":") as [string, string, string];
+  return a === me ? b : a;
+}
+
+/** The inverse of `placement` for a `read`: the group, or the addressee, of the conversation it marks. */
+export function readTarget(about: string, sender: string): { grp?: string; toUser?: string } {
+  return about.startsWith("g:") ? { grp: about.slice(2) } : { toUser: peerOf(about, sender) };
 }

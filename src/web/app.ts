@@ -301,6 +301,7 @@ async function discover(c: ChatClient, m: ChatModel, tail: number): Promise<void
     const p = await c.sync(after, 200);
     for (const msg of p.msgs) {
       if (msg.mid > tail) return;
+      if (msg.kind !== undefined) continue; // an edit, reaction or read marker, not a message
       const conv = m.conv(targetOfMessage(msg, m.me));
       conv.lastMid = Math.max(conv.lastMid, msg.mid);
       conv.lastRead = Math.max(conv.lastRead, msg.mid);
@@ -683,7 +684,8 @@ async function loadOlder(c: Conv): Promise<boolean> {
   loadingOlder = true;
   ui.older.hidden = false;
   try {
-    const before = c.msgs[0]?.mid;
+    const first = c.msgs[0]?.mid;
+    const before = first === undefined ? c.oldest : c.oldest === undefined ? first : Math.min(first, c.oldest);
     const p = await client.history(c.target, before === undefined ? { limit: PAGE } : { before, limit: PAGE });
     const box = ui.messages;
     const fromBottom = box.scrollHeight - box.scrollTop;
@@ -693,7 +695,7 @@ async function loadOlder(c: Conv): Promise<boolean> {
       renderMessages("keep");
       box.scrollTop = box.scrollHeight - fromBottom; // the same messages stay in view
     }
-    return n > 0;
+    return n > 0 || p.msgs.length > 0; // a page of edits or reactions only is progress too
   } catch {
     return false;
   } finally {

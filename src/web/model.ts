@@ -19,6 +19,11 @@ export interface Conv {
   loaded: boolean;
   /** Older messages than msgs[0] may exist (history `before` finds out). */
   hasOlder: boolean;
+  /**
+   * The smallest mid of any history page fetched, entries included (edits, reactions...: the
+   * app shows messages only, PROTOCOL.md §3.5): the next older page starts below it.
+   */
+  oldest?: number;
   /** Messages from others above `lastRead`, counted as they arrived. */
   unread: number;
   /** The largest mid the user has seen in this conversation. */
@@ -137,7 +142,9 @@ export class ChatModel {
    */
   page(c: Conv, msgs: ChatMessage[], more: boolean, older: boolean): number {
     let n = 0;
-    for (const m of msgs) if (this.insert(c, m)) n++;
+    // Messages only: not the other entries of the log, nor what is left of a deleted message.
+    for (const m of msgs) if (m.kind === undefined && m.deleted === undefined && this.insert(c, m)) n++;
+    if (msgs.length > 0) c.oldest = Math.min(c.oldest ?? Infinity, msgs[0]!.mid);
     const last = c.msgs.at(-1);
     if (last) c.lastMid = Math.max(c.lastMid, last.mid);
     if (older) c.hasOlder = more && msgs.length > 0;

@@ -3,7 +3,7 @@
 // calls it for the local broker and for the NATS broker (on a real nats-server).
 // Deliveries are awaited: a broker over the network may apply later than `commit` returns.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import type { Broker, BrokerHandler, Change, Delivery } from "../../src/broker/broker.ts";
+import type { Broker, BrokerHandler, Change, Delivery, Typing } from "../../src/broker/broker.ts";
 
 /** Waits until `cond` holds, by the clock (up to `ms`). */
 export async function until(cond: () => boolean, ms = 5000): Promise<void> {
@@ -21,6 +21,7 @@ export class Recorder implements BrokerHandler {
   readonly missedAt: Array<{ seq: number; mid: number }> = [];
   readonly presences: string[] = [];
   readonly revoked: string[] = [];
+  readonly typings: Typing[] = [];
   deliver(d: Delivery): void {
     this.log.push(d);
   }
@@ -35,6 +36,9 @@ export class Recorder implements BrokerHandler {
   }
   revoke(user: string): void {
     this.revoked.push(user);
+  }
+  typing(t: Typing): void {
+    this.typings.push(t);
   }
   get mids(): number[] {
     return this.log.flatMap((e) => ("mid" in e ? [e.mid] : []));

@@ -7,13 +7,14 @@
 // has to cross NATS before a test may conclude that it did not come, the test waits the
 // target's `settleMs` (0 on one server, where a ping round trip is enough).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import fs from "node:fs";
 import { encode } from "@msgpack/msgpack";
 import { TestClient } from "./client.ts";
 import { TEST_ARGS } from "./server.ts";
 import { frameOf, rawFrame } from "./wire.ts";
 
 /** Arguments of every server of the suite, beyond its store (--db) and, in a cluster, --bus. */
-export const E2E_ARGS = ["--max-frame", "65536", "--max-queue", "1048576", "--max-text", "1000", "--max-group-size", "1000", "--max-groups-per-user", "600", ...TEST_ARGS];
+export const E2E_ARGS = ["--max-frame", "65536", "--max-queue", "1048576", "--max-text", "1000", "--max-group-size", "1000", "--max-groups-per-user", "600", "--typing-max-group", "3", ...TEST_ARGS];
 
 export interface E2ETarget {
   /** The port for the next connection: the one server's, or the next node's in turn. */
@@ -32,6 +33,8 @@ export interface E2ETarget {
   settleMs: number;
   /** Stops everything for good (afterAll). */
   close(): Promise<void>;
+  /** The database's files on disk, when the store is a SQLite file (to look for deleted bytes). */
+  files?(): string[];
 }
 
 export function e2eSuite(open: () => Promise<E2ETarget>): void {
@@ -538,6 +541,311 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       await a.waitFor((m) => m.id === 2);
       expect(a.received.map((m) => (m.t === "error" ? m.code : m.t))).toEqual(["bad_frame", "bad_frame", "pong"]);
       expect(a.received[0]!.msg).toContain("nested");
+    });
+  });
+
+  describe("conversations: edits, deletes, replies, reactions, read state (PROTOCOL.md §3.6)", () => {
+    /** A group of fresh users: a (owner, two devices a and a2), b, and an outsider. */
+    async function room() {
+      const a = await user("cv");
+      const a2 = await device(a);
+      const b = await user("cv");
+      const outsider = await user("cv");
+      const g = uniq("cvg");
+      await a.ok({ t: "join", group: g });
+      await b.ok({ t: "join", group: g });
+      return { a, a2, b, outsider, g };
+    }
+
+    /** The one conversation of a `convs` reply that is `g` (a group) or `u` (a user). */
+    function conv(r: any, key: { group?: string; user?: string }): any {
+      return r.convs.find((c: any) => (key.group !== undefined ? c.group === key.group : c.user === key.user));
+    }
+
+    test("edit: only the sender; everyone else's devices get the entry; history shows the new text and the entry", async () => {
+      const { a, a2, b, outsider, g } = await room();
+      const m = await a.ok({ t: "send", group: g, text: "helo", cid: "e1" });
+      await b.nextPush("msg");
+      await a2.nextPush("msg");
+      expect(await b.request({ t: "edit", group: g, mid: m.mid, text: "not yours" })).toMatchObject({ code: "forbidden" });
+      expect(await outsider.request({ t: "edit", group: g, mid: m.mid, text: "x" })).toMatchObject({ code: "forbidden" });
+      expect(await outsider.request({ t: "edit", user: a.user, mid: m.mid, text: "x" })).toMatchObject({ code: "not_found" });
+      expect(await a.request({ t: "edit", user: b.user, mid: m.mid, text: "wrong conversation" })).toMatchObject({ code: "not_found" });
+      expect(await a.request({ t: "edit", group: g, mid: m.mid + 100_000, text: "x" })).toMatchObject({ code: "not_found" });
+      expect(await a.request({ t: "edit", group: g, mid: m.mid, text: "é".repeat(600) })).toMatchObject({ code: "too_large" });
+      expect(await a.request({ t: "edit", group: g, mid: m.mid, text: "" })).toMatchObject({ code: "bad_request" });
+      const e = await a.ok({ t: "edit", group: g, mid: m.mid, text: "hello" });
+      expect(e.mid).toBeGreaterThan(m.mid);
+      const want = { t: "msg", mid: e.mid, ts: e.ts, from: a.user, group: g, kind: "edit", ref: m.mid, text: "hello" };
+      expect(await b.nextPush("msg")).toEqual(want);
+      expect(await a2.nextPush("msg")).toEqual(want);
+      // An edit cannot be edited: it is not a message.
+      expect(await a.request({ t: "edit", group: g, mid: e.mid, text: "x" })).toMatchObject({ code: "not_found" });
+      const h = await b.ok({ t: "history", group: g });
+      expect(h.msgs).toEqual([
+        { mid: m.mid, ts: m.ts, from: a.user, group: g, text: "hello", cid: "e1", edited: e.ts },
+        { mid: e.mid, ts: e.ts, from: a.user, group: g, kind: "edit", ref: m.mid, text: "hello" },
+      ]);
+      await a.ok({ t: "ping" });
+      await settle();
+      expect(a.pushes("msg")).toEqual([]); // the sending connection has its reply
+    });
+
+    test("delete: by the sender, or by the group's owner; a tombstone remains and nothing more can be done to it", async () => {
+      const { a, a2, b, outsider, g } = await room();
+      const data = new Uint8Array(3000).fill(7);
+      const mb = await b.ok({ t: "send", group: g, text: "from b", file: { name: "b.bin", type: "", data } });
+      const ma = await a.ok({ t: "send", group: g, text: "from a" });
+      expect(await b.request({ t: "delete", group: g, mid: ma.mid })).toMatchObject({ code: "forbidden" }); // not the owner
+      expect(await outsider.request({ t: "delete", group: g, mid: mb.mid })).toMatchObject({ code: "forbidden" });
+      const d = await a.ok({ t: "delete", group: g, mid: mb.mid }); // the owner
+      await b.waitFor((x) => x.t === "msg" && x.mid === d.mid);
+      expect(await a2.waitFor((x) => x.t === "msg" && x.mid === d.mid)).toEqual({ t: "msg", mid: d.mid, ts: d.ts, from: a.user, group: g, kind: "delete", ref: mb.mid });
+      const d2 = await a.ok({ t: "delete", group: g, mid: ma.mid }); // the sender
+      for (const req of [
+        { t: "delete", group: g, mid: mb.mid },
+        { t: "edit", group: g, mid: ma.mid, text: "x" },
+        { t: "react", group: g, mid: mb.mid, emoji: "x" },
+        { t: "send", group: g, text: "re", reply: mb.mid },
+      ])
+        expect({ req, r: await a.request(req) }).toMatchObject({ req, r: { code: "not_found" } });
+      const h = await outsider.request({ t: "history", group: g });
+      expect(h).toMatchObject({ code: "forbidden" });
+      expect((await b.ok({ t: "history", group: g })).msgs).toEqual([
+        { mid: mb.mid, ts: mb.ts, from: b.user, group: g, deleted: d.ts },
+        { mid: ma.mid, ts: ma.ts, from: a.user, group: g, deleted: d2.ts },
+        { mid: d.mid, ts: d.ts, from: a.user, group: g, kind: "delete", ref: mb.mid },
+        { mid: d2.mid, ts: d2.ts, from: a.user, group: g, kind: "delete", ref: ma.mid },
+      ]);
+      // Direct messages: only the sender deletes.
+      const dm = await a.ok({ t: "send", user: b.user, text: "dm" });
+      expect(await b.request({ t: "delete", user: a.user, mid: dm.mid })).toMatchObject({ code: "forbidden" });
+      const dd = await a.ok({ t: "delete", user: b.user, mid: dm.mid });
+      expect(await b.waitFor((x) => x.t === "msg" && x.mid === dd.mid)).toEqual({ t: "msg", mid: dd.mid, ts: dd.ts, from: a.user, user: b.user, kind: "delete", ref: dm.mid });
+      expect((await b.ok({ t: "sync", after: dm.mid - 1 })).msgs).toEqual([
+        { mid: dm.mid, ts: dm.ts, from: a.user, user: b.user, deleted: dd.ts },
+        { mid: dd.mid, ts: dd.ts, from: a.user, user: b.user, kind: "delete", ref: dm.mid },
+      ]);
+    });
+
+    test("replies and reactions: in the conversation only; history shows the current reactions", async () => {
+      const { a, a2, b, outsider, g } = await room();
+      const m = await a.ok({ t: "send", group: g, text: "lunch?" });
+      const other = await b.ok({ t: "send", user: a.user, text: "elsewhere" });
+      expect(await b.request({ t: "send", group: g, text: "re", reply: other.mid })).toMatchObject({ code: "not_found" });
+      expect(await b.request({ t: "send", group: g, text: "re", reply: m.mid + 100_000 })).toMatchObject({ code: "not_found" });
+      const r = await b.ok({ t: "send", group: g, text: "yes!", reply: m.mid });
+      expect(await a2.waitFor((x) => x.t === "msg" && x.mid === r.mid)).toEqual({ t: "msg", mid: r.mid, ts: r.ts, from: b.user, group: g, text: "yes!", reply: m.mid });
+      expect(await outsider.request({ t: "react", group: g, mid: m.mid, emoji: "👍" })).toMatchObject({ code: "forbidden" });
+      expect(await outsider.request({ t: "react", user: a.user, mid: m.mid, emoji: "👍" })).toMatchObject({ code: "not_found" });
+      expect(await b.request({ t: "react", group: g, mid: m.mid, emoji: "x".repeat(65) })).toMatchObject({ code: "bad_request" });
+      const r1 = await b.ok({ t: "react", group: g, mid: m.mid, emoji: "👍" });
+      const r2 = await a.ok({ t: "react", group: g, mid: m.mid, emoji: "🎉" });
+      const r3 = await a2.ok({ t: "react", group: g, mid: m.mid, emoji: "👍" });
+      const r4 = await b.ok({ t: "react", group: g, mid: m.mid, emoji: "🎉" });
+      const r5 = await b.ok({ t: "react", group: g, mid: m.mid, emoji: "🎉", remove: true });
+      expect(await a.waitFor((x) => x.t === "msg" && x.mid === r5.mid)).toEqual({ t: "msg", mid: r5.mid, ts: r5.ts, from: b.user, group: g, kind: "unreact", ref: m.mid, emoji: "🎉" });
+      expect(await b.waitFor((x) => x.t === "msg" && x.mid === r3.mid)).toEqual({ t: "msg", mid: r3.mid, ts: r3.ts, from: a.user, group: g, kind: "react", ref: m.mid, emoji: "👍" });
+      const h = await a.ok({ t: "history", group: g, limit: 1, before: m.mid + 1 });
+      expect(h.msgs).toEqual([
+        { mid: m.mid, ts: m.ts, from: a.user, group: g, text: "lunch?", reactions: [{ emoji: "👍", users: [b.user, a.user] }, { emoji: "🎉", users: [a.user] }] },
+      ]);
+      const entries = (await a.ok({ t: "history", group: g, after: r.mid })).msgs.map((x: any) => [x.mid, x.kind, x.from, x.emoji]);
+      expect(entries).toEqual([
+        [r1.mid, "react", b.user, "👍"],
+        [r2.mid, "react", a.user, "🎉"],
+        [r3.mid, "react", a.user, "👍"],
+        [r4.mid, "react", b.user, "🎉"],
+        [r5.mid, "unreact", b.user, "🎉"],
+      ]);
+      // In a direct conversation, either party reacts.
+      const rd = await a.ok({ t: "react", user: b.user, mid: other.mid, emoji: "❤️" });
+      expect(await b.waitFor((x) => x.t === "msg" && x.mid === rd.mid)).toMatchObject({ kind: "react", from: a.user, user: b.user, ref: other.mid });
+    });
+
+    test("read: the marker moves forward only and reaches the reader's other devices, no one else", async () => {
+      const { a, a2, b, g } = await room();
+      const m1 = await b.ok({ t: "send", group: g, text: "one" });
+      const m2 = await b.ok({ t: "send", group: g, text: "two" });
+      await a2.waitFor((x) => x.t === "msg" && x.mid === m2.mid);
+      const r = await a.ok({ t: "read", group: g, mid: m1.mid });
+      expect(r).toMatchObject({ t: "ok", read: m1.mid });
+      expect(r.mid).toBeGreaterThan(m2.mid);
+      expect(await a2.waitFor((x) => x.t === "msg" && x.mid === r.mid)).toEqual({ t: "msg", mid: r.mid, ts: r.ts, from: a.user, group: g, kind: "read", ref: m1.mid });
+      // Backwards or in place: nothing is stored, the marker is the answer.
+      expect(await a2.request({ t: "read", group: g, mid: m1.mid })).toEqual({ t: "ok", id: expect.any(Number), read: m1.mid });
+      expect(await a2.request({ t: "read", group: g, mid: 0 })).toEqual({ t: "ok", id: expect.any(Number), read: m1.mid });
+      // Past the end: up to the entry itself.
+      const far = await a2.ok({ t: "read", user: b.user, mid: 2 ** 40 });
+      expect(far.read).toBe(far.mid - 1);
+      expect(await a.waitFor((x) => x.t === "msg" && x.mid === far.mid)).toEqual({ t: "msg", mid: far.mid, ts: far.ts, from: a.user, user: b.user, kind: "read", ref: far.mid - 1 });
+      expect(await b.request({ t: "read", group: uniq("nope"), mid: 1 })).toMatchObject({ code: "not_found" });
+      expect(await b.request({ t: "read", user: uniq("nobody"), mid: 1 })).toMatchObject({ code: "not_found" });
+      await b.ok({ t: "ping" });
+      await settle();
+      expect(b.pushes("msg").filter((x) => x.kind === "read")).toEqual([]);
+      // The reader's sync has them; the other's does not.
+      expect((await a.ok({ t: "sync", after: m2.mid })).msgs.map((x: any) => x.mid)).toEqual([r.mid, far.mid]);
+      expect((await b.ok({ t: "sync", after: m2.mid })).msgs).toEqual([]);
+    });
+
+    test("unread counts and mentions agree on two devices through sends, reads, deletes and a restart", async () => {
+      const { a, a2, b, g } = await room();
+      const c = await user("cv");
+      await c.ok({ t: "join", group: g });
+      const expectBoth = async (want: { unread: number; mentions: number; read?: number }, key: { group?: string; user?: string }) => {
+        for (const dev of [a, a2]) expect(conv(await dev.ok({ t: "convs" }), key)).toMatchObject(want);
+      };
+      await expectBoth({ unread: 0, mentions: 0 }, { group: g });
+      const m1 = await b.ok({ t: "send", group: g, text: `hi @${a.user}` });
+      const m2 = await c.ok({ t: "send", group: g, text: "second" });
+      await a.ok({ t: "send", group: g, text: "mine does not count" });
+      const m3 = await b.ok({ t: "send", group: g, text: `@${a.user} third` });
+      const d1 = await b.ok({ t: "send", user: a.user, text: "dm one" });
+      await expectBoth({ unread: 3, mentions: 2 }, { group: g });
+      await expectBoth({ unread: 1, mentions: 0 }, { user: b.user });
+      const r = await a2.ok({ t: "convs" });
+      expect(r.convs[0]).toEqual({ user: b.user, last: d1.mid, read: 0, unread: 1, mentions: 0, preview: { mid: d1.mid, ts: d1.ts, from: b.user, text: "dm one" } });
+      expect(conv(r, { group: g })).toMatchObject({ last: m3.mid, preview: { mid: m3.mid, from: b.user, text: `@${a.user} third` } });
+      // a reads up to m2 on one device: both devices agree
+      await a.ok({ t: "read", group: g, mid: m2.mid });
+      await expectBoth({ unread: 1, mentions: 1, read: m2.mid }, { group: g });
+      // a deletion of an unread message takes it off the count (and its mention)
+      await b.ok({ t: "delete", group: g, mid: m3.mid });
+      await expectBoth({ unread: 0, mentions: 0 }, { group: g });
+      const m4 = await c.ok({ t: "send", group: g, text: "fourth" });
+      await expectBoth({ unread: 1, mentions: 0 }, { group: g });
+      // an edit that mentions a: counted
+      await c.ok({ t: "edit", group: g, mid: m4.mid, text: `fourth, @${a.user}` });
+      await expectBoth({ unread: 1, mentions: 1 }, { group: g });
+      await a2.ok({ t: "read", user: b.user, mid: d1.mid });
+      await expectBoth({ unread: 0, read: d1.mid, mentions: 0 }, { user: b.user });
+      expect(m1.mid).toBeLessThan(m2.mid);
+
+      // A restart of the whole deployment: the counts are the store's.
+      expect(await target.stop()).toEqual(target.outputs().map(() => 0));
+      await target.start();
+      const x1 = await device(a);
+      const x2 = await device(a);
+      for (const dev of [x1, x2]) {
+        const after = await dev.ok({ t: "convs" });
+        expect(conv(after, { group: g })).toMatchObject({ unread: 1, mentions: 1, read: m2.mid });
+        expect(conv(after, { user: b.user })).toMatchObject({ unread: 0, read: d1.mid });
+      }
+      await x1.ok({ t: "read", group: g, mid: m4.mid });
+      for (const dev of [x1, x2]) expect(conv(await dev.ok({ t: "convs" }), { group: g })).toMatchObject({ unread: 0, mentions: 0, read: m4.mid });
+      // The other device was told live, and a device that was away finds the reads in sync.
+      expect(await x2.waitFor((x) => x.t === "msg" && x.kind === "read" && x.ref === m4.mid)).toMatchObject({ from: a.user, group: g });
+      const kinds = (await x2.ok({ t: "sync", after: m2.mid, limit: 500 })).msgs.filter((x: any) => x.kind === "read").map((x: any) => [x.group ?? x.user, x.ref]);
+      expect(kinds).toEqual([
+        [g, m2.mid],
+        [b.user, d1.mid],
+        [g, m4.mid],
+      ]);
+    });
+
+    test("a deleted message's bytes are not in the database files", async () => {
+      if (!target.files) return; // a cluster's store is a Postgres server
+      const a = await user("cvb");
+      const tag = crypto.randomUUID();
+      const data = new Uint8Array(20_000).fill(0x33);
+      data.set(Buffer.from(`FILE-${tag}`), 0);
+      const m = await a.ok({ t: "send", user: a.user, text: `TEXT-${tag}`, file: { name: `NAME-${tag}`, type: "", data } });
+      const onDisk = () => Buffer.concat(target.files!().map((f) => (fs.existsSync(f) ? fs.readFileSync(f) : Buffer.alloc(0))));
+      expect(onDisk().includes(`TEXT-${tag}`)).toBe(true);
+      await a.ok({ t: "delete", user: a.user, mid: m.mid });
+      const after = onDisk();
+      for (const x of [`TEXT-${tag}`, `NAME-${tag}`, `FILE-${tag}`]) expect({ x, found: after.includes(x) }).toEqual({ x, found: false });
+    });
+  });
+
+  describe("search (PROTOCOL.md §3.7)", () => {
+    test("the caller's conversations only, newest first, paged; parts of words, any script; edits and deletions count", async () => {
+      const a = await user("se");
+      const b = await user("se");
+      const outsider = await user("se");
+      const g = uniq("seg");
+      const tag = uniq("zq"); // a word no other test uses
+      await a.ok({ t: "join", group: g });
+      await b.ok({ t: "join", group: g });
+      const m1 = await a.ok({ t: "send", group: g, text: `trying ${tag}Qwen3.6 now` });
+      const m2 = await b.ok({ t: "send", user: a.user, text: `${tag} 日本語のテキスト` });
+      const m3 = await b.ok({ t: "send", group: g, text: `${tag} third`, reply: m1.mid });
+      const m4 = await outsider.ok({ t: "send", user: b.user, text: `${tag} not for a` });
+      const texts = (r: any) => r.msgs.map((m: any) => m.mid);
+      expect(texts(await a.ok({ t: "search", q: tag }))).toEqual([m3.mid, m2.mid, m1.mid]);
+      expect(texts(await b.ok({ t: "search", q: tag }))).toEqual([m4.mid, m3.mid, m2.mid, m1.mid]);
+      expect(texts(await outsider.ok({ t: "search", q: tag }))).toEqual([m4.mid]);
+      expect(texts(await a.ok({ t: "search", q: `${tag}qwen3` }))).toEqual([m1.mid]);
+      expect(texts(await a.ok({ t: "search", q: "日本語のテ" }))).toEqual([m2.mid]);
+      const p1 = await a.ok({ t: "search", q: tag, limit: 2 });
+      expect(texts(p1)).toEqual([m3.mid, m2.mid]);
+      expect(p1.more).toBe(true);
+      const p2 = await a.ok({ t: "search", q: tag, limit: 2, before: m2.mid });
+      expect(p2.msgs).toEqual([{ mid: m1.mid, ts: m1.ts, from: a.user, group: g, text: `trying ${tag}Qwen3.6 now` }]);
+      expect(p2.more).toBe(false);
+      await b.ok({ t: "edit", group: g, mid: m3.mid, text: "renamed" });
+      await a.ok({ t: "delete", group: g, mid: m1.mid });
+      expect(texts(await a.ok({ t: "search", q: tag }))).toEqual([m2.mid]);
+      expect((await a.ok({ t: "search", q: "renamed" })).msgs).toMatchObject([{ mid: m3.mid, text: "renamed", reply: m1.mid }]);
+      // Leaving a group: its messages are no longer the caller's to search.
+      await b.ok({ t: "leave", group: g });
+      expect(texts(await b.ok({ t: "search", q: "renamed" }))).toEqual([]);
+      for (const q of ["", "x".repeat(257), "a\u0000b"])
+        expect(await a.request({ t: "search", q })).toMatchObject({ code: "bad_request" });
+    });
+  });
+
+  describe("typing (PROTOCOL.md §5.5)", () => {
+    test("reaches the other members' devices, not the typist's own; once per connection and conversation in 3 s; never stored", async () => {
+      const a = await user("ty");
+      const a2 = await device(a);
+      const b = await user("ty");
+      const b2 = await device(b);
+      const outsider = await user("ty");
+      const g = uniq("tyg");
+      await a.ok({ t: "join", group: g });
+      await b.ok({ t: "join", group: g });
+      expect(await a.ok({ t: "typing", group: g })).toEqual({ t: "ok", id: expect.any(Number) });
+      const inGroup = { t: "typing", from: a.user, group: g };
+      expect(await b.nextPush("typing")).toEqual(inGroup);
+      expect(await b2.nextPush("typing")).toEqual(inGroup);
+      await a.ok({ t: "typing", user: b.user });
+      const direct = { t: "typing", from: a.user, user: b.user };
+      expect(await b.nextPush("typing")).toEqual(direct);
+      expect(await b2.nextPush("typing")).toEqual(direct);
+      // Again at once from the same connection: not passed on; from another connection: passed on.
+      await a.ok({ t: "typing", group: g });
+      await a2.ok({ t: "typing", group: g });
+      expect(await b.nextPush("typing")).toEqual(inGroup);
+      await b.ok({ t: "typing", user: b.user }); // notes to self: nobody to tell
+      expect(await outsider.request({ t: "typing", group: g })).toMatchObject({ code: "forbidden" });
+      expect(await outsider.request({ t: "typing", group: uniq("none") })).toMatchObject({ code: "not_found" });
+      expect(await outsider.request({ t: "typing", user: uniq("nobody") })).toMatchObject({ code: "not_found" });
+      for (const c of [a, a2, b, b2, outsider]) await c.ok({ t: "ping" });
+      await settle();
+      expect(b.pushes("typing")).toEqual([inGroup, direct, inGroup]);
+      expect(b2.pushes("typing")).toEqual([inGroup, direct, inGroup]);
+      for (const c of [a, a2, outsider]) expect(c.pushes("typing")).toEqual([]);
+      expect(b.pushes("msg")).toEqual([]);
+      expect((await b.ok({ t: "history", group: g })).msgs).toEqual([]);
+      expect((await b.ok({ t: "sync", after: 0 })).msgs.filter((m: any) => m.group === g || m.from === a.user)).toEqual([]);
+    });
+
+    test("not sent in groups larger than --typing-max-group (3 here)", async () => {
+      const people = [await user("ty"), await user("ty"), await user("ty"), await user("ty")];
+      const g = uniq("tyg");
+      for (const p of people) await p.ok({ t: "join", group: g });
+      await people[0]!.ok({ t: "typing", group: g });
+      await people[0]!.ok({ t: "typing", user: people[1]!.user });
+      expect(await people[1]!.nextPush("typing")).toEqual({ t: "typing", from: people[0]!.user, user: people[1]!.user });
+      await settle();
+      for (const p of people) expect(p.pushes("typing").filter((x) => x.group === g)).toEqual([]);
+      // One leaves: 3 members, it is sent.
+      await people[3]!.ok({ t: "leave", group: g });
+      await settle(); // in a cluster the typist's node learns of the leave over NATS
+      await people[0]!.ok({ t: "typing", group: g });
+      expect(await people[2]!.nextPush("typing")).toEqual({ t: "typing", from: people[0]!.user, group: g });
     });
   });
 

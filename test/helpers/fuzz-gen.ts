@@ -166,7 +166,7 @@ export function splitFrames(stream: Uint8Array, maxFrame: number): Framing {
 /** Names the fuzz fixtures use: the corpus refers to them. */
 export const FIX = { user: "fuzz", user2: "fuzz2", pass: "password1", group: "fuzzg" };
 
-const FIELD_NAMES = ["t", "id", "user", "pass", "token", "group", "text", "file", "cid", "before", "after", "limit", "name", "type", "data"];
+const FIELD_NAMES = ["t", "id", "user", "pass", "token", "group", "text", "file", "cid", "before", "after", "limit", "name", "type", "data", "mid", "reply", "emoji", "remove", "q"];
 
 /** A well-formed request of `type`, as a W value (string keys, in order). */
 export function validRequest(r: Rng, type: string, id?: number): Record<string, W> {
@@ -193,12 +193,32 @@ export function validRequest(r: Rng, type: string, id?: number): Record<string, 
       if (r.chance(0.85)) m.text = r.chance(0.1) ? "żółć ✓ 🎉" : `hello ${r.u32()}`;
       if (m.text === undefined || r.chance(0.15)) m.file = { name: "a.bin", type: "application/octet-stream", data: r.bytes(r.size(512)) };
       if (r.chance(0.7)) m.cid = `c${r.u32().toString(36)}`;
+      if (r.chance(0.1)) m.reply = r.int(0, 200);
+      break;
+    case "edit":
+    case "delete":
+    case "react":
+    case "read":
+    case "typing":
+      if (r.chance(0.6)) m.group = FIX.group;
+      else m.user = r.chance(0.8) ? FIX.user2 : FIX.user;
+      if (type !== "typing") m.mid = r.int(0, 200);
+      if (type === "edit") m.text = r.chance(0.1) ? "żółć ✓" : `edited ${r.u32()}`;
+      if (type === "react") {
+        m.emoji = r.pick(["👍", "🎉", "x", "👨‍👩‍👧‍👦"]);
+        if (r.chance(0.3)) m.remove = r.chance(0.5);
+      }
       break;
     case "history":
       if (r.chance(0.6)) m.group = FIX.group;
       else m.user = FIX.user2;
       if (r.chance(0.3)) m.before = r.int(0, 100000);
       if (r.chance(0.3)) m.after = r.int(0, 1000);
+      if (r.chance(0.5)) m.limit = r.int(0, 1000);
+      break;
+    case "search":
+      m.q = r.pick(["hello", "he", "żółć", "日本語", "%_\\", "x"]);
+      if (r.chance(0.3)) m.before = r.int(0, 100000);
       if (r.chance(0.5)) m.limit = r.int(0, 1000);
       break;
     case "sync":

@@ -24,7 +24,7 @@ export const DOC_BYE_REASONS = ["shutdown", "too_large", "login_timeout", "idle"
 export const MAX_ENTRIES = 256;
 export const MAX_DEPTH = 8;
 
-type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid";
+type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid" | "bool" | "emoji" | "query";
 interface Field {
   type: FieldType;
   required?: boolean;
@@ -64,6 +64,7 @@ export const DOC_REQUESTS: Record<string, { auth: boolean; fields: Record<string
       text: { type: "string" },
       file: { type: "file" },
       cid: { type: "cid" },
+      reply: { type: "uint" },
     },
     step8: ["forbidden", "not_found", "too_large"],
     success: "ok",
@@ -81,7 +82,50 @@ export const DOC_REQUESTS: Record<string, { auth: boolean; fields: Record<string
     success: "ok",
   },
   sync: { auth: true, fields: { after: { type: "uint", required: true }, limit: { type: "uint" } }, step8: [], success: "ok" },
+  // §3.6
+  edit: {
+    auth: true,
+    fields: { group: { type: "name" }, user: { type: "name" }, mid: { type: "uint", required: true }, text: { type: "string", required: true } },
+    step8: ["forbidden", "not_found", "too_large"],
+    success: "ok",
+  },
+  delete: {
+    auth: true,
+    fields: { group: { type: "name" }, user: { type: "name" }, mid: { type: "uint", required: true } },
+    step8: ["forbidden", "not_found"],
+    success: "ok",
+  },
+  react: {
+    auth: true,
+    fields: {
+      group: { type: "name" },
+      user: { type: "name" },
+      mid: { type: "uint", required: true },
+      emoji: { type: "emoji", required: true },
+      remove: { type: "bool" },
+    },
+    step8: ["forbidden", "not_found"],
+    success: "ok",
+  },
+  read: {
+    auth: true,
+    fields: { group: { type: "name" }, user: { type: "name" }, mid: { type: "uint", required: true } },
+    step8: ["forbidden", "not_found"],
+    success: "ok",
+  },
+  convs: { auth: true, fields: {}, step8: [], success: "ok" },
+  typing: { auth: true, fields: { group: { type: "name" }, user: { type: "name" } }, step8: ["forbidden", "not_found"], success: "ok" },
+  // §3.7
+  search: {
+    auth: true,
+    fields: { q: { type: "query", required: true }, before: { type: "uint" }, limit: { type: "uint" } },
+    step8: [],
+    success: "ok",
+  },
 };
+
+/** §3.4, §3.6: the requests about one conversation name exactly one of group and user. */
+const ONE_CONVERSATION = ["send", "history", "edit", "delete", "react", "read", "typing"];
 
 export const REQUEST_TYPES = Object.keys(DOC_REQUESTS);
 
@@ -153,6 +197,12 @@ function checkField(key: string, type: FieldType, v: D): string {
       return isUintD(v) ? "" : `${key}: not a uint`;
     case "cid":
       return v.k === "str" && v.bytes >= 1 && v.bytes <= 64 ? "" : `${key}: not a cid of 1-64 bytes`;
+    case "emoji":
+      return v.k === "str" && v.bytes >= 1 && v.bytes <= 64 ? "" : `${key}: not an emoji of 1-64 bytes`;
+    case "bool":
+      return v.k === "bool" ? "" : `${key}: not a bool`;
+    case "query":
+      return v.k === "str" && v.bytes >= 1 && v.bytes <= 256 && !v.v.includes("\0") ? "" : `${key}: not a query of 1-256 bytes without U+0000`;
     case "file": {
       if (v.k !== "map" || v.v === null) return `${key}: not a map`;
       const f = fieldsOf(v.v);
@@ -227,12 +277,13 @@ export function expectFor(body: Uint8Array, ctx: OracleContext): Expectation {
     const why = checkField(key, f.type, fv);
     if (why) return badReq(why);
   }
-  if ((type === "send" || type === "history") && (present(m, "group") === undefined) === (present(m, "user") === undefined))
+  if (ONE_CONVERSATION.includes(type) && (present(m, "group") === undefined) === (present(m, "user") === undefined))
     return badReq("not exactly one of group and user");
   if (type === "send") {
     const text = present(m, "text");
     if (present(m, "file") === undefined && (text === undefined || strBytes(text) === 0)) return badReq("no text and no file");
   }
+  if (type === "edit" && strBytes(present(m, "text")!) === 0) return badReq("an empty text");
   if (type === "login" && (present(m, "pass") === undefined) === (present(m, "token") === undefined))
     return badReq("not exactly one of pass and token");
   const outcomes: Outcome[] = [{ t: spec.success, id }];

@@ -4,8 +4,8 @@
 // SqliteStore on ":memory:" and SqliteStore on a file; a store of another kind is
 // tested by calling it once more.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import type { CommitResult, NewMessage, Page, Store, StoredMessage } from "../../src/store/store.ts";
-import { convOf, dmConv, groupConv, messageSize } from "../../src/store/store.ts";
+import type { CommitResult, ConvState, NewMessage, Page, Store, StoredMessage } from "../../src/store/store.ts";
+import { convOf, dmConv, groupConv, messageSize, PREVIEW_CHARS } from "../../src/store/store.ts";
 
 /** Commits a batch and gives its per-message results (Committed.results). */
 export async function results(store: Store, batch: NewMessage[], now: number): Promise<CommitResult[]> {
@@ -900,6 +900,437 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         expect(await store.history(groupConv("g"), { limit: 100 })).toEqual([]);
         const [next] = await results(store, [{ sender: "alice", grp: "g", text: "after" }], 2000);
         expect(next!.mid).toBe(last + 1);
+      });
+    });
+
+    describe("entries: edits, deletes, reactions, replies, read markers", () => {
+      beforeEach(async () => {
+        await users("alice", "bob", "carol");
+        await store.createGroup("g", "alice", 1);
+        await store.addMember("g", "bob", 1);
+      });
+
+      /** Commits one entry (or message) and gives its result. */
+      async function one(m: NewMessage, now = 100): Promise<CommitResult> {
+        return (await results(store, [m], now))[0]!;
+      }
+
+      const G = groupConv("g");
+
+      /** Every view of the store agrees on a message: history, sync, messagesByMid, and sizes with messageSize. */
+      async function everywhere(mid: number): Promise<StoredMessage> {
+        const [m] = await store.messagesByMid([mid]);
+        const conv = convOf(m!);
+        expect((await store.history(conv, { limit: 1000 })).find((x) => x.mid === mid)).toEqual(m);
+        expect((await store.sync(m!.sender, mid - 1, 1)).find((x) => x.mid === mid)).toEqual(m);
+        expect(await store.historySizes(conv, { after: mid - 1, before: mid + 1, limit: 1 })).toEqual([{ mid, size: messageSize(m!) }]);
+        return m!;
+      }
+
+      test("a reply keeps the mid it answers (ref)", async () => {
+        const a = await one({ sender: "alice", grp: "g", text: "question" });
+        const b = await one({ sender: "bob", grp: "g", text: "answer", ref: a.mid, cid: "r1" });
+        expect(plain(await everywhere(b.mid))).toEqual({ mid: b.mid, ts: 100, sender: "bob", grp: "g", text: "answer", ref: a.mid, cid: "r1" });
+        expect(await store.entryAt(G, b.mid)).toEqual({ sender: "bob", deleted: false });
+      });
+
+      test("an edit replaces the text, sets edited, and is an entry of the conversation with the new text", async () => {
+        const a = await one({ sender: "alice", grp: "g", text: "helo", cid: "c1" }, 10);
+        const e = await one({ sender: "alice", grp: "g", kind: "edit", ref: a.mid, text: "hello, world é" }, 20);
+        expect(e).toEqual({ mid: a.mid + 1, ts: 20, duplicate: false });
+        expect(plain(await everywhere(a.mid))).toEqual({ mid: a.mid, ts: 10, sender: "alice", grp: "g", cid: "c1", text: "hello, world é", edited: 20 });
+        expect(plain(await everywhere(e.mid))).toEqual({ mid: e.mid, ts: 20, sender: "alice", grp: "g", kind: "edit", ref: a.mid, text: "hello, world é" });
+        // Edited twice: the last text wins, edited is the last edit's time.
+        await one({ sender: "alice", grp: "g", kind: "edit", ref: a.mid, text: "third" }, 30);
+        expect((await everywhere(a.mid)).text).toBe("third");
+        expect((await everywhere(a.mid)).edited).toBe(30);
+        expect(await store.entryAt(G, e.mid)).toEqual({ sender: "alice", kind: "edit", deleted: false });
+        // A file message's caption can be edited; the file stays.
+        const f = await one({ sender: "bob", toUser: "carol", file: { name: "f.bin", type: "x/y", data: new Uint8Array([1, 2, 3]) } }, 40);
+        await one({ sender: "bob", toUser: "carol", kind: "edit", ref: f.mid, text: "caption" }, 50);
+        const fm = await everywhere(f.mid);
+        expect(fm.text).toBe("caption");
+        expect(bytes(fm.file!.data)).toEqual([1, 2, 3]);
+      });
+
+      test("a delete leaves a tombstone: no text, no file, no earlier edit's text, no reactions; the cid stays", async () => {
+        const data = new Uint8Array(3000).fill(0x5a);
+        const a = await one({ sender: "alice", grp: "g", cid: "gone", text: "secret", file: { name: "secret.txt", type: "text/plain", data } }, 10);
+        const e = await one({ sender: "alice", grp: "g", kind: "edit", ref: a.mid, text: "secret 2" }, 11);
+        const r = await one({ sender: "bob", grp: "g", kind: "react", ref: a.mid, text: "👍" }, 12);
+        const d = await one({ sender: "bob", grp: "g", kind: "delete", ref: a.mid }, 13);
+        expect(d).toEqual({ mid: r.mid + 1, ts: 13, duplicate: false });
+        expect(plain(await everywhere(a.mid))).toEqual({ mid: a.mid, ts: 10, sender: "alice", grp: "g", cid: "gone", deleted: 13 });
+        expect(plain(await everywhere(e.mid))).toEqual({ mid: e.mid, ts: 11, sender: "alice", grp: "g", kind: "edit", ref: a.mid });
+        expect(plain(await everywhere(d.mid))).toEqual({ mid: d.mid, ts: 13, sender: "bob", grp: "g", kind: "delete", ref: a.mid });
+        expect(await store.entryAt(G, a.mid)).toEqual({ sender: "alice", deleted: true });
+        // Nothing more can be done to it: refused, no mid taken.
+        for (const kind of ["edit", "delete", "react", "unreact"] as const) {
+          expect(await one({ sender: "alice", grp: "g", kind, ref: a.mid, text: "x" }, 14)).toEqual({ mid: 0, ts: 14, duplicate: false, refused: true });
+        }
+        expect(await store.lastMid()).toBe(d.mid);
+        // Its (sender, cid) is still taken.
+        expect(await one({ sender: "alice", grp: "g", cid: "gone", text: "again" }, 15)).toEqual({ mid: a.mid, ts: 10, duplicate: true });
+      });
+
+      test("within one batch: a delete refuses the edit and the reaction after it; a target elsewhere or not a message is refused", async () => {
+        const a = await one({ sender: "alice", grp: "g", text: "one" });
+        const b = await one({ sender: "alice", toUser: "bob", text: "dm" });
+        const e = await one({ sender: "alice", grp: "g", kind: "edit", ref: a.mid, text: "one!" });
+        const r = await results(
+          store,
+          [
+            { sender: "alice", grp: "g", kind: "edit", ref: a.mid, text: "two" },
+            { sender: "alice", grp: "g", kind: "delete", ref: a.mid },
+            { sender: "alice", grp: "g", kind: "edit", ref: a.mid, text: "three" },
+            { sender: "bob", grp: "g", kind: "react", ref: a.mid, text: "x" },
+            { sender: "alice", grp: "g", kind: "edit", ref: b.mid, text: "not in g" },
+            { sender: "alice", grp: "g", kind: "react", ref: e.mid, text: "an entry" },
+            { sender: "alice", grp: "g", kind: "delete", ref: 999_999 },
+            { sender: "alice", grp: "g", text: "still fine" },
+          ],
+          200,
+        );
+        const refused = { mid: 0, ts: 200, duplicate: false, refused: true };
+        expect(r).toEqual([
+          { mid: e.mid + 1, ts: 200, duplicate: false },
+          { mid: e.mid + 2, ts: 200, duplicate: false },
+          refused,
+          refused,
+          refused,
+          refused,
+          refused,
+          { mid: e.mid + 3, ts: 200, duplicate: false },
+        ]);
+        expect((await store.messagesByMid([a.mid]))[0]!.deleted).toBe(200);
+        expect((await store.messagesByMid([b.mid]))[0]!.text).toBe("dm");
+      });
+
+      test("reactions: the current set on the message, emoji in the order first added, users in the order they reacted", async () => {
+        const a = await one({ sender: "alice", grp: "g", text: "vote" });
+        const react = (sender: string, emoji: string, on = true) =>
+          one({ sender, grp: "g", kind: on ? "react" : "unreact", ref: a.mid, text: emoji });
+        await react("bob", "👍");
+        await react("alice", "🎉");
+        await react("alice", "👍");
+        await react("bob", "👍"); // again: no change
+        await react("carol", "👍"); // not a member: the store does not check (the core does)
+        expect((await everywhere(a.mid)).reactions).toEqual([
+          { emoji: "👍", users: ["bob", "alice", "carol"] },
+          { emoji: "🎉", users: ["alice"] },
+        ]);
+        await react("bob", "👍", false);
+        await react("bob", "🎉", false); // not there: no change, still an entry
+        await react("alice", "🎉", false);
+        expect((await everywhere(a.mid)).reactions).toEqual([{ emoji: "👍", users: ["alice", "carol"] }]);
+        // Re-added: at the end.
+        await react("bob", "👍");
+        expect((await everywhere(a.mid)).reactions).toEqual([{ emoji: "👍", users: ["alice", "carol", "bob"] }]);
+        const log = (await store.history(G, { after: a.mid, limit: 100 })).map((m) => [m.sender, m.kind, m.text, m.ref]);
+        expect(log).toEqual([
+          ["bob", "react", "👍", a.mid],
+          ["alice", "react", "🎉", a.mid],
+          ["alice", "react", "👍", a.mid],
+          ["bob", "react", "👍", a.mid],
+          ["carol", "react", "👍", a.mid],
+          ["bob", "unreact", "👍", a.mid],
+          ["bob", "unreact", "🎉", a.mid],
+          ["alice", "unreact", "🎉", a.mid],
+          ["bob", "react", "👍", a.mid],
+        ]);
+        await react("alice", "");
+        await one({ sender: "bob", grp: "g", kind: "delete", ref: a.mid });
+        expect((await everywhere(a.mid)).reactions).toBeUndefined();
+      });
+
+      test("a read moves the sender's marker forward only, never past itself; it is in the sender's own log only", async () => {
+        const a = await one({ sender: "alice", grp: "g", text: "hi" });
+        const b = await one({ sender: "bob", toUser: "alice", text: "dm" });
+        expect(await store.readMarker("bob", G)).toBe(0);
+        const r1 = await one({ sender: "bob", grp: "g", kind: "read", ref: a.mid }, 50);
+        expect(r1).toEqual({ mid: b.mid + 1, ts: 50, duplicate: false, read: a.mid });
+        expect(await store.readMarker("bob", G)).toBe(a.mid);
+        // Backwards: stored (the log says what was asked), the marker stays.
+        const r2 = await one({ sender: "bob", grp: "g", kind: "read", ref: 0 }, 51);
+        expect(r2.read).toBe(a.mid);
+        // Past the log: only up to the mid before the entry itself.
+        const r3 = await one({ sender: "bob", toUser: "alice", kind: "read", ref: 1_000_000 }, 52);
+        expect(r3.read).toBe(r3.mid - 1);
+        expect(await store.readMarker("bob", dmConv("alice", "bob"))).toBe(r3.mid - 1);
+        expect(await store.readMarker("alice", dmConv("alice", "bob"))).toBe(0);
+        const s = await store.sync("bob", b.mid, 100);
+        expect(s.map(plain)).toEqual([
+          { mid: r1.mid, ts: 50, sender: "bob", grp: "g", kind: "read", ref: a.mid },
+          { mid: r2.mid, ts: 51, sender: "bob", grp: "g", kind: "read", ref: 0 },
+          { mid: r3.mid, ts: 52, sender: "bob", toUser: "alice", kind: "read", ref: r3.mid - 1 },
+        ]);
+        expect(await store.syncSizes("bob", b.mid, 100)).toEqual(s.map((m) => ({ mid: m.mid, size: messageSize(m) })));
+        expect(await store.messagesByMid([r3.mid])).toEqual([s[2]!]);
+        // Nobody else's sync or any conversation's history has them.
+        expect(mids(await store.sync("alice", 0, 100))).toEqual([a.mid, b.mid]);
+        expect(mids(await store.history(G, { limit: 100 }))).toEqual([a.mid]);
+        expect(mids(await store.history(dmConv("alice", "bob"), { limit: 100 }))).toEqual([b.mid]);
+        expect(await store.entryAt(G, r1.mid)).toBeUndefined();
+        // Read markers of one batch: the last one wins where it is the highest.
+        const r = await results(
+          store,
+          [
+            { sender: "carol", toUser: "alice", kind: "read", ref: 3 },
+            { sender: "carol", toUser: "alice", kind: "read", ref: 2 },
+          ],
+          60,
+        );
+        expect(r.map((x) => x.read)).toEqual([3, 3]);
+      });
+
+      test("entryAt: an entry of that conversation only", async () => {
+        const a = await one({ sender: "alice", grp: "g", text: "x" });
+        const b = await one({ sender: "bob", toUser: "carol", text: "y" });
+        expect(await store.entryAt(G, a.mid)).toEqual({ sender: "alice", deleted: false });
+        expect(await store.entryAt(G, b.mid)).toBeUndefined();
+        expect(await store.entryAt(dmConv("carol", "bob"), b.mid)).toEqual({ sender: "bob", deleted: false });
+        expect(await store.entryAt(dmConv("carol", "alice"), b.mid)).toBeUndefined();
+        expect(await store.entryAt(G, 12345)).toBeUndefined();
+      });
+
+      describe("convs", () => {
+        function byConv(list: ConvState[]): Record<string, ConvState> {
+          return Object.fromEntries(list.map((c) => [c.conv, c]));
+        }
+
+        test("eraseUser, deleteGroup and purge leave no reactions, mentions, markers or search results behind", async () => {
+          const MAX = Number.MAX_SAFE_INTEGER;
+          await store.addMember("g", "carol", 1);
+          const m1 = await one({ sender: "alice", grp: "g", text: "needle @bob" }, 10);
+          const m2 = await one({ sender: "carol", grp: "g", text: "needle from carol @bob" }, 11);
+          await one({ sender: "bob", grp: "g", kind: "react", ref: m2.mid, text: "👍" }, 12);
+          await one({ sender: "alice", grp: "g", kind: "react", ref: m2.mid, text: "🎉" }, 12);
+          const d1 = await one({ sender: "alice", toUser: "bob", text: "needle dm" }, 13);
+          const d2 = await one({ sender: "carol", toUser: "bob", text: "needle dm from carol" }, 14);
+          expect((await store.search("bob", "needle", MAX, 10)).map((r) => r.mid)).toEqual([d2.mid, d1.mid, m2.mid, m1.mid]);
+          expect(byConv(await store.convs("bob"))[G]).toMatchObject({ unread: 2, mentions: 2 });
+          await one({ sender: "alice", grp: "g", kind: "read", ref: d2.mid }, 15);
+
+          await store.eraseUser("alice");
+          expect((await store.search("bob", "needle", MAX, 10)).map((r) => r.mid)).toEqual([d2.mid, m2.mid]);
+          const bob = byConv(await store.convs("bob"));
+          expect(bob[G]).toMatchObject({ unread: 1, mentions: 1 });
+          expect(bob[dmConv("alice", "bob")]).toMatchObject({ unread: 0 });
+          expect(bob[dmConv("bob", "carol")]).toMatchObject({ unread: 1 });
+          const [kept] = await store.messagesByMid([m2.mid]);
+          expect(kept!.reactions).toEqual([{ emoji: "👍", users: ["bob"] }]);
+
+          for (const u of ["alice", "bob", "carol"]) await store.removeMember("g", u);
+          expect(await store.deleteGroup("g")).toBeGreaterThan(0);
+          expect((await store.search("carol", "needle", MAX, 10)).map((r) => r.mid)).toEqual([d2.mid]);
+          await store.createGroup("g", "bob", 20);
+          expect(byConv(await store.convs("bob"))[G]).toMatchObject({ unread: 0, mentions: 0 });
+
+          expect(await store.purge(1000, 100)).toBeGreaterThan(0);
+          expect(await store.search("bob", "needle", MAX, 10)).toEqual([]);
+          expect(byConv(await store.convs("bob"))[dmConv("bob", "carol")]).toMatchObject({ unread: 0, mentions: 0 });
+        });
+
+        test("every group and direct conversation, with newest mid, marker, unread, mentions and a preview", async () => {
+          await store.createGroup("quiet", "bob", 1);
+          const m1 = await one({ sender: "alice", grp: "g", text: "hello @bob and @carol" }, 10);
+          const m2 = await one({ sender: "bob", grp: "g", text: "hi @alice" }, 11);
+          const m3 = await one({ sender: "alice", grp: "g", text: "@bob, @bob. again" }, 12);
+          const d1 = await one({ sender: "carol", toUser: "bob", text: "psst" }, 13);
+          const n1 = await one({ sender: "bob", toUser: "bob", text: "note" }, 14);
+          const bob = byConv(await store.convs("bob"));
+          expect(Object.keys(bob).sort()).toEqual([dmConv("bob", "bob"), dmConv("bob", "carol"), G, groupConv("quiet")].sort());
+          expect(bob[G]).toEqual({
+            conv: G,
+            grp: "g",
+            last: m3.mid,
+            read: 0,
+            unread: 2,
+            mentions: 2,
+            preview: { mid: m3.mid, ts: 12, sender: "alice", text: "@bob, @bob. again" },
+          });
+          expect(bob[groupConv("quiet")]).toEqual({ conv: groupConv("quiet"), grp: "quiet", last: 0, read: 0, unread: 0, mentions: 0 });
+          expect(bob[dmConv("bob", "carol")]).toEqual({
+            conv: dmConv("bob", "carol"),
+            peer: "carol",
+            last: d1.mid,
+            read: 0,
+            unread: 1,
+            mentions: 0,
+            preview: { mid: d1.mid, ts: 13, sender: "carol", text: "psst" },
+          });
+          // Notes to self: never unread.
+          expect(bob[dmConv("bob", "bob")]).toMatchObject({ peer: "bob", last: n1.mid, unread: 0, mentions: 0 });
+          // alice: her own messages are not unread; bob's mention of her is.
+          expect(byConv(await store.convs("alice"))[G]).toMatchObject({ unread: 1, mentions: 1 });
+          // carol is not in g: it is not hers (her mention does not make it so).
+          const carol = byConv(await store.convs("carol"));
+          expect(Object.keys(carol)).toEqual([dmConv("bob", "carol")]);
+          expect(carol[dmConv("bob", "carol")]).toMatchObject({ peer: "bob", unread: 0 });
+          // Reading moves the counts; entries after the marker (the read itself, an edit) are not unread.
+          await one({ sender: "bob", grp: "g", kind: "read", ref: m1.mid });
+          expect(byConv(await store.convs("bob"))[G]).toMatchObject({ read: m1.mid, unread: 1, mentions: 1 });
+          await one({ sender: "alice", grp: "g", kind: "edit", ref: m3.mid, text: "no mention now" });
+          const after = byConv(await store.convs("bob"))[G]!;
+          expect(after).toMatchObject({ unread: 1, mentions: 0, preview: { mid: m3.mid, text: "no mention now" } });
+          expect(after.last).toBe((await store.lastMid()));
+          // A deleted message is neither unread nor the preview.
+          await one({ sender: "alice", grp: "g", kind: "delete", ref: m3.mid });
+          expect(byConv(await store.convs("bob"))[G]).toMatchObject({ unread: 0, mentions: 0, preview: { mid: m2.mid, sender: "bob", text: "hi @alice" } });
+          await one({ sender: "bob", grp: "g", kind: "delete", ref: m2.mid });
+          await one({ sender: "alice", grp: "g", kind: "delete", ref: m1.mid });
+          const empty = byConv(await store.convs("bob"))[G]!;
+          expect(empty.preview).toBeUndefined();
+          expect(empty.last).toBe(await store.lastMid());
+          // Leaving a group takes it off the list.
+          await store.removeMember("g", "bob");
+          expect(byConv(await store.convs("bob"))[G]).toBeUndefined();
+        });
+
+        test("mentions: group messages only, names as a word, without the sender, edited in and out", async () => {
+          await users("bo", "bob.x");
+          await store.addMember("g", "bo", 1);
+          await store.addMember("g", "bob.x", 1);
+          const texts = ["mail bob@example.com", "@bob's turn", "(@bo)", "@bob.x.", "@BOB", "@@bob", "x@bo", "@bob-"];
+          for (const text of texts) await one({ sender: "alice", grp: "g", text });
+          await one({ sender: "alice", toUser: "bob", text: "@bob in a dm" });
+          await one({ sender: "bob", grp: "g", text: "@bob myself" });
+          const count = async (u: string) => byConv(await store.convs(u))[G]!.mentions;
+          expect(await count("bob")).toBe(2); // "@bob's", "@bob-"
+          expect(await count("bo")).toBe(1); // "(@bo)"
+          expect(await count("bob.x")).toBe(1); // "@bob.x."
+          expect(byConv(await store.convs("bob"))[dmConv("alice", "bob")]!.mentions).toBe(0);
+          const m = await one({ sender: "alice", grp: "g", text: "nobody" });
+          await one({ sender: "alice", grp: "g", kind: "edit", ref: m.mid, text: "now @bo and @bob" });
+          expect([await count("bob"), await count("bo")]).toEqual([3, 2]);
+        });
+
+        test("a new member has read what came before; a preview is cut to PREVIEW_CHARS code points; a file's shows its size", async () => {
+          await one({ sender: "alice", grp: "g", text: "before carol" });
+          await one({ sender: "alice", grp: "g", text: "@carol before" });
+          await store.addMember("g", "carol", 5);
+          expect(byConv(await store.convs("carol"))[G]).toMatchObject({ read: await store.lastMid(), unread: 0, mentions: 0 });
+          const long = `${"😀".repeat(PREVIEW_CHARS - 1)}é-more`;
+          const l = await one({ sender: "bob", grp: "g", text: long });
+          expect(byConv(await store.convs("carol"))[G]).toMatchObject({ unread: 1, preview: { mid: l.mid, text: `${"😀".repeat(PREVIEW_CHARS - 1)}é` } });
+          const f = await one({ sender: "bob", grp: "g", file: { name: "pic.png", type: "image/png", data: new Uint8Array(70_000) } });
+          expect(byConv(await store.convs("carol"))[G]!.preview).toEqual({ mid: f.mid, ts: 100, sender: "bob", file: { name: "pic.png", type: "image/png", size: 70_000 } });
+          // Leaving and joining again: what came meanwhile counts as read too.
+          await store.removeMember("g", "carol");
+          await one({ sender: "bob", grp: "g", text: "while away" });
+          await store.addMember("g", "carol", 6);
+          expect(byConv(await store.convs("carol"))[G]).toMatchObject({ read: await store.lastMid(), unread: 0 });
+        });
+      });
+    });
+
+    describe("search", () => {
+      /** mids newest first, as search gives them */
+      const found = async (user: string, q: string, before = Number.MAX_SAFE_INTEGER, limit = 100) =>
+        mids(await store.search(user, q, before, limit));
+
+      beforeEach(async () => {
+        await users("alice", "bob", "carol");
+        await store.createGroup("g", "alice", 1);
+        await store.addMember("g", "bob", 1);
+        await store.createGroup("h", "carol", 1);
+      });
+
+      async function send(m: NewMessage): Promise<number> {
+        return (await results(store, [m], 10))[0]!.mid;
+      }
+
+      test("parts of words, ASCII in any case, CJK and Korean; fewer than 3 characters too; other characters exactly", async () => {
+        const a = await send({ sender: "alice", grp: "g", text: "trying Qwen3.6 today" });
+        const b = await send({ sender: "bob", grp: "g", text: "日本語のテキスト and 中文 and 한국어" });
+        const c = await send({ sender: "bob", toUser: "alice", text: "ÉCOLE, école, 100% sure_thing \\ \"quoted\"" });
+        const d = await send({ sender: "alice", grp: "g", file: { name: "qwen.txt", type: "", data: new Uint8Array(3) } });
+        expect(d).toBeGreaterThan(c);
+        expect(await found("alice", "qwen")).toEqual([a]); // not the file's name
+        expect(await found("alice", "QWEN3.6")).toEqual([a]);
+        expect(await found("alice", "en3")).toEqual([a]);
+        expect(await found("alice", "日本語")).toEqual([b]);
+        expect(await found("alice", "本語のテ")).toEqual([b]);
+        expect(await found("alice", "中文")).toEqual([b]); // 2 characters
+        expect(await found("alice", "한국")).toEqual([b]);
+        expect(await found("alice", "국어")).toEqual([b]);
+        expect(await found("alice", "ÉCOLE")).toEqual([c]);
+        expect(await found("alice", "école")).toEqual([c]);
+        expect(await found("alice", "cole")).toEqual([c]);
+        expect(await found("alice", "COLE")).toEqual([c]);
+        expect(await found("alice", "Écol")).toEqual([c]); // É is not é: case is folded for A-Z only
+        expect(await found("alice", "0%")).toEqual([c]);
+        expect(await found("alice", "%")).toEqual([c]);
+        expect(await found("alice", "_")).toEqual([c]);
+        expect(await found("alice", "e_t")).toEqual([c]);
+        expect(await found("alice", "\\")).toEqual([c]);
+        expect(await found("alice", '"quoted"')).toEqual([c]);
+        expect(await found("alice", "an")).toEqual([b]);
+        expect(await found("alice", "a")).toEqual([c, b, a].filter((m) => m !== c)); // "ÉCOLE, école, 100% sure_thing" has no a
+        expect(await found("alice", "zzz")).toEqual([]);
+        expect(await found("alice", "q")).toEqual([c, a]); // "quoted", "Qwen"
+      });
+
+      test("only the caller's conversations: groups they are in now, their direct messages; messages only", async () => {
+        const g1 = await send({ sender: "alice", grp: "g", text: "needle in g" });
+        const h1 = await send({ sender: "carol", grp: "h", text: "needle in h" });
+        const d1 = await send({ sender: "carol", toUser: "bob", text: "needle to bob" });
+        const d2 = await send({ sender: "bob", toUser: "alice", text: "needle to alice" });
+        const d3 = await send({ sender: "alice", toUser: "alice", text: "needle to self" });
+        const e = await send({ sender: "bob", grp: "g", kind: "edit", ref: g1, text: "needle in g, edited by the log" });
+        await send({ sender: "bob", grp: "g", kind: "react", ref: g1, text: "needle" });
+        await send({ sender: "alice", grp: "g", kind: "read", ref: g1 });
+        expect(e).toBeGreaterThan(0);
+        expect(await found("alice", "needle")).toEqual([d3, d2, g1]);
+        expect(await found("bob", "needle")).toEqual([d2, d1, g1]);
+        expect(await found("carol", "needle")).toEqual([d1, h1]);
+        expect(await found("carol", "edited by the log")).toEqual([]);
+        expect(await found("alice", "edited by the log")).toEqual([g1]); // the message's current text
+        await store.removeMember("g", "bob");
+        expect(await found("bob", "needle")).toEqual([d2, d1]);
+        await store.addMember("h", "bob", 2);
+        expect(await found("bob", "needle")).toEqual([d2, d1, h1]);
+        expect(await found("nobody", "needle")).toEqual([]);
+      });
+
+      test("newest first, paged with before and limit", async () => {
+        const all: number[] = [];
+        for (let i = 0; i < 150; i++) {
+          all.push(await send({ sender: i % 2 ? "alice" : "bob", grp: "g", text: `item ${i} ${i % 3 === 0 ? "fizz" : "buzz"}` }));
+          await send({ sender: "carol", grp: "h", text: `fizz elsewhere ${i}` });
+        }
+        const fizz = all.filter((_, i) => i % 3 === 0).reverse();
+        expect(await found("alice", "fizz")).toEqual(fizz);
+        expect(await found("alice", "fizz", Number.MAX_SAFE_INTEGER, 7)).toEqual(fizz.slice(0, 7));
+        expect(await found("alice", "fizz", fizz[6]!, 7)).toEqual(fizz.slice(7, 14));
+        expect(await found("alice", "fizz", fizz[fizz.length - 1]!, 7)).toEqual([]);
+        expect(await found("alice", "fi", fizz[10]!, 5)).toEqual(fizz.slice(11, 16));
+        const sizes = await store.search("alice", "fizz", Number.MAX_SAFE_INTEGER, 3);
+        const msgs = await store.messagesByMid(sizes.map((x) => x.mid));
+        expect(sizes).toEqual(msgs.reverse().map((m) => ({ mid: m.mid, size: messageSize(m) })));
+      });
+
+      test("edited messages are found by their current text; deleted ones never, whether searched before or not", async () => {
+        const a = await send({ sender: "alice", grp: "g", text: "old words" });
+        const b = await send({ sender: "alice", grp: "g", text: "more old words" });
+        const f = await send({ sender: "alice", grp: "g", file: { name: "f", type: "", data: new Uint8Array(1) } });
+        expect(await found("bob", "old words")).toEqual([b, a]); // both indexed now
+        await send({ sender: "alice", grp: "g", kind: "edit", ref: a, text: "new phrase" });
+        await send({ sender: "alice", grp: "g", kind: "edit", ref: f, text: "a caption, new" });
+        await send({ sender: "alice", grp: "g", kind: "delete", ref: b });
+        expect(await found("bob", "old words")).toEqual([]);
+        expect(await found("bob", "new")).toEqual([f, a]);
+        expect(await found("bob", "ne")).toEqual([f, a]);
+        // Sent, edited and deleted between two searches.
+        const c = await send({ sender: "bob", grp: "g", text: "fresh text" });
+        const d = await send({ sender: "bob", grp: "g", text: "fresh and gone" });
+        await send({ sender: "bob", grp: "g", kind: "edit", ref: c, text: "fresh, edited" });
+        await send({ sender: "bob", grp: "g", kind: "delete", ref: d });
+        expect(await found("alice", "fresh")).toEqual([c]);
+        expect(await found("alice", "text")).toEqual([]);
+        await send({ sender: "bob", grp: "g", kind: "delete", ref: c });
+        expect(await found("alice", "fresh")).toEqual([]);
+        expect(await found("alice", "fr")).toEqual([]);
       });
     });
   });

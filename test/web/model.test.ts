@@ -14,6 +14,18 @@ const msg = (mid: number, from: string, to: { group: string } | { user: string }
 });
 
 describe("conversations", () => {
+  test("a history page shows messages only: edits, reactions and tombstones are skipped, but the page's oldest entry is where the next starts", () => {
+    const m = new ChatModel("ann");
+    const c = m.conv({ group: "ops" });
+    const entry = (mid: number, kind: "edit" | "react"): ChatMessage => ({ mid, ts: 1, from: "bob", group: "ops", kind, ref: 1 });
+    const page = [entry(8, "react"), msg(9, "bob", { group: "ops" }), { mid: 10, ts: 1, from: "bob", group: "ops", deleted: 2 }, entry(11, "edit")];
+    expect(m.page(c, page, true, false)).toBe(1);
+    expect(c.msgs.map((x) => x.mid)).toEqual([9]);
+    expect(c.oldest).toBe(8);
+    expect(m.page(c, [entry(7, "edit")], true, true)).toBe(0);
+    expect(c.oldest).toBe(7);
+  });
+
   test("a message goes to its conversation: the group, or the other party of a DM", () => {
     expect(targetOfMessage({ from: "bob", group: "ops" }, "ann")).toEqual({ group: "ops" });
     expect(targetOfMessage({ from: "bob", user: "ann" }, "ann")).toEqual({ user: "bob" });

@@ -7,7 +7,8 @@ import { ChatError } from "../errors.ts";
 import type { ChatMessage, Target } from "../types.ts";
 import { parseTarget } from "./args.ts";
 import { mediaType } from "./files.ts";
-import { failure, formatMessage, notice, type Style, targetLabel } from "./format.ts";
+import { failure, formatChange, formatMessage, type MessageView, notice, type Style, targetLabel, unreadSummary } from "./format.ts";
+import type { Recent } from "./recent.ts";
 
 export interface CommandContext {
   client: ChatClient;
@@ -17,6 +18,12 @@ export interface CommandContext {
   /** Where plain lines go. */
   current: Target | undefined;
   setCurrent(t: Target | undefined): void;
+  /** What was shown of each conversation ("the last message here", quotes). */
+  recent: Recent;
+  /** How messages are shown (/ids). */
+  view: MessageView;
+  /** Marks `t` read up to `mid`, or (without) up to its newest message: reading moves the marker. */
+  markRead(t: Target, mid?: number): void;
 }
 
 type Command = (ctx: CommandContext, args: string) => Promise<void | "quit">;
@@ -31,6 +38,14 @@ export const HELP = `commands:
   /who                 who is online in your groups
   /history [N]         the last N messages here (default 20)
   /send-file PATH      send a file here
+  /reply [^ID] TEXT    answer a message here (default: the last one from someone else)
+  /edit [^ID] TEXT     change your message (default: your last one here)
+  /delete [^ID]        delete your message, or any in a group you own (default: your last one here)
+  /react [^ID] EMOJI   react to a message (default: the last one from someone else); /unreact takes it back
+  /search TEXT         search your conversations, newest first
+  /unread              what is unread, where
+  /next                go to the newest conversation with unread messages and show them
+  /ids                 show message ids (^ID) before messages, or stop
   /help                this text
   /quit                leave (also Ctrl-C, Ctrl-D)
 anything else is a message to the current conversation`;
@@ -44,9 +59,26 @@ function describe(e: unknown): string {
 function sendAndShow(ctx: CommandContext, input: Parameters<ChatClient["send"]>[0]): void {
   if (ctx.client.state !== "ready") ctx.print(notice(ctx.style, "not connected: the message will be sent when the connection is back"));
   ctx.client.send(input).then(
-    (m: ChatMessage) => ctx.print(formatMessage(m, ctx.me, ctx.style)),
+    (m: ChatMessage) => {
+      ctx.recent.add(m);
+      ctx.print(formatMessage(m, ctx.me, ctx.style, undefined, ctx.view));
+    },
     (e) => ctx.print(failure(ctx.style, `not sent to ${targetLabel(input)}: ${describe(e)}`)),
   );
+}
+
+/** A leading `^ID` (a message's mid) and the rest. */
+function parseRef(args: string): { mid?: number; rest: string } {
+  const m = /^\s*\^(\d+)(?:\s+([\s\S]*))?$/.exec(args);
+  if (!m) return { rest: args.trim() };
+  return { mid: Number(m[1]), rest: (m[2] ?? "").trim() };
+}
+
+/** The message a command is about: `^ID`, else the newest here that `pred` accepts; undefined (and why printed) if none. */
+function aboutMessage(ctx: CommandContext, t: Target, mid: number | undefined, pred: (s: { from: string }) => boolean, what: string): number | undefined {
+  const m = mid ?? ctx.recent.last(t, pred);
+  if (m === undefined) ctx.print(failure(ctx.style, `no ${what} here yet: give its ^ID (/ids shows them)`));
+  return m;
 }
 
 function needCurrent(ctx: CommandContext): Target | undefined {
@@ -68,6 +100,21 @@ function groupArg(ctx: CommandContext, args: string, orCurrent: boolean): string
   return undefined;
 }
 
+/** Adds or takes back a reaction. */
+async function reactTo(ctx: CommandContext, args: string, add: boolean): Promise<void> {
+  const t = needCurrent(ctx);
+  if (!t) return;
+  const { mid, rest } = parseRef(args);
+  if (!rest) {
+    ctx.print(failure(ctx.style, `usage: /${add ? "react" : "unreact"} [^ID] EMOJI`));
+    return;
+  }
+  const target = aboutMessage(ctx, t, mid, (s) => s.from !== ctx.me, "message from someone else");
+  if (target === undefined) return;
+  const r = await ctx.client.react(t, target, rest, { remove: !add });
+  ctx.print(formatChange({ ...t, mid: r.mid, ts: r.ts, from: ctx.me, ref: target, emoji: rest, add }, "reaction", ctx.me, ctx.style, ctx.recent.quote(target)));
+}
+
 const COMMANDS: Record<string, Command> = {
   async help(ctx) {
     ctx.print(HELP);
@@ -81,6 +128,7 @@ const COMMANDS: Record<string, Command> = {
     const r = await ctx.client.join(group);
     ctx.print(notice(ctx.style, r.created ? `created #${group}, you own it` : `joined #${group} (owner ${r.owner})`));
     ctx.setCurrent({ group });
+    ctx.markRead({ group });
   },
   async leave(ctx, args) {
     const group = groupArg(ctx, args, true);
@@ -97,6 +145,7 @@ const COMMANDS: Record<string, Command> = {
     }
     ctx.setCurrent(t);
     ctx.print(notice(ctx.style, `talking in ${targetLabel(t)}`));
+    ctx.markRead(t);
   },
   async msg(ctx, args) {
     const m = /^\s*(@\S+)\s+([\s\S]+)$/.exec(args);
@@ -136,9 +185,100 @@ const COMMANDS: Record<string, Command> = {
       return;
     }
     const page = await ctx.client.history(t, { limit: n });
-    ctx.print(notice(ctx.style, `history of ${targetLabel(t)}: ${page.msgs.length} message${page.msgs.length === 1 ? "" : "s"}${page.more ? " (more before)" : ""}`));
-    for (const m of page.msgs) ctx.print(formatMessage(m, ctx.me, ctx.style));
+    // Messages as they are now; the entries that changed them (edits, reactions...) are not shown again.
+    const msgs = page.msgs.filter((m) => m.kind === undefined);
+    ctx.print(notice(ctx.style, `history of ${targetLabel(t)}: ${msgs.length} message${msgs.length === 1 ? "" : "s"}${page.more ? " (more before)" : ""}`));
+    for (const m of msgs) {
+      ctx.recent.add(m);
+      ctx.print(formatMessage(m, ctx.me, ctx.style, undefined, ctx.view));
+    }
     ctx.print(notice(ctx.style, "end of history"));
+    if (page.msgs.length > 0) ctx.markRead(t, page.msgs[page.msgs.length - 1]!.mid);
+  },
+  async reply(ctx, args) {
+    const t = needCurrent(ctx);
+    if (!t) return;
+    const { mid, rest } = parseRef(args);
+    if (!rest) {
+      ctx.print(failure(ctx.style, "usage: /reply [^ID] TEXT"));
+      return;
+    }
+    const target = aboutMessage(ctx, t, mid, (s) => s.from !== ctx.me, "message from someone else");
+    if (target !== undefined) sendAndShow(ctx, { ...t, text: rest, reply: target });
+  },
+  async edit(ctx, args) {
+    const t = needCurrent(ctx);
+    if (!t) return;
+    const { mid, rest } = parseRef(args);
+    if (!rest) {
+      ctx.print(failure(ctx.style, "usage: /edit [^ID] TEXT"));
+      return;
+    }
+    const target = aboutMessage(ctx, t, mid, (s) => s.from === ctx.me, "message of yours");
+    if (target === undefined) return;
+    const r = await ctx.client.edit(t, target, rest);
+    ctx.recent.edited(target, rest);
+    ctx.print(formatChange({ ...t, mid: r.mid, ts: r.ts, from: ctx.me, ref: target, text: rest }, "edit", ctx.me, ctx.style));
+  },
+  async delete(ctx, args) {
+    const t = needCurrent(ctx);
+    if (!t) return;
+    const { mid, rest } = parseRef(args);
+    if (rest) {
+      ctx.print(failure(ctx.style, "usage: /delete [^ID]"));
+      return;
+    }
+    const target = aboutMessage(ctx, t, mid, (s) => s.from === ctx.me, "message of yours");
+    if (target === undefined) return;
+    const r = await ctx.client.delete(t, target);
+    const quote = ctx.recent.quote(target);
+    ctx.recent.deleted(target);
+    ctx.print(formatChange({ ...t, mid: r.mid, ts: r.ts, from: ctx.me, ref: target }, "delete", ctx.me, ctx.style, quote));
+  },
+  async react(ctx, args) {
+    await reactTo(ctx, args, true);
+  },
+  async unreact(ctx, args) {
+    await reactTo(ctx, args, false);
+  },
+  async search(ctx, args) {
+    const q = args.trim();
+    if (!q) {
+      ctx.print(failure(ctx.style, "usage: /search TEXT"));
+      return;
+    }
+    const page = await ctx.client.search(q, { limit: 20 });
+    const n = page.msgs.length;
+    ctx.print(notice(ctx.style, `search "${q}": ${n === 0 ? "nothing found" : `${n} message${n === 1 ? "" : "s"}, newest first${page.more ? " (the newest 20)" : ""}`}`));
+    for (const m of page.msgs) {
+      ctx.recent.add(m);
+      ctx.print(formatMessage(m, ctx.me, ctx.style, undefined, { ...ctx.view, ids: true }));
+    }
+  },
+  async unread(ctx) {
+    ctx.print(notice(ctx.style, unreadSummary(await ctx.client.conversations())));
+  },
+  async next(ctx) {
+    const c = (await ctx.client.conversations()).find((x) => x.unread > 0);
+    if (!c) {
+      ctx.print(notice(ctx.style, "nothing unread"));
+      return;
+    }
+    const t: Target = c.group !== undefined ? { group: c.group } : { user: c.user! };
+    ctx.setCurrent(t);
+    ctx.print(notice(ctx.style, `talking in ${targetLabel(t)}: ${c.unread} new`));
+    const page = await ctx.client.history(t, { after: c.read, limit: 100 });
+    for (const m of page.msgs) {
+      if (m.kind !== undefined) continue;
+      ctx.recent.add(m);
+      ctx.print(formatMessage(m, ctx.me, ctx.style, undefined, ctx.view));
+    }
+    if (page.more) ctx.print(notice(ctx.style, "more: /history"));
+    ctx.markRead(t, c.last);
+  },
+  async ids(ctx) {
+    ctx.view.ids = !ctx.view.ids;
+    ctx.print(notice(ctx.style, ctx.view.ids ? "message ids (^ID) are shown" : "message ids are hidden"));
   },
   async "send-file"(ctx, args) {
     const t = needCurrent(ctx);

@@ -1,7 +1,7 @@
 // How messages and notices look on a terminal: timestamps, sender names, ANSI
 // colours when wanted. Text from other users is made inert first: a peer must
 // not be able to move the cursor or recolour the screen with escape codes.
-import type { ChatMessage, Target } from "../types.ts";
+import type { ChatMessage, Conversation, DeleteEvent, EditEvent, ReactionEvent, Target } from "../types.ts";
 
 export interface Style {
   color: boolean;
@@ -56,28 +56,84 @@ export function sizeLabel(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
+/** How a message is shown: its id (`^mid`, with /ids), and what a reply answers (from what the client saw). */
+export interface MessageView {
+  ids?: boolean;
+  /** "alice: lunch?" for a message this client has seen, to quote what a reply answers. */
+  quote?: (mid: number) => string | undefined;
+}
+
+/** A message referred to: `^mid`, which /edit, /delete, /reply and /react take. */
+export function ref(mid: number): string {
+  return `^${mid}`;
+}
+
+/** The first words of a text, on one line, for quoting. */
+export function snippet(text: string, max = 30): string {
+  const one = inert(text);
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+}
+
 /**
  * One message as terminal lines: `HH:MM:SS #room alice: text` (continuation
  * lines indented), and for a file `... alice sent file "x.png" (12.0 kB) -> path`.
+ * A reply says what it answers, `(re ^12 bob: "lunch?")`; an edited one ends in
+ * `(edited)`; a deleted one is `(deleted)`; reactions follow on a line of their own.
  */
-export function formatMessage(m: ChatMessage, me: string, style: Style, savedTo?: string): string {
+export function formatMessage(m: ChatMessage, me: string, style: Style, savedTo?: string, view: MessageView = {}): string {
   const time = paint(style, SGR.dim, clock(m.ts));
   const conv = paint(style, SGR.bold, convLabel(m, me));
   const who = paint(style, m.from === me ? `${SGR.bold};${nameColour(m.from)}` : nameColour(m.from), m.from);
-  const head = `${time} ${conv} ${who}`;
+  const id = view.ids ? `${paint(style, SGR.dim, ref(m.mid))} ` : "";
+  let head = `${time} ${id}${conv} ${who}`;
+  if (m.reply !== undefined) {
+    const q = view.quote?.(m.reply);
+    head += paint(style, SGR.dim, ` (re ${ref(m.reply)}${q !== undefined ? ` ${q}` : ""})`);
+  }
   const indent = " ".repeat(clock(m.ts).length + 1);
   const lines: string[] = [];
+  if (m.deleted !== undefined) return `${head}: ${paint(style, SGR.dim, "(deleted)")}`;
+  const edited = m.edited !== undefined ? paint(style, SGR.dim, " (edited)") : "";
   if (m.text !== undefined) {
     const [first, ...rest] = inert(m.text, true).split("\n");
     lines.push(`${head}: ${first}`);
     for (const r of rest) lines.push(`${indent}${r}`);
+    lines[lines.length - 1] += edited;
   }
   if (m.file !== undefined) {
     const what = `sent file "${inert(m.file.name)}" (${sizeLabel(m.file.data.length)})`;
     const where = savedTo !== undefined ? ` -> ${inert(savedTo)}` : "";
     lines.push(m.text !== undefined ? `${indent}${what}${where}` : `${head} ${what}${where}`);
   }
+  if (m.reactions?.length) lines.push(`${indent}${m.reactions.map((r) => `${inert(r.emoji)} ${r.users.join(", ")}`).join("; ")}`);
   return lines.join("\n");
+}
+
+/** Someone edited, deleted or reacted to a message (`quote`: what the client saw of it). */
+export function formatChange(e: EditEvent | DeleteEvent | ReactionEvent, kind: "edit" | "delete" | "reaction", me: string, style: Style, quote?: string): string {
+  const time = paint(style, SGR.dim, clock(e.ts));
+  const conv = paint(style, SGR.bold, convLabel(e, me));
+  const who = paint(style, nameColour(e.from), e.from);
+  const about = `${ref(e.ref)}${quote !== undefined ? ` (${quote})` : ""}`;
+  if (kind === "edit") {
+    const text = (e as EditEvent).text;
+    return `${time} ${conv} ${who} edited ${ref(e.ref)}: ${text === undefined ? "" : inert(text)}`;
+  }
+  if (kind === "delete") return `${time} ${conv} ${who} deleted ${about}`;
+  const r = e as ReactionEvent;
+  return `${time} ${conv} ${who} ${r.add ? `reacted ${inert(r.emoji)} to` : `took back ${inert(r.emoji)} on`} ${about}`;
+}
+
+/** What is unread: "3 new in #ops (1 mention), 1 new from @alice", or "nothing unread". */
+export function unreadSummary(convs: Conversation[]): string {
+  const parts = convs
+    .filter((c) => c.unread > 0)
+    .map((c) => {
+      const where = c.group !== undefined ? `in #${c.group}` : `from @${c.user}`;
+      const mentions = c.mentions > 0 ? ` (${c.mentions} mention${c.mentions === 1 ? "" : "s"})` : "";
+      return `${c.unread} new ${where}${mentions}`;
+    });
+  return parts.length === 0 ? "nothing unread" : parts.join(", ");
 }
 
 /** The same on one line, for --listen. */

@@ -1,6 +1,7 @@
 // The command table: request type -> handler. PROTOCOL.md §3
 import type { CommandTable } from "../command.ts";
 import { login, logout, passwd, register } from "./auth.ts";
+import { convs, del, edit, react, read, search, typing } from "./entries.ts";
 import { groups, join, leave, members } from "./groups.ts";
 import { history, send, sync } from "./messages.ts";
 import { ping } from "./ping.ts";
@@ -18,4 +19,11 @@ export const COMMANDS: CommandTable = {
   send,
   history,
   sync,
+  edit,
+  delete: del,
+  react,
+  read,
+  convs,
+  typing,
+  search,
 };

@@ -11,7 +11,7 @@ import { REPLY_ITEMS_PER_REQUEST, requireMember } from "./groups.ts";
 export const DEFAULT_PAGE = 100;
 
 /** Throws `not_found` for a user that does not exist: undefined when known at once, else a promise. */
-function requireUser(ctx: Context, user: string): Promise<void> | undefined {
+export function requireUser(ctx: Context, user: string): Promise<void> | undefined {
   const known = ctx.userExists(user);
   if (known === true) return undefined;
   const missing = () => new ProtocolError("not_found", `no user "${user}"`);
@@ -22,19 +22,32 @@ function requireUser(ctx: Context, user: string): Promise<void> | undefined {
 }
 
 /** Whether `s` is longer than `max` UTF-8 bytes. Counting is skipped when length alone decides. */
-function longerThan(s: string, max: number): boolean {
+export function longerThan(s: string, max: number): boolean {
   // UTF-8 takes at least 1 and at most 3 bytes per UTF-16 unit.
   if (s.length > max) return true;
   if (s.length * 3 <= max) return false;
   return Buffer.byteLength(s) > max;
 }
 
-/** Checks the text's size and queues the message for the next commit (the ack follows it). */
-function queueSend(ctx: Context, session: Session, req: RequestOf<"send">, file: FileData | undefined): typeof DEFER {
+/**
+ * Checks the text's size and queues the message of `me` for the next commit (the ack follows it).
+ * `me` is the user as the request began: a wait for the store may have outlived the connection.
+ */
+function queueSend(ctx: Context, session: Session, me: string, req: RequestOf<"send">, file: FileData | undefined): typeof DEFER {
   if (req.text !== undefined && longerThan(req.text, ctx.config.maxText))
     throw new ProtocolError("too_large", `text is longer than ${ctx.config.maxText} bytes`);
-  ctx.enqueue(session, req.id, { sender: session.user!, grp: req.group, toUser: req.user, cid: req.cid, text: req.text, file });
+  const m: NewMessage = { sender: me, grp: req.group, toUser: req.user, cid: req.cid, text: req.text, file };
+  if (req.reply !== undefined) m.ref = req.reply;
+  ctx.enqueue(session, req.id, m);
   return DEFER;
+}
+
+/** A reply must answer a message of the same conversation that is not deleted (PROTOCOL.md §3.6). */
+async function replyable(ctx: Context, me: string, req: RequestOf<"send">, reply: number): Promise<void> {
+  const conv = req.group !== undefined ? groupConv(req.group) : dmConv(me, req.user!);
+  const info = await ctx.store.entryAt(conv, reply);
+  if (!info || info.kind !== undefined) throw new ProtocolError("not_found", `no message ${reply} to reply to in this conversation`);
+  if (info.deleted) throw new ProtocolError("not_found", `message ${reply} was deleted`);
 }
 
 export const send: Command<RequestOf<"send">> = {
@@ -46,22 +59,65 @@ export const send: Command<RequestOf<"send">> = {
     const check = req.group !== undefined ? requireMember(ctx, req.group, me) : requireUser(ctx, req.user!);
     // The decoded bytes are a view of the socket's read buffer: keep a copy until the commit.
     const file = req.file && { name: req.file.name, type: req.file.type, data: req.file.data.slice() };
-    if (check === undefined) return queueSend(ctx, session, req, file);
-    return check.then(() => queueSend(ctx, session, req, file));
+    if (req.reply !== undefined) {
+      const reply = req.reply;
+      return (async (): Promise<typeof DEFER> => {
+        if (check !== undefined) await check;
+        await replyable(ctx, me, req, reply);
+        return queueSend(ctx, session, me, req, file);
+      })();
+    }
+    if (check === undefined) return queueSend(ctx, session, me, req, file);
+    return check.then(() => queueSend(ctx, session, me, req, file));
   },
 };
 
 /**
- * A message as it goes on the wire (PROTOCOL.md §3.5): with `t: "msg"` as a push,
+ * A new message as it goes on the wire (PROTOCOL.md §3.5): with `t: "msg"` as a push,
  * without `t` in history and sync pages. Built in one literal (this runs once per
  * message on the fan-out path); fields left undefined are omitted by the encoder.
  */
 export function wireMessage(m: NewMessage, mid: number, ts: number, t?: "msg"): WireMessage & { t?: "msg" } {
-  return { t, mid, ts, from: m.sender, group: m.grp, user: m.toUser, text: m.text, file: m.file, cid: m.cid };
+  if (m.kind !== undefined) return wireEntry(m, mid, ts, t);
+  return { t, mid, ts, from: m.sender, group: m.grp, user: m.toUser, text: m.text, file: m.file, cid: m.cid, reply: m.ref };
 }
 
-export function toWire(m: StoredMessage): WireMessage {
-  return wireMessage(m, m.mid, m.ts);
+/** An entry other than a message (edit, delete, react, unreact, read), PROTOCOL.md §3.5. */
+function wireEntry(m: NewMessage, mid: number, ts: number, t?: "msg"): WireMessage & { t?: "msg" } {
+  const react = m.kind === "react" || m.kind === "unreact";
+  return {
+    t,
+    mid,
+    ts,
+    from: m.sender,
+    group: m.grp,
+    user: m.toUser,
+    kind: m.kind,
+    ref: m.ref,
+    text: react ? undefined : m.text,
+    emoji: react ? m.text : undefined,
+    cid: m.cid,
+  };
+}
+
+/** A stored message as it is now (history, sync, a replay): with its edit time, its tombstone, its reactions. */
+export function toWire(m: StoredMessage, t?: "msg"): WireMessage & { t?: "msg" } {
+  if (m.kind !== undefined) return wireEntry(m, m.mid, m.ts, t);
+  return {
+    t,
+    mid: m.mid,
+    ts: m.ts,
+    from: m.sender,
+    group: m.grp,
+    user: m.toUser,
+    text: m.text,
+    file: m.file,
+    cid: m.cid,
+    reply: m.ref,
+    edited: m.edited,
+    deleted: m.deleted,
+    reactions: m.reactions,
+  };
 }
 
 /**
@@ -91,15 +147,15 @@ export function fillPage(
  * and address's byte rates before it is read (§2.4): looping over files costs the server
  * no more than sending them did.
  */
-async function page(ctx: Context, session: Session, sizes: readonly MidSize[], limit: number): Promise<Reply> {
+export async function page(ctx: Context, session: Session, sizes: readonly MidSize[], limit: number): Promise<Reply> {
   const { mids, more, bytes } = fillPage(sizes, limit, ctx.config.maxFrame / 2);
   const paid = ctx.paceOutput(session, bytes);
   if (paid !== undefined) await paid;
-  return { msgs: (await ctx.store.messagesByMid(mids)).map(toWire), more };
+  return { msgs: (await ctx.store.messagesByMid(mids)).map((m) => toWire(m)), more };
 }
 
 /** The page size asked for, within --max-page; a page costs one more request of the rate per 100 messages (§2.4). */
-function pageLimit(ctx: Context, session: Session, limit: number | undefined): number {
+export function pageLimit(ctx: Context, session: Session, limit: number | undefined): number {
   const n = Math.max(1, Math.min(limit ?? DEFAULT_PAGE, ctx.config.maxPage));
   ctx.chargeExtra(session, Math.floor(n / REPLY_ITEMS_PER_REQUEST));
   return n;
@@ -111,7 +167,7 @@ function pageLimit(ctx: Context, session: Session, limit: number | undefined): n
  * regular commit (the dispatcher holds this connection's later requests until the reply, so
  * its replies keep their order). Nothing is committed out of turn.
  */
-async function afterOwnSends(ctx: Context, session: Session, read: () => Promise<Reply>): Promise<Reply> {
+export async function afterOwnSends(ctx: Context, session: Session, read: () => Promise<Reply>): Promise<Reply> {
   const pending = ctx.ownSendsSettled(session);
   if (pending !== undefined) await pending;
   return read();

@@ -46,7 +46,9 @@ test("bench --quick runs every quick scenario with zero lost or duplicated messa
     if (r.server === "tcpchat") expect(report.results.some((f) => f.key === r.key && f.server === "floor")).toBe(true);
   }
   expect(report.scale?.idleConnections).toBeGreaterThan(0);
-  expect(report.scale?.bytesPerIdleConnection).toBeGreaterThan(0);
+  // Memory per idle connection is a measurement (RSS before and after), not a bound: in a quick
+  // run with few connections a garbage collection in between can make it negative (seen once).
+  expect(Number.isFinite(report.scale?.bytesPerIdleConnection)).toBe(true);
   expect(report.targets?.length).toBeGreaterThan(0);
 }, 240_000);
 

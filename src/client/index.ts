@@ -132,56 +132,5 @@
  */
 export { ChatClient } from "./client.ts";
 export { AddressError, formatServer, parseServer, parseServers, type ServerAddress } from "./address.ts";
-export type { Server, ServerInfo, WebSocketAddress } from "./link.ts";
-export {
-  BadFrameError,
-  BadRequestError,
-  ChatError,
-  chatErrorFrom,
-  type ClientErrorCode,
-  ClosedError,
-  ConflictError,
-  DisconnectedError,
-  ForbiddenError,
-  InternalError,
-  UnavailableError,
-  NotFoundError,
-  RateLimitedError,
-  TcpchatError,
-  TimeoutError,
-  TooLargeError,
-  UnauthorizedError,
-  UnknownTypeError,
-} from "./errors.ts";
-export type {
-  Bye,
-  ChatFile,
-  ChatMessage,
-  ClientEvents,
-  ClientOptions,
-  ConnectionState,
-  Conversation,
-  DeleteEvent,
-  EditEvent,
-  GroupInfo,
-  JoinResult,
-  LoginOptions,
-  LoginResult,
-  Member,
-  Page,
-  Presence,
-  ReactionEvent,
-  ReadEvent,
-  ReadResult,
-  ReconnectOptions,
-  Replies,
-  RequestInput,
-  SendInput,
-  SendOptions,
-  Since,
-  Stored,
-  Target,
-  TypingEvent,
-} from "./types.ts";
-export type { PaceOptions } from "./pacer.ts";
-export type { ErrorCode } from "../protocol/errors.ts";
+// Everything else is the browser entry's: the errors, the types (explicit exports above win over it).
+export * from "./browser.ts";

@@ -1,6 +1,7 @@
 // Abuse limits (issue #6): request rates, login throttling, connections per address,
 // login and idle timeouts, group size; and TLS over a real socket. The hardening issue:
 // login and registration throttles (#5, #6, #8, #15), logins, sessions and presence per user (#10).
+import { selfSignedCert } from "./helpers/attack.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type Config, DEFAULTS } from "../src/config.ts";
@@ -427,17 +428,10 @@ describe("TLS", () => {
   afterAll(() => tmp.cleanup());
 
   test("with --tls-cert/--tls-key the same protocol runs over TLS, verified against the certificate", async () => {
-    const cert = join(tmp.dir, "cert.pem");
-    const key = join(tmp.dir, "key.pem");
-    const gen = Bun.spawnSync([
-      "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-    ], { stderr: "pipe" });
-    expect(gen.exitCode).toBe(0);
-    const server = await startServer(["--db", join(tmp.dir, "tls.db"), "--tls-cert", cert, "--tls-key", key, ...TEST_ARGS]);
+    const { certFile, keyFile, cert: ca } = selfSignedCert(tmp.dir);
+    const server = await startServer(["--db", join(tmp.dir, "tls.db"), "--tls-cert", certFile, "--tls-key", keyFile, ...TEST_ARGS]);
     try {
       expect(server.output()).toContain("TLS");
-      const ca = await Bun.file(cert).text();
       const a = await TestClient.connect(server.port, "127.0.0.1", { ca });
       const b = await TestClient.connect(server.port, "127.0.0.1", { ca });
       await a.register("tlsa");

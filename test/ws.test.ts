@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { decode, encode } from "@msgpack/msgpack";
 import { join } from "node:path";
 import type { Socket } from "bun";
+import { selfSignedCert } from "./helpers/attack.ts";
 import { TestClient } from "./helpers/client.ts";
 import { type RunningServer, startServer, TEST_ARGS, tempDir } from "./helpers/server.ts";
 import type { Msg } from "./helpers/wire.ts";
@@ -300,18 +301,11 @@ describe("backpressure over WebSocket", () => {
 
 describe("TLS", () => {
   test("with --tls-cert the page is https and the WebSocket wss", async () => {
-    const cert = join(tmp.dir, "cert.pem");
-    const key = join(tmp.dir, "key.pem");
-    const gen = Bun.spawnSync([
-      "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-    ], { stderr: "pipe" });
-    expect(gen.exitCode).toBe(0);
-    const s = await startServer(["--db", join(tmp.dir, "wss.db"), "--tls-cert", cert, "--tls-key", key, ...TEST_ARGS]);
+    const { certFile, keyFile, cert: ca } = selfSignedCert(tmp.dir);
+    const s = await startServer(["--db", join(tmp.dir, "wss.db"), "--tls-cert", certFile, "--tls-key", keyFile, ...TEST_ARGS]);
     try {
       expect(s.output()).toMatch(/web app at https:\/\//);
       const port = webPort(s);
-      const ca = await Bun.file(cert).text();
       const r = await fetch(`https://127.0.0.1:${port}/`, { tls: { ca } } as RequestInit);
       expect(r.status).toBe(200);
       const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { tls: { ca } } as unknown as string[]);

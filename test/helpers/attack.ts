@@ -36,13 +36,17 @@ export interface AttackServer {
   stop(): Promise<number>;
 }
 
-/** A self-signed certificate for localhost, made with openssl in `dir`. */
+/** A self-signed certificate for localhost and 127.0.0.1 (so a client can verify it), made with openssl in `dir`. */
 export function selfSignedCert(dir: string): { certFile: string; keyFile: string; cert: string } {
   const certFile = join(dir, "cert.pem");
   const keyFile = join(dir, "key.pem");
   execFileSync(
     "openssl",
-    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "1", "-subj", "/CN=localhost"],
+    [
+      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"],
+      ...["-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", "/CN=localhost"],
+      ...["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+    ],
     { stdio: "ignore" },
   );
   return { certFile, keyFile, cert: readFileSync(certFile, "utf8") };

@@ -107,7 +107,7 @@ describe("postgres", () => {
       expect(pg.running).toBe(false);
       await pg.start();
       expect(pg.running).toBe(true);
-      // The first query on a pool after a restart may fail (CLUSTER-NOTES pitfall 7): retry once.
+      // The first query on a pool after a restart may fail (docs/CLUSTER.md, drivers): retry once.
       const q = () => sql`select v from t where id = 1`;
       const rows = await q().catch(() => q());
       expect(rows[0]?.v).toBe("committed before the crash");

@@ -10,7 +10,7 @@
 // a duplicate takes no mid). PostgreSQL makes a transaction visible before it releases its locks,
 // so the next writer's mids become visible only after these: the order in which commits become
 // visible is mid order, and a reader that has seen mid M can never later find a smaller one
-// (CLUSTER-NOTES.md pitfall 2; a plain sequence breaks this). Two nodes together commit about as
+// (docs/CLUSTER.md, "One sequence of commits": a plain sequence breaks this). Two nodes together commit about as
 // fast as one: the lock serialises them. A batch is committed in two pipelined round trips
 // (commitOnce), so the lock is held across one trip to the node, not three.
 //

@@ -27,17 +27,28 @@ export interface Delivery {
   /** A direct message: the addressee's sessions (and the sender's). */
   to?: string;
   /**
+   * A group change (PROTOCOL.md §3.3): the user it is about, whose sessions get it too, member or
+   * not (the one who left, was kicked, banned or invited).
+   */
+  also?: string;
+  /**
    * The id of the session that sent it, which has its `ok` and gets no push (§5.1).
    * Set on the node that committed it only.
    */
   skip?: number;
 }
 
-/** A membership change, committed to the store with its own seq. */
+/**
+ * A change to a group's routing, committed to the store with its own seq: `user` joined, left,
+ * or is muted until `until` (0: no longer). "none": the change (a new topic, a role) leaves
+ * routing as it is; it is applied in order all the same, with its entry's push.
+ */
 export interface Change {
-  kind: "join" | "leave";
+  kind: "join" | "leave" | "mute" | "none";
   group: string;
   user: string;
+  /** `mute`: until when (ms), 0 for unmuted. */
+  until?: number;
 }
 
 /** `from` is typing in a group, or to one user: an ephemeral event, never stored (PROTOCOL.md §5.5). */
@@ -79,8 +90,12 @@ export interface Broker {
   start(handler: BrokerHandler, seq: number): Promise<void>;
   /** This node committed a batch: its seq, and its messages that are new (not duplicates), in mid order. */
   commit(seq: number, deliveries: Delivery[]): void;
-  /** This node committed a membership change (seq > 0): resolves once applied on this node. */
-  change(seq: number, c: Change): Promise<void>;
+  /**
+   * This node committed a change to a group (seq > 0), with the push of its log entry (if any):
+   * resolves once applied on this node. Every node applies the change to its routing, then
+   * delivers the push (so a joiner gets their own join, and one who left gets the leave).
+   */
+  change(seq: number, c: Change, entry?: Delivery): Promise<void>;
   /**
    * This node's first session of `user` logged in (true), or its last one left (false). For a
    * login, a promise that resolves once the bus has the news (the login is answered after it,

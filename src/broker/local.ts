@@ -16,8 +16,9 @@ export class LocalBroker implements Broker {
     if (h) for (const d of deliveries) h.deliver(d);
   }
 
-  async change(_seq: number, c: Change): Promise<void> {
+  async change(_seq: number, c: Change, entry?: Delivery): Promise<void> {
     this.handler?.change(c);
+    if (entry) this.handler?.deliver(entry);
   }
 
   presence(): undefined {

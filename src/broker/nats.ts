@@ -52,8 +52,8 @@ const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 /** Users per snapshot event. */
 const SNAPSHOT_CHUNK = 2000;
 
-/** A delivery on the wire: [mid, from, group, to, frame (null: read it from the store)]. */
-type WireDelivery = [number, string, string | null, string | null, Uint8Array | null];
+/** A delivery on the wire: [mid, from, group, to, frame (null: read it from the store), also?]. */
+type WireDelivery = [number, string, string | null, string | null, Uint8Array | null, string?];
 
 interface CommitMsg {
   /** The publishing node. */
@@ -63,8 +63,8 @@ interface CommitMsg {
   i: number;
   P: number;
   d?: WireDelivery[];
-  /** A membership change: [kind, group, user]. */
-  c?: ["join" | "leave", string, string];
+  /** A change to a group: [kind, group, user, until?], with its entry's push in `d`. */
+  c?: [Change["kind"], string, string, number?];
 }
 
 interface EventMsg {
@@ -90,6 +90,12 @@ interface Entry {
   got: number;
   change?: Change;
   bytes: number;
+}
+
+function wireDelivery(d: Delivery, frame: Uint8Array | null): WireDelivery {
+  const w: WireDelivery = [d.mid, d.from, d.group ?? null, d.to ?? null, frame];
+  if (d.also !== undefined) w.push(d.also);
+  return w;
 }
 
 export class NatsBroker implements Broker {
@@ -202,12 +208,15 @@ export class NatsBroker implements Broker {
     this.publishCommit(seq, deliveries);
   }
 
-  change(seq: number, c: Change): Promise<void> {
+  change(seq: number, c: Change, entry?: Delivery): Promise<void> {
     if (this.closed || seq < this.expected) return Promise.resolve();
     const { promise, resolve } = Promise.withResolvers<void>();
     this.waiters.set(seq, resolve);
-    this.accept(seq, { parts: [[]], got: 1, change: c, bytes: 0 });
-    this.publish(`${this.prefix}.c`, { n: this.node, s: seq, i: 0, P: 1, c: [c.kind, c.group, c.user] } satisfies CommitMsg);
+    this.accept(seq, { parts: [entry ? [entry] : []], got: 1, change: c, bytes: 0 });
+    const msg: CommitMsg = { n: this.node, s: seq, i: 0, P: 1, c: c.until === undefined ? [c.kind, c.group, c.user] : [c.kind, c.group, c.user, c.until] };
+    // An entry's push is small (no text of a user's but a topic): it always travels whole.
+    if (entry) msg.d = [wireDelivery(entry, entry.frame)];
+    this.publish(`${this.prefix}.c`, msg);
     return promise;
   }
 
@@ -219,7 +228,7 @@ export class NatsBroker implements Broker {
     let size = 0;
     for (const d of deliveries) {
       const big = d.frame.length + 256 > limit;
-      const w: WireDelivery = [d.mid, d.from, d.group ?? null, d.to ?? null, big ? null : d.frame];
+      const w = wireDelivery(d, big ? null : d.frame);
       const cost = (big ? 0 : d.frame.length) + 64 + d.from.length + (d.group ?? d.to ?? "").length * 3;
       if (size + cost > limit && parts[parts.length - 1]!.length > 0) {
         parts.push([]);
@@ -257,18 +266,15 @@ export class NatsBroker implements Broker {
     if (e.parts[m.i] !== undefined) return;
     if (m.c) {
       e.change = { kind: m.c[0], group: m.c[1], user: m.c[2] };
-      e.parts[m.i] = [];
-    } else {
-      e.parts[m.i] = (m.d ?? []).map(([mid, from, group, to, frame]) => ({
-        mid,
-        from,
-        group: group ?? undefined,
-        to: to ?? undefined,
-        frame: frame ?? EMPTY,
-      }));
-      e.bytes += data.length;
-      this.pendingBytes += data.length;
+      if (m.c[3] !== undefined) e.change.until = m.c[3];
     }
+    e.parts[m.i] = (m.d ?? []).map(([mid, from, group, to, frame, also]) => {
+      const d: Delivery = { mid, from, group: group ?? undefined, to: to ?? undefined, frame: frame ?? EMPTY };
+      if (also != null) d.also = also;
+      return d;
+    });
+    e.bytes += data.length;
+    this.pendingBytes += data.length;
     e.got++;
     void this.drain();
   }

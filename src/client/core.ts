@@ -19,9 +19,15 @@ import { Outbox } from "./outbox.ts";
 import { Sender } from "./sender.ts";
 import { newCid } from "./cid.ts";
 import { checkWebSocketUrl, webSocketEndpoint } from "./websocket.ts";
+import { GROUP_CHANGE_KINDS } from "./types.ts";
 import type {
   Bye,
   ChatMessage,
+  DirectoryEntry,
+  DmPolicy,
+  GroupChangeKind,
+  GroupEvent,
+  Invitation,
   ClientEvents,
   ClientOptions,
   ConnectionState,
@@ -306,6 +312,12 @@ export class ChatClient {
     if (this.creds) this.creds = { user: this.creds.user, token: r.token };
   }
 
+  /** Creates a group, with this user as its owner (PROTOCOL.md §3.3). Public unless `public: false`. */
+  async createGroup(group: string, settings: { public?: boolean; topic?: string; description?: string } = {}): Promise<void> {
+    await this.request({ t: "create", group, ...settings });
+  }
+
+  /** Joins a group that exists: a public one, or a private one this user is invited to. */
   async join(group: string): Promise<JoinResult> {
     return this.request({ t: "join", group });
   }
@@ -316,6 +328,74 @@ export class ChatClient {
 
   async groups(): Promise<GroupInfo[]> {
     return (await this.request({ t: "groups" })).groups;
+  }
+
+  /** This user's open invitations. */
+  async invitations(): Promise<Invitation[]> {
+    return (await this.request({ t: "groups" })).invites;
+  }
+
+  /** Public groups by name (after `after`), whose name contains `q`. */
+  async listGroups(opts: { q?: string; after?: string; limit?: number } = {}): Promise<{ groups: DirectoryEntry[]; more: boolean }> {
+    return this.request({ t: "list", ...opts });
+  }
+
+  /** Changes the group's settings (owner and admins). */
+  async configure(group: string, settings: { public?: boolean; topic?: string; description?: string }): Promise<void> {
+    await this.request({ t: "configure", group, ...settings });
+  }
+
+  async invite(group: string, user: string): Promise<void> {
+    await this.request({ t: "invite", group, user });
+  }
+
+  async kick(group: string, user: string): Promise<void> {
+    await this.request({ t: "kick", group, user });
+  }
+
+  async ban(group: string, user: string): Promise<void> {
+    await this.request({ t: "ban", group, user });
+  }
+
+  async unban(group: string, user: string): Promise<void> {
+    await this.request({ t: "unban", group, user });
+  }
+
+  /** Mutes a member for `secs` seconds, or until unmuted. */
+  async mute(group: string, user: string, secs?: number): Promise<void> {
+    await this.request(secs === undefined ? { t: "mute", group, user } : { t: "mute", group, user, secs });
+  }
+
+  async unmute(group: string, user: string): Promise<void> {
+    await this.request({ t: "unmute", group, user });
+  }
+
+  /** Makes a member an admin, or a member again (the owner only). */
+  async setRole(group: string, user: string, role: "admin" | "member"): Promise<void> {
+    await this.request({ t: "role", group, user, role });
+  }
+
+  /** Hands the group on to another member (the owner only; the old owner becomes an admin). */
+  async transfer(group: string, user: string): Promise<void> {
+    await this.request({ t: "transfer", group, user });
+  }
+
+  /** Blocks a user: no direct messages from them. */
+  async block(user: string): Promise<void> {
+    await this.request({ t: "block", user });
+  }
+
+  async unblock(user: string): Promise<void> {
+    await this.request({ t: "unblock", user });
+  }
+
+  async blocked(): Promise<string[]> {
+    return (await this.request({ t: "blocked" })).users;
+  }
+
+  /** Who may send this user direct messages; without `dms`, says it. */
+  async privacy(dms?: DmPolicy): Promise<DmPolicy> {
+    return (await this.request(dms === undefined ? { t: "privacy" } : { t: "privacy", dms })).dms;
   }
 
   async members(group: string): Promise<Member[]> {
@@ -631,6 +711,13 @@ export class ChatClient {
       case "read":
         e.emit("read", { ...where, mid: m.mid, ts: m.ts, read: m.ref! });
         return;
+    }
+    if (GROUP_CHANGE_KINDS.has(m.kind) && m.group !== undefined) {
+      const g: GroupEvent = { group: m.group, mid: m.mid, ts: m.ts, from: m.from, kind: m.kind as GroupChangeKind, target: m.target ?? m.from };
+      if (m.role !== undefined) g.role = m.role;
+      if (m.until !== undefined) g.until = m.until;
+      if (m.settings !== undefined) g.settings = m.settings;
+      e.emit("group", g);
     }
   }
 

@@ -27,6 +27,54 @@ export type ReactionEvent = Where & { mid: number; ts: number; from: string; ref
 /** This user's read marker in a conversation moved to `read` (on another device, or by this client's markRead). */
 export type ReadEvent = Where & { mid: number; ts: number; read: number };
 
+/**
+ * A change to a group (PROTOCOL.md §3.3), made by `from`, about `target`: `kind` is create,
+ * join, leave, invite, kick, ban, unban, mute, unmute, role, owner (handed on to `target`) or
+ * settings. `role`: a role change's new role; `until`: a mute's end; `settings`: what a
+ * create or settings entry set.
+ */
+export type GroupEvent = {
+  group: string;
+  mid: number;
+  ts: number;
+  from: string;
+  kind: GroupChangeKind;
+  target: string;
+  role?: string;
+  until?: number;
+  settings?: { public?: boolean; topic?: string; description?: string };
+};
+
+export type GroupChangeKind =
+  | "create"
+  | "join"
+  | "leave"
+  | "invite"
+  | "kick"
+  | "ban"
+  | "unban"
+  | "mute"
+  | "unmute"
+  | "role"
+  | "owner"
+  | "settings";
+
+/** The kinds of GroupEvent. */
+export const GROUP_CHANGE_KINDS: ReadonlySet<string> = new Set<GroupChangeKind>([
+  "create",
+  "join",
+  "leave",
+  "invite",
+  "kick",
+  "ban",
+  "unban",
+  "mute",
+  "unmute",
+  "role",
+  "owner",
+  "settings",
+]);
+
 /** `from` is typing in a group, or to this user (PROTOCOL.md §5.5): show it for about 5 s. */
 export type TypingEvent = Where & { from: string };
 
@@ -55,14 +103,45 @@ export interface Bye {
   reason: string;
 }
 
+/** A group of this user (`groups`, PROTOCOL.md §3.3). */
 export interface GroupInfo {
   group: string;
   owner: string;
+  role: "owner" | "admin" | "member";
+  public: boolean;
+  topic: string;
+  description: string;
+}
+
+/** An open invitation to a group. */
+export interface Invitation {
+  group: string;
+  by: string;
+  topic: string;
+}
+
+/** A public group in the directory (`list`). */
+export interface DirectoryEntry {
+  group: string;
+  topic: string;
+  members: number;
 }
 
 export interface Member {
   user: string;
   online: boolean;
+  role: "owner" | "admin" | "member";
+  /** Muted until this time (ms). */
+  muted?: number;
+}
+
+/** Who may send this user direct messages (PROTOCOL.md §3.8). */
+export type DmPolicy = "anyone" | "groups" | "nobody";
+
+/** The reply to a change that may store an entry: its mid and time if it changed anything. */
+export interface MaybeStored {
+  mid?: number;
+  ts?: number;
 }
 
 /** A `history` or `sync` page, oldest first. */
@@ -80,10 +159,10 @@ export interface LoginResult {
   limits?: { rate_msgs: number; rate_bytes: number; rate_burst: number; max_frame: number; max_text: number; max_page: number };
 }
 
-export interface JoinResult {
+export interface JoinResult extends MaybeStored {
   group: string;
-  created: boolean;
   owner: string;
+  topic: string;
 }
 
 /** The fields of each request's successful reply (without `t` and `id`). */
@@ -93,9 +172,10 @@ export interface Replies {
   login: LoginResult;
   logout: Record<string, never>;
   passwd: { token: string };
+  create: { group: string } & MaybeStored;
   join: JoinResult;
-  leave: { group: string };
-  groups: { groups: GroupInfo[] };
+  leave: { group: string } & MaybeStored;
+  groups: { groups: GroupInfo[]; invites: Invitation[] };
   members: { group: string; members: Member[] };
   send: { mid: number; ts: number };
   history: Page;
@@ -108,6 +188,20 @@ export interface Replies {
   typing: Record<string, never>;
   /** Newest first. */
   search: Page;
+  invite: { group: string; user: string } & MaybeStored;
+  kick: { group: string; user: string } & MaybeStored;
+  ban: { group: string; user: string } & MaybeStored;
+  unban: { group: string; user: string } & MaybeStored;
+  mute: { group: string; user: string } & MaybeStored;
+  unmute: { group: string; user: string } & MaybeStored;
+  role: { group: string; user: string } & MaybeStored;
+  transfer: { group: string; user: string } & MaybeStored;
+  configure: { group: string } & MaybeStored;
+  list: { groups: DirectoryEntry[]; more: boolean };
+  block: { user: string; changed: boolean };
+  unblock: { user: string; changed: boolean };
+  blocked: { users: string[] };
+  privacy: { dms: DmPolicy };
 }
 
 /** The reply to an entry that was stored: its mid and time. */
@@ -164,6 +258,8 @@ export interface ClientEvents {
   delete: DeleteEvent;
   reaction: ReactionEvent;
   read: ReadEvent;
+  /** A change to a group: a join, a leave, a kick, a new topic... (PROTOCOL.md §3.3). */
+  group: GroupEvent;
   typing: TypingEvent;
   presence: Presence;
   /** The server said goodbye (PROTOCOL.md §5.3); the client reconnects by itself. */

@@ -10,7 +10,8 @@ import type { Push } from "../protocol/pushes.ts";
 import { isRequestType, isUint, validateRequest } from "../protocol/requests.ts";
 import type { Broker, Change, Delivery, Typing } from "../broker/broker.ts";
 import { LocalBroker } from "../broker/local.ts";
-import type { CommitResult, NewMessage, Position, Store } from "../store/store.ts";
+import type { CommitResult, GroupOpResult, NewMessage, Position, Store } from "../store/store.ts";
+import { type GroupOp, routingOf } from "../store/groups.ts";
 import { Batcher, type Pending } from "./batcher.ts";
 import { type Context, DEFER, type Reply, type Result } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
@@ -232,7 +233,7 @@ export class ChatCore implements Context {
       this.event(code === undefined ? "info" : "warn", code === undefined ? "user.registered" : "register.fail", { ...base, code });
     } else if (t === "passwd") {
       this.event(code === undefined ? "info" : "warn", code === undefined ? "password.changed" : "passwd.fail", { ...base, user: s.user, code });
-    } else if (t === "join" && r?.created === true) {
+    } else if (t === "create" && r !== undefined) {
       this.event("info", "group.created", { ...base, user: s.user, group: req.group });
     }
   }
@@ -550,6 +551,32 @@ export class ChatCore implements Context {
     return this.broker.change(seq, c);
   }
 
+  async changeGroup(op: GroupOp, session?: Session): Promise<{ mid: number; ts: number } | undefined> {
+    this.assertRunning();
+    let r: GroupOpResult;
+    try {
+      r = await this.store.groupOp(op, Date.now());
+    } catch (e) {
+      this.log.error("group change failed", e);
+      throw new ProtocolError("unavailable", "the change could not be stored (the database failed); retry");
+    }
+    if (!("entry" in r)) {
+      if (r.refused) throw new ProtocolError(r.refused.code, r.refused.msg);
+      return undefined;
+    }
+    const routing = routingOf(op);
+    const c: Change = { kind: routing.kind, group: op.group, user: op.target };
+    if (routing.until !== undefined) c.until = routing.until;
+    const entry: Delivery = { mid: r.mid, frame: encodeFrame(toWire(r.entry, "msg")), from: op.by, group: op.group };
+    // The connection that asked has the entry in its `ok` (PROTOCOL.md §5.1).
+    if (session !== undefined) entry.skip = session.id;
+    // Who it is about gets it too, member or not (one who left, was kicked, banned, invited).
+    entry.also = op.target;
+    // Routed from here on, on every node, in order with the messages (src/broker/broker.ts).
+    await this.broker.change(r.seq, c, entry);
+    return { mid: r.mid, ts: r.ts };
+  }
+
   revokeElsewhere(user: string): void {
     this.broker.revoke(user);
   }
@@ -584,7 +611,8 @@ export class ChatCore implements Context {
   /** A membership change, from this node or another, in seq order (src/broker/broker.ts). */
   private applyChange(c: Change): void {
     if (c.kind === "join") this.hub.addMember(c.group, c.user);
-    else this.hub.removeMember(c.group, c.user);
+    else if (c.kind === "leave") this.hub.removeMember(c.group, c.user);
+    else if (c.kind === "mute") this.hub.setMuted(c.group, c.user, c.until ?? 0);
   }
 
   /**
@@ -958,6 +986,8 @@ export class ChatCore implements Context {
     const skip = d.skip ?? 0; // session ids start at 1
     if (d.group !== undefined) {
       this.stats.deliveries += this.hub.pushToGroup(d.group, d.frame, d.mid, skip);
+      // A member got it already (a session ignores a mid it was pushed: Session.push).
+      if (d.also !== undefined) this.stats.deliveries += this.hub.pushToUser(d.also, d.frame, d.mid, skip);
     } else {
       this.stats.deliveries += this.hub.pushToUser(d.from, d.frame, d.mid, skip);
       if (d.to !== d.from) this.stats.deliveries += this.hub.pushToUser(d.to!, d.frame, d.mid, skip);

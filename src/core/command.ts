@@ -7,6 +7,7 @@ import type { Change } from "../broker/broker.ts";
 import type { Config } from "../config.ts";
 import type { DisconnectReason } from "../protocol/errors.ts";
 import type { Request, RequestOf, RequestType } from "../protocol/requests.ts";
+import type { GroupOp } from "../store/groups.ts";
 import type { NewMessage, Store } from "../store/store.ts";
 import type { LoginGuard } from "./guard.ts";
 import type { Hub } from "./hub.ts";
@@ -47,6 +48,13 @@ export interface Context {
    * (src/broker/broker.ts): resolves once this node's applies it.
    */
   membership(seq: number, c: Change): Promise<void>;
+  /**
+   * Commits a change to a group (Store.groupOp: decided by src/store/groups.ts), then applies it
+   * to the routing of every node with its log entry's push to the group's members and to the
+   * user it is about (not to `session`, which gets the reply). Throws the refusal as a protocol
+   * error. Resolves with the entry's mid and ts, or undefined when nothing changed (it was so).
+   */
+  changeGroup(op: GroupOp, session?: Session): Promise<{ mid: number; ts: number } | undefined>;
   /**
    * In a cluster: resolves once this node has applied every commit the store held when it was
    * called (a join made on another node a moment ago, say). Undefined on a node of its own,

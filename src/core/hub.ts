@@ -30,17 +30,36 @@ export class Hub<S extends Routable = Routable> {
   private readonly fanout = new Map<string, S[]>();
   /** Fan-out arrays built so far (for tests: logins and closes must not cause rebuilds). */
   fanoutBuilds = 0;
+  /** "group\0user" -> muted until (ms): the members who may not send there (PROTOCOL.md §3.3). */
+  private readonly muted = new Map<string, number>();
 
-  load(memberships: Iterable<{ grp: string; user: string }>): void {
-    for (const { grp, user } of memberships) this.addMember(grp, user);
+  load(memberships: Iterable<{ grp: string; user: string; muted?: number }>): void {
+    for (const { grp, user, muted } of memberships) {
+      this.addMember(grp, user);
+      if (muted) this.setMuted(grp, user, muted);
+    }
   }
 
   /** Replaces every membership with these (the store's, after a node missed changes). */
-  reload(memberships: Iterable<{ grp: string; user: string }>): void {
+  reload(memberships: Iterable<{ grp: string; user: string; muted?: number }>): void {
     this.members.clear();
     this.groupsOf.clear();
     this.fanout.clear();
+    this.muted.clear();
     this.load(memberships);
+  }
+
+  /** `user` may not send in `grp` until `until` (ms); 0: they may. */
+  setMuted(grp: string, user: string, until: number): void {
+    if (until > 0) this.muted.set(`${grp}\0${user}`, until);
+    else this.muted.delete(`${grp}\0${user}`);
+  }
+
+  /** Until when `user` is muted in `grp` (ms), if they are at `now`. */
+  mutedUntil(grp: string, user: string, now: number): number | undefined {
+    if (this.muted.size === 0) return undefined;
+    const until = this.muted.get(`${grp}\0${user}`);
+    return until !== undefined && until > now ? until : undefined;
   }
 
   addMember(grp: string, user: string): void {
@@ -54,6 +73,7 @@ export class Hub<S extends Routable = Routable> {
   }
 
   removeMember(grp: string, user: string): void {
+    this.muted.delete(`${grp}\0${user}`);
     this.members.get(grp)?.delete(user);
     this.groupsOf.get(user)?.delete(grp);
     this.fanout.delete(grp);

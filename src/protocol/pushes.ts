@@ -2,7 +2,32 @@
 import type { FileField } from "./requests.ts";
 
 /** What an entry of the log is when it is not a chat message (PROTOCOL.md §3.5). */
-export type WireKind = "edit" | "delete" | "react" | "unreact" | "read";
+export type WireKind =
+  | "edit"
+  | "delete"
+  | "react"
+  | "unreact"
+  | "read"
+  // A change to a group (PROTOCOL.md §3.3), made by `from`, about `target`.
+  | "create"
+  | "join"
+  | "leave"
+  | "invite"
+  | "kick"
+  | "ban"
+  | "unban"
+  | "mute"
+  | "unmute"
+  | "role"
+  | "owner"
+  | "settings";
+
+/** A group's settings as a `create` or `settings` entry gives them: those set, or changed. */
+export interface WireSettings {
+  public?: boolean;
+  topic?: string;
+  description?: string;
+}
 
 /** One emoji on a message and who put it there, in the order they did. */
 export interface WireReaction {
@@ -36,6 +61,14 @@ export interface WireMessage {
   deleted?: number;
   /** A message in history, sync or a replay: its current reactions. */
   reactions?: WireReaction[];
+  /** A change to a group: the user it is about. */
+  target?: string;
+  /** A `role` entry: the target's new role. */
+  role?: string;
+  /** A `mute` entry: until when (ms); absent: until unmuted. */
+  until?: number;
+  /** A `create` or `settings` entry: the settings given. */
+  settings?: WireSettings;
 }
 
 /**

@@ -14,6 +14,13 @@ export const FILE_TYPE_MAX = 127;
 export const EMOJI_MAX = 64;
 /** A search: a string of 1 to QUERY_MAX UTF-8 bytes, without U+0000. */
 export const QUERY_MAX = 256;
+/** A group's topic and description: at most these many UTF-8 bytes, without U+0000. */
+export const TOPIC_MAX = 256;
+export const DESCRIPTION_MAX = 1024;
+/** What `role` may set (the owner changes only by `transfer`). */
+export const ROLES = ["admin", "member"] as const;
+/** Who may send a user direct messages (PROTOCOL.md §3.8). */
+export const DM_POLICIES = ["anyone", "groups", "nobody"] as const;
 
 export interface FileField {
   name: string;
@@ -32,6 +39,7 @@ export type Request =
   | { t: "login"; id?: number; user: string; pass?: string; token?: string }
   | { t: "logout"; id?: number }
   | { t: "passwd"; id?: number; old: string; new: string }
+  | { t: "create"; id?: number; group: string; public?: boolean; topic?: string; description?: string }
   | { t: "join"; id?: number; group: string }
   | { t: "leave"; id?: number; group: string }
   | { t: "groups"; id?: number }
@@ -45,16 +53,49 @@ export type Request =
   | ({ t: "read"; id?: number; mid: number } & Target)
   | { t: "convs"; id?: number }
   | ({ t: "typing"; id?: number } & Target)
-  | { t: "search"; id?: number; q: string; before?: number; limit?: number };
+  | { t: "search"; id?: number; q: string; before?: number; limit?: number }
+  | { t: "invite"; id?: number; group: string; user: string }
+  | { t: "kick"; id?: number; group: string; user: string }
+  | { t: "ban"; id?: number; group: string; user: string }
+  | { t: "unban"; id?: number; group: string; user: string }
+  | { t: "mute"; id?: number; group: string; user: string; secs?: number }
+  | { t: "unmute"; id?: number; group: string; user: string }
+  | { t: "role"; id?: number; group: string; user: string; role: (typeof ROLES)[number] }
+  | { t: "transfer"; id?: number; group: string; user: string }
+  | { t: "configure"; id?: number; group: string; public?: boolean; topic?: string; description?: string }
+  | { t: "list"; id?: number; q?: string; after?: string; limit?: number }
+  | { t: "block"; id?: number; user: string }
+  | { t: "unblock"; id?: number; user: string }
+  | { t: "blocked"; id?: number }
+  | { t: "privacy"; id?: number; dms?: (typeof DM_POLICIES)[number] };
 
 export type RequestType = Request["t"];
 export type RequestOf<T extends RequestType> = Extract<Request, { t: T }>;
 
-type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid" | "bool" | "emoji" | "query";
+type FieldType =
+  | "name"
+  | "pass"
+  | "string"
+  | "uint"
+  | "file"
+  | "cid"
+  | "bool"
+  | "emoji"
+  | "query"
+  | "topic"
+  | "description"
+  | "role"
+  | "policy";
 interface FieldSpec {
   type: FieldType;
   required?: boolean;
 }
+
+/** A change one member makes to another's standing in a group (PROTOCOL.md §3.3). */
+const MODERATION: Record<string, FieldSpec> = {
+  group: { type: "name", required: true },
+  user: { type: "name", required: true },
+};
 
 /** The field table: each request's fields, their types, and which are required. */
 export const REQUEST_FIELDS: Record<RequestType, Record<string, FieldSpec>> = {
@@ -63,6 +104,12 @@ export const REQUEST_FIELDS: Record<RequestType, Record<string, FieldSpec>> = {
   login: { user: { type: "name", required: true }, pass: { type: "string" }, token: { type: "string" } },
   logout: {},
   passwd: { old: { type: "string", required: true }, new: { type: "pass", required: true } },
+  create: {
+    group: { type: "name", required: true },
+    public: { type: "bool" },
+    topic: { type: "topic" },
+    description: { type: "description" },
+  },
   join: { group: { type: "name", required: true } },
   leave: { group: { type: "name", required: true } },
   groups: {},
@@ -101,6 +148,25 @@ export const REQUEST_FIELDS: Record<RequestType, Record<string, FieldSpec>> = {
   convs: {},
   typing: { group: { type: "name" }, user: { type: "name" } },
   search: { q: { type: "query", required: true }, before: { type: "uint" }, limit: { type: "uint" } },
+  invite: MODERATION,
+  kick: MODERATION,
+  ban: MODERATION,
+  unban: MODERATION,
+  mute: { ...MODERATION, secs: { type: "uint" } },
+  unmute: MODERATION,
+  role: { ...MODERATION, role: { type: "role", required: true } },
+  transfer: MODERATION,
+  configure: {
+    group: { type: "name", required: true },
+    public: { type: "bool" },
+    topic: { type: "topic" },
+    description: { type: "description" },
+  },
+  list: { q: { type: "query" }, after: { type: "string" }, limit: { type: "uint" } },
+  block: { user: { type: "name", required: true } },
+  unblock: { user: { type: "name", required: true } },
+  blocked: {},
+  privacy: { dms: { type: "policy" } },
 };
 
 /** Requests about one conversation: exactly one of `group` and `user`. */
@@ -162,6 +228,18 @@ function checkField(key: string, type: FieldType, v: unknown): void {
     case "query":
       if (!isText(v) || v.length < 1 || bytes(v) > QUERY_MAX || v.includes("\0"))
         bad(`'${key}' must be a string of 1-${QUERY_MAX} UTF-8 bytes without U+0000`);
+      return;
+    case "topic":
+    case "description": {
+      const max = type === "topic" ? TOPIC_MAX : DESCRIPTION_MAX;
+      if (!isText(v) || bytes(v) > max || v.includes("\0")) bad(`'${key}' must be a string of at most ${max} UTF-8 bytes without U+0000`);
+      return;
+    }
+    case "role":
+      if (!(ROLES as readonly unknown[]).includes(v)) bad(`'${key}' must be one of ${ROLES.join(", ")}`);
+      return;
+    case "policy":
+      if (!(DM_POLICIES as readonly unknown[]).includes(v)) bad(`'${key}' must be one of ${DM_POLICIES.join(", ")}`);
       return;
     case "file": {
       if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array)

@@ -1,6 +1,14 @@
 // An in-memory Store: same contract as the SQLite one, nothing survives a restart.
+import { decide, entryText, FOREVER, type GroupOp, type MemberFacts, type Role } from "./groups.ts";
 import type {
   BanRow,
+  DirectoryRow,
+  DmPolicy,
+  GroupOpResult,
+  InviteRow,
+  MemberRow,
+  MembershipRow,
+  UserGroupRow,
   Committed,
   CommitResult,
   ConvState,
@@ -52,8 +60,14 @@ export class MemoryStore implements Store {
   /** In insertion order. */
   private tokens = new Map<string, { user: string; created: number; expires: number }>();
   private groups = new Map<string, GroupRow>();
-  /** group -> members, in join order */
-  private members = new Map<string, Set<string>>();
+  /** group -> members, in join order, with their role and mute */
+  private members = new Map<string, Map<string, MemberFacts>>();
+  /** "group\0user" -> who banned them; who invited them */
+  private groupBans = new Map<string, string>();
+  private invites = new Map<string, string>();
+  /** user -> whom they blocked */
+  private blocks = new Map<string, Set<string>>();
+  private policies = new Map<string, DmPolicy>();
   private all: Row[] = [];
   private byConv = new Map<string, Row[]>();
   private byCid = new Map<string, Row>();
@@ -111,20 +125,168 @@ export class MemoryStore implements Store {
 
   async createGroup(name: string, owner: string): Promise<number> {
     if (this.groups.has(name)) return 0;
-    this.groups.set(name, { name, owner });
-    this.members.set(name, new Set([owner]));
+    this.groups.set(name, { name, owner, public: true, topic: "", description: "" });
+    this.members.set(name, new Map([[owner, { role: "owner", muted: 0 }]]));
     this.markJoined(name, owner);
     return ++this.seq;
   }
 
+  async groupOp(op: GroupOp, now: number): Promise<GroupOpResult> {
+    const g = this.groups.get(op.group);
+    const ms = this.members.get(op.group);
+    const key = `${op.group}\0${op.target}`;
+    const d = decide(op, {
+      group: g && { owner: g.owner, public: g.public },
+      actor: ms?.get(op.by),
+      target: ms?.get(op.target),
+      banned: this.groupBans.has(key),
+      invited: this.invites.has(key),
+      members: ms?.size ?? 0,
+      now,
+    });
+    if (d === "noop") return { seq: 0 };
+    if (d !== "apply") return { seq: 0, refused: d };
+    const grp = op.group;
+    const user = op.target;
+    const join = (role: Role) => {
+      this.members.get(grp)!.set(user, { role, muted: 0 });
+      this.invites.delete(key);
+      this.markJoined(grp, user);
+    };
+    switch (op.action) {
+      case "create": {
+        const st = op.settings ?? {};
+        this.groups.set(grp, { name: grp, owner: user, public: st.public !== false, topic: st.topic ?? "", description: st.description ?? "" });
+        this.members.set(grp, new Map());
+        join("owner");
+        break;
+      }
+      case "join":
+        join("member");
+        break;
+      case "leave":
+      case "kick":
+        ms!.delete(user);
+        break;
+      case "invite":
+        this.invites.set(key, op.by);
+        break;
+      case "ban":
+        ms!.delete(user);
+        this.invites.delete(key);
+        this.groupBans.set(key, op.by);
+        break;
+      case "unban":
+        this.groupBans.delete(key);
+        break;
+      case "mute":
+        ms!.get(user)!.muted = op.until ?? FOREVER;
+        break;
+      case "unmute":
+        ms!.get(user)!.muted = 0;
+        break;
+      case "role":
+        ms!.get(user)!.role = op.role!;
+        break;
+      case "owner":
+        ms!.get(op.by)!.role = "admin";
+        Object.assign(ms!.get(user)!, { role: "owner", muted: 0 });
+        g!.owner = user;
+        break;
+      case "settings": {
+        const st = op.settings ?? {};
+        if (st.public !== undefined) g!.public = st.public;
+        if (st.topic !== undefined) g!.topic = st.topic;
+        if (st.description !== undefined) g!.description = st.description;
+        break;
+      }
+    }
+    const mid = this.last() + 1;
+    const m: StoredMessage = { sender: op.by, grp, kind: op.action, target: user, mid, ts: now };
+    const text = entryText(op);
+    if (text !== undefined) m.text = text;
+    if (op.action === "mute" && op.until !== undefined) m.until = op.until;
+    const row: Row = { m, conv: groupConv(grp), grp, toUser: null };
+    this.all.push(row);
+    let list = this.byConv.get(row.conv);
+    if (!list) this.byConv.set(row.conv, (list = []));
+    list.push(row);
+    return { seq: ++this.seq, mid, ts: now, entry: { ...m } };
+  }
+
+  async member(grp: string, user: string): Promise<MemberRow | undefined> {
+    const m = this.members.get(grp)?.get(user);
+    return m && { user, role: m.role, muted: m.muted };
+  }
+
+  async groupMembers(grp: string): Promise<MemberRow[]> {
+    return [...(this.members.get(grp) ?? [])]
+      .map(([user, m]) => ({ user, role: m.role, muted: m.muted }))
+      .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+  }
+
+  async userInvites(user: string): Promise<InviteRow[]> {
+    const out: InviteRow[] = [];
+    for (const [k, by] of this.invites) {
+      const [group, u] = k.split("\0") as [string, string];
+      if (u === user) out.push({ group, by, topic: this.groups.get(group)?.topic ?? "" });
+    }
+    return out.sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
+  }
+
+  async standing(grp: string, user: string): Promise<{ banned: boolean; invited: boolean }> {
+    const key = `${grp}\0${user}`;
+    return { banned: this.groupBans.has(key), invited: this.invites.has(key) };
+  }
+
+  async listGroups(q: string | undefined, after: string, limit: number): Promise<DirectoryRow[]> {
+    return [...this.groups.values()]
+      .filter((g) => g.public && g.name > after && (q === undefined || g.name.includes(q.toLowerCase())))
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .slice(0, limit)
+      .map((g) => ({ name: g.name, topic: g.topic, members: this.members.get(g.name)?.size ?? 0 }));
+  }
+
+  async setBlock(user: string, other: string, blocked: boolean): Promise<boolean> {
+    let set = this.blocks.get(user);
+    if (!blocked) return set?.delete(other) === true;
+    if (!set) this.blocks.set(user, (set = new Set()));
+    if (set.has(other)) return false;
+    set.add(other);
+    return true;
+  }
+
+  async blocked(user: string): Promise<string[]> {
+    return [...(this.blocks.get(user) ?? [])].sort();
+  }
+
+  async setDmPolicy(user: string, policy: DmPolicy): Promise<void> {
+    this.policies.set(user, policy);
+  }
+
+  async dmPolicy(user: string): Promise<DmPolicy> {
+    return this.policies.get(user) ?? "anyone";
+  }
+
+  async dmAllowed(from: string, to: string): Promise<boolean> {
+    if (from === to) return true;
+    if (this.blocks.get(to)?.has(from)) return false;
+    const p = this.policies.get(to) ?? "anyone";
+    if (p === "anyone") return true;
+    if (p === "nobody") return false;
+    for (const ms of this.members.values()) if (ms.has(from) && ms.has(to)) return true;
+    return false;
+  }
+
   async getGroup(name: string): Promise<GroupRow | undefined> {
-    return this.groups.get(name);
+    const g = this.groups.get(name);
+    return g && { ...g };
   }
 
   async addMember(grp: string, user: string): Promise<number> {
     const m = this.members.get(grp);
     if (!m || m.has(user)) return 0;
-    m.add(user);
+    m.set(user, { role: "member", muted: 0 });
     this.markJoined(grp, user);
     return ++this.seq;
   }
@@ -151,15 +313,18 @@ export class MemoryStore implements Store {
     return n;
   }
 
-  async allMemberships(): Promise<Array<{ grp: string; user: string }>> {
-    const out: Array<{ grp: string; user: string }> = [];
-    for (const [grp, users] of this.members) for (const user of users) out.push({ grp, user });
+  async allMemberships(): Promise<MembershipRow[]> {
+    const out: MembershipRow[] = [];
+    for (const [grp, users] of this.members) for (const [user, m] of users) out.push({ grp, user, muted: m.muted });
     return out;
   }
 
-  async userGroups(user: string): Promise<GroupRow[]> {
-    const out: GroupRow[] = [];
-    for (const [grp, users] of this.members) if (users.has(user)) out.push(this.groups.get(grp)!);
+  async userGroups(user: string): Promise<UserGroupRow[]> {
+    const out: UserGroupRow[] = [];
+    for (const [grp, users] of this.members) {
+      const m = users.get(user);
+      if (m) out.push({ ...this.groups.get(grp)!, role: m.role });
+    }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -350,7 +515,8 @@ export class MemoryStore implements Store {
     const out: Row[] = [];
     for (let i = firstAfter(this.all, after); i < this.all.length && out.length < limit; i++) {
       const r = this.all[i]!;
-      const mine = r.grp !== null ? this.members.get(r.grp)?.has(user) === true : r.m.sender === user || r.toUser === user;
+      const mine =
+        r.grp !== null ? this.members.get(r.grp)?.has(user) === true || r.m.target === user : r.m.sender === user || r.toUser === user;
       if (mine) out.push(r);
     }
     return out;
@@ -412,6 +578,14 @@ export class MemoryStore implements Store {
       return false;
     });
     if (gone.size === 0) return 0;
+    const n = gone.size;
+    // The edits, deletions and reactions about them go with them (from anyone).
+    this.all = this.all.filter((r) => {
+      const about = r.m.kind === "edit" || r.m.kind === "delete" || r.m.kind === "react" || r.m.kind === "unreact";
+      if (!about || !gone.has(r.m.ref!)) return true;
+      gone.add(r.m.mid);
+      return false;
+    });
     for (const [conv, list] of this.byConv) {
       const kept = list.filter((r) => !gone.has(r.m.mid));
       if (kept.length === 0) this.byConv.delete(conv);
@@ -422,7 +596,7 @@ export class MemoryStore implements Store {
       this.reactions.delete(mid);
       this.mentions.delete(mid);
     }
-    return gone.size;
+    return n;
   }
 
   async eraseUser(user: string): Promise<number> {
@@ -441,6 +615,9 @@ export class MemoryStore implements Store {
     }
     for (const k of this.reads.keys()) if (k.startsWith(`${user}\0`)) this.reads.delete(k);
     this.dmPeers.delete(user);
+    for (const k of this.invites.keys()) if (k.endsWith(`\0${user}`)) this.invites.delete(k);
+    this.blocks.delete(user);
+    for (const set of this.blocks.values()) set.delete(user);
     await this.deleteUserTokens(user);
     const u = this.users.get(user);
     if (u) this.users.set(user, { name: user, passHash: "" });
@@ -452,6 +629,7 @@ export class MemoryStore implements Store {
     const conv = groupConv(name);
     for (const k of this.reads.keys()) if (k.endsWith(`\0${conv}`)) this.reads.delete(k);
     this.members.delete(name);
+    for (const map of [this.invites, this.groupBans]) for (const k of map.keys()) if (k.startsWith(`${name}\0`)) map.delete(k);
     this.groups.delete(name);
     return n;
   }

@@ -33,22 +33,30 @@ import { SQL } from "bun";
 import { and, asc, count, eq, gt, lte, ne, sql } from "drizzle-orm";
 import { type BunSQLDatabase, drizzle } from "drizzle-orm/bun-sql";
 import { embeddedPgMigrations } from "./migrations-pg-macro.ts" with { type: "macro" };
-import { bans, groups, memberships, tokens, users } from "./schema-pg.ts";
+import { decide, entryText, FOREVER, type GroupOp, type MemberFacts, type Role } from "./groups.ts";
+import { bans, blocks, groups, memberships, tokens, users } from "./schema-pg.ts";
 import { groupReactions, KNOWN_PAIRS_MAX } from "./sqlite.ts";
 import type {
   BanRow,
   Committed,
   CommitResult,
   ConvState,
+  DirectoryRow,
+  DmPolicy,
   EntryInfo,
   EntryKind,
+  GroupOpResult,
   GroupRow,
+  InviteRow,
+  MemberRow,
+  MembershipRow,
   MidSize,
   NewMessage,
   Page,
   Position,
   Store,
   StoredMessage,
+  UserGroupRow,
   UserRow,
 } from "./store.ts";
 import { groupConv, likePattern, matchesQuery, mentionsOf, messageSize, placement, previewText, readTarget } from "./store.ts";
@@ -144,6 +152,21 @@ interface MessageRow {
   about: string | null;
   edited: string | null;
   deleted: string | null;
+  target: string | null;
+  until: string | null;
+}
+
+/** The columns of groups a GroupRow is read from (drizzle select). */
+const GROUP_COLUMNS = {
+  name: groups.name,
+  owner: groups.owner,
+  public: groups.public,
+  topic: groups.topic,
+  description: groups.description,
+};
+
+function groupRow(r: { name: string; owner: string; public: number; topic: string; description: string }): GroupRow {
+  return { name: r.name, owner: r.owner, public: r.public !== 0, topic: r.topic, description: r.description };
 }
 
 function toStored(r: MessageRow): StoredMessage {
@@ -160,6 +183,8 @@ function toStored(r: MessageRow): StoredMessage {
   if (r.ref !== null) m.ref = Number(r.ref);
   if (r.edited !== null) m.edited = Number(r.edited);
   if (r.deleted !== null) m.deleted = Number(r.deleted);
+  if (r.target != null) m.target = r.target;
+  if (r.until != null) m.until = Number(r.until);
   return m;
 }
 
@@ -426,7 +451,7 @@ export class PostgresStore implements Store {
       const g = await tx`INSERT INTO groups (name, owner, created) VALUES (${name}, ${owner}, ${now}::int8)
         ON CONFLICT DO NOTHING RETURNING 1`;
       if (g.length === 0) return 0;
-      const [s] = await tx`WITH m AS (INSERT INTO memberships (grp, "user", joined) VALUES (${name}, ${owner}, ${now}::int8))
+      const [s] = await tx`WITH m AS (INSERT INTO memberships (grp, "user", joined, role) VALUES (${name}, ${owner}, ${now}::int8, 'owner'))
         UPDATE tcpchat_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq`;
       await this.markJoined(tx, name, owner);
       return Number(s.seq);
@@ -435,8 +460,187 @@ export class PostgresStore implements Store {
 
   getGroup(name: string): Promise<GroupRow | undefined> {
     return this.read("getGroup", async () => {
-      const [r] = await this.db.select({ name: groups.name, owner: groups.owner }).from(groups).where(eq(groups.name, name));
-      return r;
+      const [r] = await this.db.select(GROUP_COLUMNS).from(groups).where(eq(groups.name, name));
+      return r && groupRow(r);
+    });
+  }
+
+  groupOp(op: GroupOp, now: number): Promise<GroupOpResult> {
+    return this.write("groupOp", async (tx) => {
+      // The seq row first: every commit of every node waits here, so the facts read below stay
+      // true until this transaction ends (src/store/groups.ts).
+      const [q] = await tx`SELECT seq, last_mid FROM tcpchat_seq WHERE id = 1 FOR UPDATE`;
+      const grp = op.group;
+      const user = op.target;
+      const [facts] = await tx`SELECT
+          (SELECT json_build_object('owner', owner, 'public', public) FROM groups WHERE name = ${grp}) AS g,
+          (SELECT json_build_object('role', role, 'muted', coalesce(muted, 0)) FROM memberships WHERE grp = ${grp} AND "user" = ${op.by}) AS a,
+          (SELECT json_build_object('role', role, 'muted', coalesce(muted, 0)) FROM memberships WHERE grp = ${grp} AND "user" = ${user}) AS t,
+          EXISTS (SELECT 1 FROM group_bans WHERE grp = ${grp} AND "user" = ${user}) AS banned,
+          EXISTS (SELECT 1 FROM invites WHERE grp = ${grp} AND "user" = ${user}) AS invited,
+          (SELECT count(*) FROM memberships WHERE grp = ${grp}) AS members`;
+      const fact = (x: { role: string; muted: string | number } | null): MemberFacts | undefined =>
+        x ? { role: x.role as Role, muted: Number(x.muted) } : undefined;
+      const g = facts.g as { owner: string; public: number } | null;
+      const d = decide(op, {
+        group: g ? { owner: g.owner, public: g.public !== 0 } : undefined,
+        actor: fact(facts.a),
+        target: fact(facts.t),
+        banned: facts.banned,
+        invited: facts.invited,
+        members: Number(facts.members),
+        now,
+      });
+      if (d === "noop") return { seq: 0 } as GroupOpResult;
+      if (d !== "apply") return { seq: 0, refused: d } as GroupOpResult;
+      const join = async (role: Role) => {
+        await tx`INSERT INTO memberships (grp, "user", joined, role) VALUES (${grp}, ${user}, ${now}::int8, ${role})`;
+        await tx`DELETE FROM invites WHERE grp = ${grp} AND "user" = ${user}`;
+        await this.markJoined(tx, grp, user);
+      };
+      const leave = () => tx`DELETE FROM memberships WHERE grp = ${grp} AND "user" = ${user}`;
+      switch (op.action) {
+        case "create": {
+          const st = op.settings ?? {};
+          await tx`INSERT INTO groups (name, owner, created, public, topic, description)
+            VALUES (${grp}, ${user}, ${now}::int8, ${st.public === false ? 0 : 1}::int, ${st.topic ?? ""}, ${st.description ?? ""})`;
+          await join("owner");
+          break;
+        }
+        case "join":
+          await join("member");
+          break;
+        case "leave":
+        case "kick":
+          await leave();
+          break;
+        case "invite":
+          await tx`INSERT INTO invites (grp, "user", by, at) VALUES (${grp}, ${user}, ${op.by}, ${now}::int8)`;
+          break;
+        case "ban":
+          await leave();
+          await tx`DELETE FROM invites WHERE grp = ${grp} AND "user" = ${user}`;
+          await tx`INSERT INTO group_bans (grp, "user", by, at) VALUES (${grp}, ${user}, ${op.by}, ${now}::int8) ON CONFLICT DO NOTHING`;
+          break;
+        case "unban":
+          await tx`DELETE FROM group_bans WHERE grp = ${grp} AND "user" = ${user}`;
+          break;
+        case "mute":
+          await tx`UPDATE memberships SET muted = ${op.until ?? FOREVER}::int8 WHERE grp = ${grp} AND "user" = ${user}`;
+          break;
+        case "unmute":
+          await tx`UPDATE memberships SET muted = NULL WHERE grp = ${grp} AND "user" = ${user}`;
+          break;
+        case "role":
+          await tx`UPDATE memberships SET role = ${op.role!} WHERE grp = ${grp} AND "user" = ${user}`;
+          break;
+        case "owner":
+          await tx`UPDATE memberships SET role = 'admin' WHERE grp = ${grp} AND "user" = ${op.by}`;
+          await tx`UPDATE memberships SET role = 'owner', muted = NULL WHERE grp = ${grp} AND "user" = ${user}`;
+          await tx`UPDATE groups SET owner = ${user} WHERE name = ${grp}`;
+          break;
+        case "settings": {
+          const st = op.settings ?? {};
+          if (st.public !== undefined) await tx`UPDATE groups SET public = ${st.public ? 1 : 0}::int WHERE name = ${grp}`;
+          if (st.topic !== undefined) await tx`UPDATE groups SET topic = ${st.topic} WHERE name = ${grp}`;
+          if (st.description !== undefined) await tx`UPDATE groups SET description = ${st.description} WHERE name = ${grp}`;
+          break;
+        }
+      }
+      const mid = Number(q.last_mid) + 1;
+      const entry: NewMessage = { sender: op.by, grp, kind: op.action, target: user };
+      const text = entryText(op);
+      if (text !== undefined) entry.text = text;
+      if (op.action === "mute" && op.until !== undefined) entry.until = op.until;
+      await tx`INSERT INTO messages (mid, ts, sender, grp, conv, text, size, kind, target, until)
+        VALUES (${mid}::int8, ${now}::int8, ${op.by}, ${grp}, ${groupConv(grp)}, ${text === undefined ? null : utf8(text)},
+          ${messageSize(entry)}::int, ${op.action}, ${user}, ${entry.until ?? null}::int8)`;
+      const [s] = await tx`UPDATE tcpchat_seq SET seq = seq + 1, last_mid = ${mid}::int8 WHERE id = 1 RETURNING seq`;
+      return { seq: Number(s.seq), mid, ts: now, entry: { ...entry, mid, ts: now } } as GroupOpResult;
+    });
+  }
+
+  member(grp: string, user: string): Promise<MemberRow | undefined> {
+    return this.read("member", async () => {
+      const [m] = await this.sql`SELECT "user", role, muted FROM memberships WHERE grp = ${grp} AND "user" = ${user}`;
+      return m ? { user: m.user, role: m.role as Role, muted: Number(m.muted ?? 0) } : undefined;
+    });
+  }
+
+  groupMembers(grp: string): Promise<MemberRow[]> {
+    return this.read("groupMembers", async () => {
+      const rows = await this.sql`SELECT "user", role, muted FROM memberships WHERE grp = ${grp} ORDER BY "user" COLLATE "C"`;
+      return (rows as Array<{ user: string; role: string; muted: string | null }>).map((m) => ({
+        user: m.user,
+        role: m.role as Role,
+        muted: Number(m.muted ?? 0),
+      }));
+    });
+  }
+
+  userInvites(user: string): Promise<InviteRow[]> {
+    return this.read("userInvites", async () =>
+      (await this.sql`SELECT i.grp AS "group", i.by, g.topic FROM invites i JOIN groups g ON g.name = i.grp
+        WHERE i."user" = ${user} ORDER BY i.grp COLLATE "C"`) as InviteRow[],
+    );
+  }
+
+  standing(grp: string, user: string): Promise<{ banned: boolean; invited: boolean }> {
+    return this.read("standing", async () => {
+      const [r] = await this.sql`SELECT EXISTS (SELECT 1 FROM group_bans WHERE grp = ${grp} AND "user" = ${user}) AS banned,
+        EXISTS (SELECT 1 FROM invites WHERE grp = ${grp} AND "user" = ${user}) AS invited`;
+      return { banned: r.banned, invited: r.invited };
+    });
+  }
+
+  listGroups(q: string | undefined, after: string, limit: number): Promise<DirectoryRow[]> {
+    const like = q === undefined ? "%" : likePattern(q);
+    return this.read("listGroups", async () => {
+      const rows = await this.sql`SELECT g.name, g.topic, (SELECT count(*) FROM memberships m WHERE m.grp = g.name) AS members
+        FROM groups g WHERE g.public = 1 AND g.name COLLATE "C" > ${after} AND g.name ILIKE ${like}
+        ORDER BY g.name COLLATE "C" LIMIT ${limit}::int8`;
+      return (rows as Array<{ name: string; topic: string; members: string }>).map((r) => ({ ...r, members: Number(r.members) }));
+    });
+  }
+
+  setBlock(user: string, other: string, blocked: boolean, now: number): Promise<boolean> {
+    return this.read("setBlock", async () => {
+      const r = blocked
+        ? await this.sql`INSERT INTO blocks ("user", blocked, at) VALUES (${user}, ${other}, ${now}::int8) ON CONFLICT DO NOTHING RETURNING 1`
+        : await this.sql`DELETE FROM blocks WHERE "user" = ${user} AND blocked = ${other} RETURNING 1`;
+      return r.length === 1;
+    });
+  }
+
+  blocked(user: string): Promise<string[]> {
+    return this.read("blocked", async () =>
+      (await this.db.select({ b: blocks.blocked }).from(blocks).where(eq(blocks.user, user)).orderBy(sql`${blocks.blocked} COLLATE "C"`)).map(
+        (r) => r.b,
+      ),
+    );
+  }
+
+  async setDmPolicy(user: string, policy: DmPolicy): Promise<void> {
+    await this.read("setDmPolicy", () => this.db.update(users).set({ dmPolicy: policy }).where(eq(users.name, user)));
+  }
+
+  dmPolicy(user: string): Promise<DmPolicy> {
+    return this.read("dmPolicy", async () => {
+      const [r] = await this.db.select({ p: users.dmPolicy }).from(users).where(eq(users.name, user));
+      return (r?.p ?? "anyone") as DmPolicy;
+    });
+  }
+
+  dmAllowed(from: string, to: string): Promise<boolean> {
+    if (from === to) return Promise.resolve(true);
+    return this.read("dmAllowed", async () => {
+      const [r] = await this.sql`SELECT CASE
+          WHEN EXISTS (SELECT 1 FROM blocks WHERE "user" = ${to} AND blocked = ${from}) THEN false
+          WHEN u.dm_policy = 'anyone' THEN true
+          WHEN u.dm_policy = 'groups' THEN EXISTS (SELECT 1 FROM memberships a JOIN memberships b ON b.grp = a.grp
+            WHERE a."user" = ${to} AND b."user" = ${from})
+          ELSE false END AS ok FROM users u WHERE u.name = ${to}`;
+      return r?.ok === true;
     });
   }
 
@@ -482,21 +686,27 @@ export class PostgresStore implements Store {
     });
   }
 
-  allMemberships(): Promise<Array<{ grp: string; user: string }>> {
-    return this.read("allMemberships", () =>
-      this.db.select({ grp: memberships.grp, user: memberships.user }).from(memberships),
+  allMemberships(): Promise<MembershipRow[]> {
+    return this.read("allMemberships", async () =>
+      (await this.db.select({ grp: memberships.grp, user: memberships.user, muted: memberships.muted }).from(memberships)).map((m) => ({
+        grp: m.grp,
+        user: m.user,
+        muted: m.muted ?? 0,
+      })),
     );
   }
 
-  userGroups(user: string): Promise<GroupRow[]> {
-    return this.read("userGroups", () =>
-      this.db
-        .select({ name: groups.name, owner: groups.owner })
-        .from(memberships)
-        .innerJoin(groups, eq(groups.name, memberships.grp))
-        .where(eq(memberships.user, user))
-        // Byte order, as SQLite's BINARY collation sorts (the database's collation may differ).
-        .orderBy(asc(sqlCollateC(groups.name))),
+  userGroups(user: string): Promise<UserGroupRow[]> {
+    return this.read("userGroups", async () =>
+      (
+        await this.db
+          .select({ ...GROUP_COLUMNS, role: memberships.role })
+          .from(memberships)
+          .innerJoin(groups, eq(groups.name, memberships.grp))
+          .where(eq(memberships.user, user))
+          // Byte order, as SQLite's BINARY collation sorts (the database's collation may differ).
+          .orderBy(asc(sqlCollateC(groups.name)))
+      ).map((r) => ({ ...groupRow(r), role: r.role as Role })),
     );
   }
 
@@ -880,8 +1090,9 @@ export class PostgresStore implements Store {
   }
 
   syncSizes(user: string, after: number, limit: number): Promise<MidSize[]> {
-    // Three range scans (the user's groups, DMs received, DMs sent but not to oneself), each cut
-    // at the limit, merged by mid: cost follows this user's traffic, not the whole table's.
+    // Four range scans (the user's groups, DMs received, DMs sent but not to oneself, the group
+    // changes about the user), each cut at the limit, merged by mid (UNION: a change of one of the
+    // user's groups is found twice): cost follows this user's traffic, not the whole table's.
     return this.read("syncSizes", async () =>
       toSizes(
         await this.sql`SELECT mid, size FROM (
@@ -894,6 +1105,8 @@ export class PostgresStore implements Store {
           (SELECT mid, size FROM messages
             WHERE sender = ${user} AND to_user IS NOT NULL AND to_user <> ${user} AND mid > ${after}::int8
             ORDER BY mid LIMIT ${limit}::int8)
+          UNION
+          (SELECT mid, size FROM messages WHERE target = ${user} AND mid > ${after}::int8 ORDER BY mid LIMIT ${limit}::int8)
         ) s ORDER BY mid LIMIT ${limit}::int8`,
       ),
     );
@@ -905,7 +1118,7 @@ export class PostgresStore implements Store {
     const list = `{${wanted.join(",")}}`;
     return this.read("messagesByMid", async () => {
       const [rows, rs] = await Promise.all([
-        this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data, kind, ref, about, edited, deleted
+        this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data, kind, ref, about, edited, deleted, target, until
           FROM messages WHERE mid = ANY(${list}::int8[]) ORDER BY mid` as Promise<MessageRow[]>,
         this.sql`SELECT mid, "user", emoji FROM reactions WHERE mid = ANY(${list}::int8[]) ORDER BY mid, at` as Promise<
           Array<{ mid: string; user: string; emoji: Uint8Array }>
@@ -949,12 +1162,15 @@ export class PostgresStore implements Store {
       await tx`DELETE FROM search_text WHERE sender = ${user}`;
       await tx`DELETE FROM reactions WHERE mid IN (SELECT mid FROM messages WHERE sender = ${user})`;
       await tx`DELETE FROM mentions WHERE mid IN (SELECT mid FROM messages WHERE sender = ${user})`;
+      await this.deleteAbout(tx, (await tx`SELECT mid FROM messages WHERE sender = ${user}`) as Array<{ mid: string }>);
       const r = await tx`DELETE FROM messages WHERE sender = ${user}`;
       // What the user left on others' messages, and their own conversation state.
       await tx`DELETE FROM reactions WHERE "user" = ${user}`;
       await tx`DELETE FROM mentions WHERE "user" = ${user}`;
       await tx`DELETE FROM reads WHERE "user" = ${user}`;
       await tx`DELETE FROM dm_peers WHERE "user" = ${user}`;
+      await tx`DELETE FROM invites WHERE "user" = ${user}`;
+      await tx`DELETE FROM blocks WHERE "user" = ${user} OR blocked = ${user}`;
       await tx`DELETE FROM tokens WHERE "user" = ${user}`;
       await tx`UPDATE users SET pass_hash = '' WHERE name = ${user}`;
       this.knownPairs.clear();
@@ -971,6 +1187,8 @@ export class PostgresStore implements Store {
       await tx`DELETE FROM reads WHERE conv = ${conv}`;
       const r = await tx`DELETE FROM messages WHERE conv = ${conv}`;
       await tx`DELETE FROM memberships WHERE grp = ${name}`;
+      await tx`DELETE FROM invites WHERE grp = ${name}`;
+      await tx`DELETE FROM group_bans WHERE grp = ${name}`;
       await tx`DELETE FROM groups WHERE name = ${name}`;
       return r.count;
     });
@@ -978,7 +1196,7 @@ export class PostgresStore implements Store {
 
   userMessages(user: string, after: number, limit: number): Promise<StoredMessage[]> {
     return this.read("userMessages", async () => {
-      const rows = (await this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data, kind, ref, about, edited, deleted
+      const rows = (await this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data, kind, ref, about, edited, deleted, target, until
         FROM messages WHERE (sender = ${user} OR to_user = ${user}) AND mid > ${after}::int8
         ORDER BY mid LIMIT ${limit}::int8`) as MessageRow[];
       return rows.map(toStored);
@@ -997,9 +1215,19 @@ export class PostgresStore implements Store {
         await tx`DELETE FROM search_text WHERE mid = ANY(${mids}::int8[])`;
         await tx`DELETE FROM reactions WHERE mid = ANY(${mids}::int8[])`;
         await tx`DELETE FROM mentions WHERE mid = ANY(${mids}::int8[])`;
+        await this.deleteAbout(tx, r as Array<{ mid: string }>);
       }
       return r.count;
     });
+  }
+
+  /** Deletes the edits, deletions and reactions (from anyone) about the messages `mids` selects. */
+  private async deleteAbout(tx: Tx, rows: Array<{ mid: string }>): Promise<void> {
+    if (rows.length === 0) return;
+    const mids = `{${rows.map((x) => x.mid).join(",")}}`;
+    const about = (await tx`DELETE FROM messages WHERE kind IN ('edit', 'delete', 'react', 'unreact')
+      AND ref = ANY(${mids}::int8[]) RETURNING mid`) as Array<{ mid: string }>;
+    if (about.length > 0) await tx`DELETE FROM search_text WHERE mid = ANY(${`{${about.map((x) => x.mid).join(",")}}`}::int8[])`;
   }
 
   async backup(): Promise<void> {

@@ -30,6 +30,8 @@ export const users = pgTable("users", {
   name: text("name").primaryKey(),
   passHash: text("pass_hash").notNull(),
   created: bigint("created", { mode: "number" }).notNull(),
+  /** As in schema.ts. */
+  dmPolicy: text("dm_policy").notNull().default("anyone"),
 });
 
 /** Login tokens, stored only as SHA-256 hashes: a stolen database yields no usable token. */
@@ -56,6 +58,10 @@ export const groups = pgTable(
       .notNull()
       .references(() => users.name),
     created: bigint("created", { mode: "number" }).notNull(),
+    /** As in schema.ts. Topic and description have no U+0000 (the protocol refuses it there). */
+    public: integer("public").notNull().default(1),
+    topic: text("topic").notNull().default(""),
+    description: text("description").notNull().default(""),
   },
   (t) => [index("groups_owner").on(t.owner)],
 );
@@ -70,8 +76,44 @@ export const memberships = pgTable(
       .notNull()
       .references(() => users.name),
     joined: bigint("joined", { mode: "number" }).notNull(),
+    /** As in schema.ts. */
+    role: text("role").notNull().default("member"),
+    muted: bigint("muted", { mode: "number" }),
   },
   (t) => [primaryKey({ columns: [t.grp, t.user] }), index("memberships_user").on(t.user)],
+);
+
+/** As in schema.ts. */
+export const groupBans = pgTable(
+  "group_bans",
+  {
+    grp: text("grp").notNull(),
+    user: text("user").notNull(),
+    by: text("by").notNull(),
+    at: bigint("at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.grp, t.user] })],
+);
+
+export const invites = pgTable(
+  "invites",
+  {
+    grp: text("grp").notNull(),
+    user: text("user").notNull(),
+    by: text("by").notNull(),
+    at: bigint("at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.grp, t.user] }), index("invites_user").on(t.user)],
+);
+
+export const blocks = pgTable(
+  "blocks",
+  {
+    user: text("user").notNull(),
+    blocked: text("blocked").notNull(),
+    at: bigint("at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.user, t.blocked] })],
 );
 
 export const messages = pgTable(
@@ -106,6 +148,9 @@ export const messages = pgTable(
     edited: bigint("edited", { mode: "number" }),
     /** A message: when it was deleted (its text and file are erased). */
     deleted: bigint("deleted", { mode: "number" }),
+    /** As in schema.ts: a group change's user, and a mute's end. */
+    target: text("target"),
+    until: bigint("until", { mode: "number" }),
   },
   (t) => [
     // As in schema.ts: unread counts, previews and entryAt read this index only.
@@ -113,6 +158,12 @@ export const messages = pgTable(
     index("messages_edits")
       .on(t.ref)
       .where(sql`${t.kind} = 'edit'`),
+    index("messages_about")
+      .on(t.ref)
+      .where(sql`${t.kind} IN ('edit', 'delete', 'react', 'unreact')`),
+    index("messages_target")
+      .on(t.target, t.mid, t.size)
+      .where(sql`${t.target} IS NOT NULL`),
     uniqueIndex("messages_sender_cid")
       .on(t.sender, t.cid)
       .where(sql`${t.cid} IS NOT NULL`),

@@ -7,6 +7,8 @@ export const users = sqliteTable("users", {
   name: text("name").primaryKey(),
   passHash: text("pass_hash").notNull(),
   created: integer("created").notNull(),
+  /** Who may send this user direct messages (DmPolicy in store.ts): anyone, groups (who shares a group), nobody. */
+  dmPolicy: text("dm_policy").notNull().default("anyone"),
 });
 
 /** Login tokens, stored only as SHA-256 hashes: a stolen database yields no usable token. */
@@ -32,6 +34,10 @@ export const groups = sqliteTable(
       .notNull()
       .references(() => users.name),
     created: integer("created").notNull(),
+    /** 1: anyone may join (and find it with `list`); 0: private, joined by invitation only. */
+    public: integer("public").notNull().default(1),
+    topic: text("topic").notNull().default(""),
+    description: text("description").notNull().default(""),
   },
   // groups_owner: counting the groups a user created (join's --max-groups-created)
   (t) => [index("groups_owner").on(t.owner)],
@@ -47,8 +53,47 @@ export const memberships = sqliteTable(
       .notNull()
       .references(() => users.name),
     joined: integer("joined").notNull(),
+    /** "owner" (the one groups.owner names), "admin" or "member" (Role in store.ts). */
+    role: text("role").notNull().default("member"),
+    /** Muted until this time (ms); NULL: not muted. */
+    muted: integer("muted"),
   },
   (t) => [primaryKey({ columns: [t.grp, t.user] }), index("memberships_user").on(t.user)],
+);
+
+/** Who may not join a group (a group's ban, PROTOCOL.md §3.3): until an admin lifts it. */
+export const groupBans = sqliteTable(
+  "group_bans",
+  {
+    grp: text("grp").notNull(),
+    user: text("user").notNull(),
+    by: text("by").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.grp, t.user] })],
+);
+
+/** Open invitations: the invitee may join the group (private ones too); joining uses it up. */
+export const invites = sqliteTable(
+  "invites",
+  {
+    grp: text("grp").notNull(),
+    user: text("user").notNull(),
+    by: text("by").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.grp, t.user] }), index("invites_user").on(t.user)],
+);
+
+/** `user` blocked `blocked`: no direct messages from them (PROTOCOL.md §3.8). */
+export const blocks = sqliteTable(
+  "blocks",
+  {
+    user: text("user").notNull(),
+    blocked: text("blocked").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.user, t.blocked] })],
 );
 
 export const messages = sqliteTable(
@@ -78,7 +123,7 @@ export const messages = sqliteTable(
     size: integer("size").notNull().default(0),
     /**
      * NULL: a chat message. Otherwise the entry's kind (EntryKind in store.ts: edit, delete,
-     * react, unreact, read): every change to a conversation is an entry of this one log.
+     * react, unreact, read, and the group changes: create, join, leave, invite...): every change to a conversation is an entry of this one log.
      */
     kind: text("kind"),
     /** A message: the mid it replies to. Another entry: the mid it is about. */
@@ -89,6 +134,10 @@ export const messages = sqliteTable(
     edited: integer("edited"),
     /** A message: when it was deleted (its text and file are erased). */
     deleted: integer("deleted"),
+    /** A group change (join, kick, ban...): the user it is about. sync gives it to them, member or not. */
+    target: text("target"),
+    /** A `mute`: until when (ms). */
+    until: integer("until"),
   },
   (t) => [
     // History by conversation; also, index-only, unread counts, previews and entryAt (sender,
@@ -99,6 +148,14 @@ export const messages = sqliteTable(
     index("messages_edits")
       .on(t.ref)
       .where(sql`${t.kind} = 'edit'`),
+    // The entries about a message, deleted with it (retention, an erased account).
+    index("messages_about")
+      .on(t.ref)
+      .where(sql`${t.kind} IN ('edit', 'delete', 'react', 'unreact')`),
+    // sync: the group changes about a user, also of groups they are no longer in.
+    index("messages_target")
+      .on(t.target, t.mid, t.size)
+      .where(sql`${t.target} IS NOT NULL`),
     uniqueIndex("messages_sender_cid")
       .on(t.sender, t.cid)
       .where(sql`${t.cid} IS NOT NULL`),

@@ -9,16 +9,23 @@ import { closeSync, openSync, statSync } from "node:fs";
 import { and, asc, count, eq, gt, lte, ne, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { applyMigrations } from "./migrate.ts";
-import { bans, groups, memberships, messages, tcpchatMeta, tokens, users } from "./schema.ts";
+import { decide, entryText, FOREVER, type GroupOp, type GroupSettings, type MemberFacts, type Role } from "./groups.ts";
+import { bans, blocks, groupBans, groups, invites, memberships, messages, tcpchatMeta, tokens, users } from "./schema.ts";
 import type {
   BanRow,
   Committed,
   CommitResult,
   ConvState,
+  DirectoryRow,
+  DmPolicy,
   Durability,
   EntryInfo,
   EntryKind,
+  GroupOpResult,
   GroupRow,
+  InviteRow,
+  MemberRow,
+  MembershipRow,
   MidSize,
   NewMessage,
   Page,
@@ -26,6 +33,7 @@ import type {
   Reaction,
   Store,
   StoredMessage,
+  UserGroupRow,
   UserRow,
 } from "./store.ts";
 import { dmConv, groupConv, likePattern, matchesQuery, mentionsOf, messageSize, placement, PREVIEW_CHARS, readTarget } from "./store.ts";
@@ -90,8 +98,24 @@ function toStored(r: MessageRow): StoredMessage {
   if (r.ref !== null) m.ref = r.ref;
   if (r.edited !== null) m.edited = r.edited;
   if (r.deleted !== null) m.deleted = r.deleted;
+  if (r.target !== null) m.target = r.target;
+  if (r.until !== null) m.until = r.until;
   return m;
 }
+
+/** A groups row as the Store gives it. */
+function groupRow(r: { name: string; owner: string; public: number; topic: string; description: string }): GroupRow {
+  return { name: r.name, owner: r.owner, public: r.public !== 0, topic: r.topic, description: r.description };
+}
+
+/** The columns of groups a GroupRow is read from (drizzle select). */
+const GROUP_COLUMNS = {
+  name: groups.name,
+  owner: groups.owner,
+  public: groups.public,
+  topic: groups.topic,
+  description: groups.description,
+};
 
 /** Reaction rows (mid, user, emoji), by mid and then in the order added, as each message's list. */
 export function groupReactions(rows: Iterable<{ mid: number; user: string; emoji: string }>): Map<number, Reaction[]> {
@@ -167,6 +191,8 @@ export class SqliteStore implements Store {
   private readonly convsStmt: Statement<ConvRow>;
   private readonly previewsStmt: Statement<PreviewRow>;
   private readonly reactionsStmt: Statement<{ mid: number; user: string; emoji: string }>;
+  /** dmAllowed: 1 if ?2 may write to ?1 (no block, and ?1's policy lets them). */
+  private readonly dmCheck: Statement<{ ok: number }>;
   /** Direct conversations known to be in dm_peers: a message between them writes nothing more. */
   private readonly knownPairs = new Set<string>();
 
@@ -230,6 +256,12 @@ export class SqliteStore implements Store {
     );
     this.addPeer = this.client.prepare("INSERT OR IGNORE INTO dm_peers (user, peer, conv) VALUES (?, ?, ?)");
     this.markerStmt = this.client.prepare("SELECT mid FROM reads WHERE user = ? AND conv = ?");
+    this.dmCheck = this.client.prepare(`SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM blocks WHERE user = ?1 AND blocked = ?2) THEN 0
+        WHEN u.dm_policy = 'anyone' THEN 1
+        WHEN u.dm_policy = 'groups' THEN EXISTS (SELECT 1 FROM memberships a JOIN memberships b ON b.grp = a.grp
+          WHERE a.user = ?1 AND b.user = ?2)
+        ELSE 0 END AS ok FROM users u WHERE u.name = ?1`);
     // Per conversation: index probes and index-only range scans of messages_conv from the marker
     // (unread counts cost what is unread), the newest message not deleted, scanning back from the end.
     this.convsStmt = this.client.prepare(`
@@ -276,8 +308,9 @@ export class SqliteStore implements Store {
     const range = "SELECT mid, size FROM messages WHERE conv = ? AND mid > ? AND mid < ?";
     this.sizesForward = this.client.prepare(`${range} ORDER BY mid ASC LIMIT ?`);
     this.sizesBackward = this.client.prepare(`${range} ORDER BY mid DESC LIMIT ?`);
-    // Three range scans (the user's groups, DMs received, DMs sent but not to oneself), each
-    // cut at the limit, merged by mid: cost follows this user's traffic, not the whole table's.
+    // Four range scans (the user's groups, DMs received, DMs sent but not to oneself, the group
+    // changes about the user), each cut at the limit, merged by mid (UNION: a change of one of
+    // the user's groups is found twice): cost follows this user's traffic, not the whole table's.
     this.sizesSync = this.client.prepare(`
       SELECT mid, size FROM (
         SELECT * FROM (SELECT mid, size FROM messages
@@ -288,6 +321,9 @@ export class SqliteStore implements Store {
         UNION ALL
         SELECT * FROM (SELECT mid, size FROM messages
           WHERE sender = ?1 AND to_user IS NOT NULL AND to_user != ?1 AND mid > ?2 ORDER BY mid LIMIT ?3)
+        UNION
+        SELECT * FROM (SELECT mid, size FROM messages
+          WHERE target = ?1 AND mid > ?2 ORDER BY mid LIMIT ?3)
       ) ORDER BY mid LIMIT ?3`);
     this.byMids = this.client.prepare("SELECT * FROM messages WHERE mid IN (SELECT value FROM json_each(?))");
     this.findByCid = this.db
@@ -351,7 +387,7 @@ export class SqliteStore implements Store {
     const created = this.db.transaction((tx) => {
       if (changed(tx.insert(groups).values({ name, owner, created: now }).onConflictDoNothing().run()) !== 1)
         return false;
-      tx.insert(memberships).values({ grp: name, user: owner, joined: now }).run();
+      tx.insert(memberships).values({ grp: name, user: owner, joined: now, role: "owner" }).run();
       this.markJoined(name, owner);
       return true;
     });
@@ -364,7 +400,187 @@ export class SqliteStore implements Store {
   }
 
   async getGroup(name: string): Promise<GroupRow | undefined> {
-    return this.db.select({ name: groups.name, owner: groups.owner }).from(groups).where(eq(groups.name, name)).get();
+    const r = this.db.select(GROUP_COLUMNS).from(groups).where(eq(groups.name, name)).get();
+    return r && groupRow(r);
+  }
+
+  groupOp(op: GroupOp, now: number): Promise<GroupOpResult> {
+    try {
+      const r = this.db.transaction(() => this.groupOpNow(op, now));
+      if (r.seq > 0) this.seq = r.seq;
+      return Promise.resolve(r);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** groupOp inside its transaction: read the facts, decide (src/store/groups.ts), apply, log. */
+  private groupOpNow(op: GroupOp, now: number): GroupOpResult {
+    const g = this.client.query("SELECT owner, public FROM groups WHERE name = ?").get(op.group) as
+      | { owner: string; public: number }
+      | null;
+    const memberOf = (user: string): MemberFacts | undefined => {
+      const m = this.client.query("SELECT role, muted FROM memberships WHERE grp = ? AND user = ?").get(op.group, user) as
+        | { role: string; muted: number | null }
+        | null;
+      return m ? { role: m.role as Role, muted: m.muted ?? 0 } : undefined;
+    };
+    const has = (table: string) =>
+      this.client.query(`SELECT 1 FROM ${table} WHERE grp = ? AND user = ?`).get(op.group, op.target) !== null;
+    const target = memberOf(op.target);
+    const d = decide(op, {
+      group: g ? { owner: g.owner, public: g.public !== 0 } : undefined,
+      actor: op.by === op.target ? target : memberOf(op.by),
+      target,
+      banned: has("group_bans"),
+      invited: has("invites"),
+      members: g ? (this.client.query("SELECT count(*) AS n FROM memberships WHERE grp = ?").get(op.group) as { n: number }).n : 0,
+      now,
+    });
+    if (d === "noop") return { seq: 0 };
+    if (d !== "apply") return { seq: 0, refused: d };
+    const grp = op.group;
+    const user = op.target;
+    const run = (q: string, ...params: Array<string | number | null>) => this.client.query(q).run(...params);
+    const join = (role: Role) => {
+      run("INSERT INTO memberships (grp, user, joined, role) VALUES (?, ?, ?, ?)", grp, user, now, role);
+      run("DELETE FROM invites WHERE grp = ? AND user = ?", grp, user);
+      this.markJoined(grp, user);
+    };
+    const leave = () => run("DELETE FROM memberships WHERE grp = ? AND user = ?", grp, user);
+    switch (op.action) {
+      case "create": {
+        const st = op.settings ?? {};
+        run(
+          "INSERT INTO groups (name, owner, created, public, topic, description) VALUES (?, ?, ?, ?, ?, ?)",
+          grp,
+          user,
+          now,
+          st.public === false ? 0 : 1,
+          st.topic ?? "",
+          st.description ?? "",
+        );
+        join("owner");
+        break;
+      }
+      case "join":
+        join("member");
+        break;
+      case "leave":
+      case "kick":
+        leave();
+        break;
+      case "invite":
+        run("INSERT INTO invites (grp, user, by, at) VALUES (?, ?, ?, ?)", grp, user, op.by, now);
+        break;
+      case "ban":
+        leave();
+        run("DELETE FROM invites WHERE grp = ? AND user = ?", grp, user);
+        run("INSERT OR IGNORE INTO group_bans (grp, user, by, at) VALUES (?, ?, ?, ?)", grp, user, op.by, now);
+        break;
+      case "unban":
+        run("DELETE FROM group_bans WHERE grp = ? AND user = ?", grp, user);
+        break;
+      case "mute":
+        run("UPDATE memberships SET muted = ? WHERE grp = ? AND user = ?", op.until ?? FOREVER, grp, user);
+        break;
+      case "unmute":
+        run("UPDATE memberships SET muted = NULL WHERE grp = ? AND user = ?", grp, user);
+        break;
+      case "role":
+        run("UPDATE memberships SET role = ? WHERE grp = ? AND user = ?", op.role!, grp, user);
+        break;
+      case "owner":
+        run("UPDATE memberships SET role = 'admin' WHERE grp = ? AND user = ?", grp, op.by);
+        run("UPDATE memberships SET role = 'owner', muted = NULL WHERE grp = ? AND user = ?", grp, user);
+        run("UPDATE groups SET owner = ? WHERE name = ?", user, grp);
+        break;
+      case "settings": {
+        const st: GroupSettings = op.settings ?? {};
+        if (st.public !== undefined) run("UPDATE groups SET public = ? WHERE name = ?", st.public ? 1 : 0, grp);
+        if (st.topic !== undefined) run("UPDATE groups SET topic = ? WHERE name = ?", st.topic, grp);
+        if (st.description !== undefined) run("UPDATE groups SET description = ? WHERE name = ?", st.description, grp);
+        break;
+      }
+    }
+    const mid = this.last + 1;
+    const entry: NewMessage = { sender: op.by, grp, kind: op.action, target: user };
+    const text = entryText(op);
+    if (text !== undefined) entry.text = text;
+    if (op.action === "mute" && op.until !== undefined) entry.until = op.until;
+    run(
+      "INSERT INTO messages (mid, ts, sender, grp, conv, text, size, kind, target, until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      mid,
+      now,
+      op.by,
+      grp,
+      groupConv(grp),
+      text ?? null,
+      messageSize(entry),
+      op.action,
+      user,
+      entry.until ?? null,
+    );
+    this.last = mid;
+    return { seq: this.seq + 1, mid, ts: now, entry: { ...entry, mid, ts: now } };
+  }
+
+  async member(grp: string, user: string): Promise<MemberRow | undefined> {
+    const m = this.client.query("SELECT user, role, muted FROM memberships WHERE grp = ? AND user = ?").get(grp, user) as
+      | { user: string; role: string; muted: number | null }
+      | null;
+    return m ? { user: m.user, role: m.role as Role, muted: m.muted ?? 0 } : undefined;
+  }
+
+  async groupMembers(grp: string): Promise<MemberRow[]> {
+    const rows = this.client.query("SELECT user, role, muted FROM memberships WHERE grp = ? ORDER BY user").all(grp) as Array<{
+      user: string;
+      role: string;
+      muted: number | null;
+    }>;
+    return rows.map((m) => ({ user: m.user, role: m.role as Role, muted: m.muted ?? 0 }));
+  }
+
+  async userInvites(user: string): Promise<InviteRow[]> {
+    return this.client
+      .query("SELECT i.grp AS \"group\", i.by AS by, g.topic AS topic FROM invites i JOIN groups g ON g.name = i.grp WHERE i.user = ? ORDER BY i.grp")
+      .all(user) as InviteRow[];
+  }
+
+  async standing(grp: string, user: string): Promise<{ banned: boolean; invited: boolean }> {
+    const q = (t: string) => this.client.query(`SELECT 1 FROM ${t} WHERE grp = ? AND user = ?`).get(grp, user) !== null;
+    return { banned: q("group_bans"), invited: q("invites") };
+  }
+
+  async listGroups(q: string | undefined, after: string, limit: number): Promise<DirectoryRow[]> {
+    const like = q === undefined ? "%" : likePattern(q);
+    return this.client
+      .query(`SELECT g.name, g.topic, (SELECT count(*) FROM memberships m WHERE m.grp = g.name) AS members
+        FROM groups g WHERE g.public = 1 AND g.name > ? AND g.name LIKE ? ESCAPE '\\' ORDER BY g.name LIMIT ?`)
+      .all(after, like, limit) as DirectoryRow[];
+  }
+
+  async setBlock(user: string, other: string, blocked: boolean, now: number): Promise<boolean> {
+    if (blocked) return changed(this.db.insert(blocks).values({ user, blocked: other, at: now }).onConflictDoNothing().run()) === 1;
+    return changed(this.db.delete(blocks).where(and(eq(blocks.user, user), eq(blocks.blocked, other))).run()) === 1;
+  }
+
+  async blocked(user: string): Promise<string[]> {
+    return this.db.select({ b: blocks.blocked }).from(blocks).where(eq(blocks.user, user)).orderBy(asc(blocks.blocked)).all().map((r) => r.b);
+  }
+
+  async setDmPolicy(user: string, policy: DmPolicy): Promise<void> {
+    this.db.update(users).set({ dmPolicy: policy }).where(eq(users.name, user)).run();
+  }
+
+  async dmPolicy(user: string): Promise<DmPolicy> {
+    return (this.db.select({ p: users.dmPolicy }).from(users).where(eq(users.name, user)).get()?.p ?? "anyone") as DmPolicy;
+  }
+
+  async dmAllowed(from: string, to: string): Promise<boolean> {
+    if (from === to) return true;
+    const r = this.dmCheck.get(to, from);
+    return r !== null && r.ok === 1;
   }
 
   async addMember(grp: string, user: string, now: number): Promise<number> {
@@ -392,18 +608,23 @@ export class SqliteStore implements Store {
     return this.db.select({ n: count() }).from(memberships).where(eq(memberships.user, user)).get()!.n;
   }
 
-  async allMemberships(): Promise<Array<{ grp: string; user: string }>> {
-    return this.db.select({ grp: memberships.grp, user: memberships.user }).from(memberships).all();
+  async allMemberships(): Promise<MembershipRow[]> {
+    return this.db
+      .select({ grp: memberships.grp, user: memberships.user, muted: memberships.muted })
+      .from(memberships)
+      .all()
+      .map((m) => ({ grp: m.grp, user: m.user, muted: m.muted ?? 0 }));
   }
 
-  async userGroups(user: string): Promise<GroupRow[]> {
+  async userGroups(user: string): Promise<UserGroupRow[]> {
     return this.db
-      .select({ name: groups.name, owner: groups.owner })
+      .select({ ...GROUP_COLUMNS, role: memberships.role })
       .from(memberships)
       .innerJoin(groups, eq(groups.name, memberships.grp))
       .where(eq(memberships.user, user))
       .orderBy(asc(groups.name))
-      .all();
+      .all()
+      .map((r) => ({ ...groupRow(r), role: r.role as Role }));
   }
 
   async lastMid(): Promise<number> {
@@ -703,6 +924,24 @@ export class SqliteStore implements Store {
    * with what hangs on them: their search index entries, reactions and mentions. In a transaction.
    */
   private deleteMessages(where: string, ...params: Array<string | number>): number {
+    // The edits, deletions and reactions about them go with them (from anyone).
+    const mids = this.client.prepare(`SELECT mid FROM messages WHERE ${where}`).all(...params) as Array<{ mid: number }>;
+    if (mids.length === 0) return 0;
+    const list = JSON.stringify(mids.map((m) => m.mid));
+    const about = this.client
+      .prepare(
+        "SELECT mid FROM messages WHERE kind IN ('edit', 'delete', 'react', 'unreact') AND ref IN (SELECT value FROM json_each(?))",
+      )
+      .all(list) as Array<{ mid: number }>;
+    const n = this.deleteMids(list);
+    if (about.length > 0) this.deleteMids(JSON.stringify(about.map((m) => m.mid)));
+    return n;
+  }
+
+  /** Deletes the messages whose mids are in the JSON array `list`, with their index entries, reactions and mentions. */
+  private deleteMids(list: string): number {
+    const where = "mid IN (SELECT value FROM json_each(?))";
+    const params = [list];
     // An external-content index is told the text it holds to take it out.
     this.client
       .prepare(
@@ -725,6 +964,8 @@ export class SqliteStore implements Store {
       this.client.prepare("DELETE FROM mentions WHERE user = ?").run(user);
       this.client.prepare("DELETE FROM reads WHERE user = ?").run(user);
       this.client.prepare("DELETE FROM dm_peers WHERE user = ?").run(user);
+      this.client.prepare("DELETE FROM invites WHERE user = ?").run(user);
+      this.client.prepare("DELETE FROM blocks WHERE user = ?1 OR blocked = ?1").run(user);
       this.db.delete(tokens).where(eq(tokens.user, user)).run();
       this.db.update(users).set({ passHash: "" }).where(eq(users.name, user)).run();
       return n;
@@ -743,6 +984,8 @@ export class SqliteStore implements Store {
       this.client.prepare("DELETE FROM reads WHERE conv = ?").run(conv);
       this.client.prepare("DELETE FROM mentions WHERE conv = ?").run(conv);
       this.db.delete(memberships).where(eq(memberships.grp, name)).run();
+      this.db.delete(invites).where(eq(invites.grp, name)).run();
+      this.db.delete(groupBans).where(eq(groupBans.grp, name)).run();
       this.db.delete(groups).where(eq(groups.name, name)).run();
       return n;
     });
@@ -818,5 +1061,7 @@ function mapRawRow(r: Record<string, unknown> | MessageRow): MessageRow {
     about: (x.about ?? null) as string | null,
     edited: (x.edited ?? null) as number | null,
     deleted: (x.deleted ?? null) as number | null,
+    target: (x.target ?? null) as string | null,
+    until: (x.until ?? null) as number | null,
   };
 }

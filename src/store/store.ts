@@ -10,6 +10,8 @@
 // connection's replay of what it missed is checked against deliveries that land
 // while it reads (src/core/chat.ts, `catchUp`).
 
+import { GROUP_ACTIONS, type GroupAction, type GroupOp, type Refusal, type Role } from "./groups.ts";
+
 /**
  * "normal": a committed message survives a crash of the server process; "full": it also
  * survives an OS crash or power cut (SQLite: synchronous=FULL, one fsync per batch).
@@ -29,10 +31,18 @@ export interface FileData {
  * - `delete`: message `ref` was deleted (its text, file and earlier edits are erased);
  * - `react` / `unreact`: the sender added / removed the reaction `text` (an emoji) on message `ref`;
  * - `read`: the sender's read marker in the conversation moved up to `ref` (stored in the
- *   sender's own log, `r:<sender>`, and delivered to the sender's devices only).
+ *   sender's own log, `r:<sender>`, and delivered to the sender's devices only);
+ * - a group change (create, join, leave, invite, kick, ban, unban, mute, unmute, role, owner,
+ *   settings: src/store/groups.ts): made by the sender, about `target`; committed by
+ *   Store.groupOp with the change itself, never by `commit`.
  * Stored in the `kind` column; a chat message has none (NULL).
  */
-export type EntryKind = "edit" | "delete" | "react" | "unreact" | "read";
+export type EntryKind = "edit" | "delete" | "react" | "unreact" | "read" | GroupAction;
+
+/** The entry kinds of group changes (src/store/groups.ts): one per GroupAction. */
+export function isGroupKind(k: string | null | undefined): k is GroupAction {
+  return k != null && (GROUP_ACTIONS as readonly string[]).includes(k);
+}
 
 /** A message (or another entry of the log) as given to the store, before it has a `mid`. */
 export interface NewMessage {
@@ -51,6 +61,10 @@ export interface NewMessage {
   kind?: EntryKind;
   /** A message: the mid it replies to. Another entry: the mid it is about (for `read`, the mid read up to). */
   ref?: number;
+  /** A group change: the user it is about. */
+  target?: string;
+  /** A `mute`: until when (ms); absent: until unmuted. */
+  until?: number;
 }
 
 /** One emoji on a message and who put it there, in the order they did. */
@@ -159,7 +173,54 @@ export interface BanRow {
 export interface GroupRow {
   name: string;
   owner: string;
+  public: boolean;
+  topic: string;
+  description: string;
 }
+
+/** A group of a user (Store.userGroups): the group and the user's role in it. */
+export interface UserGroupRow extends GroupRow {
+  role: Role;
+}
+
+/** A member of a group (Store.groupMembers). */
+export interface MemberRow {
+  user: string;
+  role: Role;
+  /** Muted until (ms), 0 if not. */
+  muted: number;
+}
+
+/** A membership, for loading every node's routing: who is in which group, who is muted there. */
+export interface MembershipRow {
+  grp: string;
+  user: string;
+  /** Muted until (ms), 0 if not. */
+  muted: number;
+}
+
+/** An open invitation (Store.userInvites). */
+export interface InviteRow {
+  group: string;
+  by: string;
+  topic: string;
+}
+
+/** A public group in the directory (Store.listGroups). */
+export interface DirectoryRow {
+  name: string;
+  topic: string;
+  members: number;
+}
+
+/** What Store.groupOp did: a change committed as `seq` with its log entry, nothing (so already), or a refusal. */
+export type GroupOpResult =
+  | { seq: number; mid: number; ts: number; entry: StoredMessage }
+  | { seq: 0; refused?: Refusal };
+
+/** Who may send a user direct messages (PROTOCOL.md §3.8). */
+export type DmPolicy = "anyone" | "groups" | "nobody";
+export const DM_POLICIES: readonly DmPolicy[] = ["anyone", "groups", "nobody"];
 
 /** A message's mid and approximate wire size (`messageSize`), read before any message body. */
 export interface MidSize {
@@ -197,7 +258,39 @@ export interface Store {
   // which it returns, so that every node applies membership changes and messages in one
   // order (src/broker/broker.ts). 0: nothing changed, and no number was taken.
 
-  /** Creates a group owned by `owner`, with the owner as its first member: its seq, or 0 if it exists. */
+  /**
+   * A change to a group (PROTOCOL.md §3.3): decided by `decide` (src/store/groups.ts) from what
+   * the transaction reads, then applied with its entry in the group's log (the next mid, the
+   * target in `target`), as one commit of the sequence. Joins (and create) start the joiner's
+   * read marker at the newest mid; a join uses up an invitation; a ban removes the member and
+   * the invitation; a transfer makes the old owner an admin.
+   */
+  groupOp(op: GroupOp, now: number): Promise<GroupOpResult>;
+  /** `user`'s membership of `grp`, if a member. */
+  member(grp: string, user: string): Promise<MemberRow | undefined>;
+  /** The members of `grp`, by name. */
+  groupMembers(grp: string): Promise<MemberRow[]>;
+  /** The open invitations of `user`, by group name. */
+  userInvites(user: string): Promise<InviteRow[]>;
+  /** Whether `user` is banned from `grp`, or invited to it. */
+  standing(grp: string, user: string): Promise<{ banned: boolean; invited: boolean }>;
+  /** Public groups by name after `after`, whose name contains `q` (if given), at most `limit`. */
+  listGroups(q: string | undefined, after: string, limit: number): Promise<DirectoryRow[]>;
+
+  /** Blocks (or unblocks) `other` for `user`: whether that changed anything. */
+  setBlock(user: string, other: string, blocked: boolean, now: number): Promise<boolean>;
+  /** Whom `user` blocked, by name. */
+  blocked(user: string): Promise<string[]>;
+  setDmPolicy(user: string, policy: DmPolicy): Promise<void>;
+  dmPolicy(user: string): Promise<DmPolicy>;
+  /**
+   * Whether `from` may send `to` a direct message: not if `to` blocked `from`, nor if `to`
+   * takes them from nobody, or only from people who share a group and `from` shares none.
+   * A user may always write to themselves.
+   */
+  dmAllowed(from: string, to: string): Promise<boolean>;
+
+  /** Creates a group owned by `owner`, with the owner as its first member: its seq, or 0 if it exists. No log entry (operations, tests). */
   createGroup(name: string, owner: string, now: number): Promise<number>;
   getGroup(name: string): Promise<GroupRow | undefined>;
   /** Adds a member: the change's seq, or 0 if already a member (or no such group). */
@@ -209,9 +302,9 @@ export interface Store {
   /** How many groups `user` is a member of (config `maxGroupsPerUser`). */
   groupCount(user: string): Promise<number>;
   /** Every membership, for loading the router at start. */
-  allMemberships(): Promise<Array<{ grp: string; user: string }>>;
-  /** The groups `user` belongs to, by name. */
-  userGroups(user: string): Promise<GroupRow[]>;
+  allMemberships(): Promise<MembershipRow[]>;
+  /** The groups `user` belongs to, by name, with their role. */
+  userGroups(user: string): Promise<UserGroupRow[]>;
 
   /** The highest committed mid, 0 if none. */
   lastMid(): Promise<number>;
@@ -252,7 +345,11 @@ export interface Store {
   commit(batch: NewMessage[], now: number): Promise<Committed>;
   /** One conversation ("g:<group>" or "d:<a>:<b>"), oldest first, at most `limit`. With `before` and no `after`, the newest below `before`. */
   history(conv: string, page: Page): Promise<StoredMessage[]>;
-  /** Messages with mid > after in every group `user` is a member of and every direct message to or from `user`, oldest first. */
+  /**
+   * Messages with mid > after in every group `user` is a member of, every direct message to or
+   * from `user`, and every group change about `user` (a leave, a kick, an invitation: also of
+   * groups they are not in), oldest first.
+   */
   sync(user: string, after: number, limit: number): Promise<StoredMessage[]>;
   /**
    * The mids and sizes of what `history` would return, in the same order, reading no

@@ -126,7 +126,15 @@ const COMMANDS: Record<string, Command> = {
     const group = groupArg(ctx, args, false);
     if (!group) return;
     const r = await ctx.client.join(group);
-    ctx.print(notice(ctx.style, r.created ? `created #${group}, you own it` : `joined #${group} (owner ${r.owner})`));
+    ctx.print(notice(ctx.style, `joined #${group} (owner ${r.owner})${r.topic ? `: ${r.topic}` : ""}`));
+    ctx.setCurrent({ group });
+    ctx.markRead({ group });
+  },
+  async create(ctx, args) {
+    const group = groupArg(ctx, args, false);
+    if (!group) return;
+    await ctx.client.createGroup(group);
+    ctx.print(notice(ctx.style, `created #${group}, you own it`));
     ctx.setCurrent({ group });
     ctx.markRead({ group });
   },

@@ -10,7 +10,7 @@ import type { RequestOf, Target } from "../../protocol/requests.ts";
 import { type ConvState, dmConv, type EntryInfo, type EntryKind, groupConv, type NewMessage } from "../../store/store.ts";
 import { type Command, type Context, DEFER, type Reply } from "../command.ts";
 import type { Session } from "../session.ts";
-import { REPLY_ITEMS_PER_REQUEST, requireMember } from "./groups.ts";
+import { REPLY_ITEMS_PER_REQUEST, requireMember, requireUnmuted } from "./groups.ts";
 import { afterOwnSends, longerThan, page, pageLimit, requireUser } from "./messages.ts";
 
 /**
@@ -71,6 +71,7 @@ export const edit: Command<RequestOf<"edit">> = {
     const me = session.user!;
     const info = await requireMessage(ctx, session, req, req.mid);
     if (info.sender !== me) throw new ProtocolError("forbidden", `only ${info.sender}, who sent message ${req.mid}, can edit it`);
+    if (req.group !== undefined) requireUnmuted(ctx, req.group, me);
     return queueEntry(ctx, session, me, req, "edit", req.mid, req.text);
   },
 };
@@ -81,10 +82,10 @@ export const del: Command<RequestOf<"delete">> = {
     const me = session.user!;
     const info = await requireMessage(ctx, session, req, req.mid);
     if (info.sender !== me) {
-      // A group's owner may delete any of its messages; a direct message only its sender.
-      const owner = req.group !== undefined ? (await ctx.store.getGroup(req.group))?.owner : undefined;
-      if (owner !== me)
-        throw new ProtocolError("forbidden", `only ${info.sender}, who sent message ${req.mid}${req.group !== undefined ? ", or the group's owner" : ""}, can delete it`);
+      // A group's owner and admins may delete any of its messages; a direct message only its sender.
+      const role = req.group !== undefined ? (await ctx.store.member(req.group, me))?.role : undefined;
+      if (role !== "owner" && role !== "admin")
+        throw new ProtocolError("forbidden", `only ${info.sender}, who sent message ${req.mid}${req.group !== undefined ? ", or the group's owner and admins" : ""}, can delete it`);
     }
     return queueEntry(ctx, session, me, req, "delete", req.mid);
   },
@@ -95,6 +96,7 @@ export const react: Command<RequestOf<"react">> = {
   async run(ctx, session, req): Promise<typeof DEFER> {
     const me = session.user!;
     await requireMessage(ctx, session, req, req.mid);
+    if (req.group !== undefined) requireUnmuted(ctx, req.group, me);
     return queueEntry(ctx, session, me, req, req.remove === true ? "unreact" : "react", req.mid, req.emoji);
   },
 };
@@ -148,9 +150,18 @@ export const typing: Command<RequestOf<"typing">> = {
   run(ctx, session, req) {
     const check = requireConversation(ctx, session, req);
     const tell = (): Reply => {
-      if (session.user !== undefined) ctx.typing(session, req);
+      // Not passed on from a muted member, nor to one who takes no direct messages from the caller.
+      if (session.user !== undefined && (req.group === undefined || ctx.hub.mutedUntil(req.group, session.user, Date.now()) === undefined))
+        ctx.typing(session, req);
       return {};
     };
+    if (req.user !== undefined && req.user !== session.user) {
+      const me = session.user!;
+      return (async () => {
+        if (check !== undefined) await check;
+        return (await ctx.store.dmAllowed(me, req.user!)) ? tell() : {};
+      })();
+    }
     return check === undefined ? tell() : check.then(tell);
   },
 };

@@ -1,6 +1,11 @@
-// join, leave, groups, members. PROTOCOL.md §3.3
+// Groups: create, join, leave, groups, members, list; moderation: invite, kick, ban, unban,
+// mute, unmute, role, transfer, configure. PROTOCOL.md §3.3
+//
+// Who may do what is decided in one place, src/store/groups.ts, inside the store's transaction
+// (ctx.changeGroup). The handlers here check the request's caps and shape the replies.
 import { ProtocolError } from "../../protocol/errors.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
+import type { GroupAction, GroupOp, GroupSettings } from "../../store/groups.ts";
 import type { Command, Context, Reply } from "../command.ts";
 
 /**
@@ -8,12 +13,14 @@ import type { Command, Context, Reply } from "../command.ts";
  * is known from the hub at once (undefined: the fast path of `send`). Otherwise, in a
  * cluster, this node first catches up with the store (the user may have joined on another
  * node a moment ago: PROTOCOL.md §8) and looks again; then the store says which refusal.
+ * A private group is `not_found` to those who are not in it and not invited.
  */
 export function requireMember(ctx: Context, grp: string, user: string): Promise<void> | undefined {
   if (ctx.hub.isMember(grp, user)) return undefined;
   const refuse = () =>
-    ctx.store.getGroup(grp).then((g) => {
-      if (!g) throw new ProtocolError("not_found", `no group "${grp}"`);
+    ctx.store.getGroup(grp).then(async (g) => {
+      if (!g || (!g.public && !(await ctx.store.standing(grp, user)).invited))
+        throw new ProtocolError("not_found", `no group "${grp}"`);
       throw new ProtocolError("forbidden", `you are not a member of "${grp}"`);
     });
   const behind = ctx.caughtUp();
@@ -21,44 +28,61 @@ export function requireMember(ctx: Context, grp: string, user: string): Promise<
   return behind.then(() => (ctx.hub.isMember(grp, user) ? undefined : refuse()));
 }
 
+/** Throws `forbidden` if `user` is muted in `grp` now (PROTOCOL.md §3.3). */
+export function requireUnmuted(ctx: Context, grp: string, user: string): void {
+  const until = ctx.hub.mutedUntil(grp, user, Date.now());
+  if (until !== undefined)
+    throw new ProtocolError("forbidden", `you are muted in "${grp}"${until < 8e15 ? ` until ${new Date(until).toISOString()}` : ""}`);
+}
+
+/** The caps of §2.4 that a user's joining or creating a group must fit. */
+async function checkCaps(ctx: Context, user: string, group: string, creating: boolean): Promise<void> {
+  const { config, store } = ctx;
+  if (!creating && !ctx.hub.isMember(group, user) && ctx.hub.membersOf(group).size >= config.maxGroupSize)
+    throw new ProtocolError("forbidden", `group "${group}" is full (${config.maxGroupSize} members)`);
+  // Without these caps one account could fill the database with groups.
+  const { maxGroupsPerUser, maxGroupsCreated } = config;
+  if ((await store.groupCount(user)) >= maxGroupsPerUser)
+    throw new ProtocolError("forbidden", `you are in ${maxGroupsPerUser} groups already, the most allowed: leave one first`);
+  if (creating && (await store.groupsCreatedBy(user)) >= maxGroupsCreated)
+    throw new ProtocolError("forbidden", `you have created ${maxGroupsCreated} groups, the most allowed`);
+}
+
+/** The reply fields of a change: its entry's mid and ts, absent when nothing changed. */
+function changed(r: { mid: number; ts: number } | undefined): Reply {
+  return r === undefined ? {} : { mid: r.mid, ts: r.ts };
+}
+
+/** The settings a create or configure request gives. */
+function settingsOf(req: { public?: boolean; topic?: string; description?: string }): GroupSettings | undefined {
+  const st: GroupSettings = {};
+  if (req.public !== undefined) st.public = req.public;
+  if (req.topic !== undefined) st.topic = req.topic;
+  if (req.description !== undefined) st.description = req.description;
+  return Object.keys(st).length > 0 ? st : undefined;
+}
+
+export const create: Command<RequestOf<"create">> = {
+  auth: true,
+  async run(ctx, session, req): Promise<Reply> {
+    const user = session.user!;
+    await checkCaps(ctx, user, req.group, true);
+    const op: GroupOp = { action: "create", group: req.group, by: user, target: user };
+    const st = settingsOf(req);
+    if (st) op.settings = st;
+    const r = await ctx.changeGroup(op, session);
+    return { group: req.group, ...changed(r) };
+  },
+};
+
 export const join: Command<RequestOf<"join">> = {
   auth: true,
   async run(ctx, session, req): Promise<Reply> {
-    const { store, config } = ctx;
     const user = session.user!;
-    const now = Date.now();
-    const members = ctx.hub.membersOf(req.group);
-    const existing = await store.getGroup(req.group);
-    if (!members.has(user)) {
-      if (members.size >= config.maxGroupSize)
-        throw new ProtocolError("forbidden", `group "${req.group}" is full (${config.maxGroupSize} members)`);
-      // Groups are permanent (PROTOCOL.md §3.3): without these caps one account could fill the database.
-      const { maxGroupsPerUser, maxGroupsCreated } = config;
-      if ((await store.groupCount(user)) >= maxGroupsPerUser)
-        throw new ProtocolError("forbidden", `you are in ${maxGroupsPerUser} groups already, the most allowed: leave one first`);
-      if (!existing && (await store.groupsCreatedBy(user)) >= maxGroupsCreated)
-        throw new ProtocolError("forbidden", `you have created ${maxGroupsCreated} groups, the most allowed`);
-    }
-    let created = false;
-    let owner: string;
-    let seq: number;
-    if (existing) {
-      seq = await store.addMember(req.group, user, now);
-      owner = existing.owner;
-    } else {
-      seq = await store.createGroup(req.group, user, now);
-      if (seq > 0) {
-        created = true;
-        owner = user;
-      } else {
-        // Another connection created it meanwhile: join it as a member.
-        seq = await store.addMember(req.group, user, now);
-        owner = (await store.getGroup(req.group))!.owner;
-      }
-    }
-    // Routed from here on, on every node, in order with the messages (src/broker/broker.ts).
-    if (seq > 0) await ctx.membership(seq, { kind: "join", group: req.group, user });
-    return { group: req.group, created, owner };
+    if (!ctx.hub.isMember(req.group, user)) await checkCaps(ctx, user, req.group, false);
+    const r = await ctx.changeGroup({ action: "join", group: req.group, by: user, target: user }, session);
+    const g = await ctx.store.getGroup(req.group);
+    return { group: req.group, owner: g?.owner, topic: g?.topic, ...changed(r) };
   },
 };
 
@@ -66,10 +90,52 @@ export const leave: Command<RequestOf<"leave">> = {
   auth: true,
   async run(ctx, session, req): Promise<Reply> {
     const user = session.user!;
-    const seq = await ctx.store.removeMember(req.group, user);
-    if (seq === 0) throw new ProtocolError("not_found", `you are not a member of "${req.group}"`);
-    await ctx.membership(seq, { kind: "leave", group: req.group, user });
-    return { group: req.group };
+    const r = await ctx.changeGroup({ action: "leave", group: req.group, by: user, target: user }, session);
+    return { group: req.group, ...changed(r) };
+  },
+};
+
+/** A moderation request: `by` does `action` to `user` in `group` (decided by src/store/groups.ts). */
+function moderation<T extends "invite" | "kick" | "ban" | "unban" | "mute" | "unmute" | "role" | "transfer">(
+  action: GroupAction,
+  extra?: (req: RequestOf<T>, op: GroupOp) => void,
+): Command<RequestOf<T>> {
+  return {
+    auth: true,
+    async run(ctx, session, req): Promise<Reply> {
+      const r = req as unknown as { group: string; user: string };
+      // The target must exist: a typo is not_found, not a ban of nobody.
+      const known = ctx.userExists(r.user);
+      if (!(known === true || (await known))) throw new ProtocolError("not_found", `no user "${r.user}"`);
+      const op: GroupOp = { action, group: r.group, by: session.user!, target: r.user };
+      extra?.(req, op);
+      const done = await ctx.changeGroup(op, session);
+      return { group: r.group, user: r.user, ...changed(done) };
+    },
+  };
+}
+
+export const invite = moderation<"invite">("invite");
+export const kick = moderation<"kick">("kick");
+export const ban = moderation<"ban">("ban");
+export const unban = moderation<"unban">("unban");
+export const mute = moderation<"mute">("mute", (req, op) => {
+  if (req.secs !== undefined && req.secs > 0) op.until = Date.now() + Math.min(req.secs, 10 * 365 * 86400) * 1000;
+});
+export const unmute = moderation<"unmute">("unmute");
+export const role = moderation<"role">("role", (req, op) => {
+  op.role = req.role;
+});
+export const transfer = moderation<"transfer">("owner");
+
+export const configure: Command<RequestOf<"configure">> = {
+  auth: true,
+  async run(ctx, session, req): Promise<Reply> {
+    const st = settingsOf(req);
+    if (!st) throw new ProtocolError("bad_request", "nothing to change: give 'public', 'topic' or 'description'");
+    const user = session.user!;
+    const r = await ctx.changeGroup({ action: "settings", group: req.group, by: user, target: user, settings: st }, session);
+    return { group: req.group, ...changed(r) };
   },
 };
 
@@ -81,28 +147,60 @@ export const groups: Command<RequestOf<"groups">> = {
   async run(ctx, session): Promise<Reply> {
     // One more request of the rate per 100 groups listed (PROTOCOL.md §2.4).
     ctx.chargeExtra(session, Math.floor(ctx.hub.groupCount(session.user!) / REPLY_ITEMS_PER_REQUEST));
-    const rows = await ctx.store.userGroups(session.user!);
-    return { groups: rows.map((g) => ({ group: g.name, owner: g.owner })) };
+    const [rows, invites] = await Promise.all([ctx.store.userGroups(session.user!), ctx.store.userInvites(session.user!)]);
+    return {
+      groups: rows.map((g) => ({
+        group: g.name,
+        owner: g.owner,
+        role: g.role,
+        public: g.public,
+        topic: g.topic,
+        description: g.description,
+      })),
+      invites: invites.map((i) => ({ group: i.group, by: i.by, topic: i.topic })),
+    };
   },
 };
 
 export const members: Command<RequestOf<"members">> = {
   auth: true,
-  run(ctx, session, req) {
-    const answer = (): Reply => {
-      const all = ctx.hub.membersOf(req.group);
-      // One more request of the rate per 100 members listed (PROTOCOL.md §2.4).
-      ctx.chargeExtra(session, Math.floor(all.size / REPLY_ITEMS_PER_REQUEST));
-      const names = [...all].sort();
-      return { group: req.group, members: names.map((user) => ({ user, online: ctx.online(user) })) };
-    };
-    // In a cluster the list is this node's routing: caught up with the store first, so that a
-    // join acknowledged on another node is in it (PROTOCOL.md §8).
+  async run(ctx, session, req): Promise<Reply> {
+    // In a cluster, caught up with the store first, so that a join acknowledged on another
+    // node is in it (PROTOCOL.md §8); the list itself is the store's.
     const behind = ctx.caughtUp();
-    const check = () => requireMember(ctx, req.group, session.user!);
-    if (behind !== undefined) return behind.then(() => check()).then(answer);
-    // A member answers from the hub at once; a refusal comes from the store.
-    const c = check();
-    return c === undefined ? answer() : c.then(answer);
+    if (behind !== undefined) await behind;
+    const check = requireMember(ctx, req.group, session.user!);
+    if (check !== undefined) await check;
+    const all = await ctx.store.groupMembers(req.group);
+    // One more request of the rate per 100 members listed (PROTOCOL.md §2.4).
+    ctx.chargeExtra(session, Math.floor(all.length / REPLY_ITEMS_PER_REQUEST));
+    const now = Date.now();
+    return {
+      group: req.group,
+      members: all.map((m) => {
+        const out: Reply = { user: m.user, online: ctx.online(m.user), role: m.role };
+        if (m.muted > now) out.muted = m.muted;
+        return out;
+      }),
+    };
   },
 };
+
+/** `list` pages: default and largest. */
+const LIST_DEFAULT = 100;
+
+export const list: Command<RequestOf<"list">> = {
+  auth: true,
+  async run(ctx, session, req): Promise<Reply> {
+    const limit = Math.max(1, Math.min(req.limit ?? LIST_DEFAULT, ctx.config.maxPage));
+    ctx.chargeExtra(session, Math.floor(limit / REPLY_ITEMS_PER_REQUEST));
+    const rows = await ctx.store.listGroups(req.q, req.after ?? "", limit + 1);
+    const more = rows.length > limit;
+    return { groups: rows.slice(0, limit).map((g) => ({ group: g.name, topic: g.topic, members: g.members })), more };
+  },
+};
+
+/** Throws `forbidden` when `to` does not take direct messages from the session's user (PROTOCOL.md §3.8). */
+export async function requireDmAllowed(ctx: Context, me: string, to: string): Promise<void> {
+  if (!(await ctx.store.dmAllowed(me, to))) throw new ProtocolError("forbidden", `${to} does not take direct messages from you`);
+}

@@ -2,9 +2,10 @@
 import type { CommandTable } from "../command.ts";
 import { login, logout, passwd, register } from "./auth.ts";
 import { convs, del, edit, react, read, search, typing } from "./entries.ts";
-import { groups, join, leave, members } from "./groups.ts";
+import { ban, configure, create, groups, invite, join, kick, leave, list, members, mute, role, transfer, unban, unmute } from "./groups.ts";
 import { history, send, sync } from "./messages.ts";
 import { ping } from "./ping.ts";
+import { block, blocked, privacy, unblock } from "./safety.ts";
 
 export const COMMANDS: CommandTable = {
   ping,
@@ -12,6 +13,7 @@ export const COMMANDS: CommandTable = {
   login,
   logout,
   passwd,
+  create,
   join,
   leave,
   groups,
@@ -26,4 +28,18 @@ export const COMMANDS: CommandTable = {
   convs,
   typing,
   search,
+  invite,
+  kick,
+  ban,
+  unban,
+  mute,
+  unmute,
+  role,
+  transfer,
+  configure,
+  list,
+  block,
+  unblock,
+  blocked,
+  privacy,
 };

@@ -1,11 +1,11 @@
 // send, history, sync. PROTOCOL.md §3.4
 import { ProtocolError } from "../../protocol/errors.ts";
-import type { WireMessage } from "../../protocol/pushes.ts";
+import type { WireKind, WireMessage, WireSettings } from "../../protocol/pushes.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
-import { dmConv, type FileData, groupConv, type MidSize, type NewMessage, type StoredMessage } from "../../store/store.ts";
+import { dmConv, type FileData, groupConv, isGroupKind, type MidSize, type NewMessage, type StoredMessage } from "../../store/store.ts";
 import { type Command, type Context, DEFER, type Reply } from "../command.ts";
 import type { Session } from "../session.ts";
-import { REPLY_ITEMS_PER_REQUEST, requireMember } from "./groups.ts";
+import { REPLY_ITEMS_PER_REQUEST, requireDmAllowed, requireMember, requireUnmuted } from "./groups.ts";
 
 /** `limit` when a request gives none. */
 export const DEFAULT_PAGE = 100;
@@ -19,6 +19,26 @@ export function requireUser(ctx: Context, user: string): Promise<void> | undefin
   return known.then((yes) => {
     if (!yes) throw missing();
   });
+}
+
+/**
+ * The checks of a group message's sender: a member (requireMember), not muted (PROTOCOL.md §3.3).
+ * Undefined when they pass at once.
+ */
+export function requireSender(ctx: Context, grp: string, me: string): Promise<void> | undefined {
+  const member = requireMember(ctx, grp, me);
+  if (member === undefined) {
+    requireUnmuted(ctx, grp, me);
+    return undefined;
+  }
+  return member.then(() => requireUnmuted(ctx, grp, me));
+}
+
+/** The checks of a direct message: the addressee exists and takes them from `me` (PROTOCOL.md §3.8). */
+export async function requireDm(ctx: Context, me: string, to: string): Promise<void> {
+  const exists = requireUser(ctx, to);
+  if (exists !== undefined) await exists;
+  await requireDmAllowed(ctx, me, to);
 }
 
 /** Whether `s` is longer than `max` UTF-8 bytes. Counting is skipped when length alone decides. */
@@ -56,7 +76,7 @@ export const send: Command<RequestOf<"send">> = {
     const me = session.user!;
     // A member of the group, or a user known to exist, is queued at once (the hot path);
     // otherwise after the store has answered, the connection's later requests held meanwhile.
-    const check = req.group !== undefined ? requireMember(ctx, req.group, me) : requireUser(ctx, req.user!);
+    const check = req.group !== undefined ? requireSender(ctx, req.group, me) : requireDm(ctx, me, req.user!);
     // The decoded bytes are a view of the socket's read buffer: keep a copy until the commit.
     const file = req.file && { name: req.file.name, type: req.file.type, data: req.file.data.slice() };
     if (req.reply !== undefined) {
@@ -82,8 +102,9 @@ export function wireMessage(m: NewMessage, mid: number, ts: number, t?: "msg"): 
   return { t, mid, ts, from: m.sender, group: m.grp, user: m.toUser, text: m.text, file: m.file, cid: m.cid, reply: m.ref };
 }
 
-/** An entry other than a message (edit, delete, react, unreact, read), PROTOCOL.md §3.5. */
+/** An entry other than a message (edit, delete, react, unreact, read, a group change), PROTOCOL.md §3.5. */
 function wireEntry(m: NewMessage, mid: number, ts: number, t?: "msg"): WireMessage & { t?: "msg" } {
+  if (isGroupKind(m.kind)) return wireGroupChange(m, mid, ts, t);
   const react = m.kind === "react" || m.kind === "unreact";
   return {
     t,
@@ -98,6 +119,15 @@ function wireEntry(m: NewMessage, mid: number, ts: number, t?: "msg"): WireMessa
     emoji: react ? m.text : undefined,
     cid: m.cid,
   };
+}
+
+/** A change to a group (PROTOCOL.md §3.3): who, about whom, and what it set. */
+function wireGroupChange(m: NewMessage, mid: number, ts: number, t?: "msg"): WireMessage & { t?: "msg" } {
+  const w: WireMessage & { t?: "msg" } = { t, mid, ts, from: m.sender, group: m.grp, kind: m.kind as WireKind, target: m.target };
+  if (m.kind === "role") w.role = m.text;
+  else if (m.text !== undefined) w.settings = JSON.parse(m.text) as WireSettings;
+  if (m.until !== undefined) w.until = m.until;
+  return w;
 }
 
 /** A stored message as it is now (history, sync, a replay): with its edit time, its tombstone, its reactions. */

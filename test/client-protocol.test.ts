@@ -219,15 +219,15 @@ test("replies are matched by id, not by order", async () => {
   const s = fake((c, req) => {
     if (req.t === "join") held.push([c, req]);
     else if (req.t === "groups") {
-      c.send(ok(req, { groups: [] }));
-      for (const [hc, hr] of held) hc.send(ok(hr, { group: hr.group, created: true, owner: "x" }));
+      c.send(ok(req, { groups: [], invites: [] }));
+      for (const [hc, hr] of held) hc.send(ok(hr, { group: hr.group, owner: "x", topic: "" }));
     }
   });
   const a = await client(s);
   const join = a.join("first");
   const groups = await a.groups();
   expect(groups).toEqual([]);
-  expect(await join).toEqual({ group: "first", created: true, owner: "x" });
+  expect(await join).toEqual({ group: "first", owner: "x", topic: "" });
 });
 
 test("bye too_large fails the biggest send in flight with TooLargeError; the others go through after reconnecting", async () => {

@@ -94,15 +94,21 @@ describe("requests and replies", () => {
     expect(a.state).toBe("ready");
     expect(a.user).toBe(name);
     const g = uniq("g");
-    expect(await a.join(g)).toEqual({ group: g, created: true, owner: name });
-    expect(await a.groups()).toEqual([{ group: g, owner: name }]);
-    expect(await a.members(g)).toEqual([{ user: name, online: true }]);
+    // join does not create a group: create does, and the creator is its owner
+    await expect(a.join(g)).rejects.toMatchObject({ code: "not_found" });
+    await a.createGroup(g);
+    expect(await a.groups()).toEqual([{ group: g, owner: name, role: "owner", public: true, topic: "", description: "" }]);
+    expect(await a.members(g)).toEqual([{ user: name, online: true, role: "owner" }]);
+    // joining a group one is in already changes nothing: no entry, so no mid
+    expect(await a.join(g)).toEqual({ group: g, owner: name, topic: "" });
     const m1 = await a.send({ group: g, text: "one" });
     const m2 = await a.send({ group: g, text: "two", cid: "my-cid-2" });
     expect(m2.cid).toBe("my-cid-2");
     expect(m2.mid).toBeGreaterThan(m1.mid);
     const h = await a.history({ group: g });
-    expect(h).toEqual({ msgs: [m1, m2], more: false });
+    // the group's log starts with its create entry
+    expect(h.msgs[0]).toMatchObject({ group: g, from: name, kind: "create", target: name });
+    expect(h).toEqual({ msgs: [h.msgs[0]!, m1, m2], more: false });
     const h1 = await a.history({ group: g }, { limit: 1 });
     expect(h1.msgs.map((m) => m.text)).toEqual(["two"]);
     expect(h1.more).toBe(true);
@@ -112,7 +118,8 @@ describe("requests and replies", () => {
     expect(await a.groups()).toEqual([]);
     expect(typeof (await a.ping())).toBe("number");
     // the raw typed request is there too
-    expect(await a.request({ t: "join", group: g })).toEqual({ group: g, created: false, owner: name });
+    // the group outlives its last member: it can be joined again, and that is an entry
+    expect(await a.request({ t: "join", group: g })).toEqual({ group: g, owner: name, topic: "", mid: expect.any(Number), ts: expect.any(Number) });
   });
 
   test("send() resolves with the stored message; the same cid twice is one message", async () => {
@@ -146,7 +153,7 @@ describe("typed errors", () => {
     const a = await user();
     const outsider = await user();
     const g = uniq("err");
-    await a.join(g);
+    await a.createGroup(g);
 
     const dup = await a.register(a.user!, PASS).catch((e) => e);
     expect(dup).toBeInstanceOf(ConflictError);
@@ -240,7 +247,7 @@ describe("events and async iterators", () => {
     const a = await user();
     const b = await user();
     const g = uniq("ev");
-    await a.join(g);
+    await a.createGroup(g);
     await b.join(g);
     const aGot = collect<ChatMessage>(a, "msg");
     const bEvents = collect<ChatMessage>(b, "msg");
@@ -270,7 +277,7 @@ describe("events and async iterators", () => {
     await b.register(bName, PASS);
     await b.login(bName, { pass: PASS });
     const g = uniq("pg");
-    await a.join(g);
+    await a.createGroup(g);
     await b.join(g);
     const events = collect<Presence>(a, "presence");
     const it = a.presences();
@@ -340,7 +347,7 @@ describe("several devices", () => {
     const a2 = await device(a1);
     const b = await user();
     const g = uniq("devg");
-    await a1.join(g);
+    await a1.createGroup(g);
     await b.join(g);
     const got1 = collect<ChatMessage>(a1, "msg");
     const got2 = collect<ChatMessage>(a2, "msg");
@@ -360,7 +367,7 @@ describe("several devices", () => {
     const a = await user();
     const b = await user();
     const g = uniq("since");
-    await a.join(g);
+    await a.createGroup(g);
     await b.join(g);
     const m1 = await a.send({ group: g, text: "h1" });
     const m2 = await a.send({ group: g, text: "h2" });
@@ -426,7 +433,7 @@ describe("conversations: edits, deletions, reactions, read state, typing (PROTOC
     const a2 = await device(a);
     const b = await user("cv");
     const g = uniq("cvg");
-    await a.join(g);
+    await a.createGroup(g);
     await b.join(g);
     const [ea, ea2, eb] = [record(a), record(a2), record(b)];
     const entries: number[] = [];
@@ -459,10 +466,14 @@ describe("conversations: edits, deletions, reactions, read state, typing (PROTOC
     expect(ea2).toEqual([...want.filter((w) => !w.startsWith("+🎉")), `read ${g} ${d.mid}`]);
     expect(ea).toEqual(want.filter((w) => w.startsWith(`msg ${r.mid}`) || w.startsWith("+👍") || w.startsWith("+🎉") || w.startsWith("-👍")));
     expect(entries).toEqual([m.mid, e.mid, x.mid + 1, d.mid]);
-    // History: the message as it is now, then the entries.
+    // History: the group's create and join entries, the message as it is now, then the entries.
     const h = await b.history({ group: g });
-    expect(h.msgs[0] as unknown).toEqual({ mid: m.mid, ts: m.ts, from: a.user, group: g, text: "hello", cid: m.cid, edited: e.ts, reactions: [{ emoji: "🎉", users: [a.user] }] });
-    expect(h.msgs[1] as unknown).toEqual({ mid: r.mid, ts: r.ts, from: b.user, group: g, cid: r.cid, reply: m.mid, deleted: d.ts });
+    expect(h.msgs.slice(0, 2).map((x) => [x.kind, x.from, x.target])).toEqual([
+      ["create", a.user, a.user],
+      ["join", b.user, b.user],
+    ]);
+    expect(h.msgs[2] as unknown).toEqual({ mid: m.mid, ts: m.ts, from: a.user, group: g, text: "hello", cid: m.cid, edited: e.ts, reactions: [{ emoji: "🎉", users: [a.user] }] });
+    expect(h.msgs[3] as unknown).toEqual({ mid: r.mid, ts: r.ts, from: b.user, group: g, cid: r.cid, reply: m.mid, deleted: d.ts });
   });
 
   test("changes made while a client's connection is down arrive once, in order, when it is back", async () => {
@@ -496,7 +507,7 @@ describe("conversations: edits, deletions, reactions, read state, typing (PROTOC
     const a2 = await device(a);
     const b = await user("cv");
     const g = uniq("cvg");
-    await a.join(g);
+    await a.createGroup(g);
     await b.join(g);
     const m1 = await b.send({ group: g, text: `hey @${a.user}` });
     await b.send({ group: g, text: "more" });

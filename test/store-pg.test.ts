@@ -456,7 +456,7 @@ describe("PostgresStore when Postgres goes away", () => {
         await call();
       }
       expect((await s.history("g:g", { limit: 10 })).map((m) => m.text)).toEqual(["after restart"]);
-      expect(await s.userGroups("bob")).toEqual([{ name: "g", owner: "alice" }]);
+      expect(await s.userGroups("bob")).toEqual([{ name: "g", owner: "alice", public: true, topic: "", description: "", role: "member" }]);
     } finally {
       await s.close();
     }

@@ -78,12 +78,12 @@ describe("SqliteStore persistence", () => {
       expect(await s.getUser("alice")).toEqual({ name: "alice", passHash: "ha" });
       expect(await s.getUser("bob")).toEqual({ name: "bob", passHash: "hb" });
       expect(await s.tokenUser("tok", 10)).toBe("alice");
-      expect(await s.getGroup("g")).toEqual({ name: "g", owner: "alice" });
+      expect(await s.getGroup("g")).toEqual({ name: "g", owner: "alice", public: true, topic: "", description: "" });
       expect((await s.allMemberships()).slice().sort(byName)).toEqual([
-        { grp: "g", user: "alice" },
-        { grp: "g", user: "bob" },
+        { grp: "g", user: "alice", muted: 0 },
+        { grp: "g", user: "bob", muted: 0 },
       ]);
-      expect(await s.userGroups("bob")).toEqual([{ name: "g", owner: "alice" }]);
+      expect(await s.userGroups("bob")).toEqual([{ name: "g", owner: "alice", public: true, topic: "", description: "", role: "member" }]);
       expect(await s.lastMid()).toBe(2);
       const g = await s.history(groupConv("g"), { limit: 10 });
       expect(g.map(plain)).toEqual([{ mid: 1, ts: 500, sender: "alice", grp: "g", cid: "c1", text: "hi 👋" }]);

@@ -150,6 +150,13 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
     });
 
     describe("groups", () => {
+      /** A GroupRow of a group made by createGroup: public, no topic, no description. */
+      const row = (name: string, owner: string) => ({ name, owner, public: true, topic: "", description: "" });
+      /** A UserGroupRow: the row and the user's role. */
+      const mine = (name: string, owner: string, role: "owner" | "admin" | "member") => ({ ...row(name, owner), role });
+      /** A MembershipRow, not muted. */
+      const ms = (grp: string, user: string) => ({ grp, user, muted: 0 });
+
       test("groupsCreatedBy counts the groups a user created, also after leaving them; groupCount the groups they are in", async () => {
         await users("alice", "bob");
         expect(await store.groupsCreatedBy("alice")).toBe(0);
@@ -172,14 +179,14 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         await users("alice", "bob");
         expect(await store.getGroup("g")).toBeUndefined();
         expect(await store.createGroup("g", "alice", 10)).toBeGreaterThan(0);
-        expect(await store.getGroup("g")).toEqual({ name: "g", owner: "alice" });
-        expect(await store.allMemberships()).toEqual([{ grp: "g", user: "alice" }]);
-        expect(await store.userGroups("alice")).toEqual([{ name: "g", owner: "alice" }]);
+        expect(await store.getGroup("g")).toEqual(row("g", "alice"));
+        expect(await store.allMemberships()).toEqual([ms("g", "alice")]);
+        expect(await store.userGroups("alice")).toEqual([mine("g", "alice", "owner")]);
 
         expect(await store.createGroup("g", "bob", 11)).toBe(0);
-        expect(await store.getGroup("g")).toEqual({ name: "g", owner: "alice" });
+        expect(await store.getGroup("g")).toEqual(row("g", "alice"));
         expect(await store.userGroups("bob")).toEqual([]);
-        expect(await store.allMemberships()).toEqual([{ grp: "g", user: "alice" }]);
+        expect(await store.allMemberships()).toEqual([ms("g", "alice")]);
       });
 
       test("addMember true then false; removeMember true then false", async () => {
@@ -188,16 +195,16 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         expect(await store.addMember("g", "bob", 2)).toBeGreaterThan(0);
         expect(await store.addMember("g", "bob", 3)).toBe(0);
         expect(await store.addMember("g", "alice", 3)).toBe(0); // owner is already a member
-        expect(await store.userGroups("bob")).toEqual([{ name: "g", owner: "alice" }]);
+        expect(await store.userGroups("bob")).toEqual([mine("g", "alice", "member")]);
 
         expect(await store.removeMember("g", "bob")).toBeGreaterThan(0);
         expect(await store.removeMember("g", "bob")).toBe(0);
         expect(await store.userGroups("bob")).toEqual([]);
-        expect(await store.allMemberships()).toEqual([{ grp: "g", user: "alice" }]);
+        expect(await store.allMemberships()).toEqual([ms("g", "alice")]);
 
         // Can re-join after leaving.
         expect(await store.addMember("g", "bob", 4)).toBeGreaterThan(0);
-        expect(await store.userGroups("bob")).toEqual([{ name: "g", owner: "alice" }]);
+        expect(await store.userGroups("bob")).toEqual([mine("g", "alice", "member")]);
       });
 
       test("removeMember of a non-member or of a missing group returns false", async () => {
@@ -205,10 +212,10 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         await store.createGroup("g", "alice", 1);
         expect(await store.removeMember("g", "bob")).toBe(0);
         expect(await store.removeMember("nope", "alice")).toBe(0);
-        expect(await store.allMemberships()).toEqual([{ grp: "g", user: "alice" }]);
+        expect(await store.allMemberships()).toEqual([ms("g", "alice")]);
       });
 
-      test("userGroups is sorted by name and carries owners", async () => {
+      test("userGroups is sorted by name and carries owners and the user's role", async () => {
         await users("alice", "bob", "carol");
         // Created out of name order, with different owners.
         await store.createGroup("zeta", "bob", 1);
@@ -223,16 +230,16 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         expect(await store.addMember("9lives", "alice", 8)).toBeGreaterThan(0);
 
         expect(await store.userGroups("alice")).toEqual([
-          { name: "9lives", owner: "carol" },
-          { name: "_beta", owner: "bob" },
-          { name: "alpha", owner: "carol" },
-          { name: "mid", owner: "alice" },
-          { name: "zeta", owner: "bob" },
+          mine("9lives", "carol", "member"),
+          mine("_beta", "bob", "member"),
+          mine("alpha", "carol", "member"),
+          mine("mid", "alice", "owner"),
+          mine("zeta", "bob", "member"),
         ]);
         expect(await store.userGroups("carol")).toEqual([
-          { name: "9lives", owner: "carol" },
-          { name: "alpha", owner: "carol" },
-          { name: "other", owner: "carol" },
+          mine("9lives", "carol", "owner"),
+          mine("alpha", "carol", "owner"),
+          mine("other", "carol", "owner"),
         ]);
         expect(await store.userGroups("nobody")).toEqual([]);
       });
@@ -250,10 +257,10 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
 
         const all = (await store.allMemberships()).slice().sort(byName);
         expect(all).toEqual([
-          { grp: "g1", user: "alice" },
-          { grp: "g1", user: "bob" },
-          { grp: "g2", user: "bob" },
-          { grp: "g2", user: "carol" },
+          ms("g1", "alice"),
+          ms("g1", "bob"),
+          ms("g2", "bob"),
+          ms("g2", "carol"),
         ]);
       });
     });

@@ -166,7 +166,7 @@ export function splitFrames(stream: Uint8Array, maxFrame: number): Framing {
 /** Names the fuzz fixtures use: the corpus refers to them. */
 export const FIX = { user: "fuzz", user2: "fuzz2", pass: "password1", group: "fuzzg" };
 
-const FIELD_NAMES = ["t", "id", "user", "pass", "token", "group", "text", "file", "cid", "before", "after", "limit", "name", "type", "data", "mid", "reply", "emoji", "remove", "q"];
+const FIELD_NAMES = ["t", "id", "user", "pass", "token", "group", "text", "file", "cid", "before", "after", "limit", "name", "type", "data", "mid", "reply", "emoji", "remove", "q", "public", "topic", "description", "secs", "role", "dms"];
 
 /** A well-formed request of `type`, as a W value (string keys, in order). */
 export function validRequest(r: Rng, type: string, id?: number): Record<string, W> {
@@ -182,10 +182,42 @@ export function validRequest(r: Rng, type: string, id?: number): Record<string, 
       if (r.chance(0.5)) m.pass = r.chance(0.7) ? FIX.pass : "wrong-password";
       else m.token = Buffer.from(r.bytes(32)).toString("base64url");
       break;
+    case "create":
     case "join":
     case "leave":
     case "members":
+    case "configure":
       m.group = r.chance(0.8) ? FIX.group : `g${r.int(0, 20)}`;
+      if (type === "create" || type === "configure") {
+        if (r.chance(0.5)) m.public = r.chance(0.5);
+        if (r.chance(0.5)) m.topic = r.pick(["", "deploys", "żółć ✓ 🎉"]);
+        if (r.chance(0.3)) m.description = `about ${r.u32()}`;
+      }
+      break;
+    case "invite":
+    case "kick":
+    case "ban":
+    case "unban":
+    case "mute":
+    case "unmute":
+    case "role":
+    case "transfer":
+      m.group = r.chance(0.8) ? FIX.group : `g${r.int(0, 20)}`;
+      m.user = r.pick([FIX.user, FIX.user2, `nobody${r.int(0, 9)}`]);
+      if (type === "mute" && r.chance(0.5)) m.secs = r.int(0, 100000);
+      if (type === "role") m.role = r.pick(["admin", "member"]);
+      break;
+    case "list":
+      if (r.chance(0.5)) m.q = r.pick(["g", "fz", "x%_"]);
+      if (r.chance(0.3)) m.after = r.pick(["", "g1", "zzz"]);
+      if (r.chance(0.5)) m.limit = r.int(0, 1000);
+      break;
+    case "block":
+    case "unblock":
+      m.user = r.pick([FIX.user, FIX.user2, `nobody${r.int(0, 9)}`]);
+      break;
+    case "privacy":
+      if (r.chance(0.5)) m.dms = r.pick(["anyone", "groups", "nobody"]);
       break;
     case "send":
       if (r.chance(0.6)) m.group = FIX.group;

@@ -24,7 +24,7 @@ export const DOC_BYE_REASONS = ["shutdown", "too_large", "login_timeout", "idle"
 export const MAX_ENTRIES = 256;
 export const MAX_DEPTH = 8;
 
-type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid" | "bool" | "emoji" | "query";
+type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid" | "bool" | "emoji" | "query" | "topic" | "description" | "role" | "policy";
 interface Field {
   type: FieldType;
   required?: boolean;
@@ -52,8 +52,15 @@ export const DOC_REQUESTS: Record<string, { auth: boolean; fields: Record<string
     step8: ["unauthorized", "rate_limited"],
     success: "ok",
   },
-  join: { auth: true, fields: { group: { type: "name", required: true } }, step8: ["forbidden"], success: "ok" },
-  leave: { auth: true, fields: { group: { type: "name", required: true } }, step8: ["not_found"], success: "ok" },
+  // §3.3
+  create: {
+    auth: true,
+    fields: { group: { type: "name", required: true }, public: { type: "bool" }, topic: { type: "topic" }, description: { type: "description" } },
+    step8: ["conflict", "forbidden"],
+    success: "ok",
+  },
+  join: { auth: true, fields: { group: { type: "name", required: true } }, step8: ["not_found", "forbidden"], success: "ok" },
+  leave: { auth: true, fields: { group: { type: "name", required: true } }, step8: ["not_found", "forbidden"], success: "ok" },
   groups: { auth: true, fields: {}, step8: [], success: "ok" },
   members: { auth: true, fields: { group: { type: "name", required: true } }, step8: ["not_found", "forbidden"], success: "ok" },
   send: {
@@ -122,7 +129,39 @@ export const DOC_REQUESTS: Record<string, { auth: boolean; fields: Record<string
     step8: [],
     success: "ok",
   },
+  // §3.3: moderation
+  invite: moderation(["not_found", "forbidden", "conflict"]),
+  kick: moderation(["not_found", "forbidden"]),
+  ban: moderation(["not_found", "forbidden"]),
+  unban: moderation(["not_found", "forbidden"]),
+  mute: moderation(["not_found", "forbidden"], { secs: { type: "uint" } }),
+  unmute: moderation(["not_found", "forbidden"]),
+  role: moderation(["not_found", "forbidden"], { role: { type: "role", required: true } }),
+  transfer: moderation(["not_found", "forbidden"]),
+  configure: {
+    auth: true,
+    fields: { group: { type: "name", required: true }, public: { type: "bool" }, topic: { type: "topic" }, description: { type: "description" } },
+    // "at least one" of the settings is checked by the request itself (§3.3): bad_request
+    step8: ["not_found", "forbidden", "bad_request"],
+    success: "ok",
+  },
+  list: { auth: true, fields: { q: { type: "query" }, after: { type: "string" }, limit: { type: "uint" } }, step8: [], success: "ok" },
+  // §3.8
+  block: { auth: true, fields: { user: { type: "name", required: true } }, step8: ["not_found"], success: "ok" },
+  unblock: { auth: true, fields: { user: { type: "name", required: true } }, step8: [], success: "ok" },
+  blocked: { auth: true, fields: {}, step8: [], success: "ok" },
+  privacy: { auth: true, fields: { dms: { type: "policy" } }, step8: [], success: "ok" },
 };
+
+/** §3.3: a moderation request names a group and a user. */
+function moderation(step8: string[], extra: Record<string, Field> = {}) {
+  return {
+    auth: true,
+    fields: { group: { type: "name", required: true }, user: { type: "name", required: true }, ...extra } as Record<string, Field>,
+    step8,
+    success: "ok" as const,
+  };
+}
 
 /** §3.4, §3.6: the requests about one conversation name exactly one of group and user. */
 const ONE_CONVERSATION = ["send", "history", "edit", "delete", "react", "read", "typing"];
@@ -203,6 +242,15 @@ function checkField(key: string, type: FieldType, v: D): string {
       return v.k === "bool" ? "" : `${key}: not a bool`;
     case "query":
       return v.k === "str" && v.bytes >= 1 && v.bytes <= 256 && !v.v.includes("\0") ? "" : `${key}: not a query of 1-256 bytes without U+0000`;
+    case "topic":
+    case "description": {
+      const max = type === "topic" ? 256 : 1024;
+      return v.k === "str" && v.bytes <= max && !v.v.includes("\0") ? "" : `${key}: not a string of at most ${max} bytes without U+0000`;
+    }
+    case "role":
+      return v.k === "str" && (v.v === "admin" || v.v === "member") ? "" : `${key}: not admin or member`;
+    case "policy":
+      return v.k === "str" && ["anyone", "groups", "nobody"].includes(v.v) ? "" : `${key}: not anyone, groups or nobody`;
     case "file": {
       if (v.k !== "map" || v.v === null) return `${key}: not a map`;
       const f = fieldsOf(v.v);

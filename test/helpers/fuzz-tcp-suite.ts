@@ -118,7 +118,9 @@ export function fuzzTcpSuite(open: () => Promise<FuzzTcpTarget>, { seed: SEED, r
       // --max-queue (16 MiB) of unread replies.
       const h = await Conn.open(target.connectPort(), { localAddress: HISTORY_ADDR });
       HOARD.token = (await h.ok({ t: "login", user: HOARD.user, pass: WORKER_PASS })).token;
-      await h.ok({ t: "join", group: HOARD.group });
+      await h.ok({ t: "create", group: HOARD.group });
+      // The group every worker joins: its owner is no worker, so no fuzzed request can close it.
+      await h.ok({ t: "create", group: FIX.group });
       const data = new Uint8Array(1_000_000).map((_, i) => (i * 7919) >>> 3);
       for (let i = 0; i < 6; i++) await h.ok({ t: "send", group: HOARD.group, file: { name: `f${i}.bin`, type: "application/octet-stream", data } }, 30_000);
       h.destroy();
@@ -139,7 +141,7 @@ export function fuzzTcpSuite(open: () => Promise<FuzzTcpTarget>, { seed: SEED, r
       // on different nodes of a cluster: the round trips cross NATS
       const a = await loggedIn("watch_a", target.port(0));
       const b = await loggedIn("watch_b", target.port(1 % target.nodes));
-      await a.ok({ t: "join", group: "watchers" });
+      await a.ok({ t: "create", group: "watchers" });
       await b.ok({ t: "join", group: "watchers" });
       const seen = new Set<string>();
       a.onPush = b.onPush = (m) => {

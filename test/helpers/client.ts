@@ -1,7 +1,13 @@
 // A small protocol client for end-to-end tests: real TCP, requests matched by id,
 // pushes collected in order with waiters.
 import type { Socket } from "bun";
+import { GROUP_ACTIONS } from "../../src/store/groups.ts";
 import { frameOf, type Msg, MsgReader } from "./wire.ts";
+
+/** A `msg` push of a change to a group (PROTOCOL.md §3.3): kind create, join, leave, kick... */
+export function isGroupChange(m: Msg): boolean {
+  return m.t === "msg" && (GROUP_ACTIONS as readonly string[]).includes(m.kind);
+}
 
 export class TestClient {
   private sock!: Socket<undefined>;
@@ -114,6 +120,18 @@ export class TestClient {
   /** Waits for the next push of type `t` not yet taken by nextPush. */
   async nextPush(t: string, timeoutMs = 5000): Promise<Msg> {
     const m = await this.waitFor((x) => x.t === t, timeoutMs, this.seen);
+    this.seen = this.received.indexOf(m) + 1;
+    return m;
+  }
+
+  /** The `msg` pushes received so far that are not changes to a group (messages, edits, reactions...). */
+  msgs(): Msg[] {
+    return this.received.filter((m) => m.t === "msg" && !isGroupChange(m));
+  }
+
+  /** Waits for the next `msg` push not yet taken by nextPush that is not a change to a group (those it passes over). */
+  async nextMsg(timeoutMs = 5000): Promise<Msg> {
+    const m = await this.waitFor((x) => x.t === "msg" && !isGroupChange(x), timeoutMs, this.seen);
     this.seen = this.received.indexOf(m) + 1;
     return m;
   }

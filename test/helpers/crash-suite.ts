@@ -56,6 +56,9 @@ export interface Row {
   file_name: string | null;
   file_type: string | null;
   file_data: Uint8Array | null;
+  /** A group change (PROTOCOL.md §3.3): its kind ("create", "join"...) and whom it is about; null for a message. */
+  kind: string | null;
+  target: string | null;
 }
 
 function targetsOf(u: string): Array<{ group?: string; user?: string }> {
@@ -115,6 +118,8 @@ function wireMatches(m: Msg, r: Row): boolean {
     (m.user ?? null) === r.to_user &&
     (m.cid ?? null) === r.cid &&
     (m.text ?? null) === r.text &&
+    (m.kind ?? null) === r.kind &&
+    (m.target ?? null) === r.target &&
     (r.file_name === null ? m.file === undefined : m.file?.name === r.file_name && sameBytes(m.file?.data, r.file_data))
   );
 }
@@ -188,6 +193,8 @@ export function crashSuite(open: () => Promise<CrashTarget>, timeoutMs = 90_000)
   const ackedMids = new Map<number, string>();
   /** Every msg push received: mid -> "sender\0cid". */
   const pushed = new Map<number, string>();
+  /** The group changes of the setup (each group's create, then its members' joins): mid -> "kind sender group target". */
+  const changes = new Map<number, string>();
   const failures: string[] = [];
   const report: string[] = [];
 
@@ -208,6 +215,12 @@ export function crashSuite(open: () => Promise<CrashTarget>, timeoutMs = 90_000)
       const c = await FuzzConn.connect(target!.port(node));
       c.onPush = (m) => {
         if (m.t !== "msg") return;
+        if (m.kind !== undefined) {
+          // no group changes after the setup: a push of one is of the setup's, or a mistake
+          const key = `${m.kind} ${m.from} ${m.group} ${m.target}`;
+          if (changes.get(m.mid) !== key) fail(`mid ${m.mid} pushed as a group change ${key}, which the setup did not make`);
+          return;
+        }
         const prev = pushed.get(m.mid);
         const key = `${m.from}\0${m.cid}`;
         if (prev !== undefined && prev !== key) fail(`mid ${m.mid} pushed as two messages: ${prev} and ${key}`);
@@ -242,6 +255,12 @@ export function crashSuite(open: () => Promise<CrashTarget>, timeoutMs = 90_000)
     const byMid = new Map<number, Row>();
     for (const r of rows) {
       byMid.set(r.mid, r);
+      if (r.kind !== null) {
+        // a group change: one of the setup's, stored as its reply said
+        const key = `${r.kind} ${r.sender} ${r.grp} ${r.target}`;
+        if (changes.get(r.mid) !== key) fail(`${label}: row ${r.mid} is a group change ${key}, which the setup did not make as that mid`);
+        continue;
+      }
       if (r.cid === null) {
         fail(`${label}: row ${r.mid} has no cid: nobody sent it`);
         continue;
@@ -434,7 +453,14 @@ export function crashSuite(open: () => Promise<CrashTarget>, timeoutMs = 90_000)
           const c = await FuzzConn.connect(t.port(nextNode++ % t.nodes));
           await c.ok({ t: "register", user: u, pass: "password1" });
           tokens.set(u, (await c.ok({ t: "login", user: u, pass: "password1" })).token);
-          for (const [g, members] of Object.entries(GROUPS)) if (members.includes(u)) await c.ok({ t: "join", group: g });
+          // each group's first member creates it, the others join: both are entries of its log
+          for (const [g, members] of Object.entries(GROUPS)) {
+            if (!members.includes(u)) continue;
+            const kind = members[0] === u ? "create" : "join";
+            const r = await c.ok({ t: kind, group: g });
+            expect(r.mid).toBeGreaterThan(0);
+            changes.set(r.mid, `${kind} ${u} ${g} ${u}`);
+          }
           c.close();
         }
         await connectAll();

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import { encode } from "@msgpack/msgpack";
-import { TestClient } from "./client.ts";
+import { isGroupChange, TestClient } from "./client.ts";
 import { TEST_ARGS } from "./server.ts";
 import { frameOf, rawFrame } from "./wire.ts";
 
@@ -65,6 +65,17 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
     await c.ok({ t: "login", user: of.user, token: of.token });
     c.user = of.user;
     return c;
+  }
+
+  /**
+   * A group's history (or a page of it from its start) checked to begin with the group's
+   * create entry by `owner` and the join entries of `joiners`, in that order (PROTOCOL.md §3.3):
+   * what follows them.
+   */
+  function afterSetup(msgs: any[], g: string, owner: string, ...joiners: string[]): any[] {
+    const head = [owner, ...joiners].map((u, i) => [i === 0 ? "create" : "join", u, u, g]);
+    expect(msgs.slice(0, head.length).map((m) => [m.kind, m.from, m.target, m.group])).toEqual(head);
+    return msgs.slice(head.length);
   }
 
   /** After a round trip: anything a push could still be on its way for has arrived (see settleMs). */
@@ -135,6 +146,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
     test("only register, login and ping are allowed before login", async () => {
       const c = await connect();
       for (const req of [
+        { t: "create", group: "g" },
         { t: "join", group: "g" },
         { t: "leave", group: "g" },
         { t: "groups" },
@@ -189,23 +201,30 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const g = uniq("pg");
       c.writeRaw(frameOf({ t: "register", id: 1, user: name, pass: "password1" }));
       c.writeRaw(frameOf({ t: "login", id: 2, user: name, pass: "password1" }));
-      c.writeRaw(frameOf({ t: "join", id: 3, group: g }));
+      c.writeRaw(frameOf({ t: "create", id: 3, group: g }));
       c.writeRaw(frameOf({ t: "groups", id: 4 }));
       const r = await c.waitFor((m) => m.id === 4);
-      expect(r).toMatchObject({ t: "ok", groups: [{ group: g, owner: name }] });
+      expect(r).toEqual({ t: "ok", id: 4, groups: [{ group: g, owner: name, role: "owner", public: true, topic: "", description: "" }], invites: [] });
       expect(c.received.map((m) => m.id)).toEqual([1, 2, 3, 4]);
     });
   });
 
   describe("groups", () => {
-    test("join creates with owner, then joins; groups lists mine; leave removes", async () => {
+    test("join of a missing group is not_found; create makes the owner; then others join; groups lists mine; leave removes", async () => {
       const a = await user();
       const b = await user();
       const g = uniq("grp");
-      expect(await a.request({ t: "join", group: g })).toMatchObject({ t: "ok", group: g, created: true, owner: a.user });
-      expect(await b.request({ t: "join", group: g })).toMatchObject({ t: "ok", group: g, created: false, owner: a.user });
-      expect(await b.request({ t: "join", group: g })).toMatchObject({ t: "ok", created: false });
-      expect((await b.ok({ t: "groups" })).groups).toEqual([{ group: g, owner: a.user }]);
+      expect(await a.request({ t: "join", group: g })).toMatchObject({ t: "error", code: "not_found" });
+      const c = await a.request({ t: "create", group: g });
+      expect(c).toEqual({ t: "ok", id: c.id, group: g, mid: expect.any(Number), ts: expect.any(Number) });
+      expect(await b.request({ t: "create", group: g })).toMatchObject({ t: "error", code: "conflict" });
+      const j = await b.request({ t: "join", group: g });
+      expect(j).toEqual({ t: "ok", id: j.id, group: g, owner: a.user, topic: "", mid: expect.any(Number), ts: expect.any(Number) });
+      expect(j.mid).toBeGreaterThan(c.mid);
+      // a second join changes nothing: no entry, no mid
+      const again = await b.request({ t: "join", group: g });
+      expect(again).toEqual({ t: "ok", id: again.id, group: g, owner: a.user, topic: "" });
+      expect((await b.ok({ t: "groups" })).groups).toEqual([{ group: g, owner: a.user, role: "member", public: true, topic: "", description: "" }]);
       expect(await b.request({ t: "leave", group: g })).toMatchObject({ t: "ok", group: g });
       expect((await b.ok({ t: "groups" })).groups).toEqual([]);
       expect(await b.request({ t: "leave", group: g })).toMatchObject({ code: "not_found" });
@@ -216,15 +235,15 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const b = await user();
       const outsider = await user();
       const g = uniq("mem");
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       await b.ok({ t: "join", group: g });
       // In a cluster a node catches up with the store before it lists members (b's join is in
       // the list at once); b's login crosses NATS before b's reply (PROTOCOL.md §8).
       const r = await a.ok({ t: "members", group: g });
       expect(r.members).toEqual(
         [
-          { user: a.user, online: true },
-          { user: b.user, online: true },
+          { user: a.user, online: true, role: "owner" },
+          { user: b.user, online: true, role: "member" },
         ].sort((x, y) => (x.user! < y.user! ? -1 : 1)),
       );
       b.close();
@@ -242,7 +261,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       await b1.register(bName);
       await b1.login(bName);
       const g = uniq("pg");
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       await b1.ok({ t: "join", group: g });
       const b2 = await device(b1);
       // In a cluster b2's login is answered once NATS has its announcement, so b1's close,
@@ -268,23 +287,23 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const b2 = await device(b);
       const outsider = await user();
       const g = uniq("fan");
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       await b.ok({ t: "join", group: g });
       // login's mid is where live pushes begin: the next message is above it
       const b3 = await connect();
       const lr = await b3.ok({ t: "login", user: b.user, token: b.token });
       const r = await a.ok({ t: "send", group: g, text: "hello all", cid: "c-1" });
       expect(r.mid).toBe(lr.mid + 1);
-      expect((await b3.nextPush("msg")).mid).toBe(r.mid);
+      expect((await b3.nextMsg()).mid).toBe(r.mid);
       expect(r.mid).toBeGreaterThan(0);
       expect(typeof r.ts).toBe("number");
       const want = { t: "msg", mid: r.mid, ts: r.ts, from: a.user, group: g, text: "hello all", cid: "c-1" };
-      for (const c of [a2, b, b2]) expect(await c.nextPush("msg")).toEqual(want);
+      for (const c of [a2, b, b2]) expect(await c.nextMsg()).toEqual(want);
       await a.ok({ t: "ping" });
       await outsider.ok({ t: "ping" });
       await settle();
-      expect(a.pushes("msg")).toEqual([]);
-      expect(outsider.pushes("msg")).toEqual([]);
+      expect(a.msgs()).toEqual([]);
+      expect(outsider.msgs()).toEqual([]);
     });
 
     test("direct messages reach the addressee and the sender's other devices", async () => {
@@ -294,11 +313,11 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const c = await user();
       const r = await a.ok({ t: "send", user: b.user, text: "psst" });
       const want = { t: "msg", mid: r.mid, ts: r.ts, from: a.user, user: b.user, text: "psst" };
-      expect(await b.nextPush("msg")).toEqual(want);
-      expect(await a2.nextPush("msg")).toEqual(want);
+      expect(await b.nextMsg()).toEqual(want);
+      expect(await a2.nextMsg()).toEqual(want);
       await c.ok({ t: "ping" });
       await settle();
-      expect(c.pushes("msg")).toEqual([]);
+      expect(c.msgs()).toEqual([]);
       expect(await a.request({ t: "send", user: uniq("nobody"), text: "x" })).toMatchObject({ code: "not_found" });
       const h = await b.ok({ t: "history", user: a.user });
       expect(h.msgs).toEqual([{ mid: r.mid, ts: r.ts, from: a.user, user: b.user, text: "psst" }]);
@@ -309,7 +328,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const b = await user();
       const data = new Uint8Array(20000).map((_, i) => (i * 7 + 3) & 0xff);
       const r = await a.ok({ t: "send", user: b.user, file: { name: "pic.png", type: "image/png", data } });
-      const m = await b.nextPush("msg");
+      const m = await b.nextMsg();
       expect(m.mid).toBe(r.mid);
       expect(m.text).toBeUndefined();
       expect(m.file.name).toBe("pic.png");
@@ -323,7 +342,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const a = await user();
       const b = await user();
       const g = uniq("priv");
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       await a.ok({ t: "send", group: g, text: "members only" });
       expect(await b.request({ t: "send", group: g, text: "let me in" })).toMatchObject({ code: "forbidden" });
       expect(await b.request({ t: "history", group: g })).toMatchObject({ code: "forbidden" });
@@ -336,7 +355,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const a = await user();
       const b = await user();
       const g = uniq("idem");
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       await b.ok({ t: "join", group: g });
       const first = await a.ok({ t: "send", group: g, text: "once", cid: "retry-1" });
       const again = await a.ok({ t: "send", group: g, text: "once", cid: "retry-1" });
@@ -356,8 +375,8 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       await b.waitFor((m) => m.t === "msg" && m.mid === x.mid);
       await settle();
       const h = await a.ok({ t: "history", group: g });
-      expect(h.msgs.map((m: any) => m.text)).toEqual(["once", "twice?", "mine"]);
-      expect(b.pushes("msg").map((m) => m.text)).toEqual(["once", "twice?"]);
+      expect(afterSetup(h.msgs, g, a.user!, b.user!).map((m: any) => m.text)).toEqual(["once", "twice?", "mine"]);
+      expect(b.msgs().map((m) => m.text)).toEqual(["once", "twice?"]);
     });
 
     test("messages in a conversation arrive in mid order, mids strictly increasing", async () => {
@@ -365,7 +384,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const b = await user();
       const c = await user();
       const g = uniq("order");
-      for (const x of [a, b, c]) await x.ok({ t: "join", group: g });
+      for (const x of [a, b, c]) await x.ok({ t: x === a ? "create" : "join", group: g });
       const sends: Promise<any>[] = [];
       for (let i = 0; i < 200; i++) {
         const from = i % 2 ? a : b;
@@ -373,7 +392,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       }
       const acks = await Promise.all(sends);
       const got: any[] = [];
-      while (got.length < 200) got.push(await c.nextPush("msg"));
+      while (got.length < 200) got.push(await c.nextMsg());
       const mids = got.map((m) => m.mid);
       for (let i = 1; i < mids.length; i++) expect(mids[i]).toBeGreaterThan(mids[i - 1]);
       expect(new Set(mids)).toEqual(new Set(acks.map((r) => r.mid)));
@@ -397,7 +416,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
     test("history pages backwards with before and forwards with after, with a more flag", async () => {
       const a = await user();
       const g = uniq("hist");
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       const mids: number[] = [];
       for (let i = 0; i < 25; i++) mids.push((await a.ok({ t: "send", group: g, text: `h${i}` })).mid);
       const texts = (r: any) => r.msgs.map((m: any) => m.text);
@@ -407,7 +426,8 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const older = await a.ok({ t: "history", group: g, limit: 10, before: last.msgs[0].mid });
       expect(texts(older)).toEqual(Array.from({ length: 10 }, (_, i) => `h${5 + i}`));
       const oldest = await a.ok({ t: "history", group: g, limit: 10, before: older.msgs[0].mid });
-      expect(texts(oldest)).toEqual(["h0", "h1", "h2", "h3", "h4"]);
+      // the oldest page starts with the group's create entry
+      expect(afterSetup(oldest.msgs, g, a.user!).map((m: any) => m.text)).toEqual(["h0", "h1", "h2", "h3", "h4"]);
       expect(oldest.more).toBe(false);
       const fwd = await a.ok({ t: "history", group: g, limit: 10, after: mids[19] });
       expect(texts(fwd)).toEqual(["h20", "h21", "h22", "h23", "h24"]);
@@ -415,7 +435,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const range = await a.ok({ t: "history", group: g, after: mids[2], before: mids[6] });
       expect(texts(range)).toEqual(["h3", "h4", "h5"]);
       const capped = await a.ok({ t: "history", group: g, limit: 1_000_000 });
-      expect(capped.msgs.length).toBe(25);
+      expect(capped.msgs.length).toBe(26); // and the create entry
       expect(await a.request({ t: "history", group: g, limit: -1 })).toMatchObject({ code: "bad_request" });
     });
 
@@ -425,9 +445,9 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const c = await user();
       const g = uniq("sync");
       const other = uniq("notmine");
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       await b.ok({ t: "join", group: g });
-      await c.ok({ t: "join", group: other });
+      await c.ok({ t: "create", group: other });
       // b is away; what it should find on return:
       const start = (await a.ok({ t: "send", group: g, text: "before" })).mid;
       b.close();
@@ -552,7 +572,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const b = await user("cv");
       const outsider = await user("cv");
       const g = uniq("cvg");
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       await b.ok({ t: "join", group: g });
       return { a, a2, b, outsider, g };
     }
@@ -565,8 +585,8 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
     test("edit: only the sender; everyone else's devices get the entry; history shows the new text and the entry", async () => {
       const { a, a2, b, outsider, g } = await room();
       const m = await a.ok({ t: "send", group: g, text: "helo", cid: "e1" });
-      await b.nextPush("msg");
-      await a2.nextPush("msg");
+      await b.nextMsg();
+      await a2.nextMsg();
       expect(await b.request({ t: "edit", group: g, mid: m.mid, text: "not yours" })).toMatchObject({ code: "forbidden" });
       expect(await outsider.request({ t: "edit", group: g, mid: m.mid, text: "x" })).toMatchObject({ code: "forbidden" });
       expect(await outsider.request({ t: "edit", user: a.user, mid: m.mid, text: "x" })).toMatchObject({ code: "not_found" });
@@ -577,18 +597,18 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const e = await a.ok({ t: "edit", group: g, mid: m.mid, text: "hello" });
       expect(e.mid).toBeGreaterThan(m.mid);
       const want = { t: "msg", mid: e.mid, ts: e.ts, from: a.user, group: g, kind: "edit", ref: m.mid, text: "hello" };
-      expect(await b.nextPush("msg")).toEqual(want);
-      expect(await a2.nextPush("msg")).toEqual(want);
+      expect(await b.nextMsg()).toEqual(want);
+      expect(await a2.nextMsg()).toEqual(want);
       // An edit cannot be edited: it is not a message.
       expect(await a.request({ t: "edit", group: g, mid: e.mid, text: "x" })).toMatchObject({ code: "not_found" });
       const h = await b.ok({ t: "history", group: g });
-      expect(h.msgs).toEqual([
+      expect(afterSetup(h.msgs, g, a.user!, b.user!)).toEqual([
         { mid: m.mid, ts: m.ts, from: a.user, group: g, text: "hello", cid: "e1", edited: e.ts },
         { mid: e.mid, ts: e.ts, from: a.user, group: g, kind: "edit", ref: m.mid, text: "hello" },
       ]);
       await a.ok({ t: "ping" });
       await settle();
-      expect(a.pushes("msg")).toEqual([]); // the sending connection has its reply
+      expect(a.msgs()).toEqual([]); // the sending connection has its reply
     });
 
     test("delete: by the sender, or by the group's owner; a tombstone remains and nothing more can be done to it", async () => {
@@ -611,7 +631,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
         expect({ req, r: await a.request(req) }).toMatchObject({ req, r: { code: "not_found" } });
       const h = await outsider.request({ t: "history", group: g });
       expect(h).toMatchObject({ code: "forbidden" });
-      expect((await b.ok({ t: "history", group: g })).msgs).toEqual([
+      expect(afterSetup((await b.ok({ t: "history", group: g })).msgs, g, a.user!, b.user!)).toEqual([
         { mid: mb.mid, ts: mb.ts, from: b.user, group: g, deleted: d.ts },
         { mid: ma.mid, ts: ma.ts, from: a.user, group: g, deleted: d2.ts },
         { mid: d.mid, ts: d.ts, from: a.user, group: g, kind: "delete", ref: mb.mid },
@@ -683,7 +703,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       expect(await b.request({ t: "read", user: uniq("nobody"), mid: 1 })).toMatchObject({ code: "not_found" });
       await b.ok({ t: "ping" });
       await settle();
-      expect(b.pushes("msg").filter((x) => x.kind === "read")).toEqual([]);
+      expect(b.msgs().filter((x) => x.kind === "read")).toEqual([]);
       // The reader's sync has them; the other's does not.
       expect((await a.ok({ t: "sync", after: m2.mid })).msgs.map((x: any) => x.mid)).toEqual([r.mid, far.mid]);
       expect((await b.ok({ t: "sync", after: m2.mid })).msgs).toEqual([]);
@@ -766,7 +786,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const outsider = await user("se");
       const g = uniq("seg");
       const tag = uniq("zq"); // a word no other test uses
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       await b.ok({ t: "join", group: g });
       const m1 = await a.ok({ t: "send", group: g, text: `trying ${tag}Qwen3.6 now` });
       const m2 = await b.ok({ t: "send", user: a.user, text: `${tag} 日本語のテキスト` });
@@ -804,7 +824,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const b2 = await device(b);
       const outsider = await user("ty");
       const g = uniq("tyg");
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       await b.ok({ t: "join", group: g });
       expect(await a.ok({ t: "typing", group: g })).toEqual({ t: "ok", id: expect.any(Number) });
       const inGroup = { t: "typing", from: a.user, group: g };
@@ -827,15 +847,16 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       expect(b.pushes("typing")).toEqual([inGroup, direct, inGroup]);
       expect(b2.pushes("typing")).toEqual([inGroup, direct, inGroup]);
       for (const c of [a, a2, outsider]) expect(c.pushes("typing")).toEqual([]);
-      expect(b.pushes("msg")).toEqual([]);
-      expect((await b.ok({ t: "history", group: g })).msgs).toEqual([]);
-      expect((await b.ok({ t: "sync", after: 0 })).msgs.filter((m: any) => m.group === g || m.from === a.user)).toEqual([]);
+      expect(b.msgs()).toEqual([]);
+      // nothing stored but the group's own create and join
+      expect(afterSetup((await b.ok({ t: "history", group: g })).msgs, g, a.user!, b.user!)).toEqual([]);
+      expect((await b.ok({ t: "sync", after: 0 })).msgs.filter((m: any) => (m.group === g || m.from === a.user) && !isGroupChange({ t: "msg", ...m }))).toEqual([]);
     });
 
     test("not sent in groups larger than --typing-max-group (3 here)", async () => {
       const people = [await user("ty"), await user("ty"), await user("ty"), await user("ty")];
       const g = uniq("tyg");
-      for (const p of people) await p.ok({ t: "join", group: g });
+      for (const p of people) await p.ok({ t: p === people[0] ? "create" : "join", group: g });
       await people[0]!.ok({ t: "typing", group: g });
       await people[0]!.ok({ t: "typing", user: people[1]!.user });
       expect(await people[1]!.nextPush("typing")).toEqual({ t: "typing", from: people[0]!.user, user: people[1]!.user });
@@ -855,11 +876,11 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const a = await user("keep");
       const b = await user("keep");
       const g = uniq("keepg");
-      await a.ok({ t: "join", group: g });
+      await a.ok({ t: "create", group: g });
       await b.ok({ t: "join", group: g });
       const m1 = await a.ok({ t: "send", group: g, text: "survives", cid: "k1" });
       const m2 = await b.ok({ t: "send", user: a.user, text: "dm survives" });
-      await b.nextPush("msg");
+      await b.nextMsg();
 
       // a connection that is mid-conversation gets bye on shutdown
       const codes = await target.stop();
@@ -872,16 +893,21 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       await a2.ok({ t: "login", user: a.user, token: a.token }); // tokens survive
       const b2 = await connect();
       await b2.login(b.user!); // passwords too
-      expect((await a2.ok({ t: "groups" })).groups).toEqual([{ group: g, owner: a.user }]);
+      expect((await a2.ok({ t: "groups" })).groups).toEqual([{ group: g, owner: a.user, role: "owner", public: true, topic: "", description: "" }]);
       const h = await b2.ok({ t: "history", group: g });
-      expect(h.msgs).toEqual([{ mid: m1.mid, ts: m1.ts, from: a.user, group: g, text: "survives", cid: "k1" }]);
+      // the group's log: its create and b's join, then the message
+      expect(h.msgs.slice(0, 2).map((m: any) => [m.kind, m.from, m.target])).toEqual([
+        ["create", a.user, a.user],
+        ["join", b.user, b.user],
+      ]);
+      expect(h.msgs.slice(2)).toEqual([{ mid: m1.mid, ts: m1.ts, from: a.user, group: g, text: "survives", cid: "k1" }]);
       const s = await a2.ok({ t: "sync", after: m1.mid - 1 });
       expect(s.msgs.map((m: any) => m.mid)).toEqual([m1.mid, m2.mid]);
       // idempotency survives too, and new mids continue above the old ones
       expect((await a2.ok({ t: "send", group: g, text: "survives", cid: "k1" })).mid).toBe(m1.mid);
       const m3 = await a2.ok({ t: "send", group: g, text: "after restart" });
       expect(m3.mid).toBeGreaterThan(m2.mid);
-      expect((await b2.nextPush("msg")).text).toBe("after restart");
+      expect((await b2.nextMsg()).text).toBe("after restart");
       // routing was loaded from the store: membership checks still hold
       const outsider = await user();
       expect(await outsider.request({ t: "send", group: g, text: "x" })).toMatchObject({ code: "forbidden" });

@@ -9,6 +9,7 @@ import { DEFAULTS } from "../src/config.ts";
 import { ChatCore } from "../src/core/chat.ts";
 import { MemoryStore } from "../src/store/memory.ts";
 import type { Store } from "../src/store/store.ts";
+import { isGroupChange } from "./helpers/client.ts";
 import { loggedIn, quiet, turn } from "./helpers/fake-conn.ts";
 import type { Msg } from "./helpers/wire.ts";
 
@@ -37,8 +38,9 @@ class ScriptedBroker implements Broker {
   commit(_seq: number, ds: Delivery[]): void {
     for (const d of ds) this.handler.deliver(d);
   }
-  async change(_seq: number, c: Change): Promise<void> {
+  async change(_seq: number, c: Change, entry?: Delivery): Promise<void> {
     this.handler.change(c);
+    if (entry) this.handler.deliver(entry);
   }
   presence(): undefined {
     return undefined;
@@ -51,7 +53,8 @@ class ScriptedBroker implements Broker {
   async close(): Promise<void> {}
 }
 
-const msgs = (c: { reader: { msgs: Msg[] } }) => c.reader.msgs.filter((m) => m.t === "msg");
+/** The `msg` pushes of a connection, without the changes to groups (its joins). */
+const msgs = (c: { reader: { msgs: Msg[] } }) => c.reader.msgs.filter((m) => m.t === "msg" && !isGroupChange(m));
 
 async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !cond(); i++) await turn();
@@ -64,7 +67,7 @@ test("missed: commits and a join made elsewhere are replayed from the store, onc
   const alice = await loggedIn(core, "alice");
   const bob = await loggedIn(core, "bob");
   broker.applyUpTo(1_000_000); // nothing of this test waits on the broker's progress
-  await alice.req({ t: "join", id: 1, group: "g" });
+  await alice.req({ t: "create", id: 1, group: "g" });
   await bob.req({ t: "join", id: 2, group: "g" });
   const local = await alice.req({ t: "send", id: 3, group: "g", text: "here" });
   await until(() => msgs(bob).length === 1);
@@ -105,20 +108,20 @@ test("members shows a user online on another node (Broker.onlineElsewhere), and 
   const broker = new ScriptedBroker();
   const core = await ChatCore.open({ ...DEFAULTS, hashMemory: 64, hashTime: 1, presenceDelay: 0 }, store, quiet, broker);
   const alice = await loggedIn(core, "alice");
-  await alice.req({ t: "join", id: 1, group: "g" });
+  await alice.req({ t: "create", id: 1, group: "g" });
   await store.createUser("dora", "x", 1);
   const seq = await store.addMember("g", "dora", 1);
   broker.handler.change({ kind: "join", group: "g", user: "dora" });
   broker.applyUpTo(seq);
   expect(seq).toBeGreaterThan(0);
   const before = await alice.req({ t: "members", id: 2, group: "g" });
-  expect(before.members).toContainEqual({ user: "dora", online: false });
+  expect(before.members).toContainEqual({ user: "dora", online: false, role: "member" });
   broker.elsewhere.add("dora");
   broker.handler.presence("dora");
   await until(() => alice.reader.msgs.some((m) => m.t === "presence"));
   expect(alice.reader.msgs.find((m) => m.t === "presence")).toEqual({ t: "presence", user: "dora", online: true });
   const after = await alice.req({ t: "members", id: 3, group: "g" });
-  expect(after.members).toContainEqual({ user: "dora", online: true });
+  expect(after.members).toContainEqual({ user: "dora", online: true, role: "member" });
   await core.shutdown();
 });
 
@@ -129,7 +132,7 @@ test("a join made on another node a moment ago: send and members wait for this n
   const alice = await loggedIn(core, "alice");
   const erin = await loggedIn(core, "erin");
   broker.applyUpTo((await store.position()).seq);
-  await alice.req({ t: "join", id: 1, group: "g" });
+  await alice.req({ t: "create", id: 1, group: "g" });
   broker.applyUpTo((await store.position()).seq);
   // erin joins g on another node: committed, not yet applied here.
   const seq = await store.addMember("g", "erin", 1);

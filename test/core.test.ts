@@ -14,16 +14,16 @@ describe("writer behaviour through the core", () => {
     const core = await makeCore();
     const a = await loggedIn(core, "alice");
     const b = await loggedIn(core, "bob");
-    await a.req({ t: "join", id: 1, group: "g" });
+    await a.req({ t: "create", id: 1, group: "g" });
     await b.req({ t: "join", id: 2, group: "g" });
     b.accept = 7;
     for (let i = 0; i < 50; i++) a.send({ t: "send", id: 10 + i, group: "g", text: `m${i}` });
     await turn();
     // only drain lets more through
-    for (let k = 0; k < 2000 && b.msgs.filter((m) => m.t === "msg").length < 50; k++) {
+    for (let k = 0; k < 2000 && b.chat.length < 50; k++) {
       core.drain(b.session);
     }
-    const got = b.msgs.filter((m) => m.t === "msg").map((m) => m.text);
+    const got = b.chat.map((m) => m.text);
     expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`));
   });
 
@@ -65,7 +65,7 @@ describe("writer behaviour through the core", () => {
     const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0 }, store);
     const a = await loggedIn(core, "alice");
     const slow = await loggedIn(core, "slow");
-    for (const c of [a, slow]) await c.req({ t: "join", id: ids++, group: "g" });
+    for (const c of [a, slow]) await c.req({ t: c === a ? "create" : "join", id: ids++, group: "g" });
     slow.accept = 0;
     for (let i = 0; i < 200; i++) a.send({ t: "send", id: ids++, group: "g", text: `m${i} ${"x".repeat(100)}` });
     await turn();
@@ -93,7 +93,7 @@ describe("writer behaviour through the core", () => {
     await a.req({ t: "send", id: ids++, group: "g", text: "m400" });
     await turn();
     expect(slow.session.behindSince).toBe(0);
-    const got = slow.msgs.filter((m) => m.t === "msg");
+    const got = slow.chat;
     expect(got.map((m) => m.text.split(" ")[0])).toEqual(Array.from({ length: 401 }, (_, i) => `m${i}`));
     const mids = got.map((m) => m.mid);
     for (let i = 1; i < mids.length; i++) expect(mids[i]).toBeGreaterThan(mids[i - 1]);
@@ -121,7 +121,7 @@ describe("writer behaviour through the core", () => {
     const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0 }, new RacyReads());
     const a = await loggedIn(core, "alice");
     const slow = await loggedIn(core, "slow");
-    for (const c of [a, slow]) await c.req({ t: "join", id: ids++, group: "g" });
+    for (const c of [a, slow]) await c.req({ t: c === a ? "create" : "join", id: ids++, group: "g" });
     slow.accept = 0;
     for (let i = 0; i < 100; i++) a.send({ t: "send", id: ids++, group: "g", text: `m${i} ${"x".repeat(100)}` });
     await turn();
@@ -139,7 +139,7 @@ describe("writer behaviour through the core", () => {
     expect(slow.session.behindSince).toBe(0);
     await a.req({ t: "send", id: ids++, group: "g", text: "m101" }); // live again
     await turn();
-    const got = slow.msgs.filter((m) => m.t === "msg").map((m) => m.text.split(" ")[0]);
+    const got = slow.chat.map((m) => m.text.split(" ")[0]);
     expect(got).toEqual(Array.from({ length: 102 }, (_, i) => `m${i}`));
   });
 
@@ -147,8 +147,8 @@ describe("writer behaviour through the core", () => {
     const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, rateMsgs: 0 });
     const a = await loggedIn(core, "alice");
     const slow = await loggedIn(core, "slow");
-    for (const c of [a, slow]) await c.req({ t: "join", id: ids++, group: "g" });
-    await a.req({ t: "join", id: ids++, group: "h" });
+    for (const c of [a, slow]) await c.req({ t: c === a ? "create" : "join", id: ids++, group: "g" });
+    await a.req({ t: "create", id: ids++, group: "h" });
     slow.accept = 0;
     for (let i = 0; i < 100; i++) a.send({ t: "send", id: ids++, group: "g", text: `m${i} ${"x".repeat(100)}` });
     await turn();
@@ -165,7 +165,7 @@ describe("writer behaviour through the core", () => {
     expect(slow.session.behindSince).toBe(0);
     await a.req({ t: "send", id: ids++, group: "h", text: "live" });
     await turn();
-    expect(slow.msgs.filter((m) => m.t === "msg").at(-1)!.text).toBe("live");
+    expect(slow.chat.at(-1)!.text).toBe("live");
   });
 
   test("a reader that stops reading falls behind (bounded queue), others go on, and it catches up in order when it reads again", async () => {
@@ -173,7 +173,7 @@ describe("writer behaviour through the core", () => {
     const a = await loggedIn(core, "alice");
     const stuck = await loggedIn(core, "stuck");
     const fine = await loggedIn(core, "fine");
-    for (const c of [a, stuck, fine]) await c.req({ t: "join", id: ids++, group: "g" });
+    for (const c of [a, stuck, fine]) await c.req({ t: c === a ? "create" : "join", id: ids++, group: "g" });
     await a.req({ t: "send", id: ids++, group: "g", text: "before" });
     await turn();
     stuck.accept = 0;
@@ -183,8 +183,8 @@ describe("writer behaviour through the core", () => {
     expect(stuck.session.behindSince).toBeGreaterThan(0);
     expect(stuck.terminated).toBe(false);
     expect(stuck.session.writer.queued).toBeLessThanOrEqual(8192 / 2);
-    expect(fine.msgs.filter((m) => m.t === "msg").length).toBe(301);
-    expect(a.msgs.filter((m) => m.t === "ok" && m.mid).length).toBe(301);
+    expect(fine.chat.length).toBe(301);
+    expect(a.msgs.filter((m) => m.t === "ok" && m.mid && m.group === undefined).length).toBe(301); // the sends' (the create's names its group)
     // it reads again: drains replay everything it missed, in mid order, exactly once
     stuck.accept = Infinity;
     for (let k = 0; k < 100 && stuck.session.behindSince !== 0; k++) {
@@ -193,7 +193,7 @@ describe("writer behaviour through the core", () => {
     }
     expect(stuck.session.behindSince).toBe(0);
     await turn(); // the last page queued is written at the end of the turn
-    const got = stuck.msgs.filter((m) => m.t === "msg");
+    const got = stuck.chat;
     expect(got.map((m) => m.text.split(" ")[0])).toEqual(["before", ...Array.from({ length: 300 }, (_, i) => `m${i}`)]);
     const mids = got.map((m) => m.mid);
     expect(new Set(mids).size).toBe(mids.length);
@@ -201,14 +201,14 @@ describe("writer behaviour through the core", () => {
     // and live pushes resume after the replay
     await a.req({ t: "send", id: ids++, group: "g", text: "live again" });
     await turn();
-    expect(stuck.msgs.filter((m) => m.t === "msg").at(-1)!.text).toBe("live again");
+    expect(stuck.chat.at(-1)!.text).toBe("live again");
   });
 
   test("a reader behind for longer than the stuck timeout is closed", async () => {
     const core = await makeCore({ maxFrame: 4096, maxQueue: 8192, stuckTimeout: 10 });
     const a = await loggedIn(core, "alice");
     const stuck = await loggedIn(core, "stuck");
-    for (const c of [a, stuck]) await c.req({ t: "join", id: ids++, group: "g" });
+    for (const c of [a, stuck]) await c.req({ t: c === a ? "create" : "join", id: ids++, group: "g" });
     stuck.accept = 0;
     for (let i = 0; i < 100; i++) a.send({ t: "send", id: 2000 + i, group: "g", text: "y".repeat(100) });
     await turn();
@@ -276,7 +276,7 @@ describe("dispatch", () => {
     const store = new MemoryStore();
     const core = await makeCore({}, store);
     const a = await loggedIn(core, "alice");
-    await a.req({ t: "join", id: 1, group: "g" });
+    const created = await a.req({ t: "create", id: 1, group: "g" });
     const real = store.commit.bind(store);
     store.commit = async () => {
       throw new Error("disk on fire");
@@ -286,7 +286,8 @@ describe("dispatch", () => {
       code: "unavailable",
     });
     store.commit = real;
-    expect(await a.req({ t: "send", id: 3, group: "g", text: "lost?", cid: "c" })).toMatchObject({ t: "ok", mid: 1 });
+    // nothing was committed: the next mid is the one after the group's create entry
+    expect(await a.req({ t: "send", id: 3, group: "g", text: "lost?", cid: "c" })).toMatchObject({ t: "ok", mid: created.mid + 1 });
   });
 
   test("messages sent in one turn by many connections are committed in one batch", async () => {
@@ -294,7 +295,7 @@ describe("dispatch", () => {
     const core = await makeCore({}, store);
     const users = [];
     for (let i = 0; i < 5; i++) users.push(await loggedIn(core, `u${i}`));
-    for (const u of users) await u.req({ t: "join", id: ids++, group: "g" });
+    for (const u of users) await u.req({ t: u === users[0] ? "create" : "join", id: ids++, group: "g" });
     const batches: number[] = [];
     const real = store.commit.bind(store);
     store.commit = (b: NewMessage[], now: number) => {
@@ -327,7 +328,7 @@ describe("entries (PROTOCOL.md §3.6)", () => {
     const core = await makeCore({}, store);
     const a = await loggedIn(core, "alice");
     const b = await loggedIn(core, "bob");
-    for (const c of [a, b]) await c.req({ t: "join", id: ids++, group: "g" });
+    for (const c of [a, b]) await c.req({ t: c === a ? "create" : "join", id: ids++, group: "g" });
     const m = await a.req({ t: "send", id: ids++, group: "g", text: "hello" });
     const open = Promise.withResolvers<void>();
     store.gate = open.promise;
@@ -345,6 +346,8 @@ describe("entries (PROTOCOL.md §3.6)", () => {
     expect(r.t).toBe("ok");
     const h = await b.req({ t: "history", id: ids++, group: "g" });
     expect(h.msgs.map((x: Msg) => [x.from, x.kind ?? "msg", x.text ?? x.emoji])).toEqual([
+      ["alice", "create", undefined],
+      ["bob", "join", undefined],
       ["alice", "msg", "edited"],
       ["alice", "edit", "edited"],
       ["alice", "react", "👍"],
@@ -359,7 +362,7 @@ describe("paging", () => {
     const store = new MemoryStore();
     const core = await makeCore({ maxFrame: 8192, maxQueue: 65536, maxText: 4096, rateMsgs: 0 }, store);
     const a = await loggedIn(core, "alice");
-    await a.req({ t: "join", id: ids++, group: "big" });
+    await a.req({ t: "create", id: ids++, group: "big" });
     for (let i = 0; i < 60; i++) await a.req({ t: "send", id: ids++, group: "big", text: `${i} ${"z".repeat(1000)}` });
     let rowsRead = 0;
     const realSync = store.sync.bind(store);
@@ -374,7 +377,7 @@ describe("paging", () => {
     for (;;) {
       const r = await a.req({ t: "sync", id: ids++, after, limit: 500 });
       pages++;
-      seen.push(...r.msgs.map((m: Msg) => Number(m.text.split(" ")[0])));
+      seen.push(...r.msgs.filter((m: Msg) => m.kind === undefined).map((m: Msg) => Number(m.text.split(" ")[0])));
       if (!r.more) break;
       after = r.msgs.at(-1).mid;
     }
@@ -386,7 +389,7 @@ describe("paging", () => {
     let before: number | undefined;
     for (;;) {
       const r = await a.req({ t: "history", id: ids++, group: "big", before, limit: 500 });
-      back.unshift(...r.msgs.map((m: Msg) => Number(m.text.split(" ")[0])));
+      back.unshift(...r.msgs.filter((m: Msg) => m.kind === undefined).map((m: Msg) => Number(m.text.split(" ")[0])));
       if (!r.more) break;
       before = r.msgs[0].mid;
     }
@@ -400,21 +403,21 @@ describe("shutdown", () => {
     const core = await makeCore({ shutdownGrace: 200 }, store);
     const a = await loggedIn(core, "alice");
     const b = await loggedIn(core, "bob");
-    await a.req({ t: "join", id: 1, group: "g" });
-    await b.req({ t: "join", id: 2, group: "g" });
+    await a.req({ t: "create", id: 1, group: "g" });
+    const joined = await b.req({ t: "join", id: 2, group: "g" });
     a.send({ t: "send", id: 3, group: "g", text: "last words" }); // not yet committed
     const done = core.shutdown();
     // the transports report the close when the writer ends them
     await turn();
     for (const c of [a, b]) if (c.ended) core.closed(c.session);
     await done;
-    expect(a.msgs.find((m) => m.id === 3)).toMatchObject({ t: "ok", mid: 1 });
+    expect(a.msgs.find((m) => m.id === 3)).toMatchObject({ t: "ok", mid: joined.mid + 1 });
     expect(b.msgs.find((m) => m.t === "msg")).toMatchObject({ text: "last words" });
     for (const c of [a, b]) {
       expect(c.msgs[c.msgs.length - 1]).toEqual({ t: "bye", reason: "shutdown" });
       expect(c.ended).toBe(true);
     }
-    expect((await store.history("g:g", { limit: 10 })).map((m) => m.text)).toEqual(["last words"]);
+    expect((await store.history("g:g", { limit: 10 })).map((m) => m.kind ?? m.text)).toEqual(["create", "join", "last words"]);
   });
 
   test("a connection that cannot take its bytes within the grace period is terminated", async () => {

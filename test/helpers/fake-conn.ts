@@ -7,6 +7,7 @@ import type { Session } from "../../src/core/session.ts";
 import type { Transport } from "../../src/io/writer.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import type { Store } from "../../src/store/store.ts";
+import { isGroupChange } from "./client.ts";
 import { frameOf, type Msg, MsgReader } from "./wire.ts";
 
 export const quiet: Logger = { info() {}, error() {} };
@@ -71,6 +72,10 @@ export class FakeConn implements Transport {
   }
   get msgs(): Msg[] {
     return this.reader.msgs;
+  }
+  /** The `msg` pushes received that are not changes to a group (PROTOCOL.md §3.3): messages, edits, reactions... */
+  get chat(): Msg[] {
+    return this.reader.msgs.filter((m) => m.t === "msg" && !isGroupChange(m));
   }
   send(m: Msg): void {
     this.data(frameOf(m));

@@ -249,6 +249,6 @@ describe("decide, the table of rules (src/store/groups.ts)", () => {
   for (const [what, o, facts, want] of cases)
     test(what, () => {
       const d = decide(o, { ...base, ...facts });
-      expect(typeof d === "string" ? d : d.code).toBe(want);
+      expect(typeof d === "string" ? (d as string) : d.code).toBe(want);
     });
 });

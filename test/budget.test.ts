@@ -17,11 +17,12 @@ function header(n: number): Uint8Array {
   return h;
 }
 
+/** Logs in each of `names`: the first creates `group`, the others join it. */
 async function groupOf(core: ChatCore, names: string[], group = "g"): Promise<FakeConn[]> {
   const conns: FakeConn[] = [];
   for (const n of names) {
     const c = await loggedIn(core, n, { reportClose: true });
-    await c.req({ t: "join", id: ids++, group });
+    await c.req({ t: conns.length === 0 ? "create" : "join", id: ids++, group });
     conns.push(c);
   }
   return conns;
@@ -70,7 +71,7 @@ describe("process-wide budget (--max-buffered)", () => {
     expect(sender!.terminated).toBe(false);
     expect(core.budget.used).toBeLessThanOrEqual(core.budget.max);
     // everything the reader was sent arrived
-    expect(reader!.msgs.filter((m) => m.t === "msg").length).toBe(75);
+    expect(reader!.chat.length).toBe(75);
     expect(small!.terminated).toBe(false); // shedding stopped once under the budget
     expect(sender!.session.readPaused).toBe(false); // and input resumed
   });
@@ -210,7 +211,7 @@ describe("per-address rates and costly requests (PROTOCOL.md §2.4)", () => {
   test("members of a large group costs one request per 100 names: it is refused when the rate has not that much left", async () => {
     const core = await makeCore({ rateMsgs: 30, rateMsgsAddr: 0, rateBurst: 1, maxRefused: 0, maxGroupSize: 5000 });
     const owner = await loggedIn(core, "own");
-    await owner.req({ t: "join", id: ids++, group: "crowd" });
+    await owner.req({ t: "create", id: ids++, group: "crowd" });
     for (let i = 0; i < 2500; i++) {
       await core.store.createUser(`m${i}`, "x", 0);
       await core.store.addMember("crowd", `m${i}`, 0);

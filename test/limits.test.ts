@@ -337,7 +337,7 @@ describe("presence debounce (issue #10)", () => {
     const c = await core({ presenceDelay: 150 });
     const watcher = await loggedIn(c, "watcher");
     const flapper = await loggedIn(c, "flapper");
-    expect((await watcher.req({ t: "join", id: ids++, group: "pg" })).t).toBe("ok");
+    expect((await watcher.req({ t: "create", id: ids++, group: "pg" })).t).toBe("ok");
     expect((await flapper.req({ t: "join", id: ids++, group: "pg" })).t).toBe("ok");
     await Bun.sleep(200); // flapper's first login settles while nobody shared a group: nothing to send
     watcher.msgs.length = 0;
@@ -358,7 +358,7 @@ describe("presence debounce (issue #10)", () => {
     const c = await core({ presenceDelay: 0 });
     const watcher = await loggedIn(c, "w0");
     const other = await loggedIn(c, "o0");
-    await watcher.req({ t: "join", id: ids++, group: "pg0" });
+    await watcher.req({ t: "create", id: ids++, group: "pg0" });
     await other.req({ t: "join", id: ids++, group: "pg0" });
     other.end();
     await turn();
@@ -415,7 +415,7 @@ test("a full group refuses new members with forbidden; members may re-join", asy
   const a = await loggedIn(c, "ga");
   const b = await loggedIn(c, "gb");
   const d = await loggedIn(c, "gd");
-  expect((await a.req({ t: "join", id: ids++, group: "small" })).t).toBe("ok");
+  expect((await a.req({ t: "create", id: ids++, group: "small" })).t).toBe("ok");
   expect((await b.req({ t: "join", id: ids++, group: "small" })).t).toBe("ok");
   const r = await d.req({ t: "join", id: ids++, group: "small" });
   expect(r).toMatchObject({ t: "error", code: "forbidden" });

@@ -66,7 +66,7 @@ describe("operations: metrics, health, logs", () => {
     await a1.login("alice", SECRET_PASS);
     await a2.login("alice", SECRET_PASS);
     await b.login("bob", SECRET_PASS);
-    await a1.ok({ t: "join", group: "ops" });
+    await a1.ok({ t: "create", group: "ops" });
     await b.ok({ t: "join", group: "ops" });
     const mid = await scrape();
     expect(delta(before, mid, 'tcpchat_connections{transport="tcp"}')).toBe(3);

@@ -134,24 +134,26 @@ describe("tcpchat admin", () => {
   test("delete-group removes every member and the group's messages; the name can be created again", async () => {
     const o = await user("owen");
     const m = await user("mia");
-    await o.ok({ t: "join", group: "doomed" });
+    await o.ok({ t: "create", group: "doomed" });
     await m.ok({ t: "join", group: "doomed" });
     await o.ok({ t: "send", group: "doomed", text: "one" });
     await m.ok({ t: "send", group: "doomed", text: "two" });
     const r = await admin("delete-group", "doomed");
-    expect(r.json).toEqual({ group: "doomed", members: 2, messages: 2 });
+    expect(r.json).toEqual({ group: "doomed", members: 2, messages: 4 }); // the entries of its log: its create, mia's join and the two messages
     expect((await m.request({ t: "send", group: "doomed", text: "x" })).code).toBe("not_found");
     expect((await o.request({ t: "history", group: "doomed" })).code).toBe("not_found");
     expect((await m.ok({ t: "groups" })).groups).toEqual([]);
     expect((await m.ok({ t: "sync", after: 0 })).msgs).toEqual([]);
-    expect((await m.ok({ t: "join", group: "doomed" })).created).toBe(true);
-    expect((await m.ok({ t: "history", group: "doomed" })).msgs).toEqual([]);
+    expect((await m.request({ t: "join", group: "doomed" })).code).toBe("not_found");
+    const again = await m.ok({ t: "create", group: "doomed" });
+    // a new group: its log is its create entry alone
+    expect((await m.ok({ t: "history", group: "doomed" })).msgs).toEqual([{ mid: again.mid, ts: again.ts, from: "mia", group: "doomed", kind: "create", target: "mia" }]);
   });
 
   test("export gives the user's groups and every message sent by or directly to them, files as base64", async () => {
     const e = await user("eve");
     const f = await user("finn");
-    await e.ok({ t: "join", group: "club" });
+    await e.ok({ t: "create", group: "club" });
     await f.ok({ t: "join", group: "club" });
     await f.ok({ t: "send", group: "club", text: "not eve's" });
     await e.ok({ t: "send", group: "club", text: "hello club" });
@@ -163,28 +165,31 @@ describe("tcpchat admin", () => {
     expect(r.json.banned).toBe(false);
     expect(r.json.groups).toEqual([{ group: "club", owner: "eve" }]);
     const msgs = r.json.messages as Array<Record<string, any>>;
-    expect(msgs.map((x) => x.text ?? x.file?.name)).toEqual(["hello club", "to eve", "a.bin"]);
-    expect(msgs[0]).toMatchObject({ from: "eve", group: "club" });
-    expect(msgs[1]).toMatchObject({ from: "finn", to: "eve" });
-    expect(msgs[2]!.file).toEqual({ name: "a.bin", type: "application/octet-stream", size: 3, base64: "AQID" });
+    // eve's entries: the club's create (hers), then the messages
+    expect(msgs.map((x) => x.kind ?? x.text ?? x.file?.name)).toEqual(["create", "hello club", "to eve", "a.bin"]);
+    expect(msgs[0]).toMatchObject({ from: "eve", group: "club", kind: "create" });
+    expect(msgs[1]).toMatchObject({ from: "eve", group: "club" });
+    expect(msgs[2]).toMatchObject({ from: "finn", to: "eve" });
+    expect(msgs[3]!.file).toEqual({ name: "a.bin", type: "application/octet-stream", size: 3, base64: "AQID" });
   });
 
   test("delete-user erases the account: closed, logins refused, name taken, its messages gone, DMs to it not_found", async () => {
     const d = await user("dora");
     const g = await user("gus");
-    await d.ok({ t: "join", group: "pair" });
+    await d.ok({ t: "create", group: "pair" });
     await g.ok({ t: "join", group: "pair" });
     await d.ok({ t: "send", group: "pair", text: "dora's group text" });
     await g.ok({ t: "send", group: "pair", text: "gus's group text" });
     await d.ok({ t: "send", user: "gus", text: "dora's dm" });
     await g.ok({ t: "send", user: "dora", text: "gus's dm" });
     const r = await admin("delete-user", "dora");
-    expect(r.json).toEqual({ user: "dora", deleted: true, closed: 1, groups: 1, messages: 2 });
+    expect(r.json).toEqual({ user: "dora", deleted: true, closed: 1, groups: 1, messages: 3 }); // the group's create entry and her two messages
     expect((await d.waitFor((m) => m.t === "bye")).reason).toBe("banned");
     const c = await connect();
     expect((await c.request({ t: "login", user: "dora", pass: "password1" })).code).toBe("unauthorized");
     expect((await c.request({ t: "register", user: "dora", pass: "password1" })).code).toBe("conflict");
-    expect((await g.ok({ t: "history", group: "pair" })).msgs.map((m: any) => m.text)).toEqual(["gus's group text"]);
+    // dora's entries are gone, her create of the group too; gus's join stays
+    expect((await g.ok({ t: "history", group: "pair" })).msgs.map((m: any) => m.kind ?? m.text)).toEqual(["join", "gus's group text"]);
     // The direct conversation: what gus sent stays his (sync has it); history with a user that is gone is not_found.
     const texts = (await g.ok({ t: "sync", after: 0 })).msgs.map((m: any) => m.text);
     expect(texts).toContain("gus's dm");
@@ -199,7 +204,7 @@ describe("tcpchat admin", () => {
   test("backup under load restores into a server holding every message acknowledged before the backup began", async () => {
     const senders: TestClient[] = [];
     for (let i = 0; i < 4; i++) senders.push(await user(`load${i}`));
-    for (const s of senders) await s.ok({ t: "join", group: "load" });
+    for (const s of senders) await s.ok({ t: s === senders[0] ? "create" : "join", group: "load" });
     const acked: Array<{ mid: number; at: number }> = [];
     let running = true;
     const loops = senders.map(async (s, i) => {

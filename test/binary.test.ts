@@ -54,10 +54,10 @@ test("runs from an empty directory on a new database, stops on SIGTERM, and keep
   await a.login("alice");
   await b.register("bob");
   await b.login("bob");
-  await a.ok({ t: "join", group: "ops" });
+  await a.ok({ t: "create", group: "ops" });
   await b.ok({ t: "join", group: "ops" });
   const sent = await a.ok({ t: "send", group: "ops", text: "from the binary", cid: "b1" });
-  const got = await b.nextPush("msg");
+  const got = await b.nextMsg();
   // The web app is embedded: served from the empty directory, with its policy.
   const web = server.output().match(/web app at (http:\/\/[^\s"]+)/);
   expect(web).not.toBeNull();
@@ -73,7 +73,9 @@ test("runs from an empty directory on a new database, stops on SIGTERM, and keep
   const b2 = await TestClient.connect(server.port);
   await b2.login("bob");
   const h = await b2.ok({ t: "history", group: "ops" });
-  expect(h.msgs).toEqual([{ mid: sent.mid, ts: sent.ts, from: "alice", group: "ops", text: "from the binary", cid: "b1" }]);
+  // the group's log: its create, bob's join, the message
+  expect(h.msgs.map((m: any) => m.kind ?? m.text)).toEqual(["create", "join", "from the binary"]);
+  expect(h.msgs[2]).toEqual({ mid: sent.mid, ts: sent.ts, from: "alice", group: "ops", text: "from the binary", cid: "b1" });
   expect(await server.stop()).toBe(0);
 }, 60_000);
 
@@ -91,10 +93,10 @@ test("two executables from an empty directory form a cluster on a new Postgres d
     await a.login("carol");
     await b.register("dave");
     await b.login("dave");
-    await a.ok({ t: "join", group: "ops" });
+    await a.ok({ t: "create", group: "ops" });
     await b.ok({ t: "join", group: "ops" });
     const sent = await a.ok({ t: "send", group: "ops", text: "node to node", cid: "x1" });
-    expect(await b.nextPush("msg")).toMatchObject({ mid: sent.mid, from: "carol", group: "ops", text: "node to node" });
+    expect(await b.nextMsg()).toMatchObject({ mid: sent.mid, from: "carol", group: "ops", text: "node to node" });
   } finally {
     expect(await n1.stop()).toBe(0);
     expect(await n2.stop()).toBe(0);

@@ -35,9 +35,15 @@ const REOPEN_MS = 10_000;
 export async function connect(opts: CliOptions, tty: Tty): Promise<ChatClient | number> {
   try {
     return await ChatClient.connect({ servers: opts.servers });
-  } catch {
+  } catch (e) {
     const where = formatServers(opts.servers);
-    tty.stderr.write(`tcpchat chat: cannot reach ${where} — is the server running? start one with \`npm start\`\n`);
+    const hint = "start one with `npm start`";
+    if (opts.servers.length === 1) tty.stderr.write(`tcpchat chat: cannot reach ${where} — is the server running? ${hint}\n`);
+    else {
+      // Each address and why (the library's AggregateError, src/client/core.ts dialFirst).
+      const why = (e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : explain(e);
+      tty.stderr.write(`tcpchat chat: cannot connect to ${where}: ${why} — is any of them running? ${hint}\n`);
+    }
     return 1;
   }
 }
@@ -167,7 +173,7 @@ export function makeLogin(client: ChatClient, opts: CliOptions, tty: Tty, tokens
         if (attempt >= ATTEMPTS) throw new LoginFailed("cannot log in: wrong user name or password", 1);
         const choice = await askKey(
           tty,
-          `Wrong password, or there is no account "${user}" on this server. [t]ry again, [r]egister ${user}, or [q]uit? `,
+          `Wrong password, or no account "${user}" on this server: [t]ry again, [r]egister it, or [q]uit? `,
           { t: "again", r: "register", q: "quit", "\r": "again" },
         );
         if (choice === "quit" || choice === undefined) throw new LoginFailed("cannot log in: wrong user name or password", 1);

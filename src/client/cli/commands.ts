@@ -33,6 +33,8 @@ export interface CommandContext {
   view: MessageView;
   /** Marks `t` read up to `mid`, or (without) up to its newest message: reading moves the marker. */
   markRead(t: Target, mid?: number): void;
+  /** Sends the reads gathered so far, now (before counting what is unread). */
+  flushReads?(): Promise<void>;
 }
 
 type Command = (ctx: CommandContext, args: string) => Promise<void | "quit">;
@@ -277,9 +279,11 @@ const COMMANDS: Record<string, Command> = {
     }
   },
   async unread(ctx) {
+    await ctx.flushReads?.();
     ctx.print(notice(ctx.style, unreadSummary(await ctx.client.conversations())));
   },
   async next(ctx) {
+    await ctx.flushReads?.();
     const c = (await ctx.client.conversations()).find((x) => x.unread > 0);
     if (!c) {
       ctx.print(notice(ctx.style, "nothing unread"));

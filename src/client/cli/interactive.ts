@@ -99,10 +99,12 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
   // Gathered for a moment, then one `read` per conversation; the server keeps the marker forward.
   const reads = new Map<string, { t: Target; mid: number }>();
   let readTimer: ReturnType<typeof setTimeout> | undefined;
-  const flushReads = () => {
+  const flushReads = async () => {
+    clearTimeout(readTimer);
     readTimer = undefined;
-    for (const { t, mid } of reads.values()) client.markRead(t, mid).catch(() => {}); // offline: read again later
+    const sent = [...reads.values()].map(({ t, mid }) => client.markRead(t, mid).catch(() => {})); // offline: read again later
     reads.clear();
+    await Promise.all(sent);
   };
   const markRead = (t: Target, mid?: number) => {
     if (mid === undefined) {
@@ -118,7 +120,7 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
     }
     const k = recent.key(t);
     reads.set(k, { t, mid: Math.max(mid, reads.get(k)?.mid ?? 0) });
-    readTimer ??= setTimeout(flushReads, READ_DELAY_MS);
+    readTimer ??= setTimeout(() => void flushReads(), READ_DELAY_MS);
   };
   // What was missed: said at login and after each reconnect, and counted in the status line.
   const summary = () =>
@@ -228,6 +230,7 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
     recent,
     view,
     markRead,
+    flushReads,
   };
   screen.setPrompt(promptFor(ctx.current));
   const loggedIn = await login();
@@ -352,8 +355,7 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
 
   const code = await done.promise;
   stopInput();
-  clearTimeout(readTimer);
-  flushReads();
+  void flushReads();
   process.off("SIGTERM", onSignal);
   process.off("SIGHUP", onSignal);
   process.off("SIGINT", onSignal);

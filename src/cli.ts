@@ -1,3 +1,4 @@
+#!/usr/bin/env bun
 // The terminal client: `bun run src/cli.ts --user NAME [options]`, or, from the
 // single executable, `tcpchat chat ...` (src/main.ts calls chatMain). Built on
 // the client library (src/client); its pieces live in src/client/cli/.

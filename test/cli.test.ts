@@ -178,6 +178,12 @@ describe("--send", () => {
     }
   });
 
+  test("a text over the server's limit: the limit in words, no protocol code, no echo of the text", async () => {
+    const name = uniq("big");
+    const r = await cli([...port(), "--user", name, "--register", "--send", "x".repeat(70_000), "--to", `@${name}`]);
+    expect(r).toEqual({ code: 1, stdout: "", stderr: `tcpchat chat: not sent to @${name}: that message is too long (the server allows 65536 bytes)\n` });
+  });
+
   test("usage errors exit 2 with the usage; --help exits 0", async () => {
     for (const [args, msg] of [
       [["--send", "x", "--to", "g"], "--user is required"],

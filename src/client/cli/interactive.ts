@@ -15,7 +15,7 @@ import type { Key } from "./keys.ts";
 import { Recent } from "./recent.ts";
 import { Screen } from "./screen.ts";
 import { readKeys, type Tty } from "./tty.ts";
-import { convTarget, HOME, viewKey, Views } from "./views.ts";
+import { convTarget, viewKey, Views } from "./views.ts";
 
 /** How long /quit waits for messages still being sent. */
 const QUIT_FLUSH_MS = 3000;

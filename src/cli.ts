@@ -1,23 +1,36 @@
+#!/usr/bin/env bun
 // The terminal client: `bun run src/cli.ts --user NAME [options]`, or, from the
 // single executable, `tcpchat chat ...` (src/main.ts calls chatMain). Built on
 // the client library (src/client); its pieces live in src/client/cli/.
 //   interactive screen       (default)          src/client/cli/interactive.ts
 //   --send TEXT --to G|@U    one message        src/client/cli/oneshot.ts
 //   --listen [--json]        incoming messages  src/client/cli/oneshot.ts
-import { formatServers } from "./client/address.ts";
-import { ChatClient } from "./client/client.ts";
-import { ChatError } from "./client/errors.ts";
+import type { ChatClient } from "./client/client.ts";
 import { type CliOptions, parseArgs, USAGE, UsageError } from "./client/cli/args.ts";
+import { connect, LoginFailed, makeLogin } from "./client/cli/auth.ts";
+import { ConfigError, type FileConfig, readConfig, TokenStore } from "./client/cli/config.ts";
+import { explain } from "./client/cli/explain.ts";
 import { interactive } from "./client/cli/interactive.ts";
-import { describeError, listen, sendOnce } from "./client/cli/oneshot.ts";
-import { askPassword, processTty, type Tty } from "./client/cli/tty.ts";
+import { joinOrCreate } from "./client/cli/join.ts";
+import { listen, sendOnce } from "./client/cli/oneshot.ts";
+import { processTty, type Tty } from "./client/cli/tty.ts";
+import type { LoginResult } from "./client/types.ts";
+
+/** What a mode is told after the login: the server's limits (to say how long a message may be). */
+export type Login = () => Promise<LoginResult>;
 
 /** Runs the terminal client with `argv` (the arguments after "chat"); resolves with the exit status. */
 export async function chatMain(argv: string[], tty: Tty = processTty()): Promise<number> {
   let opts: CliOptions;
   try {
-    opts = parseArgs(argv, tty.env);
+    let file: FileConfig = {};
+    if (!argv.includes("--help") && !argv.includes("-h")) file = readConfig(tty.env);
+    opts = parseArgs(argv, tty.env, file);
   } catch (e) {
+    if (e instanceof ConfigError) {
+      tty.stderr.write(`tcpchat chat: ${e.message}\n`);
+      return 2;
+    }
     if (!(e instanceof UsageError)) throw e;
     tty.stderr.write(`tcpchat chat: ${e.message}\n\n${USAGE}\n`);
     return 2;
@@ -27,44 +40,42 @@ export async function chatMain(argv: string[], tty: Tty = processTty()): Promise
     return 0;
   }
 
-  const pass = tty.env.TCPCHAT_PASSWORD ?? (await askPassword(tty, `Password for ${opts.user}: `));
-  if (pass === undefined) {
-    tty.stderr.write("tcpchat chat: no password: set TCPCHAT_PASSWORD, or run in a terminal to be asked\n");
-    return 2;
-  }
-
-  let client: ChatClient;
+  // The server first: a stopped one is found out before a password is typed.
+  const connected = await connect(opts, tty);
+  if (typeof connected === "number") return connected;
+  const client: ChatClient = connected;
   try {
-    client = await ChatClient.connect({ servers: opts.servers });
-  } catch (e) {
-    tty.stderr.write(`tcpchat chat: cannot connect to ${formatServers(opts.servers)}: ${describeError((e as Error).cause ?? e)}\n`);
-    return 1;
-  }
-  try {
-    if (opts.register) {
-      try {
-        await client.register(opts.user, pass);
-      } catch (e) {
-        const why = e instanceof ChatError && e.code === "conflict" ? `the name "${opts.user}" is taken` : describeError(e);
-        tty.stderr.write(`tcpchat chat: cannot register: ${why}\n`);
-        return 1;
+    const notes: string[] = [];
+    const auth = makeLogin(client, opts, tty, new TokenStore(tty.env), (s, lasting) => {
+      // For people at a terminal; scripts get their own output only (and the errors).
+      if (tty.stderr.isTTY) tty.stderr.write(`tcpchat chat: ${s}\n`);
+      if (lasting) notes.push(s);
+    });
+    // Logs in, then joins the --join groups (before anything is sent or listened to).
+    const login: Login = async () => {
+      const r = await auth();
+      for (const group of opts.join) {
+        try {
+          await joinOrCreate(client, group);
+        } catch (e) {
+          throw new LoginFailed(`cannot join #${group}: ${explain(e, { request: "join" })}`, 1);
+        }
       }
-    }
-    const login = async () => {
-      await client.login(opts.user, { pass }, { since: opts.since ?? "now" });
+      return r;
     };
     try {
       if (opts.send !== undefined) {
-        await login();
-        return await sendOnce(client, opts, tty);
+        const r = await login();
+        return await sendOnce(client, opts, tty, r.limits);
       }
       if (opts.listen) return await listen(client, opts, tty, login);
-      return await interactive(client, opts, tty, login);
+      return await interactive(client, opts, tty, login, notes);
     } catch (e) {
-      if (!(e instanceof ChatError) && !(e instanceof Error && "code" in e)) throw e;
-      const why = e instanceof ChatError && e.code === "unauthorized" ? "wrong user name or password" : describeError(e);
-      tty.stderr.write(`tcpchat chat: cannot log in: ${why}\n`);
-      return 1;
+      if (e instanceof LoginFailed) {
+        tty.stderr.write(`tcpchat chat: ${e.message}\n`);
+        return e.code;
+      }
+      throw e;
     }
   } finally {
     await client.close();

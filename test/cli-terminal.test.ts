@@ -308,7 +308,9 @@ describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a
       // alice types her password at the prompt; it is not echoed
       const a = await driver.open(`${name}-a`, cli(A, dlA, "--register"), base);
       terms.push(a);
-      await waitFor(a, `Password for ${A}:`);
+      await waitFor(a, `New password for ${A} (8 to 1024 bytes):`);
+      await line(a, "secret-alice");
+      await waitFor(a, "The same password again:");
       await line(a, "secret-alice");
       let sa = await waitFor(a, `logged in as ${A}`);
       expect(sa).not.toContain("secret-alice");
@@ -351,10 +353,17 @@ describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a
       expect(readFileSync(first, "utf8")).toBe("line one\nline two\n");
       expect(readFileSync(second, "utf8")).toBe("line one\nline two\n");
 
-      // a direct message: labelled with the other party on each side
+      // a direct message: labelled with the other party on each side; bob sees it in its own
+      // view, the second, which the status line says has something new; Alt-2 shows it, Alt-1 goes back
       await line(a, `/msg @${B} psst, just you`);
-      await waitFor(b, new RegExp(`^${TIME} @${A} ${A}: psst, just you$`, "m"));
       await waitFor(a, new RegExp(`^${TIME} @${B} ${A}: psst, just you$`, "m"));
+      await waitFor(b, `| new: 2:@${A}(1!)`);
+      expect(await b.screen()).not.toContain("psst");
+      await b.type("\x1b2");
+      await waitFor(b, new RegExp(`^${TIME} @${A} ${A}: psst, just you$`, "m"));
+      expect(inputRow(await b.screen())).toBe(`[@${A}] >`);
+      await b.type("\x1b1");
+      await waitFor(b, /^\[#lobby\] >$/m);
 
       // lists
       await line(b, "/members");
@@ -414,9 +423,10 @@ describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a
         expect(rawB).not.toMatch(/\x1b\[[0-9;]*m/);
       }
 
+      // leaving shows the next view left: the direct conversation
       await line(b, "/leave");
       await waitFor(b, "* left #lobby");
-      expect(inputRow(await b.screen())).toBe(">");
+      expect(inputRow(await b.screen())).toBe(`[@${A}] >`);
       await line(b, "/groups");
       await waitFor(b, "you are in no group");
 

@@ -16,7 +16,13 @@ afterAll(() => tmp.cleanup());
 
 describe("flags", () => {
   test("defaults, values, = form, targets", () => {
-    expect(parseArgs(["--user", "ann"])).toMatchObject({ host: "127.0.0.1", port: 7777, user: "ann", downloads: "./downloads", listen: false, register: false });
+    expect(parseArgs(["--user", "ann"])).toMatchObject({ host: "127.0.0.1", port: 7777, user: "ann", downloads: undefined, join: [], remember: false, listen: false, register: false });
+    // the config file gives defaults, flags override them
+    const file = { host: "10.1.1.1", port: 9, user: "cfg", downloads: "/d" };
+    expect(parseArgs([], {}, file)).toMatchObject({ host: "10.1.1.1", port: 9, user: "cfg", downloads: "/d" });
+    expect(parseArgs(["--user", "ann", "--port", "8", "--downloads", "x"], {}, file)).toMatchObject({ host: "10.1.1.1", port: 8, user: "ann", downloads: "x" });
+    expect(parseArgs(["--user", "ann", "--join", "ops", "--join=#dev", "--remember"])).toMatchObject({ join: ["ops", "dev"], remember: true });
+    expect(() => parseArgs(["--user", "ann", "--join", "@bob"])).toThrow("is not a group name");
     const o = parseArgs(["--user=ann", "--host", "10.0.0.1", "--port=9000", "--register", "--send", "hi", "--to", "@bob", "--timeout", "500"]);
     expect(o).toMatchObject({ host: "10.0.0.1", port: 9000, register: true, send: "hi", to: { user: "bob" }, timeoutMs: 500 });
     expect(parseArgs(["--user", "ann", "--listen", "--json", "--since", "42"])).toMatchObject({ listen: true, json: true, since: 42 });
@@ -176,38 +182,58 @@ describe("keys", () => {
   test("a UTF-8 character or an escape sequence split across reads is put back together", () => {
     const e = [...new TextEncoder().encode("é")];
     expect(keysOf([e[0]!], [e[1]!, 0x78])).toEqual([{ kind: "text", text: "éx" }]);
-    expect(keysOf("a\x1b[", "1;5D", "b")).toEqual([{ kind: "text", text: "a" }, { kind: "ignored" }, { kind: "text", text: "b" }]);
-    expect(keysOf("\x1bOA")).toEqual([{ kind: "ignored" }]);
+    expect(keysOf("a\x1b[", "1;5D", "b")).toEqual([{ kind: "text", text: "a" }, { kind: "word-left" }, { kind: "text", text: "b" }]);
+    expect(keysOf("\x1bOA")).toEqual([{ kind: "up" }]);
+    expect(keysOf("\x1b[15~")).toEqual([{ kind: "ignored" }]); // F5: not typed into the line
   });
 });
 
 describe("the input line", () => {
-  test("printing clears it, writes above, and draws prompt and typed text again", () => {
+  test("printing clears the status and input rows, writes above, and draws both again, the cursor where the editor has it", () => {
     const out: string[] = [];
     const s = new Screen({ write: (x) => out.push(x) }, () => ({ columns: 20, rows: 5 }), true);
     s.setPrompt("[#g] > ");
+    s.setStatus("[1:#g] a@h up");
     s.start();
-    expect(out.join("")).toBe("\x1b[2J\x1b[5;1H\r\x1b[2K[#g] > ");
+    // bracketed paste on, screen cleared, status on row 4, input on row 5
+    expect(out.join("")).toBe("\x1b[?2004h\x1b[2J\x1b[4;1H\x1b[4;1H[1:#g] a@h up\r\n[#g] > \r\x1b[7C");
     out.length = 0;
-    s.type("hel");
+    s.setInput({ text: "hel", cursor: 3 });
     s.print("12:00:00 bob: hi\nsecond line");
-    expect(out.at(-1)).toBe("\r\x1b[2K12:00:00 bob: hi\r\nsecond line\r\n[#g] > hel");
-    s.type("lo there, long line");
-    // only the end of a long line is shown: it never wraps onto a second row
-    expect(out.at(-1)).toBe("\r\x1b[2K[#g] > e, long line"); // 20 columns: 7 of prompt, 12 of text, 1 for the cursor
-    s.killWord();
-    expect(s.input).toBe("hello there, long ");
-    s.backspace();
-    expect(s.take()).toBe("hello there, long");
-    expect(out.at(-1)).toBe("\r\x1b[2K[#g] > ");
+    expect(out.at(-1)).toBe("\r\x1b[2K\x1b[A\r\x1b[2K12:00:00 bob: hi\r\nsecond line\r\n[1:#g] a@h up\r\n[#g] > hel\r\x1b[10C");
+    s.setInput({ text: "hello there, long line", cursor: 22 });
+    // only the part around the cursor is shown: it never wraps onto a second row
+    expect(out.at(-1)).toBe("\r\x1b[2K\x1b[A\r\x1b[2K[1:#g] a@h up\r\n[#g] > e, long line\r\x1b[19C"); // 7 of prompt, 12 of text, 1 for the cursor
+    s.setInput({ text: "hello there, long line", cursor: 0 });
+    expect(out.at(-1)).toBe("\r\x1b[2K\x1b[A\r\x1b[2K[1:#g] a@h up\r\n[#g] > hello there,\r\x1b[7C");
+    s.stop();
+    expect(out.at(-1)).toBe("\r\x1b[2K\x1b[A\r\x1b[2K\x1b[?2004l");
   });
 
-  test("without a terminal it prints plain lines only", () => {
+  test("lines of another view are kept, not shown; showing that view draws them", () => {
+    const out: string[] = [];
+    const s = new Screen({ write: (x) => out.push(x) }, () => ({ columns: 20, rows: 6 }), true);
+    s.showView("#a");
+    s.start();
+    s.print("in a");
+    out.length = 0;
+    s.print("in b", "@b");
+    expect(out).toEqual([]);
+    s.showView("@b");
+    // pane of 4 rows: the one line of @b on row 4, just above the status line
+    expect(out.join("")).toBe("\x1b[2J\x1b[4;1Hin b\r\n\x1b[5;1H\r\n> \r\x1b[2C");
+    out.length = 0;
+    s.showView("#a");
+    expect(out.join("")).toContain("in a\r\n");
+  });
+
+  test("without a terminal it prints plain lines only, of every view", () => {
     const out: string[] = [];
     const s = new Screen({ write: (x) => out.push(x) }, () => ({ columns: 20, rows: 5 }), false);
     s.start();
-    s.type("abc");
+    s.setInput({ text: "abc", cursor: 3 });
     s.print("a line");
-    expect(out).toEqual(["a line\n"]);
+    s.print("elsewhere", "@x");
+    expect(out).toEqual(["a line\n", "elsewhere\n"]);
   });
 });

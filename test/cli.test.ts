@@ -1,7 +1,7 @@
 // The terminal client without a terminal: --send and --listen (text and JSON
 // lines) as scripts use them, exit statuses, and the errors people will hit.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ChatClient } from "../src/client/index.ts";
 import { TEST_ARGS, type RunningServer, startServer, tempDir } from "./helpers/server.ts";
@@ -37,7 +37,7 @@ interface Run {
 async function cli(args: string[], env: Record<string, string> = { TCPCHAT_PASSWORD: PASS }): Promise<Run> {
   const p = Bun.spawn([...CLI, ...args], {
     cwd: tmp.dir,
-    env: { PATH: process.env.PATH ?? "", ...env },
+    env: { PATH: process.env.PATH ?? "", HOME: join(tmp.dir, "home"), ...env }, // HOME: no config file of the machine's user
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -62,7 +62,7 @@ async function user(prefix = "u"): Promise<ChatClient> {
 function listen(args: string[]) {
   const p = Bun.spawn([...CLI, ...port(), "--listen", ...args], {
     cwd: tmp.dir,
-    env: { PATH: process.env.PATH ?? "", TCPCHAT_PASSWORD: PASS },
+    env: { PATH: process.env.PATH ?? "", HOME: join(tmp.dir, "home"), TCPCHAT_PASSWORD: PASS },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -143,7 +143,7 @@ describe("--send", () => {
     const name = uniq("gs");
     const notMember = await cli([...port(), "--user", name, "--register", "--send", "hi", "--to", g]);
     expect(notMember.code).toBe(1);
-    expect(notMember.stderr).toContain("not sent: forbidden");
+    expect(notMember.stderr).toBe(`tcpchat chat: not sent to #${g}: you are not allowed to do that in #${g} (are you a member? /join ${g} first)\n`);
     const c = await ChatClient.connect({ port: server.port });
     clients.push(c);
     await c.login(name, { pass: PASS });
@@ -153,24 +153,35 @@ describe("--send", () => {
     expect((await owner.history({ group: g })).msgs.map((m) => m.text)).toEqual(["hi group"]);
     const nobody = await cli([...port(), "--user", name, "--send", "x", "--to", `@${uniq("nobody")}`]);
     expect(nobody.code).toBe(1);
-    expect(nobody.stderr).toContain("not sent: not_found");
+    expect(nobody.stderr).toMatch(/^tcpchat chat: not sent to @nobody\d+: there is no user "nobody\d+"\n$/);
   });
 
-  test("wrong password, taken name, no server: exit 1 with a clear message", async () => {
+  test("wrong password, taken name, unknown name, no server: exit 1 with a sentence saying what to do", async () => {
     const name = uniq("pw");
     expect((await cli([...port(), "--user", name, "--register", "--send", "x", "--to", `@${name}`])).code).toBe(0);
     const wrong = await cli([...port(), "--user", name, "--send", "x", "--to", `@${name}`], { TCPCHAT_PASSWORD: "not-it-at-all" });
-    expect(wrong.code).toBe(1);
-    expect(wrong.stderr).toContain("cannot log in: wrong user name or password");
-    const taken = await cli([...port(), "--user", name, "--register", "--send", "x", "--to", `@${name}`]);
-    expect(taken.code).toBe(1);
-    expect(taken.stderr).toContain(`cannot register: the name "${name}" is taken`);
+    expect(wrong).toEqual({ code: 1, stdout: "", stderr: `tcpchat chat: cannot log in: wrong user name or password (no account "${name}" yet? add --register to create it)\n` });
+    // --register of a name taken, with its password: a bot run twice logs in the second time
+    const again = await cli([...port(), "--user", name, "--register", "--send", "again", "--to", `@${name}`]);
+    expect(again).toEqual({ code: 0, stdout: "", stderr: "" });
+    const taken = await cli([...port(), "--user", name, "--register", "--send", "x", "--to", `@${name}`], { TCPCHAT_PASSWORD: "someone-elses" });
+    expect(taken).toEqual({ code: 1, stdout: "", stderr: `tcpchat chat: cannot register: the name "${name}" is taken (and that is not its password)\n` });
+    const short = await cli([...port(), "--user", uniq("pw"), "--register", "--send", "x", "--to", `@${name}`], { TCPCHAT_PASSWORD: "short" });
+    expect(short).toEqual({ code: 2, stdout: "", stderr: "tcpchat chat: cannot register: that password is too short: it needs 8 to 1024 bytes, it has 5\n" });
     const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const freePort = l.port;
     l.stop(true);
-    const down = await cli(["--port", String(freePort), "--user", name, "--send", "x", "--to", `@${name}`]);
-    expect(down.code).toBe(1);
-    expect(down.stderr).toContain(`cannot connect to 127.0.0.1:${freePort}`);
+    // the server is tried before any password is needed: without one, the same message
+    for (const env of [{ TCPCHAT_PASSWORD: PASS }, {}] as Record<string, string>[]) {
+      const down = await cli(["--port", String(freePort), "--user", name, "--send", "x", "--to", `@${name}`], env);
+      expect(down).toEqual({ code: 1, stdout: "", stderr: `tcpchat chat: cannot reach 127.0.0.1:${freePort} — is the server running? start one with \`npm start\`\n` });
+    }
+  });
+
+  test("a text over the server's limit: the limit in words, no protocol code, no echo of the text", async () => {
+    const name = uniq("big");
+    const r = await cli([...port(), "--user", name, "--register", "--send", "x".repeat(70_000), "--to", `@${name}`]);
+    expect(r).toEqual({ code: 1, stdout: "", stderr: `tcpchat chat: not sent to @${name}: that message is too long (the server allows 65536 bytes)\n` });
   });
 
   test("usage errors exit 2 with the usage; --help exits 0", async () => {
@@ -200,6 +211,58 @@ describe("--send", () => {
   });
 });
 
+describe("for scripts and bots: --join, the config file, a kept login", () => {
+  test("--join GROUP joins (creating it) before --send; again, it just joins; --listen --join hears the group", async () => {
+    const bot = uniq("bot");
+    const g = uniq("botg");
+    const first = await cli([...port(), "--user", bot, "--register", "--join", g, "--send", "build 1 passed", "--to", g]);
+    expect(first).toEqual({ code: 0, stdout: "", stderr: "" });
+    const again = await cli([...port(), "--user", bot, "--register", "--join", g, "--send", "build 2 passed", "--to", `#${g}`]);
+    expect(again).toEqual({ code: 0, stdout: "", stderr: "" });
+    const other = await user("bj");
+    await other.join(g);
+    expect((await other.history({ group: g })).msgs.map((m) => m.text)).toEqual(["build 1 passed", "build 2 passed"]);
+    const listener = uniq("blis");
+    expect((await cli([...port(), "--user", listener, "--register", "--send", "setup", "--to", `@${listener}`])).code).toBe(0);
+    const l = listen(["--user", listener, "--join", g, "--json"]);
+    await listening(l, other, listener);
+    await other.send({ group: g, text: "to the group" });
+    await l.waitLines(1);
+    expect(JSON.parse(l.lines[0]!)).toMatchObject({ group: g, text: "to the group" });
+    expect(await l.stop()).toBe(0);
+  });
+
+  test("host, port and user from the config file; --remember keeps a token (0600) used next time without a password; a refused one is forgotten", async () => {
+    const name = uniq("cfg");
+    const xdg = join(tmp.dir, "xdg");
+    mkdirSync(join(xdg, "tcpchat"), { recursive: true });
+    writeFileSync(join(xdg, "tcpchat", "config.json"), JSON.stringify({ host: "127.0.0.1", port: server.port, user: name }));
+    const env = { XDG_CONFIG_HOME: xdg };
+    const first = await cli(["--register", "--remember", "--send", "one", "--to", `@${name}`], { ...env, TCPCHAT_PASSWORD: PASS });
+    expect(first).toEqual({ code: 0, stdout: "", stderr: "" });
+    const tokens = join(xdg, "tcpchat", "tokens.json");
+    expect(statSync(tokens).mode & 0o777).toBe(0o600);
+    const saved = JSON.parse(readFileSync(tokens, "utf8"));
+    expect(Object.keys(saved)).toEqual([`${name}@127.0.0.1:${server.port}`]);
+    // no password now: the kept login is used
+    expect(await cli(["--send", "two", "--to", `@${name}`], env)).toEqual({ code: 0, stdout: "", stderr: "" });
+    // the server refuses it (here: not a token it issued): forgotten, and a password is needed again
+    writeFileSync(tokens, JSON.stringify({ [`${name}@127.0.0.1:${server.port}`]: "x".repeat(43) }), { mode: 0o600 });
+    const refused = await cli(["--send", "three", "--to", `@${name}`], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("no password");
+    expect(existsSync(tokens)).toBe(false);
+    const c = await ChatClient.connect({ port: server.port });
+    clients.push(c);
+    await c.login(name, { pass: PASS });
+    expect((await c.history({ user: name })).msgs.map((m) => m.text)).toEqual(["one", "two"]);
+    // a bad config file: exit 2 naming it
+    writeFileSync(join(xdg, "tcpchat", "config.json"), '{"port": "x"}');
+    const bad = await cli(["--send", "x", "--to", "@x"], env);
+    expect(bad).toEqual({ code: 2, stdout: "", stderr: `tcpchat chat: ${join(xdg, "tcpchat", "config.json")}: "port" must be an integer from 1 to 65535\n` });
+  });
+});
+
 describe("--listen", () => {
   test("--json prints each incoming message as one JSON line, in order, files saved safely; SIGTERM exits 0", async () => {
     const name = uniq("lj");
@@ -226,7 +289,7 @@ describe("--listen", () => {
     expect(got[2].file).toEqual({ name: "../../evil\x07.sh", type: "text/x-sh", size: 5, saved: join(downloads, "evil.sh") });
     expect(got[3].file.saved).toBe(join(downloads, "evil (1).sh"));
     expect(got[4]).toMatchObject({ from: other, user: name, text: "from the cli" });
-    expect(readdirSync(downloads).sort()).toEqual(["evil (1).sh", "evil.sh"]);
+    expect(readdirSync(downloads).sort()).toEqual([".tcpchat-saved", "evil (1).sh", "evil.sh"]);
     expect(new Uint8Array(readFileSync(join(downloads, "evil.sh")))).toEqual(data);
     expect(existsSync(join(tmp.dir, "..", "evil.sh"))).toBe(false);
     expect(await l.stop()).toBe(0);
@@ -251,6 +314,30 @@ describe("--listen", () => {
     expect(l.lines[1]).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d @${a.user} ${a.user}: two \u21b5 lines \ufffd\\[31mred$`));
     expect(l.lines.join("")).not.toContain("\x1b");
     expect(await l.stop()).toBe(0);
+  });
+
+  test("files are saved only with --downloads; a replayed message's file is not saved twice", async () => {
+    const name = uniq("lf");
+    expect((await cli([...port(), "--user", name, "--register", "--send", "setup", "--to", `@${name}`])).code).toBe(0);
+    const a = await user("lfs");
+    const data = new TextEncoder().encode("report");
+    const m = await a.send({ user: name, file: { name: "r.txt", type: "text/plain", data } });
+    const since = String(m.mid - 1);
+    // no --downloads: printed, not saved, and no ./downloads appears
+    const l0 = listen(["--user", name, "--json", "--since", since]);
+    await l0.waitLines(1);
+    expect(JSON.parse(l0.lines[0]!).file).toEqual({ name: "r.txt", type: "text/plain", size: 6, saved: null });
+    expect(await l0.stop()).toBe(0);
+    expect(existsSync(join(tmp.dir, "downloads"))).toBe(false);
+    // with it, twice over the same messages: one file
+    const dir = join(tmp.dir, "dl-once");
+    for (let i = 0; i < 2; i++) {
+      const l = listen(["--user", name, "--json", "--since", since, "--downloads", dir]);
+      await l.waitLines(1);
+      expect(JSON.parse(l.lines[0]!).file.saved).toBe(join(dir, "r.txt"));
+      expect(await l.stop()).toBe(0);
+    }
+    expect(readdirSync(dir).filter((f) => !f.startsWith("."))).toEqual(["r.txt"]);
   });
 
   test("--since prints what came after that mid first, then live messages", async () => {

@@ -2,6 +2,7 @@
 import { NAME_RE } from "../../protocol/requests.ts";
 import { AddressError, parseServers, type ServerAddress } from "../address.ts";
 import type { Target } from "../types.ts";
+import type { FileConfig } from "./config.ts";
 
 export interface CliOptions {
   /** --host as given: one address or a comma-separated list. */
@@ -12,7 +13,14 @@ export interface CliOptions {
   servers: ServerAddress[];
   user: string;
   register: boolean;
-  downloads: string;
+  /** --downloads, or the config file's: where received files are saved. The interactive screen saves to ./downloads without one; --listen saves nothing. */
+  downloads?: string;
+  /** --join GROUP (repeatable): joined after the login, before --send, --listen or the screen. */
+  join: string[];
+  /** --remember: keep the login token (config.ts) for the next runs. */
+  remember: boolean;
+  /** --forget: remove a kept token first. */
+  forget: boolean;
   /** --send TEXT: send one message to `to` and exit. */
   send?: string;
   to?: Target;
@@ -32,8 +40,9 @@ export class UsageError extends Error {
 
 export const USAGE = `Usage: tcpchat chat --user NAME [options]        (or: bun run src/cli.ts ...)
 
-Connects to a tcpchat server. The password is asked for without echo, or taken
-from the environment variable TCPCHAT_PASSWORD.
+Connects to a tcpchat server, then asks for the password (without echo), or
+takes it from the environment variable TCPCHAT_PASSWORD, or logs in with the
+token kept by --remember.
 
   --host ADDR[,ADDR]  server address (default 127.0.0.1): HOST, HOST:PORT or
                       [IPV6]:PORT; several, comma-separated, are the nodes of a
@@ -41,8 +50,14 @@ from the environment variable TCPCHAT_PASSWORD.
                       connection is lost the client moves on to the next
   --port PORT         port of the --host addresses that give none (default 7777)
   --user NAME         your user name
-  --register          create the account first
-  --downloads DIR     where received files are saved (default ./downloads)
+  --register          create the account first (if the name is taken, log in)
+  --remember          keep the login (a token, in a file only you can read) so
+                      the next runs do not ask for the password
+  --forget            forget a kept login first
+  --join GROUP        join GROUP (created if it does not exist) after logging
+                      in, before --send or --listen; may be given several times
+  --downloads DIR     where received files are saved (interactive: default
+                      ./downloads; --listen saves files only with --downloads)
 
 Without --send or --listen it opens the interactive screen (/help lists its commands).
 
@@ -53,7 +68,11 @@ Without --send or --listen it opens the interactive screen (/help lists its comm
   --listen            print incoming messages one per line until killed
   --json              with --listen (and --send): JSON lines instead of text
   --since MID         with --listen: first print the messages after MID
-  --help, -h          this text`;
+  --help, -h          this text
+
+Defaults for --host, --port, --user and --downloads can be put in
+$XDG_CONFIG_HOME/tcpchat/config.json (else ~/.config/tcpchat/config.json), e.g.
+  {"host": "127.0.0.1", "port": 7777, "user": "alice", "downloads": "~/chat-files"}`;
 
 /** "g", "#g" -> group g; "@u" -> user u. Undefined if not a valid name. */
 export function parseTarget(s: string): Target | undefined {
@@ -71,14 +90,17 @@ function int(flag: string, v: string, min: number, max: number): number {
   return n;
 }
 
-export function parseArgs(argv: string[], env: Record<string, string | undefined> = {}): CliOptions {
+export function parseArgs(argv: string[], env: Record<string, string | undefined> = {}, file: FileConfig = {}): CliOptions {
   const o: CliOptions = {
-    host: "127.0.0.1",
-    port: 7777,
+    host: file.host ?? "127.0.0.1",
+    port: file.port ?? 7777,
     servers: [],
     user: "",
     register: false,
-    downloads: "./downloads",
+    downloads: file.downloads,
+    join: [],
+    remember: false,
+    forget: false,
     listen: false,
     json: false,
     timeoutMs: 10_000,
@@ -110,6 +132,19 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         break;
       case "--downloads":
         o.downloads = value();
+        break;
+      case "--join": {
+        const g = value();
+        const t = g.startsWith("@") ? undefined : parseTarget(g);
+        if (!t?.group) throw new UsageError(`--join "${g}" is not a group name (a-z 0-9 _ - ., at most 32)`);
+        o.join.push(t.group);
+        break;
+      }
+      case "--remember":
+        o.remember = true;
+        break;
+      case "--forget":
+        o.forget = true;
         break;
       case "--send":
         o.send = value();
@@ -144,7 +179,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     if (e instanceof AddressError) throw new UsageError(`--host: ${e.message}`);
     throw e;
   }
-  o.user ||= env.TCPCHAT_USER ?? "";
+  o.user ||= env.TCPCHAT_USER ?? file.user ?? "";
   if (!o.user) throw new UsageError("--user is required");
   if (!NAME_RE.test(o.user)) throw new UsageError(`--user "${o.user}" is not a valid name (a-z 0-9 _ - ., at most 32)`);
   if (o.send !== undefined && o.listen) throw new UsageError("--send and --listen exclude each other");

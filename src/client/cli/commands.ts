@@ -3,10 +3,11 @@
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import type { ChatClient } from "../client.ts";
-import { ChatError } from "../errors.ts";
-import type { ChatMessage, Target } from "../types.ts";
+import type { ChatMessage, LoginResult, Target } from "../types.ts";
 import { parseTarget } from "./args.ts";
+import { explain, type Situation } from "./explain.ts";
 import { mediaType } from "./files.ts";
+import { ChatError } from "../errors.ts";
 import { failure, formatChange, formatMessage, type MessageView, notice, type Style, targetLabel, unreadSummary } from "./format.ts";
 import type { Recent } from "./recent.ts";
 
@@ -14,16 +15,26 @@ export interface CommandContext {
   client: ChatClient;
   me: string;
   style: Style;
-  print(text: string): void;
+  /** Prints in the view of `where` (default: the view shown). */
+  print(text: string, where?: Target): void;
   /** Where plain lines go. */
   current: Target | undefined;
+  /** Shows the view of `t` (opened if new); `undefined`: the next view left, if any (after /leave). */
   setCurrent(t: Target | undefined): void;
+  /** Forgets the view of `t` (after /leave). */
+  closeView?(t: Target): void;
+  /** The views, numbered, for /views. */
+  listViews?(): string;
+  /** The server's limits (from the login), to say how long a message may be. */
+  limits?: LoginResult["limits"];
   /** What was shown of each conversation ("the last message here", quotes). */
   recent: Recent;
   /** How messages are shown (/ids). */
   view: MessageView;
   /** Marks `t` read up to `mid`, or (without) up to its newest message: reading moves the marker. */
   markRead(t: Target, mid?: number): void;
+  /** Sends the reads gathered so far, now (before counting what is unread). */
+  flushReads?(): Promise<void>;
 }
 
 type Command = (ctx: CommandContext, args: string) => Promise<void | "quit">;
@@ -31,7 +42,8 @@ type Command = (ctx: CommandContext, args: string) => Promise<void | "quit">;
 export const HELP = `commands:
   /join GROUP          join (or create) a group and talk there
   /leave [GROUP]       leave a group (default: the current one)
-  /to GROUP | @USER    talk in a group, or directly with a user
+  /to GROUP | @USER    talk in a group, or directly with a user (opens its view)
+  /views               the open views, numbered: Alt-1..9 shows one
   /msg @USER TEXT      send one direct message without switching
   /groups              your groups
   /members [GROUP]     a group's members and who is online
@@ -44,26 +56,33 @@ export const HELP = `commands:
   /react [^ID] EMOJI   react to a message (default: the last one from someone else); /unreact takes it back
   /search TEXT         search your conversations, newest first
   /unread              what is unread, where
-  /next                go to the newest conversation with unread messages and show them
+  /next                go to the newest conversation with unread messages and show them (Alt-n)
   /ids                 show message ids (^ID) before messages, or stop
   /help                this text
   /quit                leave (also Ctrl-C, Ctrl-D)
-anything else is a message to the current conversation`;
+anything else is a message to the current conversation (start it with // to send a leading /)
+keys: Left/Right, Home/End (Ctrl-A/E), Alt-b/Alt-f and Ctrl-Left/Right (words), Ctrl-W, Ctrl-U,
+  Ctrl-K, Ctrl-Y, Up/Down (lines entered before), Tab (commands, #groups, @users), Alt-1..9
+  (views), Alt-n (next unread), Ctrl-L (redraw); a paste is one message, sent with Enter`;
 
-function describe(e: unknown): string {
-  if (e instanceof ChatError) return `${e.code}: ${e.serverMessage}`;
-  return e instanceof Error ? e.message : String(e);
+/** `e` in plain language, in the context of the command and the conversation. */
+function describe(ctx: CommandContext, e: unknown, s: Situation = {}): string {
+  return explain(e, { where: ctx.current ? targetLabel(ctx.current) : undefined, limits: ctx.limits, ...s });
 }
 
 /** Sends, and prints the message when the server has stored it (or why not). */
 function sendAndShow(ctx: CommandContext, input: Parameters<ChatClient["send"]>[0]): void {
   if (ctx.client.state !== "ready") ctx.print(notice(ctx.style, "not connected: the message will be sent when the connection is back"));
+  const where: Target = input.group !== undefined ? { group: input.group } : { user: input.user! };
+  const elsewhere = !ctx.current || targetLabel(ctx.current) !== targetLabel(where);
   ctx.client.send(input).then(
     (m: ChatMessage) => {
       ctx.recent.add(m);
-      ctx.print(formatMessage(m, ctx.me, ctx.style, undefined, ctx.view));
+      const shown = formatMessage(m, ctx.me, ctx.style, undefined, ctx.view);
+      ctx.print(shown, where);
+      if (elsewhere) ctx.print(shown); // /msg: also where it was typed
     },
-    (e) => ctx.print(failure(ctx.style, `not sent to ${targetLabel(input)}: ${describe(e)}`)),
+    (e) => ctx.print(failure(ctx.style, `not sent to ${targetLabel(where)}: ${explain(e, { request: input.reply !== undefined ? "reply" : "send", where: targetLabel(where), limits: ctx.limits, file: input.file !== undefined })}`)),
   );
 }
 
@@ -125,25 +144,36 @@ const COMMANDS: Record<string, Command> = {
   async join(ctx, args) {
     const group = groupArg(ctx, args, false);
     if (!group) return;
-    const r = await ctx.client.join(group);
-    ctx.print(notice(ctx.style, `joined #${group} (owner ${r.owner})${r.topic ? `: ${r.topic}` : ""}`));
+    let r;
+    try {
+      r = await ctx.client.join(group);
+    } catch (e) {
+      // PROTOCOL.md §3.3: joining never creates; a typo does not make a group.
+      if (e instanceof ChatError && e.code === "not_found") {
+        ctx.print(notice(ctx.style, `there is no group #${group} (or it is private): /create ${group} makes it, with you as its owner`));
+        return;
+      }
+      throw e;
+    }
     ctx.setCurrent({ group });
+    ctx.print(notice(ctx.style, `joined #${group} (owner ${r.owner})${r.topic ? `: ${r.topic}` : ""}`));
     ctx.markRead({ group });
   },
   async create(ctx, args) {
     const group = groupArg(ctx, args, false);
     if (!group) return;
     await ctx.client.createGroup(group);
-    ctx.print(notice(ctx.style, `created #${group}, you own it`));
     ctx.setCurrent({ group });
+    ctx.print(notice(ctx.style, `created #${group}, you own it`));
     ctx.markRead({ group });
   },
   async leave(ctx, args) {
     const group = groupArg(ctx, args, true);
     if (!group) return;
     await ctx.client.leave(group);
-    ctx.print(notice(ctx.style, `left #${group}`));
+    ctx.closeView?.({ group });
     if (ctx.current?.group === group) ctx.setCurrent(undefined);
+    ctx.print(notice(ctx.style, `left #${group}`));
   },
   async to(ctx, args) {
     const t = parseTarget(args.trim());
@@ -163,6 +193,9 @@ const COMMANDS: Record<string, Command> = {
       return;
     }
     sendAndShow(ctx, { user: t.user, text: m[2]! });
+  },
+  async views(ctx) {
+    ctx.print(notice(ctx.style, ctx.listViews?.() ?? "no views"));
   },
   async groups(ctx) {
     const gs = await ctx.client.groups();
@@ -264,9 +297,11 @@ const COMMANDS: Record<string, Command> = {
     }
   },
   async unread(ctx) {
+    await ctx.flushReads?.();
     ctx.print(notice(ctx.style, unreadSummary(await ctx.client.conversations())));
   },
   async next(ctx) {
+    await ctx.flushReads?.();
     const c = (await ctx.client.conversations()).find((x) => x.unread > 0);
     if (!c) {
       ctx.print(notice(ctx.style, "nothing unread"));
@@ -307,6 +342,9 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+/** The commands' names, for Tab. */
+export const COMMAND_NAMES: readonly string[] = Object.keys(COMMANDS);
+
 /** Runs one typed line. Returns "quit" for /quit. */
 export async function runLine(ctx: CommandContext, line: string): Promise<void | "quit"> {
   const trimmed = line.trim();
@@ -325,6 +363,6 @@ export async function runLine(ctx: CommandContext, line: string): Promise<void |
   try {
     return await cmd(ctx, args);
   } catch (e) {
-    ctx.print(failure(ctx.style, `/${name}: ${describe(e)}`));
+    ctx.print(failure(ctx.style, `/${name}: ${describe(ctx, e, { request: name === "to" || name === "next" ? undefined : name })}`));
   }
 }

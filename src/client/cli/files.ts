@@ -1,7 +1,7 @@
 // Saving received files. The name comes from another user: it must not pick
 // the directory (no path parts, no "..", no hidden dot-files), must not carry
 // control characters, and must never overwrite an existing file.
-import { open, mkdir } from "node:fs/promises";
+import { appendFile, mkdir, open, readFile, stat } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
 
 const MAX_NAME_BYTES = 200;
@@ -53,6 +53,36 @@ export async function saveDownload(dir: string, name: string, data: Uint8Array):
     }
     return candidate;
   }
+}
+
+/** The list, in a downloads folder, of the messages whose files were saved there (one `mid<TAB>name` a line). */
+export const SAVED_LIST = ".tcpchat-saved";
+
+/**
+ * Saves a message's file once: a message seen again (a replay with --since, a
+ * second --listen on the same folder) gives the path it was saved to before, if
+ * that file is still there with the same size, instead of a copy. Messages are
+ * told apart by their mid, unique on the server (PROTOCOL.md §3.4).
+ */
+export async function saveDownloadOnce(dir: string, mid: number, name: string, data: Uint8Array): Promise<string> {
+  const list = join(dir, SAVED_LIST);
+  let known: string | undefined;
+  try {
+    for (const line of (await readFile(list, "utf8")).split("\n")) {
+      const tab = line.indexOf("\t");
+      if (tab > 0 && Number(line.slice(0, tab)) === mid) known = line.slice(tab + 1);
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  if (known !== undefined && safeFileName(known) === known) {
+    const path = join(dir, known);
+    const st = await stat(path).catch(() => undefined);
+    if (st?.isFile() && st.size === data.length) return path;
+  }
+  const path = await saveDownload(dir, name, data);
+  await appendFile(list, `${mid}\t${basename(path)}\n`, { mode: 0o600 });
+  return path;
 }
 
 /** A media type from a file name's extension (empty if unknown). */

@@ -1,16 +1,21 @@
 // The interactive screen: incoming messages, presence and connection changes
-// printed above an input line; typed lines run as commands or messages.
+// printed above a status line and an input line; typed lines run as commands or
+// messages. Each conversation has its view (views.ts: Alt-1..9, /to); the line
+// editor is editor.ts, its keys come from keys.ts.
 import { formatServer } from "../address.ts";
 import type { ChatClient } from "../client.ts";
-import type { ChatMessage, Target } from "../types.ts";
+import type { ChatMessage, LoginResult, Target } from "../types.ts";
 import type { CliOptions } from "./args.ts";
-import { type CommandContext, runLine } from "./commands.ts";
-import { saveDownload } from "./files.ts";
+import { COMMAND_NAMES, type CommandContext, runLine } from "./commands.ts";
+import { applyKey, type Completer, emptyEditor } from "./editor.ts";
+import { explain } from "./explain.ts";
+import { saveDownloadOnce } from "./files.ts";
 import { failure, formatChange, formatMessage, type MessageView, notice, presenceLine, type Style, targetLabel, unreadSummary } from "./format.ts";
+import type { Key } from "./keys.ts";
 import { Recent } from "./recent.ts";
-import { describeError } from "./oneshot.ts";
 import { Screen } from "./screen.ts";
 import { readKeys, type Tty } from "./tty.ts";
+import { convTarget, viewKey, Views } from "./views.ts";
 
 /** How long /quit waits for messages still being sent. */
 const QUIT_FLUSH_MS = 3000;
@@ -21,7 +26,18 @@ const TYPING_EVERY_MS = 3000;
 /** Reads are gathered this long before the marker is moved. */
 const READ_DELAY_MS = 300;
 
-export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty, login: () => Promise<void>): Promise<number> {
+/** Where received files go without --downloads or a config file's `downloads`. */
+const DEFAULT_DOWNLOADS = "./downloads";
+
+/** Whether `text` mentions `me` as PROTOCOL.md §3.6 counts mentions (`@name`, whole). */
+function mentions(text: string | undefined, me: string): boolean {
+  if (!text) return false;
+  const re = new RegExp(`(^|[^a-z0-9_.@-])@${me.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&")}[.-]*(?![a-z0-9_])`);
+  return re.test(text);
+}
+
+/** `notes`: what the login said (on stderr, before the screen cleared it), said again on the screen. */
+export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty, login: () => Promise<LoginResult>, notes: readonly string[] = []): Promise<number> {
   const me = opts.user;
   const style: Style = { color: Boolean(tty.stdout.isTTY) && !tty.env.NO_COLOR };
   // Keys one by one, with our own echo and input line, only on a terminal at both ends;
@@ -31,7 +47,15 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
     { write: (s) => tty.stdout.write(s) },
     () => ({ columns: tty.stdout.columns || 80, rows: tty.stdout.rows || 24 }),
     keyboard,
+    style.color,
   );
+  const views = new Views();
+  const downloads = opts.downloads ?? DEFAULT_DOWNLOADS;
+  /** Names Tab completes: groups and users seen. */
+  const groupsKnown = new Set<string>();
+  const usersKnown = new Set<string>();
+  let connection = "connected";
+  const updateStatus = () => screen.setStatus(views.status(me, at(), connection));
   const at = () => {
     const server = client.server;
     return server ? formatServer(server) : "(no connection)";
@@ -57,15 +81,17 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
   // successful login (a refused password leaves the terminal as it was).
   const started = Promise.withResolvers<void>();
   let chain = started.promise;
-  const print = (line: string | (() => Promise<string>)) => {
-    chain = chain.then(async () => screen.print(typeof line === "string" ? line : await line()));
+  /** Prints into the view of `where` (default: the one shown now). */
+  const print = (line: string | (() => Promise<string>), where?: Target) => {
+    const key = where ? viewKey(where) : views.current;
+    chain = chain.then(async () => screen.print(typeof line === "string" ? line : await line(), key));
   };
   const showMessage = async (m: ChatMessage): Promise<string> => {
     if (!m.file) return formatMessage(m, me, style, undefined, view);
     try {
-      return formatMessage(m, me, style, await saveDownload(opts.downloads, m.file.name, m.file.data), view);
+      return formatMessage(m, me, style, await saveDownloadOnce(downloads, m.mid, m.file.name, m.file.data), view);
     } catch (e) {
-      return `${formatMessage(m, me, style, undefined, view)}\n${failure(style, `could not save the file: ${describeError(e)}`)}`;
+      return `${formatMessage(m, me, style, undefined, view)}\n${failure(style, `could not save the file in ${downloads}: ${explain(e)}`)}`;
     }
   };
 
@@ -73,10 +99,12 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
   // Gathered for a moment, then one `read` per conversation; the server keeps the marker forward.
   const reads = new Map<string, { t: Target; mid: number }>();
   let readTimer: ReturnType<typeof setTimeout> | undefined;
-  const flushReads = () => {
+  const flushReads = async () => {
+    clearTimeout(readTimer);
     readTimer = undefined;
-    for (const { t, mid } of reads.values()) client.markRead(t, mid).catch(() => {}); // offline: read again later
+    const sent = [...reads.values()].map(({ t, mid }) => client.markRead(t, mid).catch(() => {})); // offline: read again later
     reads.clear();
+    await Promise.all(sent);
   };
   const markRead = (t: Target, mid?: number) => {
     if (mid === undefined) {
@@ -92,68 +120,138 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
     }
     const k = recent.key(t);
     reads.set(k, { t, mid: Math.max(mid, reads.get(k)?.mid ?? 0) });
-    readTimer ??= setTimeout(flushReads, READ_DELAY_MS);
+    readTimer ??= setTimeout(() => void flushReads(), READ_DELAY_MS);
   };
-  const summary = () => print(async () => notice(style, await client.conversations().then(unreadSummary, (e) => `unread: ${describeError(e)}`)));
+  // What was missed: said at login and after each reconnect, and counted in the status line.
+  const summary = () =>
+    print(async () => {
+      try {
+        const convs = await client.conversations();
+        views.fromConversations(convs);
+        for (const c of convs) if (c.group !== undefined) groupsKnown.add(c.group);
+        updateStatus();
+        const s = unreadSummary(convs);
+        return notice(style, s === "nothing unread" ? s : `${s} (Alt-n or /next shows them)`);
+      } catch (e) {
+        return notice(style, `unread: ${explain(e)}`);
+      }
+    });
 
   const done = Promise.withResolvers<number>();
   let connected = true;
   client.on("msg", (m) => {
     recent.add(m);
     const t = recent.targetOf(m);
+    usersKnown.add(m.from);
+    if (m.group !== undefined) groupsKnown.add(m.group);
     if (typing.delete(m.from)) screen.setPrompt(promptFor(ctx.current));
-    if (ctx.current && recent.key(ctx.current) === recent.key(t)) markRead(t, m.mid);
-    print(() => showMessage(m));
+    if (ctx.current && recent.key(ctx.current) === recent.key(t)) {
+      markRead(t, m.mid);
+      views.seen(views.current);
+    } else if (m.from !== me) views.arrived(t, m.group === undefined || mentions(m.text, me));
+    else views.open(t);
+    updateStatus();
+    print(() => showMessage(m), t);
   });
+  const changeIn = (e: { group?: string; user?: string; from: string }) => recent.targetOf(e);
   client.on("edit", (e) => {
     recent.edited(e.ref, e.text);
-    print(formatChange(e, "edit", me, style));
+    print(formatChange(e, "edit", me, style), changeIn(e));
   });
   client.on("delete", (e) => {
     const quote = recent.quote(e.ref);
     recent.deleted(e.ref);
-    print(formatChange(e, "delete", me, style, quote));
+    print(formatChange(e, "delete", me, style, quote), changeIn(e));
   });
-  client.on("reaction", (e) => print(formatChange(e, "reaction", me, style, recent.quote(e.ref))));
+  client.on("reaction", (e) => print(formatChange(e, "reaction", me, style, recent.quote(e.ref)), changeIn(e)));
   client.on("typing", (e) => {
     typing.set(e.from, { key: recent.key(e.group !== undefined ? { group: e.group } : { user: e.from }), until: Date.now() + TYPING_SHOWN_MS });
     screen.setPrompt(promptFor(ctx.current));
     setTimeout(() => screen.setPrompt(promptFor(ctx.current)), TYPING_SHOWN_MS + 50).unref();
   });
-  client.on("presence", (p) => print(presenceLine(style, p.user, p.online)));
+  client.on("presence", (p) => {
+    usersKnown.add(p.user);
+    print(presenceLine(style, p.user, p.online));
+  });
   client.on("state", (s) => {
     if (s === "connecting" && connected) {
       connected = false;
+      connection = "reconnecting…";
+      updateStatus();
       print(notice(style, "connection lost, reconnecting..."));
     } else if (s === "ready" && !connected) {
       connected = true;
+      connection = "connected";
+      updateStatus();
       print(notice(style, opts.servers.length > 1 ? `reconnected to ${at()}` : "reconnected"));
       summary();
     } else if (s === "closed") done.resolve(1);
   });
-  client.on("error", (e) => print(failure(style, describeError(e))));
+  client.on("error", (e) => print(failure(style, explain(e))));
 
+  /** Group members are fetched once per group shown, for Tab. */
+  const membersFetched = new Set<string>();
+  /** Shows the view of `t` (`read`: what arrived there counts as seen). */
+  const show = (t: Target | undefined, read = true) => {
+    ctx.current = t;
+    if (t?.group !== undefined && !membersFetched.has(t.group)) {
+      membersFetched.add(t.group);
+      client.members(t.group).then((ms) => ms.forEach((m) => usersKnown.add(m.user)), () => membersFetched.delete(t.group!));
+    }
+    if (t) views.open(t);
+    views.current = viewKey(t);
+    if (read) views.seen(views.current);
+    screen.showView(views.current);
+    screen.setPrompt(promptFor(t));
+    updateStatus();
+  };
   const ctx: CommandContext = {
     client,
     me,
     style,
-    print: (line) => print(line),
+    print: (line, where) => print(line, where),
     current: opts.to,
     setCurrent(t) {
-      ctx.current = t;
-      screen.setPrompt(promptFor(t));
+      // After /leave: the view before it in the list (or after, or none).
+      if (t === undefined) {
+        const n = views.number(views.current);
+        const other = views.list[Math.max(0, n - 2)] ?? views.list[0];
+        t = other?.target;
+      }
+      show(t);
     },
+    closeView(t) {
+      views.close(viewKey(t));
+      screen.dropView(viewKey(t));
+      updateStatus();
+    },
+    listViews: () =>
+      views.list.length === 0 ? "no views yet: /join GROUP or /to @USER" : `views: ${views.list.map((v, i) => `${i + 1}:${v.key}${v.key === views.current ? " (shown)" : ""}`).join(", ")}`,
     recent,
     view,
     markRead,
+    flushReads,
   };
   screen.setPrompt(promptFor(ctx.current));
-  await login();
+  const loggedIn = await login();
+  ctx.limits = loggedIn.limits;
+  // The views: the conversations, most recent first; the one to start in is --to,
+  // else the last --join, else the most recent, so /history works from the start.
+  const convs = await client.conversations().catch(() => []);
+  views.fromConversations(convs);
+  for (const c of convs) if (c.group !== undefined) groupsKnown.add(c.group);
+  for (const g of opts.join) groupsKnown.add(g);
+  for (const v of views.list) if (v.target?.user) usersKnown.add(v.target.user);
+  const lastJoined = opts.join.at(-1);
+  const first: Target | undefined = opts.to ?? (lastJoined !== undefined ? { group: lastJoined } : convs[0] ? convTarget(convs[0]) : undefined);
+  if (first) views.open(first, !views.get(viewKey(first)));
+  show(first, opts.to !== undefined);
   screen.start();
   started.resolve();
-  print(notice(style, `logged in as ${me} at ${at()}; /help lists the commands`));
+  print(notice(style, `logged in as ${me} at ${at()}; /help lists the commands${first ? `; talking in ${targetLabel(first)}` : ""}`));
+  for (const n of notes) print(notice(style, n));
   summary(); // "3 new in #ops (1 mention), 1 new from @alice": /next goes there
-  if (ctx.current) markRead(ctx.current);
+  if (opts.to) markRead(opts.to);
 
   // Typed lines run one after another, in the order they were entered.
   let commands = Promise.resolve();
@@ -167,7 +265,7 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
   process.on("SIGTERM", onSignal);
   process.on("SIGHUP", onSignal);
   process.on("SIGINT", onSignal);
-  const onResize = () => screen.render();
+  const onResize = () => screen.redraw();
   tty.stdout.on("resize", onResize);
 
   // Typing in a conversation (not a command) is told to its other members, every few seconds.
@@ -175,43 +273,60 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
   const tellTyping = () => {
     const t = ctx.current;
     const now = Date.now();
-    if (!t || screen.input.startsWith("/") || now - toldTypingAt < TYPING_EVERY_MS || client.state !== "ready") return;
+    if (!t || editor.text.startsWith("/") || now - toldTypingAt < TYPING_EVERY_MS || client.state !== "ready") return;
     toldTypingAt = now;
     client.typing(t).catch(() => {});
   };
 
-  let stopInput: () => void;
-  if (keyboard) {
-    stopInput = readKeys(tty, (k) => {
-      switch (k.kind) {
-        case "text":
-          screen.type(k.text);
-          tellTyping();
-          break;
-        case "backspace":
-          screen.backspace();
-          break;
-        case "kill-line":
-          screen.killLine();
-          break;
-        case "kill-word":
-          screen.killWord();
-          break;
-        case "enter":
-          submit(screen.take());
-          break;
-        case "interrupt":
+  // Tab: commands at the start of the line, #groups and @users anywhere.
+  const completer: Completer = (word, firstWord) => {
+    if (firstWord && word.startsWith("/")) return COMMAND_NAMES.map((c) => `/${c}`);
+    if (word.startsWith("#")) return [...groupsKnown].map((g) => `#${g}`);
+    if (word.startsWith("@")) return [...usersKnown].filter((u) => u !== me).map((u) => `@${u}`);
+    return [];
+  };
+  let editor = emptyEditor();
+  const onKey = (k: Key): boolean => {
+    switch (k.kind) {
+      case "interrupt":
+        done.resolve(0);
+        return true;
+      case "eof":
+        if (editor.text === "") {
           done.resolve(0);
           return true;
-        case "eof":
-          if (screen.input === "") {
-            done.resolve(0);
-            return true;
-          }
-          break;
+        }
+        editor = applyKey(editor, { kind: "delete" }).state;
+        break;
+      case "view": {
+        const v = views.byNumber(k.n);
+        if (!v) print(failure(style, `no view ${k.n}: /views lists them`));
+        else if (v.key !== views.current) {
+          show(v.target);
+          if (v.target) markRead(v.target);
+        }
+        break;
       }
-      return false;
-    }).stop;
+      case "next-unread":
+        submit("/next");
+        break;
+      case "redraw":
+        screen.redraw();
+        break;
+      default: {
+        const r = applyKey(editor, k, completer);
+        editor = r.state;
+        if (r.submit !== undefined) submit(r.submit);
+        else if (k.kind === "text" || k.kind === "paste") tellTyping();
+      }
+    }
+    screen.setInput(editor);
+    return false;
+  };
+
+  let stopInput: () => void;
+  if (keyboard) {
+    stopInput = readKeys(tty, onKey).stop;
   } else {
     // Piped input: one command or message per line; the end of input is /quit.
     let rest = "";
@@ -240,8 +355,7 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
 
   const code = await done.promise;
   stopInput();
-  clearTimeout(readTimer);
-  flushReads();
+  void flushReads();
   process.off("SIGTERM", onSignal);
   process.off("SIGHUP", onSignal);
   process.off("SIGINT", onSignal);

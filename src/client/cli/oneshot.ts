@@ -1,45 +1,41 @@
 // The non-interactive modes: --send (one message, exit status says whether the
 // server stored it) and --listen (incoming messages, one per line, until killed).
 import type { ChatClient } from "../client.ts";
-import { ChatError } from "../errors.ts";
-import type { ChatMessage } from "../types.ts";
+import type { ChatMessage, LoginResult } from "../types.ts";
 import type { CliOptions } from "./args.ts";
-import { saveDownload } from "./files.ts";
-import { formatMessageLine, messageJson } from "./format.ts";
+import { explain } from "./explain.ts";
+import { saveDownloadOnce } from "./files.ts";
+import { formatMessageLine, messageJson, targetLabel } from "./format.ts";
 import type { Tty } from "./tty.ts";
 
-export function describeError(e: unknown): string {
-  if (e instanceof ChatError) return `${e.code}: ${e.serverMessage}`;
-  return e instanceof Error ? e.message : String(e);
-}
-
-export async function sendOnce(client: ChatClient, opts: CliOptions, tty: Tty): Promise<number> {
+export async function sendOnce(client: ChatClient, opts: CliOptions, tty: Tty, limits?: LoginResult["limits"]): Promise<number> {
+  const to = opts.to!;
   try {
-    const m = await client.send({ ...opts.to!, text: opts.send! }, { timeoutMs: opts.timeoutMs });
+    const m = await client.send({ ...to, text: opts.send! }, { timeoutMs: opts.timeoutMs });
     if (opts.json) tty.stdout.write(`${messageJson(m)}\n`);
     return 0;
   } catch (e) {
-    tty.stderr.write(`tcpchat chat: not sent: ${describeError(e)}\n`);
+    tty.stderr.write(`tcpchat chat: not sent to ${targetLabel(to)}: ${explain(e, { request: "send", where: targetLabel(to), limits })}\n`);
     return 1;
   }
 }
 
 /**
  * Prints every message delivered from the login on (or after --since), files
- * saved to --downloads, until SIGINT/SIGTERM (exit 0) or until the client gives
+ * saved to --downloads if given (each message's once: files.ts), until SIGINT/SIGTERM (exit 0) or until the client gives
  * up (its token refused: exit 1). `login` is called after the listeners are in
  * place, so a catch-up delivered during the login is printed too.
  */
-export async function listen(client: ChatClient, opts: CliOptions, tty: Tty, login: () => Promise<void>): Promise<number> {
+export async function listen(client: ChatClient, opts: CliOptions, tty: Tty, login: () => Promise<unknown>): Promise<number> {
   const me = opts.user;
   let chain = Promise.resolve();
   const show = async (m: ChatMessage) => {
     let saved: string | undefined;
-    if (m.file) {
+    if (m.file && opts.downloads !== undefined) {
       try {
-        saved = await saveDownload(opts.downloads, m.file.name, m.file.data);
+        saved = await saveDownloadOnce(opts.downloads, m.mid, m.file.name, m.file.data);
       } catch (e) {
-        tty.stderr.write(`tcpchat chat: could not save ${JSON.stringify(m.file.name)}: ${describeError(e)}\n`);
+        tty.stderr.write(`tcpchat chat: could not save ${JSON.stringify(m.file.name)} in ${opts.downloads}: ${explain(e)}\n`);
       }
     }
     tty.stdout.write(`${opts.json ? messageJson(m, saved) : formatMessageLine(m, me, saved)}\n`);
@@ -54,7 +50,7 @@ export async function listen(client: ChatClient, opts: CliOptions, tty: Tty, log
   client.on("state", (s) => {
     if (s === "closed") done.resolve(1);
   });
-  client.on("error", (e) => tty.stderr.write(`tcpchat chat: ${describeError(e)}\n`));
+  client.on("error", (e) => tty.stderr.write(`tcpchat chat: ${explain(e)}\n`));
   try {
     await login();
     return await done.promise;

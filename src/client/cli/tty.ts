@@ -2,6 +2,9 @@
 // prompt that does not echo.
 import { type Key, KeyReader } from "./keys.ts";
 
+/** How long a lone ESC waits for the rest of a sequence. */
+const ESC_WAIT_MS = 50;
+
 export interface Tty {
   stdin: NodeJS.ReadStream;
   stdout: NodeJS.WriteStream;
@@ -23,6 +26,7 @@ export function readKeys(tty: Tty, onKey: (k: Key) => boolean): { done: Promise<
   const finish = () => {
     if (finished) return;
     finished = true;
+    clearTimeout(escTimer);
     tty.stdin.off("data", onData);
     tty.stdin.setRawMode(false);
     tty.stdin.pause();
@@ -31,7 +35,14 @@ export function readKeys(tty: Tty, onKey: (k: Key) => boolean): { done: Promise<
   const reader = new KeyReader((k) => {
     if (!finished && onKey(k)) finish();
   });
-  const onData = (chunk: Uint8Array) => reader.push(chunk);
+  // A lone ESC is the Escape key if nothing follows it at once (an Alt-key or an
+  // escape sequence arrives in one write).
+  let escTimer: ReturnType<typeof setTimeout> | undefined;
+  const onData = (chunk: Uint8Array) => {
+    clearTimeout(escTimer);
+    reader.push(chunk);
+    if (reader.pending) escTimer = setTimeout(() => reader.flush(), ESC_WAIT_MS);
+  };
   tty.stdin.setRawMode(true);
   tty.stdin.on("data", onData);
   tty.stdin.resume();
@@ -47,6 +58,7 @@ export async function askPassword(tty: Tty, prompt: string): Promise<string | un
   await readKeys(tty, (k) => {
     switch (k.kind) {
       case "text":
+      case "paste":
         pass += k.text;
         return false;
       case "backspace":
@@ -67,4 +79,25 @@ export async function askPassword(tty: Tty, prompt: string): Promise<string | un
   }).done;
   tty.stderr.write("\n");
   return ok ? pass : undefined;
+}
+
+/**
+ * Asks a question answered with one key (`answers`: key -> value, "\r" for Enter).
+ * Undefined if stdin is not a terminal, or on Ctrl-C/Ctrl-D; other keys are ignored.
+ */
+export async function askKey<T>(tty: Tty, prompt: string, answers: Record<string, T>): Promise<T | undefined> {
+  if (!tty.stdin.isTTY) return undefined;
+  tty.stderr.write(prompt);
+  let answer: T | undefined;
+  let shown = "";
+  await readKeys(tty, (k) => {
+    if (k.kind === "interrupt" || k.kind === "eof") return true;
+    const c = k.kind === "enter" ? "\r" : k.kind === "text" ? k.text.toLowerCase() : undefined;
+    if (c === undefined || !Object.hasOwn(answers, c)) return false;
+    answer = answers[c];
+    shown = c === "\r" ? "" : c;
+    return true;
+  }).done;
+  tty.stderr.write(`${shown}\n`);
+  return answer;
 }

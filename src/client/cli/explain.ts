@@ -1,0 +1,92 @@
+// Errors in plain language: every error code of docs/PROTOCOL.md §4 and of the
+// client library (src/client/errors.ts) as a sentence for people, in one table,
+// instead of the code and the server's technical message.
+import type { ErrorCode } from "../../protocol/errors.ts";
+import { AddressError } from "../address.ts";
+import { ChatError, type ClientErrorCode, TcpchatError } from "../errors.ts";
+
+/** What is known about the request that failed, to say it better. */
+export interface Situation {
+  /** The request: "send", "login", "register", "join"... */
+  request?: string;
+  /** The conversation, "#ops" or "@bob". */
+  where?: string;
+  /** The server's limits from the login (PROTOCOL.md §3.2), to say how large is allowed. */
+  limits?: { max_text?: number; max_frame?: number };
+  /** A file was being sent. */
+  file?: boolean;
+  /** The server's own words (only a wait time is taken from them). */
+  serverMessage?: string;
+}
+
+/** The password rule of PROTOCOL.md §3.2 (register), in bytes of UTF-8. */
+export const PASS_MIN_BYTES = 8;
+export const PASS_MAX_BYTES = 1024;
+export const PASSWORD_RULE = `${PASS_MIN_BYTES} to ${PASS_MAX_BYTES} bytes`;
+
+/** The sentence for each code; `s` says what was being done. */
+const SENTENCES: Record<ErrorCode | ClientErrorCode, (s: Situation) => string> = {
+  bad_frame: () => "the server could not read what this client sent (please report it: a client bug)",
+  bad_request: (s) =>
+    s.request === "register"
+      ? `the server does not accept that name or password (names: a-z 0-9 _ - . up to 32; passwords: ${PASSWORD_RULE})`
+      : "the server does not accept that request as it is written",
+  unknown_type: () => "the server does not know that request (is it an older version?)",
+  too_large: (s) => {
+    const n = s.file ? s.limits?.max_frame : (s.limits?.max_text ?? s.limits?.max_frame);
+    const allowed = n ? ` (the server allows ${n} bytes)` : "";
+    return s.file ? `that file is too large${allowed}` : `that message is too long${allowed}`;
+  },
+  unauthorized: (s) => (s.request === "login" ? "wrong user name or password" : "you are not logged in"),
+  forbidden: (s) =>
+    s.request === "join"
+      ? "you cannot join that group: you are banned from it, it is full, or you are in (or created) as many groups as the server allows"
+      : s.where?.startsWith("#")
+        ? `you are not allowed to do that in ${s.where} (are you a member? /join ${s.where.slice(1)} first)`
+        : "you are not allowed to do that",
+  not_found: (s) => {
+    if (s.request === "edit" || s.request === "delete" || s.request === "react" || s.request === "unreact" || s.request === "reply") {
+      return "that message does not exist here (or was deleted)";
+    }
+    if (s.request === "leave") return "you are not in that group";
+    if (s.where?.startsWith("@")) return `there is no user "${s.where.slice(1)}"`;
+    if (s.where?.startsWith("#")) return `there is no group "${s.where.slice(1)}"`;
+    return "no such user, group or message";
+  },
+  conflict: (s) => (s.request === "register" ? "that name is taken" : "already done (already logged in?)"),
+  rate_limited: (s) => {
+    const wait = /retry in ([\d.]+) ?s/.exec(s.serverMessage ?? "")?.[1];
+    return `the server asks to slow down: too many requests or logins just now; try again in ${wait ? `${wait} s` : "a moment"}`;
+  },
+  unavailable: () => "the server cannot reach its database right now: nothing was stored; try again later",
+  internal: () => "the server failed to do it; trying again is safe",
+  timeout: () => "the server did not answer in time",
+  disconnected: () => "not connected to the server",
+  closed: () => "the client is closing",
+};
+
+/** The error `e` in plain language. */
+export function explain(e: unknown, s: Situation = {}): string {
+  if (e instanceof TcpchatError) {
+    const request = s.request ?? (e instanceof ChatError ? e.request : undefined);
+    return SENTENCES[e.code]({ ...s, request, serverMessage: e instanceof ChatError ? e.serverMessage : undefined });
+  }
+  if (e instanceof AddressError) return e.message;
+  if (e instanceof Error) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return "no such file or folder";
+    if (code === "EACCES" || code === "EPERM") return "permission denied";
+    if (code === "EISDIR") return "that is a folder, not a file";
+    if (code === "ENOSPC") return "the disk is full";
+    return e.message;
+  }
+  return String(e);
+}
+
+/** Why a password cannot be used for an account, or undefined if it can. */
+export function passwordProblem(pass: string): string | undefined {
+  const n = Buffer.byteLength(pass);
+  if (n < PASS_MIN_BYTES) return `that password is too short: it needs ${PASSWORD_RULE}, it has ${n}`;
+  if (n > PASS_MAX_BYTES) return `that password is too long: it needs ${PASSWORD_RULE}, it has ${n}`;
+  return undefined;
+}

@@ -40,7 +40,7 @@ async function pagesToAskFor(port: number, user: string): Promise<Conn> {
   const a = await Conn.open(port);
   await a.ok({ t: "register", user, pass: "password1" });
   await a.ok({ t: "login", user, pass: "password1" });
-  await a.ok({ t: "join", group: "big" });
+  await a.ok({ t: "create", group: "big" });
   for (let i = 0; i < 30; i++) await a.ok({ t: "send", group: "big", text: "x".repeat(60_000), cid: `c${i}` });
   a.pause();
   return a;

@@ -250,7 +250,7 @@ describe("#10 presence storm", () => {
   test("5 accounts cycling connect/login/close do not flood a co-member with presence, nor slow their sends", async () => {
     const srv = await server();
     const bystander = await account(srv.port, "bystander");
-    await bystander.ok({ t: "join", group: "room" });
+    await bystander.ok({ t: "create", group: "room" });
     const names = ["s0", "s1", "s2", "s3", "s4"];
     const tokens: string[] = [];
     for (const n of names) {

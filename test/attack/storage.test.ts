@@ -59,7 +59,7 @@ describe("#3 history/sync over large files", () => {
     const { srv } = await server(["--max-frame", String(8 * MiB), "--rate-bytes", "0", "--rate-msgs", "0", "--rate-bytes-addr", "0", "--rate-msgs-addr", "0"]);
     const a = await user(srv, "attacker");
     const b = await user(srv, "bystander");
-    await a.ok({ t: "join", group: "files" });
+    await a.ok({ t: "create", group: "files" });
     const sends = [];
     for (let i = 0; i < 40; i++) sends.push(a.ok({ t: "send", group: "files", file: fileOf(4 * MiB, i) }));
     await Promise.all(sends);
@@ -103,7 +103,7 @@ describe("#9 a member that falls behind in a conversation with files", () => {
   test("stops reading while 30 files of 2 MiB are sent, then reads: gets all 30, in order, still connected", async () => {
     const { srv } = await server(["--max-frame", String(4 * MiB), "--rate-bytes", "0", "--rate-msgs", "0", "--rate-bytes-addr", "0", "--rate-msgs-addr", "0"]);
     const a = await user(srv, "sender");
-    await a.ok({ t: "join", group: "files" });
+    await a.ok({ t: "create", group: "files" });
     const slow = await user(srv, "slow");
     await slow.ok({ t: "join", group: "files" });
     slow.close();
@@ -116,10 +116,10 @@ describe("#9 a member that falls behind in a conversation with files", () => {
       console.log("ready");
       Bun.sleepSync(4000);
       const deadline = Date.now() + 15000;
-      while (c.pushes("msg").length < 30 && !c.closed && Date.now() < deadline) await Bun.sleep(20);
+      while (c.msgs().length < 30 && !c.closed && Date.now() < deadline) await Bun.sleep(20);
       await Bun.sleep(200);
       const r = await c.request({ t: "ping" }).catch(() => ({ t: "closed" }));
-      console.log(JSON.stringify({ names: c.pushes("msg").map((m) => m.file?.name), closed: c.closed, ping: r.t }));
+      console.log(JSON.stringify({ names: c.msgs().map((m) => m.file?.name), closed: c.closed, ping: r.t }));
       process.exit(0);
     `;
     const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "inherit" });
@@ -226,23 +226,30 @@ describe("#12 storage limits", () => {
     }
   });
 
-  test("join refuses to create more than --max-groups-created groups or to join more than --max-groups-per-user", async () => {
+  test("create refuses more than --max-groups-created groups; create and join refuse more than --max-groups-per-user", async () => {
     const { srv } = await server(["--max-groups-created", "2", "--max-groups-per-user", "3"]);
     const a = await user(srv, "alice");
     const b = await user(srv, "bob");
-    await a.ok({ t: "join", group: "a1" });
-    await a.ok({ t: "join", group: "a2" });
-    expect(await a.request({ t: "join", group: "a3" })).toMatchObject({ t: "error", code: "forbidden" });
+    await a.ok({ t: "create", group: "a1" });
+    await a.ok({ t: "create", group: "a2" });
+    expect(await a.request({ t: "create", group: "a3" })).toMatchObject({ t: "error", code: "forbidden" });
+    expect(await a.request({ t: "join", group: "a3" })).toMatchObject({ t: "error", code: "not_found" }); // and join creates nothing
     expect(await a.request({ t: "groups" })).toMatchObject({ groups: [{ group: "a1" }, { group: "a2" }] });
     // Leaving does not give a creation back: groups are permanent.
     await a.ok({ t: "leave", group: "a2" });
-    expect(await a.request({ t: "join", group: "a3" })).toMatchObject({ t: "error", code: "forbidden" });
+    expect(await a.request({ t: "create", group: "a3" })).toMatchObject({ t: "error", code: "forbidden" });
     await a.ok({ t: "join", group: "a2" });
 
-    await b.ok({ t: "join", group: "b1" });
-    await b.ok({ t: "join", group: "b2" });
+    await b.ok({ t: "create", group: "b1" });
+    await b.ok({ t: "create", group: "b2" });
     await a.ok({ t: "join", group: "b1" }); // alice: a1, a2, b1
     expect(await a.request({ t: "join", group: "b2" })).toMatchObject({ t: "error", code: "forbidden" });
+    // Someone in 3 groups who created none cannot create a fourth either.
+    const c = await user(srv, "carol");
+    for (const g of ["a2", "b1", "b2"]) await c.ok({ t: "join", group: g });
+    const full = await c.request({ t: "create", group: "c1" });
+    expect(full).toMatchObject({ t: "error", code: "forbidden" });
+    expect(full.msg).toContain("3 groups");
     await a.ok({ t: "join", group: "b1" }); // joining a group one is in is no new membership
     await a.ok({ t: "leave", group: "a1" });
     await a.ok({ t: "join", group: "b2" });
@@ -257,7 +264,7 @@ describe("#15 history/sync do not force commits", () => {
     const core = await makeCore({ rateMsgs: 0 }, store);
     const users = [];
     for (let i = 0; i < 4; i++) users.push(await loggedIn(core, `u${i}`));
-    for (const u of users) await u.req({ t: "join", id: nextId(), group: "g" });
+    for (const u of users) await u.req({ t: u === users[0] ? "create" : "join", id: nextId(), group: "g" });
     const batches: number[] = [];
     const real = store.commit.bind(store);
     store.commit = (b, now) => {
@@ -273,13 +280,13 @@ describe("#15 history/sync do not force commits", () => {
     d.send({ t: "send", id: 6, group: "g", text: "d1" });
     const page = await c.req({ t: "ping", id: 7 }).then(() => c.msgs.find((m) => m.id === 4)!);
     expect(batches).toEqual([4]); // one transaction for the turn, not one forced by the sync
-    expect(page.msgs.map((m: Msg) => m.text)).toEqual(["a1", "b1", "c1", "d1"]);
+    expect(page.msgs.map((m: Msg) => m.kind ?? m.text)).toEqual(["create", "join", "join", "join", "a1", "b1", "c1", "d1"]);
     // Replies in request order on the connection: the send's ok, the page, then the pings.
     expect(c.msgs.filter((m) => m.id >= 3 && m.id < 100).map((m) => m.id)).toEqual([3, 4, 5, 7]);
     // Nothing pending for this connection: answered from what is committed, at once; another
     // connection's pending send is neither forced out nor waited for.
     a.send({ t: "send", id: 8, group: "g", text: "a2" });
-    expect((await c.req({ t: "sync", id: 9, after: 4 })).msgs).toEqual([]);
+    expect((await c.req({ t: "sync", id: 9, after: page.msgs.at(-1).mid })).msgs).toEqual([]);
     expect(batches).toEqual([4, 1]);
   });
 });

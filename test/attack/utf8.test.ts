@@ -26,7 +26,7 @@ describe("invalid UTF-8 is refused with bad_request and nothing is stored (findi
     await bob.register("bob");
     await alice.login("alice");
     await bob.login("bob");
-    await alice.ok({ t: "join", group: "g" });
+    await alice.ok({ t: "create", group: "g" });
     await bob.ok({ t: "join", group: "g" });
   });
 
@@ -56,21 +56,22 @@ describe("invalid UTF-8 is refused with bad_request and nothing is stored (findi
     const r = await reply(alice, enc({ t: "send", group: "g", file: { name: "raw.bin", type: "", data: BAD_UTF8[0]![1] }, cid: "bin-ok" }));
     expect(r).toMatchObject({ t: "ok" });
     const h = await alice.ok({ t: "history", group: "g" });
-    expect(h.msgs.map((m: Msg) => m.cid)).toEqual(["bin-ok"]);
+    expect(h.msgs.map((m: Msg) => m.kind ?? m.cid)).toEqual(["create", "join", "bin-ok"]);
   });
 
   test("nothing was stored or delivered, and the connection still works", async () => {
     const g = await alice.ok({ t: "history", group: "g" });
-    expect(g.msgs.map((m: Msg) => m.cid)).toEqual(["bin-ok"]); // only the valid message above
+    expect(g.msgs.map((m: Msg) => m.kind ?? m.cid)).toEqual(["create", "join", "bin-ok"]); // the group's own entries and the valid message above
     expect((await alice.ok({ t: "history", user: "bob" })).msgs).toEqual([]);
-    expect((await alice.ok({ t: "groups" })).groups).toEqual([{ group: "g", owner: "alice" }]);
+    // no group created, no setting changed
+    expect((await alice.ok({ t: "groups" })).groups).toEqual([{ group: "g", owner: "alice", role: "owner", public: true, topic: "", description: "" }]);
     const sync = await bob.ok({ t: "sync", after: 0 });
-    expect(sync.msgs.map((m: Msg) => m.cid)).toEqual(["bin-ok"]);
+    expect(sync.msgs.map((m: Msg) => m.kind ?? m.cid)).toEqual(["create", "join", "bin-ok"]);
     const ok = await alice.ok({ t: "send", group: "g", text: "żółć ✓ 🎉", cid: "after" });
     const push = await bob.waitFor((m) => m.t === "msg" && m.mid === ok.mid);
     expect(push.text).toBe("żółć ✓ 🎉");
     // every push bob got carries valid text only: the refused sends reached nobody
-    expect(bob.pushes("msg").map((m) => m.cid)).toEqual(["bin-ok", "after"]);
+    expect(bob.msgs().map((m) => m.cid)).toEqual(["bin-ok", "after"]);
   });
 
   test("a registration or login with an invalid password string is refused and creates nothing", async () => {

@@ -147,7 +147,7 @@ const nodes = new Map<number, { li: HTMLLIElement; sig: string }>();
 let compose: { mode: "reply" | "edit"; key: ConvKey; mid: number } | undefined;
 /** When to tell the server that the user is typing. */
 const typingOut = new TypingThrottle();
-/** The conversations list has been fetched once since login (later `ready`s fetch it again). */
+/** The conversations and groups have been listed once since login (later listings are of the counts only). */
 let listed = false;
 /** The connection was lost since the last `ready`. */
 let down = false;
@@ -252,8 +252,9 @@ function onState(c: ChatClient, s: ConnectionState): void {
       void refreshPresence();
     } else banner(undefined);
     down = false;
-    // After a reconnect: the counts as they are now, and the reads that could not be sent.
-    if (model && listed) {
+    // After a reconnect: the counts as they are now, and the reads that could not be sent
+    // (the first login's listing is enter()'s: session is set once it has logged in).
+    if (model && session) {
       void refreshConvs();
       flushReads();
     }
@@ -304,7 +305,7 @@ async function enter(user: string, cred: { pass: string } | { token: string }, r
   for (const st of [sessionStorage, localStorage]) st.removeItem(stateKey(r.user));
   limits = r.limits;
   showChat();
-  await refreshConvs(true);
+  await refreshConvs();
   void refreshPresence();
   if (!phone.matches) {
     const first = m.list("group")[0] ?? m.list("dm")[0];
@@ -318,10 +319,11 @@ let convsTimer: ReturnType<typeof setTimeout> | undefined;
 
 /**
  * The conversation list with the server's unread and mention counts and previews (`convs`,
- * PROTOCOL.md §3.6): at login (with the groups, for their owners), after every reconnect,
- * and when a count could not be kept exactly from the live entries (a conversation is stale).
+ * PROTOCOL.md §3.6): at login (with the groups, for their owners, until that has worked once),
+ * after every reconnect, and when a count could not be kept exactly from the live entries (a
+ * conversation is stale).
  */
-async function refreshConvs(first = false): Promise<void> {
+async function refreshConvs(): Promise<void> {
   const m = model;
   const c = client;
   if (!m || !c) return;
@@ -331,7 +333,7 @@ async function refreshConvs(first = false): Promise<void> {
   }
   convsBusy = true;
   try {
-    const [list, groups] = await Promise.all([c.conversations(), first ? c.groups() : undefined]);
+    const [list, groups] = await Promise.all([c.conversations(), listed ? undefined : c.groups()]);
     if (m !== model) return;
     if (groups) {
       // Left on another device since: gone from here too.
@@ -1187,7 +1189,7 @@ ui.joinForm.addEventListener("submit", (e) => {
     try {
       const r = await client!.join(name);
       if (!model) return;
-      model.conv({ group: r.group });
+      model.conv({ group: r.group }).owner = r.owner;
       ui.joinGroup.value = "";
       await openConv(`g:${r.group}`);
     } catch (err) {

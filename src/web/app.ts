@@ -713,6 +713,7 @@ function renderMessages(scroll: "auto" | "bottom" | "keep"): void {
   }
   for (const cid of pendingNodes.keys()) if (!shown.has(cid) && !pending.has(cid)) pendingNodes.delete(cid);
   reconcile(ui.messageList, items);
+  if (pickerFor !== undefined) showPicker();
   if (scroll === "bottom" || (scroll === "auto" && atBottom)) box.scrollTop = box.scrollHeight;
 }
 
@@ -763,6 +764,7 @@ function showConv(c: Conv | undefined): void {
   ui.leave.hidden = !has || c.kind !== "group";
   ui.convError.textContent = "";
   setCompose(undefined);
+  pickerFor = undefined;
   renderTyping();
   if (!has) {
     ui.convTitle.textContent = "tcpchat";
@@ -949,24 +951,17 @@ ui.messageList.addEventListener("click", (ev) => {
       }
       c0.delete(c.target, mid).then((r) => applyOwn(c, { mid: r.mid, ts: r.ts, kind: "delete", ref: mid }), actionFailed);
       return;
-    case "react": {
-      const open = li.querySelector(".picker");
-      if (open) {
-        open.remove();
-        btn.setAttribute("aria-expanded", "false");
-        return;
-      }
-      const picker = reactionPicker();
-      btn.closest(".msg-actions")?.after(picker);
-      btn.setAttribute("aria-expanded", "true");
-      picker.querySelector<HTMLElement>("button")?.focus();
+    case "react":
+      pickerFor = pickerFor === mid ? undefined : mid;
+      showPicker();
+      li.querySelector<HTMLElement>(".picker button")?.focus();
       return;
-    }
     case "pick":
     case "toggle": {
       const emoji = btn.dataset.emoji;
       if (!emoji || !s) return;
-      li.querySelector(".picker")?.remove();
+      pickerFor = undefined;
+      showPicker();
       const had = s.reactions.some((r) => r.emoji === emoji && r.users.includes(me));
       c0.react(c.target, mid, emoji, { remove: had }).then((r) => applyOwn(c, { mid: r.mid, ts: r.ts, kind: had ? "unreact" : "react", ref: mid, emoji }), actionFailed);
       return;
@@ -981,6 +976,24 @@ ui.messageList.addEventListener("click", (ev) => {
   if (!q || !c) return;
   void jumpTo(c.key, Number(q.dataset.ref));
 });
+
+/** The message whose reaction picker is open: it stays open when the message is redrawn (a reaction came). */
+let pickerFor: number | undefined;
+
+/** Puts the picker under message `pickerFor` (and nowhere else). */
+function showPicker(): void {
+  for (const p of ui.messageList.querySelectorAll<HTMLElement>(".picker")) {
+    if (p.closest<HTMLElement>("li[data-mid]")?.dataset.mid !== String(pickerFor)) p.remove();
+  }
+  for (const b of ui.messageList.querySelectorAll<HTMLElement>('[data-action="react"]')) {
+    b.setAttribute("aria-expanded", String(b.closest<HTMLElement>("li[data-mid]")?.dataset.mid === String(pickerFor)));
+  }
+  if (pickerFor === undefined) return;
+  const li = ui.messageList.querySelector<HTMLElement>(`li[data-mid="${pickerFor}"]`);
+  const actions = li?.querySelector(".msg-actions");
+  if (!li || !actions) pickerFor = undefined;
+  else if (!li.querySelector(".picker")) actions.after(reactionPicker());
+}
 
 /** The bar over the composer: what it is doing besides a new message. */
 function setCompose(next: typeof compose): void {

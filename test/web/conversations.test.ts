@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { TestClient } from "../helpers/client.ts";
 import { TEST_ARGS, tempDir } from "../helpers/server.ts";
-import { startWebServer, type WebServer } from "./server.ts";
+import { freePort, startWebServer, type WebServer } from "./server.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -18,6 +18,8 @@ const PASS = "password1";
 const ARTIFACTS = join(import.meta.dir, "..", "..", "test-artifacts", "web");
 
 const tmp = tempDir("tcpchat-web-conv-");
+// A fixed HTTP port, so the server can be restarted under the open pages.
+const ARGS = [...TEST_ARGS, "--db", join(tmp.dir, "chat.db"), "--http-port", String(freePort())];
 let w: WebServer;
 let browser: Browser;
 const tcp: TestClient[] = [];
@@ -32,7 +34,7 @@ let probe: TestClient; // ann over TCP: asks `convs`
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}: apt-get update && apt-get install -y chromium`);
   mkdirSync(ARTIFACTS, { recursive: true });
-  w = await startWebServer([...TEST_ARGS, "--db", join(tmp.dir, "chat.db")]);
+  w = await startWebServer(ARGS);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 });
 
@@ -47,7 +49,8 @@ async function newPage(): Promise<Page> {
   const ctx: BrowserContext = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
   const p = await ctx.newPage();
   p.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console: ${m.text()}`);
+    // A WebSocket that cannot connect while the server is down is expected.
+    if (m.type() === "error" && !/WebSocket connection to .* failed/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   p.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   await p.goto(w.web);
@@ -196,12 +199,17 @@ describe("conversations in the web app", () => {
     await a1.locator(`#message-list li[data-mid="${doomed.mid}"] .msg-text.gone`, { hasText: "This message was deleted" }).waitFor();
     expect(await msgLi(a1, "this one goes away").count()).toBe(0);
 
-    // carl reacts from the terminal, bob with the picker in his browser.
-    await carl.ok({ t: "react", group: "ops", mid: typo.mid, emoji: "👍" });
+    // carl reacts from the terminal while bob has the picker open in his browser (the message is
+    // redrawn with carl's reaction; the picker stays), then bob picks one.
+    const chip = (p: Page, emoji: string) => msgLi(p, "the deploy is at noon").locator(`.chip[data-emoji="${emoji}"]`);
     const bobMsg = msgLi(bob, "the deploy is at noon");
     await bobMsg.getByRole("button", { name: "Add a reaction" }).click();
+    await bobMsg.locator(".picker").waitFor();
+    await carl.ok({ t: "react", group: "ops", mid: typo.mid, emoji: "👍" });
+    await chip(bob, "👍").waitFor();
+    expect(await bobMsg.locator(".picker").count()).toBe(1);
     await bobMsg.getByRole("button", { name: "React with 🎉" }).click();
-    const chip = (p: Page, emoji: string) => msgLi(p, "the deploy is at noon").locator(`.chip[data-emoji="${emoji}"]`);
+    expect(await bobMsg.locator(".picker").count()).toBe(0);
     await chip(a1, "👍").locator(".count", { hasText: "1" }).waitFor();
     await chip(a1, "🎉").locator(".count", { hasText: "1" }).waitFor();
     await carl.waitFor((m) => m.t === "msg" && m.kind === "react" && m.from === "bob" && m.emoji === "🎉" && m.ref === typo.mid);
@@ -322,6 +330,26 @@ describe("conversations in the web app", () => {
     await a2.screenshot({ path: join(ARTIFACTS, "search.png") });
     await a2.getByRole("button", { name: "Close" }).click();
     expect(await a2.locator("#search-panel").isHidden()).toBe(true);
+  }, 60_000);
+
+  test("after a reconnect the badges are the server's again: what came while the pages were away counts", async () => {
+    await conv(a1, "u:carl").click();
+    await conv(a2, "u:carl").click();
+    await badgesAre([a1, a2], { group: "ops" }, { unread: 0, mention: false });
+    expect(await w.server.stop()).toBe(0);
+    await a1.locator("#banner", { hasText: "Reconnecting" }).waitFor();
+    // a1 stays away until told: what is sent meanwhile reaches it only by its catch-up.
+    await a1.context().setOffline(true);
+    w = await startWebServer(ARGS);
+    carl = await tcpUser("carl", false);
+    probe = await tcpUser("ann", false);
+    await carl.ok({ t: "send", group: "ops", text: "while you were away, @ann" });
+    const gone = await carl.ok({ t: "send", group: "ops", text: "deleted while you were away" });
+    await carl.ok({ t: "delete", group: "ops", mid: gone.mid });
+    await carl.ok({ t: "send", group: "ops", text: "and this" });
+    await a1.context().setOffline(false);
+    for (const p of [a1, a2]) await p.locator("#me-status", { hasText: "online" }).waitFor({ timeout: 15_000 });
+    await badgesAre([a1, a2], { group: "ops" }, { unread: 2, mention: true });
   }, 60_000);
 
   test("no page logged an error", () => {

@@ -84,10 +84,13 @@ async function openDm(p: Page, user: string): Promise<void> {
 
 /** What a conversation's list item says: its unread badge ("" without one) and its mention mark. */
 async function badgeOf(p: Page, key: string): Promise<{ unread: number; mention: boolean }> {
-  const item = conv(p, key);
-  const badge = item.locator(".badge");
-  const unread = (await badge.count()) === 0 ? 0 : Number(await badge.textContent());
-  return { unread, mention: (await item.locator(".mention").count()) > 0 };
+  // Read at one moment (the list is redrawn as entries come: a badge seen by one call may be gone by the next).
+  return p.evaluate((k) => {
+    const doc = (globalThis as unknown as { document: { querySelector(s: string): { querySelector(s: string): { textContent: string | null } | null } | null } }).document;
+    const item = doc.querySelector(`.conv-item[data-key="${k}"]`);
+    const badge = item?.querySelector(".badge");
+    return { unread: badge ? Number(badge.textContent) : 0, mention: !!item?.querySelector(".mention") };
+  }, key);
 }
 
 /** The server's counts for ann in one conversation, asked over TCP (PROTOCOL.md §3.6). */

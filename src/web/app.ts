@@ -12,18 +12,22 @@ import {
   type ConnectionState,
   type LoginResult,
   type Target,
+  type TypingEvent,
 } from "../client/browser.ts";
 import { newCid } from "../client/cid.ts";
-import { dayKey, NAME_RE, NAME_RULE, PASS_MIN, sizeLabel } from "./format.ts";
-import { ChatModel, type Conv, type ConvKey, type KeyValueStore, parseSaved, targetOfMessage } from "./model.ts";
-import { BlobUrls, byId, colourClass, convItem, dayDivider, messageView } from "./view.ts";
+import { cut, dayKey, NAME_RE, NAME_RULE, PASS_MIN, sizeLabel } from "./format.ts";
+import { ChatModel, type Conv, type ConvKey, keyOf, type Shown, targetOfMessage, TypingThrottle, typingLabel } from "./model.ts";
+import { BlobUrls, byId, colourClass, continues, convItem, dayDivider, type MessageLike, messageView, type Quote, reactionPicker, searchHit, systemView } from "./view.ts";
 
 const WS_URL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 /** Messages per history page. */
 const PAGE = 50;
 /** Groups whose members are asked for presence after each (re)connect. */
 const PRESENCE_GROUPS = 100;
+/** Search results per page. */
+const SEARCH_PAGE = 30;
 const SESSION_KEY = "tcpchat.session";
+/** What earlier versions kept per user (read marks counted in the page): the server counts them now. */
 const stateKey = (user: string) => `tcpchat.state.${user}`;
 
 // ---- the page's elements -------------------------------------------------------------
@@ -60,6 +64,18 @@ const ui = {
   older: byId("older"),
   messageList: byId("message-list"),
   convError: byId("conv-error"),
+  typing: byId("typing"),
+  composeBar: byId("compose-bar"),
+  composeWhat: byId("compose-what"),
+  composeCancel: byId<HTMLButtonElement>("compose-cancel"),
+  lists: byId("lists"),
+  searchForm: byId<HTMLFormElement>("search-form"),
+  searchQ: byId<HTMLInputElement>("search-q"),
+  searchPanel: byId("search-panel"),
+  searchStatus: byId("search-status"),
+  searchResults: byId("search-results"),
+  searchMore: byId<HTMLButtonElement>("search-more"),
+  searchClose: byId<HTMLButtonElement>("search-close"),
   composer: byId<HTMLFormElement>("composer"),
   fileInput: byId<HTMLInputElement>("file-input"),
   text: byId<HTMLTextAreaElement>("text"),
@@ -76,7 +92,7 @@ interface Session {
   remember: boolean;
 }
 
-function storageFor(remember: boolean): KeyValueStore {
+function storageFor(remember: boolean): Storage {
   return remember ? localStorage : sessionStorage;
 }
 
@@ -112,6 +128,7 @@ interface PendingSend {
   target: Target;
   text?: string;
   file?: ChatFile;
+  reply?: number;
   ts: number;
   error?: string;
 }
@@ -124,8 +141,14 @@ let limits: LoginResult["limits"];
 const blobs = new BlobUrls();
 /** One's own sends not acknowledged yet, in the order they were made. */
 const pending = new Map<string, PendingSend>();
-/** Message elements by mid, reused between renders (images keep their decoded pixels). */
-const nodes = new Map<number, { li: HTMLLIElement; cont: boolean }>();
+/** Message elements by mid, reused between renders (images keep their decoded pixels) while what they show is the same. */
+const nodes = new Map<number, { li: HTMLLIElement; sig: string }>();
+/** What the composer does with its text: a new message, a reply to `mid`, or an edit of one's own `mid`. */
+let compose: { mode: "reply" | "edit"; key: ConvKey; mid: number } | undefined;
+/** When to tell the server that the user is typing. */
+const typingOut = new TypingThrottle();
+/** The conversations and groups have been listed once since login (later listings are of the counts only). */
+let listed = false;
 /** The connection was lost since the last `ready`. */
 let down = false;
 let loadingOlder = false;
@@ -200,8 +223,12 @@ async function connect(): Promise<ChatClient> {
 
 function watch(c: ChatClient): void {
   c.on("state", (s) => onState(c, s));
-  c.on("msg", (m) => {
-    if (c === client) onMessage(m);
+  // Every entry of the log, messages included, once and in mid order (kinds it does not know too: the model ignores them).
+  c.on("entry", (m) => {
+    if (c === client) onEntry(m);
+  });
+  c.on("typing", (t) => {
+    if (c === client) onTyping(t);
   });
   c.on("presence", (p) => {
     if (c !== client || !model) return;
@@ -225,6 +252,12 @@ function onState(c: ChatClient, s: ConnectionState): void {
       void refreshPresence();
     } else banner(undefined);
     down = false;
+    // After a reconnect: the counts as they are now, and the reads that could not be sent
+    // (the first login's listing is enter()'s: session is set once it has logged in).
+    if (model && session) {
+      void refreshConvs();
+      flushReads();
+    }
   } else if (s === "open" && down && !model) {
     banner(undefined);
     down = false;
@@ -257,33 +290,22 @@ function setBusy(busy: boolean, label?: string): void {
 async function enter(user: string, cred: { pass: string } | { token: string }, remember: boolean): Promise<void> {
   const c = await clientP;
   const m = new ChatModel(user);
-  const store = storageFor(remember);
-  const saved = parseSaved(store.getItem(stateKey(user)));
-  const cursor = saved ? m.restore(saved) : 0;
   model = m;
+  listed = false;
   let r: LoginResult;
   try {
-    // A returning tab or device catches up from where it was: what came since counts as unread.
-    r = await c.login(user, cred, { since: cursor > 0 ? cursor : "now" });
+    // The counts, previews and messages come from the server (convs, history): nothing to catch up here.
+    r = await c.login(user, cred);
   } catch (e) {
     model = undefined;
     throw e;
   }
   session = { user: r.user, token: r.token, remember };
   saveSession(session);
+  for (const st of [sessionStorage, localStorage]) st.removeItem(stateKey(r.user));
   limits = r.limits;
   showChat();
-  try {
-    const groups = await c.groups();
-    const mine = new Set(groups.map((g) => `g:${g.group}`));
-    for (const conv of [...m.convs.values()]) if (conv.kind === "group" && !mine.has(conv.key)) m.remove(conv.key);
-    for (const g of groups) m.conv({ group: g.group });
-    if (!saved && typeof r.mid === "number") await discover(c, m, r.mid);
-  } catch (e) {
-    console.warn("tcpchat: could not list conversations:", e);
-  }
-  renderList();
-  persistSoon();
+  await refreshConvs();
   void refreshPresence();
   if (!phone.matches) {
     const first = m.list("group")[0] ?? m.list("dm")[0];
@@ -291,25 +313,60 @@ async function enter(user: string, cred: { pass: string } | { token: string }, r
   }
 }
 
+let convsBusy = false;
+let convsAgain = false;
+let convsTimer: ReturnType<typeof setTimeout> | undefined;
+
 /**
- * First visit on this device: which conversations were active lately, from the last
- * messages before the login (they are not unread: they were there before).
+ * The conversation list with the server's unread and mention counts and previews (`convs`,
+ * PROTOCOL.md §3.6): at login (with the groups, for their owners, until that has worked once),
+ * after every reconnect, and when a count could not be kept exactly from the live entries (a
+ * conversation is stale).
  */
-async function discover(c: ChatClient, m: ChatModel, tail: number): Promise<void> {
-  let after = Math.max(0, tail - 2000);
-  for (let i = 0; i < 5 && after < tail; i++) {
-    const p = await c.sync(after, 200);
-    for (const msg of p.msgs) {
-      if (msg.mid > tail) return;
-      if (msg.kind !== undefined) continue; // an edit, reaction or read marker, not a message
-      const conv = m.conv(targetOfMessage(msg, m.me));
-      conv.lastMid = Math.max(conv.lastMid, msg.mid);
-      conv.lastRead = Math.max(conv.lastRead, msg.mid);
-    }
-    const last = p.msgs.at(-1);
-    if (!p.more || !last) return;
-    after = last.mid;
+async function refreshConvs(): Promise<void> {
+  const m = model;
+  const c = client;
+  if (!m || !c) return;
+  if (convsBusy) {
+    convsAgain = true;
+    return;
   }
+  convsBusy = true;
+  try {
+    const [list, groups] = await Promise.all([c.conversations(), listed ? undefined : c.groups()]);
+    if (m !== model) return;
+    if (groups) {
+      // Left on another device since: gone from here too.
+      const mine = new Set(groups.map((g) => `g:${g.group}`));
+      for (const conv of [...m.convs.values()]) if (conv.kind === "group" && !mine.has(conv.key)) m.remove(conv.key);
+      for (const g of groups) m.conv({ group: g.group }).owner = g.owner;
+    }
+    m.fromServer(list);
+    listed = true;
+  } catch (e) {
+    console.warn("tcpchat: could not list conversations:", e);
+  } finally {
+    convsBusy = false;
+  }
+  if (m !== model) return;
+  renderList();
+  const cur = currentConv();
+  if (cur) {
+    readIfViewing(cur);
+    renderMessages("auto");
+  }
+  if (convsAgain) {
+    convsAgain = false;
+    void refreshConvs();
+  }
+}
+
+/** Asks `convs` again soon if a conversation's count is not known exactly (at most one a second). */
+function checkStale(): void {
+  if (!model || convsTimer || ![...model.convs.values()].some((c) => c.stale)) return;
+  convsTimer = setTimeout(() => {
+    void refreshConvs().finally(() => setTimeout(() => (convsTimer = undefined), 1000));
+  }, 250);
 }
 
 function showChat(): void {
@@ -332,6 +389,10 @@ function resetToLogin(message: string): void {
   pending.clear();
   pendingNodes.clear();
   nodes.clear();
+  reads.clear();
+  compose = undefined;
+  listed = false;
+  closeSearch();
   blobs.revokeAll();
   ui.groupList.replaceChildren();
   ui.dmList.replaceChildren();
@@ -397,40 +458,93 @@ async function submitLogin(register: boolean): Promise<void> {
 
 ui.logout.addEventListener("click", () => void logout());
 
-// ---- persistence of read marks and the cursor -------------------------------------------
-
-let persistTimer: ReturnType<typeof setTimeout> | undefined;
-
-function persist(): void {
-  clearTimeout(persistTimer);
-  persistTimer = undefined;
-  if (!model || !session || !client) return;
-  try {
-    storageFor(session.remember).setItem(stateKey(model.me), JSON.stringify(model.save(client.cursor)));
-  } catch {
-    // storage full or refused: the next visit starts from "now"
-  }
-}
-
-function persistSoon(): void {
-  persistTimer ??= setTimeout(persist, 400);
-}
-
-addEventListener("pagehide", persist);
-
 // ---- messages ------------------------------------------------------------------------
 
-function onMessage(m: ChatMessage): void {
-  if (!model) return;
-  const { conv, added } = model.add(m);
-  if (!added) return;
+function onEntry(e: ChatMessage): void {
+  const m = model;
+  if (!m) return;
+  const r = m.apply(e);
+  const c = r.conv;
+  if (!c) return; // a kind this app does not know
+  const from = r.message?.from;
   // Someone whose presence is not known (joining a group announces nothing): ask.
-  if (m.from !== model.me && (!model.online.has(m.from) || (conv.kind === "group" && members?.group === conv.name && !members.list.some((x) => x.user === m.from)))) {
+  if (from !== undefined && from !== m.me && (!m.online.has(from) || (c.kind === "group" && members?.group === c.name && !members.list.some((x) => x.user === from)))) {
     learnPresence();
   }
-  if (conv.key === model.current) renderSoon();
+  if (r.message && r.message.reply !== undefined) needQuote(c, r.message.reply);
+  if (c.key === m.current) {
+    if (r.shown) renderSoon();
+    if (r.message) renderTyping();
+    readIfViewing(c);
+  }
   listSoon();
-  persistSoon();
+  checkStale();
+}
+
+function onTyping(t: TypingEvent): void {
+  const m = model;
+  if (!m || t.from === m.me) return;
+  const key = t.group !== undefined ? keyOf({ group: t.group }) : keyOf({ user: t.from });
+  m.typing.seen(key, t.from, Date.now());
+  renderTyping();
+  listSoon();
+}
+
+let typingTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** "bob is typing…" under the open conversation; redrawn when the next indicator runs out. */
+function renderTyping(): void {
+  const m = model;
+  if (!m) return;
+  const text = m.current === undefined ? "" : typingLabel(m.typing.who(m.current, Date.now()));
+  if (ui.typing.textContent !== text) ui.typing.textContent = text;
+  clearTimeout(typingTimer);
+  const next = m.typing.nextExpiry();
+  if (next !== undefined) {
+    typingTimer = setTimeout(() => {
+      renderTyping();
+      renderList();
+    }, Math.max(50, next - Date.now() + 20));
+  }
+}
+
+// ---- read markers ------------------------------------------------------------------------
+
+/** Reads to tell the server, per conversation: the largest mid (sent shortly, one per conversation; kept if it fails). */
+const reads = new Map<ConvKey, { target: Target; mid: number }>();
+let readTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** The open conversation of a visible page is read: its marker moves to the newest entry known, on every device. */
+function readIfViewing(c: Conv): void {
+  const m = model;
+  if (!m || !m.reading(c)) return;
+  const mid = m.markRead(c);
+  if (mid === undefined) return;
+  reads.set(c.key, { target: c.target, mid: Math.max(mid, reads.get(c.key)?.mid ?? 0) });
+  readTimer ??= setTimeout(flushReads, 150);
+  listSoon();
+}
+
+function flushReads(): void {
+  clearTimeout(readTimer);
+  readTimer = undefined;
+  const c = client;
+  const m = model;
+  if (!c || !m || c.state !== "ready") return;
+  for (const [key, r] of reads) {
+    reads.delete(key);
+    c.markRead(r.target, r.mid).then(
+      (res) => {
+        if (m !== model) return;
+        m.convs.get(key)?.moveRead(res.read);
+        checkStale();
+      },
+      () => {
+        // Not sent (no connection): tried again when the client is ready.
+        if (m === model && (reads.get(key)?.mid ?? 0) < r.mid) reads.set(key, r);
+      },
+    );
+  }
 }
 
 // A burst of messages (a catch-up, a busy group) is drawn once, not once per message.
@@ -465,16 +579,60 @@ function currentConv(): Conv | undefined {
 }
 
 function pendingOf(c: Conv): PendingSend[] {
-  const stored = new Set(c.msgs.filter((m) => m.from === model?.me && m.cid).map((m) => m.cid));
+  const stored = new Set(c.items.filter((m) => m.from === model?.me && m.cid).map((m) => m.cid));
   return [...pending.values()].filter((p) => p.key === c.key && !stored.has(p.cid));
 }
 
-function nodeFor(m: ChatMessage, prev: ChatMessage | undefined): HTMLLIElement {
-  const cont = prev !== undefined && prev.from === m.from && m.ts - prev.ts < 5 * 60_000 && dayKey(prev.ts) === dayKey(m.ts);
-  const had = nodes.get(m.mid);
-  if (had && had.cont === cont) return had.li;
-  const li = messageView(m, String(m.mid), { me: model!.me, prev, blobs });
-  nodes.set(m.mid, { li, cont });
+/** Replied-to messages being fetched, by conversation and mid (each asked once). */
+const quoting = new Set<string>();
+
+/** The quote of a reply: the message as it is now, fetched (one `history` of one entry) when it is not loaded. */
+function quoteOf(c: Conv, mid: number): Shown | "loading" | undefined {
+  const q = c.find(mid);
+  if (q) return q;
+  needQuote(c, mid);
+  return quoting.has(`${c.key} ${mid}`) ? "loading" : undefined;
+}
+
+function needQuote(c: Conv, mid: number): void {
+  const k = `${c.key} ${mid}`;
+  if (c.find(mid) || quoting.has(k) || !client) return;
+  quoting.add(k);
+  const m = model;
+  client.history(c.target, { before: mid + 1, limit: 1 }).then(
+    (p) => {
+      const q = p.msgs[0];
+      if (!m || m !== model || !q || q.mid !== mid || q.kind !== undefined) return;
+      c.putQuoted(q, q.mid);
+      if (c.key === m.current) renderSoon();
+    },
+    () => quoting.delete(k), // asked again at the next redraw
+  );
+}
+
+/** Whether the user may delete `s`: their own, or any in a group they own (PROTOCOL.md §3.6). */
+function canDelete(c: Conv, s: MessageLike): boolean {
+  return s.from === model?.me || (c.kind === "group" && c.owner === model?.me);
+}
+
+function nodeFor(c: Conv, s: Shown, prev: MessageLike | undefined): HTMLLIElement {
+  const me = model!.me;
+  if (s.kind !== undefined) {
+    const had = nodes.get(s.mid);
+    if (had) return had.li;
+    const li = systemView(s, me);
+    nodes.set(s.mid, { li, sig: "" });
+    return li;
+  }
+  const cont = continues(prev, s);
+  const quote = s.reply === undefined ? undefined : quoteOf(c, s.reply);
+  const quoteSig = quote === undefined ? "" : quote === "loading" ? "…" : `${quote.mid}:${quote.rev}`;
+  const del = canDelete(c, s);
+  const sig = `${s.rev}|${cont}|${quoteSig}|${del}`;
+  const had = nodes.get(s.mid);
+  if (had && had.sig === sig) return had.li;
+  const li = messageView(s, String(s.mid), { me, prev, blobs, quote, canDelete: del });
+  nodes.set(s.mid, { li, sig });
   return li;
 }
 
@@ -517,16 +675,18 @@ function renderMessages(scroll: "auto" | "bottom" | "keep"): void {
   const box = ui.messages;
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
   const items: Node[] = [];
-  let prev: ChatMessage | undefined;
-  for (const m of c.msgs) {
-    if (!prev || dayKey(prev.ts) !== dayKey(m.ts)) items.push(dividerFor(m.ts));
-    items.push(nodeFor(m, prev));
-    prev = m;
+  let prev: MessageLike | undefined;
+  let prevTs: number | undefined;
+  for (const s of c.items) {
+    if (prevTs === undefined || dayKey(prevTs) !== dayKey(s.ts)) items.push(dividerFor(s.ts));
+    items.push(nodeFor(c, s, prev));
+    prev = s.kind === undefined ? s : undefined; // a system line ends a run of one sender's messages
+    prevTs = s.ts;
   }
   const shown = new Set<string>();
   for (const p of pendingOf(c)) {
-    const m: ChatMessage = { mid: 0, ts: p.ts, from: model.me, ...p.target, text: p.text, file: p.file, cid: p.cid };
-    if (!prev || dayKey(prev.ts) !== dayKey(m.ts)) items.push(dividerFor(m.ts));
+    const m: MessageLike = { mid: 0, ts: p.ts, from: model.me, text: p.text, file: p.file, reply: p.reply, reactions: [] };
+    if (prevTs === undefined || dayKey(prevTs) !== dayKey(m.ts)) items.push(dividerFor(m.ts));
     const waiting = client?.state === "ready" ? "Sending…" : "Waiting for the connection…";
     const state = p.error ? `failed:${p.error}` : waiting;
     let had = pendingNodes.get(p.cid);
@@ -542,15 +702,18 @@ function renderMessages(scroll: "auto" | "bottom" | "keep"): void {
             },
           }
         : { text: waiting, failed: false };
-      had = { li: messageView(m, `c:${p.cid}`, { me: model.me, prev, blobs, status }), state };
+      const quote = p.reply === undefined ? undefined : quoteOf(c, p.reply);
+      had = { li: messageView(m, `c:${p.cid}`, { me: model.me, prev, blobs, status, quote }), state };
       pendingNodes.set(p.cid, had);
     }
     shown.add(p.cid);
     items.push(had.li);
     prev = m;
+    prevTs = m.ts;
   }
   for (const cid of pendingNodes.keys()) if (!shown.has(cid) && !pending.has(cid)) pendingNodes.delete(cid);
   reconcile(ui.messageList, items);
+  if (pickerFor !== undefined) showPicker();
   if (scroll === "bottom" || (scroll === "auto" && atBottom)) box.scrollTop = box.scrollHeight;
 }
 
@@ -562,12 +725,14 @@ function renderPending(): void {
 function renderList(): void {
   if (!model) return;
   const m = model;
-  const item = (c: Conv) => convItem(c, c.kind === "dm" ? m.online.get(c.name) : undefined, c.key === m.current, () => void openConv(c.key));
+  const now = Date.now();
+  const item = (c: Conv) =>
+    convItem(c, c.kind === "dm" ? m.online.get(c.name) : undefined, c.key === m.current, typingLabel(m.typing.who(c.key, now)), m.me, () => void openConv(c.key));
   // Keep the keyboard focus on the same conversation across the redraw.
   const focused = (document.activeElement as HTMLElement | null)?.dataset?.key;
   ui.groupList.replaceChildren(...m.list("group").map(item));
   ui.dmList.replaceChildren(...m.list("dm").map(item));
-  if (focused) ui.chat.querySelector<HTMLElement>(`.conv-item[data-key="${CSS.escape(focused)}"]`)?.focus();
+  if (focused) ui.lists.querySelector<HTMLElement>(`.conv-item[data-key="${CSS.escape(focused)}"]`)?.focus();
   const n = m.totalUnread;
   document.title = n > 0 ? `(${n}) tcpchat` : "tcpchat";
 }
@@ -598,6 +763,9 @@ function showConv(c: Conv | undefined): void {
   ui.composer.hidden = !has;
   ui.leave.hidden = !has || c.kind !== "group";
   ui.convError.textContent = "";
+  setCompose(undefined);
+  pickerFor = undefined;
+  renderTyping();
   if (!has) {
     ui.convTitle.textContent = "tcpchat";
     ui.convSub.textContent = "";
@@ -614,25 +782,26 @@ async function openConv(key: ConvKey): Promise<void> {
   const c = m?.convs.get(key);
   if (!m || !c) return;
   const switching = m.current !== key;
-  m.open(key);
-  showConv(c);
+  m.current = key;
+  if (switching) showConv(c);
+  readIfViewing(c);
   renderList();
   renderMessages("bottom");
-  persistSoon();
   if (!phone.matches || switching) ui.text.focus({ preventScroll: true });
-  if (c.kind === "group") void loadMembers(c);
+  if (c.kind === "group" && switching) void loadMembers(c);
   if (!c.loaded) {
     try {
       const p = await client!.history(c.target, { limit: PAGE });
-      m.page(c, p.msgs, p.more, false);
+      c.page(p.msgs, p.more, false);
     } catch (e) {
       if (m.current === key) ui.convError.textContent = `Could not load the history: ${describe(e)}`;
       return;
     }
     if (m.current !== key) return;
+    readIfViewing(c);
     renderMessages("bottom");
     renderList();
-    void fillView(c);
+    await fillView(c);
   }
 }
 
@@ -684,12 +853,12 @@ async function loadOlder(c: Conv): Promise<boolean> {
   loadingOlder = true;
   ui.older.hidden = false;
   try {
-    const first = c.msgs[0]?.mid;
+    const first = c.items[0]?.mid;
     const before = first === undefined ? c.oldest : c.oldest === undefined ? first : Math.min(first, c.oldest);
     const p = await client.history(c.target, before === undefined ? { limit: PAGE } : { before, limit: PAGE });
     const box = ui.messages;
     const fromBottom = box.scrollHeight - box.scrollTop;
-    const n = model!.page(c, p.msgs, p.more, true);
+    const n = c.page(p.msgs, p.more, true);
     if (model?.current === c.key) {
       ui.older.hidden = true;
       renderMessages("keep");
@@ -709,6 +878,150 @@ ui.messages.addEventListener("scroll", () => {
   if (c && ui.messages.scrollTop < 150) void loadOlder(c);
 });
 
+/** Opens a conversation at message `mid` (loading older pages until it is there) and points it out. */
+async function jumpTo(key: ConvKey, mid: number): Promise<void> {
+  const m = model;
+  const c = m?.convs.get(key);
+  if (!m || !c) return;
+  await openConv(key);
+  for (let i = 0; i < 100 && m.current === key && !c.items.some((s) => s.mid === mid) && c.hasOlder; i++) {
+    if (!(await loadOlder(c))) await sleep(100);
+  }
+  if (m.current !== key) return;
+  const li = ui.messageList.querySelector<HTMLElement>(`li[data-mid="${mid}"]`);
+  if (!li) {
+    ui.convError.textContent = "That message is not there any more.";
+    return;
+  }
+  li.scrollIntoView({ block: "center" });
+  li.classList.add("flash");
+  setTimeout(() => li.classList.remove("flash"), 2000);
+}
+
+// ---- what one does with a message: reply, react, edit, delete -----------------------------
+
+/** Applies one's own change from its reply (the client reports it so, not as an event). */
+function applyOwn(c: Conv, e: Omit<ChatMessage, "from" | "group" | "user">): void {
+  const m = model;
+  if (!m) return;
+  m.apply({ ...e, from: m.me, ...c.target } as ChatMessage);
+  if (m.current === c.key) renderMessages("auto");
+  listSoon();
+  checkStale();
+}
+
+function actionFailed(e: unknown): void {
+  ui.convError.textContent = e instanceof ChatError && e.code === "not_found" ? "That message is not there any more." : describe(e);
+}
+
+ui.messageList.addEventListener("click", (ev) => {
+  const btn = (ev.target as Element | null)?.closest<HTMLElement>("[data-action]");
+  const li = btn?.closest<HTMLElement>("li[data-mid]");
+  const c = currentConv();
+  const c0 = client;
+  const me = model?.me;
+  if (!btn || !li || !c || !c0 || me === undefined) return;
+  const mid = Number(li.dataset.mid);
+  const s = c.find(mid);
+  ui.convError.textContent = "";
+  switch (btn.dataset.action) {
+    case "reply":
+      setCompose({ mode: "reply", key: c.key, mid });
+      ui.text.focus();
+      return;
+    case "edit":
+      if (!s || s.text === undefined) return;
+      setCompose({ mode: "edit", key: c.key, mid });
+      ui.text.value = s.text;
+      grow();
+      ui.text.focus();
+      return;
+    case "delete":
+      // Twice: the first click asks.
+      if (btn.dataset.armed !== "1") {
+        btn.dataset.armed = "1";
+        btn.textContent = "Delete?";
+        btn.setAttribute("aria-label", "Click again to delete this message");
+        setTimeout(() => {
+          delete btn.dataset.armed;
+          btn.textContent = "Delete";
+          btn.removeAttribute("aria-label");
+        }, 4000);
+        return;
+      }
+      c0.delete(c.target, mid).then((r) => applyOwn(c, { mid: r.mid, ts: r.ts, kind: "delete", ref: mid }), actionFailed);
+      return;
+    case "react":
+      pickerFor = pickerFor === mid ? undefined : mid;
+      showPicker();
+      li.querySelector<HTMLElement>(".picker button")?.focus();
+      return;
+    case "pick":
+    case "toggle": {
+      const emoji = btn.dataset.emoji;
+      if (!emoji || !s) return;
+      pickerFor = undefined;
+      showPicker();
+      const had = s.reactions.some((r) => r.emoji === emoji && r.users.includes(me));
+      c0.react(c.target, mid, emoji, { remove: had }).then((r) => applyOwn(c, { mid: r.mid, ts: r.ts, kind: had ? "unreact" : "react", ref: mid, emoji }), actionFailed);
+      return;
+    }
+  }
+});
+
+// Quotes are outside li[data-mid] handling above only for pending sends; a quote jumps to what it answers.
+ui.messageList.addEventListener("click", (ev) => {
+  const q = (ev.target as Element | null)?.closest<HTMLElement>("[data-action=jump]");
+  const c = currentConv();
+  if (!q || !c) return;
+  void jumpTo(c.key, Number(q.dataset.ref));
+});
+
+/** The message whose reaction picker is open: it stays open when the message is redrawn (a reaction came). */
+let pickerFor: number | undefined;
+
+/** Puts the picker under message `pickerFor` (and nowhere else). */
+function showPicker(): void {
+  for (const p of ui.messageList.querySelectorAll<HTMLElement>(".picker")) {
+    if (p.closest<HTMLElement>("li[data-mid]")?.dataset.mid !== String(pickerFor)) p.remove();
+  }
+  for (const b of ui.messageList.querySelectorAll<HTMLElement>('[data-action="react"]')) {
+    b.setAttribute("aria-expanded", String(b.closest<HTMLElement>("li[data-mid]")?.dataset.mid === String(pickerFor)));
+  }
+  if (pickerFor === undefined) return;
+  const li = ui.messageList.querySelector<HTMLElement>(`li[data-mid="${pickerFor}"]`);
+  const actions = li?.querySelector(".msg-actions");
+  if (!li || !actions) pickerFor = undefined;
+  else if (!li.querySelector(".picker")) actions.after(reactionPicker());
+}
+
+/** The bar over the composer: what it is doing besides a new message. */
+function setCompose(next: typeof compose): void {
+  const was = compose;
+  compose = next;
+  const c = currentConv();
+  const s = next && c ? c.find(next.mid) : undefined;
+  if (!next || !s) {
+    compose = undefined;
+    ui.composeBar.hidden = true;
+    ui.composeWhat.textContent = "";
+    if (was?.mode === "edit") {
+      ui.text.value = "";
+      grow();
+    }
+    return;
+  }
+  const who = s.from === model?.me ? "yourself" : s.from;
+  ui.composeWhat.textContent =
+    next.mode === "edit" ? "Editing your message" : `Replying to ${who}: ${s.text !== undefined ? cut(s.text.replace(/\s+/g, " "), 80) : s.file ? s.file.name : ""}`;
+  ui.composeBar.hidden = false;
+}
+
+ui.composeCancel.addEventListener("click", () => {
+  setCompose(undefined);
+  ui.text.focus();
+});
+
 // ---- sending ------------------------------------------------------------------------
 
 /** The largest file the server takes: its frame limit less room for the rest of the request. */
@@ -720,12 +1033,13 @@ function utf8Length(s: string): number {
   return new TextEncoder().encode(s).length;
 }
 
-function send(input: { text?: string; file?: ChatFile }): void {
+function send(input: { text?: string; file?: ChatFile; reply?: number }): void {
   const c = currentConv();
   if (!c || !model) return;
   const p: PendingSend = { cid: newCid(), key: c.key, target: c.target, ts: Date.now(), ...input };
   pending.set(p.cid, p);
-  model.markRead(c);
+  typingOut.reset(c.key);
+  readIfViewing(c);
   renderMessages("bottom");
   renderList();
   transmit(p);
@@ -736,14 +1050,13 @@ function transmit(p: PendingSend): void {
   if (!c) return;
   p.error = undefined;
   renderPending();
-  c.send({ ...p.target, text: p.text, file: p.file, cid: p.cid } as Parameters<ChatClient["send"]>[0]).then(
+  c.send({ ...p.target, text: p.text, file: p.file, reply: p.reply, cid: p.cid } as Parameters<ChatClient["send"]>[0]).then(
     (m) => {
       if (c !== client || !model) return;
       pending.delete(p.cid);
-      const { conv } = model.add(m);
-      if (conv.key === model.current) renderMessages("auto");
+      const { conv } = model.apply(m);
+      if (conv?.key === model.current) renderMessages("auto");
       renderList();
-      persistSoon();
     },
     (e) => {
       if (c !== client || !pending.has(p.cid)) return;
@@ -767,7 +1080,18 @@ function submitText(): void {
     return;
   }
   ui.convError.textContent = "";
-  send({ text });
+  const c = currentConv();
+  const mode = compose && c && compose.key === c.key ? compose : undefined;
+  if (mode?.mode === "edit") {
+    const s = c!.find(mode.mid);
+    setCompose(undefined);
+    if (s && s.text !== text) {
+      client?.edit(c!.target, mode.mid, text).then((r) => applyOwn(c!, { mid: r.mid, ts: r.ts, kind: "edit", ref: mode.mid, text }), actionFailed);
+    }
+  } else {
+    send({ text, reply: mode?.mid });
+    setCompose(undefined);
+  }
   ui.text.value = "";
   grow();
 }
@@ -777,6 +1101,8 @@ ui.text.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
     submitText();
+  } else if (e.key === "Escape" && compose) {
+    setCompose(undefined);
   } else if (e.key === "Escape" && phone.matches) {
     goBack();
   }
@@ -787,7 +1113,14 @@ function grow(): void {
   ui.text.style.height = "auto";
   ui.text.style.height = `${ui.text.scrollHeight + 2}px`;
 }
-ui.text.addEventListener("input", grow);
+ui.text.addEventListener("input", () => {
+  grow();
+  // Typing (not editing) tells the others, at once and then every few seconds (PROTOCOL.md §3.6).
+  const c = currentConv();
+  if (!c || !client || client.state !== "ready" || compose?.mode === "edit" || ui.text.value.trim() === "") return;
+  if (c.kind === "dm" && c.name === model?.me) return; // notes to self: nobody to tell
+  if (typingOut.due(c.key, Date.now())) client.typing(c.target).catch(() => {});
+});
 
 function fileName(name: string): string {
   const n = name || "file";
@@ -869,7 +1202,7 @@ ui.joinForm.addEventListener("submit", (e) => {
     try {
       const r = await client!.join(name);
       if (!model) return;
-      model.conv({ group: r.group });
+      model.conv({ group: r.group }).owner = r.owner;
       ui.joinGroup.value = "";
       await openConv(`g:${r.group}`);
     } catch (err) {
@@ -889,7 +1222,7 @@ ui.dmForm.addEventListener("submit", (e) => {
       const p = await client!.history({ user: name }, { limit: PAGE });
       if (!model) return;
       const c = model.conv({ user: name });
-      model.page(c, p.msgs, p.more, false);
+      c.page(p.msgs, p.more, false);
       ui.dmUser.value = "";
       await openConv(c.key);
     } catch (err) {
@@ -913,12 +1246,11 @@ ui.leave.addEventListener("click", () => {
     model?.remove(c.key);
     showConv(undefined);
     renderList();
-    persistSoon();
   })();
 });
 
 function goBack(): void {
-  model?.open(undefined);
+  if (model) model.current = undefined;
   showConv(undefined);
   renderList();
   ui.groupList.querySelector<HTMLElement>(".conv-item")?.focus();
@@ -927,9 +1259,80 @@ ui.back.addEventListener("click", goBack);
 
 document.addEventListener("visibilitychange", () => {
   if (!model) return;
-  model.setVisible(!document.hidden);
+  model.visible = !document.hidden;
+  const c = currentConv();
+  if (c) readIfViewing(c);
   renderList();
-  persistSoon();
+});
+
+// ---- search ---------------------------------------------------------------------------------
+
+/** The search on screen: its query, and where the next page starts (the last mid shown). */
+let searching: { q: string; before?: number; seq: number } | undefined;
+let searchSeq = 0;
+
+ui.searchForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const q = ui.searchQ.value.trim();
+  if (q === "") return closeSearch();
+  if (utf8Length(q) > 256) return sideError("A search is at most 256 bytes of text.");
+  searching = { q, seq: ++searchSeq };
+  ui.searchResults.replaceChildren();
+  ui.searchPanel.hidden = false;
+  ui.lists.hidden = true;
+  void searchPage();
+});
+
+/** The next page of results (newest first, PROTOCOL.md §3.7), added below those shown. */
+async function searchPage(): Promise<void> {
+  const s = searching;
+  const c = client;
+  const m = model;
+  if (!s || !c || !m) return;
+  ui.searchMore.hidden = true;
+  ui.searchStatus.textContent = "Searching…";
+  try {
+    const p = await c.search(s.q, s.before === undefined ? { limit: SEARCH_PAGE } : { before: s.before, limit: SEARCH_PAGE });
+    if (searching?.seq !== s.seq || m !== model) return;
+    for (const hit of p.msgs) {
+      const t = targetOfMessage(hit, m.me);
+      const where = t.group !== undefined ? `#${t.group}` : t.user === m.me ? "Notes to yourself" : t.user;
+      ui.searchResults.append(searchHit(hit, where, keyOf(t), m.me));
+    }
+    const last = p.msgs.at(-1);
+    if (last) s.before = last.mid;
+    const n = ui.searchResults.childElementCount;
+    ui.searchStatus.textContent = n === 0 ? `Nothing found for “${s.q}”.` : `${n}${p.more ? "+" : ""} message${n === 1 ? "" : "s"} with “${s.q}”, newest first.`;
+    ui.searchMore.hidden = !p.more;
+  } catch (e) {
+    if (searching?.seq === s.seq) ui.searchStatus.textContent = `Could not search: ${describe(e)}`;
+  }
+}
+
+ui.searchMore.addEventListener("click", () => void searchPage());
+
+ui.searchResults.addEventListener("click", (e) => {
+  const b = (e.target as Element | null)?.closest<HTMLElement>(".search-hit");
+  const m = model;
+  const key = b?.dataset.key;
+  if (!b || !m || !key) return;
+  const t = key.startsWith("g:") ? { group: key.slice(2) } : { user: key.slice(2) };
+  m.conv(t); // a direct conversation not in the list yet
+  renderList();
+  void jumpTo(key, Number(b.dataset.mid));
+});
+
+function closeSearch(): void {
+  searching = undefined;
+  ui.searchPanel.hidden = true;
+  ui.lists.hidden = false;
+  ui.searchResults.replaceChildren();
+  ui.searchStatus.textContent = "";
+}
+
+ui.searchClose.addEventListener("click", () => {
+  closeSearch();
+  ui.searchQ.value = "";
 });
 
 // ---- start -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-// Formatting for the web app: times in the viewer's time zone, sizes, and which
-// files are shown as images. No DOM.
+// Formatting for the web app: times in the viewer's time zone, sizes, which files are
+// shown as images, mentions and previews. No DOM.
+import type { ChatFile } from "../client/browser.ts";
 
 /** Image types shown inline (from a blob URL of the message's bytes); anything else is a download. */
 const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"]);
@@ -44,6 +45,43 @@ export function sizeLabel(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+// Mentions as the server counts them (PROTOCOL.md §3.6; mentionsOf in src/store/store.ts,
+// which test/web/model.test.ts compares with this): `@name` at the start or after a character
+// that cannot be in a name, the name whole, without trailing `.` and `-`; at most 32 names.
+const MENTION_RE = /(^|[^A-Za-z0-9_.@-])@([a-z0-9_][a-z0-9_.-]{0,31})/g;
+const MAX_MENTIONS = 32;
+
+/** Whether `text`, sent by `sender`, mentions `me`. */
+export function mentions(text: string | undefined, me: string, sender: string): boolean {
+  if (text === undefined || !text.includes("@") || me === sender) return false;
+  const seen = new Set<string>();
+  for (const m of text.matchAll(MENTION_RE)) {
+    const name = m[2]!.replace(/[.-]+$/, "");
+    if (name === "" || name === sender) continue;
+    if (name === me) return true;
+    seen.add(name);
+    if (seen.size === MAX_MENTIONS) return false;
+  }
+  return false;
+}
+
+/** The first `n` code points of `s`, with an ellipsis if it was longer. */
+export function cut(s: string, n: number): string {
+  const cps = Array.from(s);
+  return cps.length <= n ? s : `${cps.slice(0, n).join("")}…`;
+}
+
+/** A conversation's preview of a message: who, and its text cut short or its file's name. */
+export function previewOf(m: { mid: number; ts: number; from: string; text?: string; file?: Pick<ChatFile, "name"> }): {
+  mid: number;
+  ts: number;
+  from: string;
+  text?: string;
+  file?: { name: string };
+} {
+  return { mid: m.mid, ts: m.ts, from: m.from, text: m.text === undefined ? undefined : cut(m.text, 100), file: m.file ? { name: m.file.name } : undefined };
 }
 
 // User and group names (PROTOCOL.md §2.1) and the shortest password, as the server checks

@@ -2,7 +2,7 @@
 // as text (text nodes, textContent, attribute values), never as markup: there is no
 // innerHTML here or anywhere in the app.
 import type { ChatFile, ChatMessage } from "../client/browser.ts";
-import { dayKey, dayLabel, fullTimeOf, isPreviewable, sizeLabel, timeOf } from "./format.ts";
+import { cut, dayKey, dayLabel, fullTimeOf, isPreviewable, sizeLabel, timeOf } from "./format.ts";
 import type { Conv } from "./model.ts";
 
 type Child = Node | string | null | undefined | false;
@@ -94,24 +94,81 @@ function fileView(key: string, file: ChatFile, blobs: BlobUrls): HTMLElement {
   return h("figure", { class: "file" }, img, h("figcaption", {}, download));
 }
 
+/** What a message view shows: a Shown (model.ts), or one's own send not stored yet. */
+export interface MessageLike {
+  mid: number;
+  ts: number;
+  from: string;
+  text?: string;
+  file?: ChatFile;
+  reply?: number;
+  edited?: number;
+  deleted?: number;
+  reactions: { emoji: string; users: string[] }[];
+}
+
+/** The message a reply quotes: found (as it is now), or still being fetched. */
+export type Quote = { from: string; text?: string; file?: { name: string }; deleted?: number } | "loading";
+
 export interface MessageViewOptions {
   me: string;
   /** The previous message shown, to fold consecutive messages of one sender together. */
-  prev?: ChatMessage;
+  prev?: MessageLike;
   blobs: BlobUrls;
-  /** `sending`, or why it failed; for one's own sends not yet acknowledged. */
+  /** `sending`, or why it failed; for one's own sends not acknowledged yet. */
   status?: { text: string; failed: boolean; retry?: () => void; dismiss?: () => void };
+  quote?: Quote;
+  /** The user may delete it (their own, or any in a group they own). */
+  canDelete?: boolean;
 }
 
-/** One message as a list item. `key` is its mid, or `c:<cid>` while it is being sent. */
-export function messageView(m: ChatMessage, key: string, o: MessageViewOptions): HTMLLIElement {
+/** Consecutive messages of one sender within 5 minutes on one day are folded together. */
+export function continues(prev: MessageLike | undefined, m: MessageLike): boolean {
+  return prev !== undefined && prev.from === m.from && m.ts - prev.ts < 5 * 60_000 && dayKey(prev.ts) === dayKey(m.ts);
+}
+
+/** "bob: the text", cut short, for a quote or a search hit. */
+function quoteText(q: Exclude<Quote, "loading">): string {
+  if (q.deleted !== undefined) return "deleted message";
+  if (q.text !== undefined && q.text !== "") return cut(q.text.replace(/\s+/g, " "), 120);
+  return q.file ? `📎 ${q.file.name}` : "";
+}
+
+function quoteView(reply: number, q: Quote | undefined, me: string): HTMLElement {
+  const who = q === undefined || q === "loading" ? "" : q.from === me ? "You" : q.from;
+  const what = q === undefined ? "an earlier message" : q === "loading" ? "…" : quoteText(q);
+  return h(
+    "button",
+    { type: "button", class: "quote", "data-action": "jump", "data-ref": String(reply), "aria-label": `Reply to ${who || "a message"}: ${what}. Show it` },
+    who ? h("strong", {}, who) : null,
+    h("span", {}, what),
+  );
+}
+
+/** The emoji offered by the reaction picker. */
+export const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+
+/**
+ * One message as a list item. `key` is its mid, or `c:<cid>` while it is being sent. Buttons
+ * carry `data-action` (reply, react, edit, delete, toggle, pick, jump): the app listens once,
+ * on the list.
+ */
+export function messageView(m: MessageLike, key: string, o: MessageViewOptions): HTMLLIElement {
   const mine = m.from === o.me;
-  const cont = o.prev !== undefined && o.prev.from === m.from && m.ts - o.prev.ts < 5 * 60_000 && dayKey(o.prev.ts) === dayKey(m.ts);
-  const cls = ["msg", mine ? "mine" : "", cont ? "cont" : "", o.status ? (o.status.failed ? "failed" : "pending") : ""].filter(Boolean).join(" ");
+  const cont = continues(o.prev, m);
+  const gone = m.deleted !== undefined;
+  const cls = ["msg", mine ? "mine" : "", cont ? "cont" : "", gone ? "deleted" : "", o.status ? (o.status.failed ? "failed" : "pending") : ""]
+    .filter(Boolean)
+    .join(" ");
   const time = h("time", { class: "msg-time", datetime: new Date(m.ts).toISOString(), title: fullTimeOf(m.ts) }, timeOf(m.ts));
   const bubble = h("div", { class: "bubble" });
-  if (m.file) bubble.append(fileView(key, m.file, o.blobs));
-  if (m.text !== undefined && m.text !== "") bubble.append(h("div", { class: "msg-text" }, m.text));
+  if (m.reply !== undefined) bubble.append(quoteView(m.reply, o.quote, o.me));
+  if (gone) bubble.append(h("div", { class: "msg-text gone" }, "This message was deleted"));
+  else {
+    if (m.file) bubble.append(fileView(key, m.file, o.blobs));
+    if (m.text !== undefined && m.text !== "") bubble.append(h("div", { class: "msg-text" }, m.text));
+  }
+  if (m.edited !== undefined && !gone) bubble.append(h("span", { class: "edited", title: `Edited ${fullTimeOf(m.edited)}` }, "edited"));
   bubble.append(time);
   const li = h(
     "li",
@@ -119,6 +176,42 @@ export function messageView(m: ChatMessage, key: string, o: MessageViewOptions):
     h("div", { class: "msg-meta" }, h("span", { class: "msg-from" }, mine ? "You" : m.from)),
     bubble,
   );
+  if (!o.status && !gone) {
+    const reactions = m.reactions.filter((r) => r.users.length > 0);
+    if (reactions.length > 0) {
+      const row = h("div", { class: "reactions" });
+      for (const r of reactions) {
+        const on = r.users.includes(o.me);
+        const names = r.users.map((u) => (u === o.me ? "you" : u)).join(", ");
+        row.append(
+          h(
+            "button",
+            {
+              type: "button",
+              class: `chip${on ? " on" : ""}`,
+              "data-action": "toggle",
+              "data-emoji": r.emoji,
+              "aria-pressed": on ? "true" : "false",
+              "aria-label": `${r.emoji} ${r.users.length}: ${names}`,
+              title: names,
+            },
+            h("span", { class: "emoji" }, r.emoji),
+            h("span", { class: "count" }, String(r.users.length)),
+          ),
+        );
+      }
+      li.append(row);
+    }
+    const actions = h(
+      "div",
+      { class: "msg-actions" },
+      h("button", { type: "button", class: "ghost", "data-action": "reply" }, "Reply"),
+      h("button", { type: "button", class: "ghost", "data-action": "react", "aria-label": "Add a reaction", "aria-expanded": "false" }, "React"),
+      mine && m.text !== undefined ? h("button", { type: "button", class: "ghost", "data-action": "edit" }, "Edit") : null,
+      o.canDelete ? h("button", { type: "button", class: "ghost danger", "data-action": "delete" }, "Delete") : null,
+    );
+    li.append(actions);
+  }
   if (o.status) {
     const st = h("div", { class: "msg-status", role: o.status.failed ? "alert" : undefined }, o.status.text);
     if (o.status.retry) {
@@ -136,32 +229,70 @@ export function messageView(m: ChatMessage, key: string, o: MessageViewOptions):
   return li;
 }
 
+/** The row of emoji to react with, under a message. */
+export function reactionPicker(): HTMLDivElement {
+  return h(
+    "div",
+    { class: "picker", role: "group", "aria-label": "Reactions" },
+    ...QUICK_EMOJI.map((e) => h("button", { type: "button", class: "ghost", "data-action": "pick", "data-emoji": e, "aria-label": `React with ${e}` }, e)),
+  );
+}
+
+/** A line about the conversation itself: "alice joined", "bob left", "alice added bob". */
+export function systemView(s: { mid: number; ts: number; from: string; kind?: string; target?: string }, me: string): HTMLLIElement {
+  const name = (u: string) => (u === me ? "You" : u);
+  const target = s.target ?? s.from;
+  const self = target === s.from;
+  const text =
+    s.kind === "join" ? (self ? `${name(target)} joined` : `${name(s.from)} added ${target === me ? "you" : target}`) : self ? `${name(target)} left` : `${name(s.from)} removed ${target === me ? "you" : target}`;
+  return h("li", { class: "system", "data-mid": String(s.mid) }, text, " · ", h("time", { datetime: new Date(s.ts).toISOString(), title: fullTimeOf(s.ts) }, timeOf(s.ts)));
+}
+
+/** One search result: where, who, when and the text; the app opens the conversation at it. */
+export function searchHit(m: { mid: number; ts: number; from: string; text?: string }, where: string, key: string, me: string): HTMLLIElement {
+  return h(
+    "li",
+    {},
+    h(
+      "button",
+      { type: "button", class: "search-hit", "data-key": key, "data-mid": String(m.mid) },
+      h("span", { class: "hit-head" }, h("strong", {}, where), h("span", {}, ` · ${m.from === me ? "you" : m.from} · `), h("time", { datetime: new Date(m.ts).toISOString() }, `${dayLabel(m.ts)} ${timeOf(m.ts)}`)),
+      h("span", { class: "hit-text" }, cut(m.text ?? "", 200)),
+    ),
+  );
+}
+
 export function dayDivider(ts: number): HTMLLIElement {
   return h("li", { class: "day", role: "separator" }, dayLabel(ts));
 }
 
-/** A conversation in the sidebar list. */
-export function convItem(c: Conv, online: boolean | undefined, current: boolean, onOpen: () => void): HTMLLIElement {
+/** A conversation in the sidebar list: name, preview (or who is typing), unread and mention counts. */
+export function convItem(c: Conv, online: boolean | undefined, current: boolean, typing: string, me: string, onOpen: () => void): HTMLLIElement {
   const av = avatar(c.name, c.kind === "group");
   let presence = "";
   if (c.kind === "dm" && online !== undefined) {
     av.append(h("span", { class: `dot${online ? " online" : ""}` }));
     presence = online ? ", online" : ", offline";
   }
-  const unread = c.unread > 0 ? `, ${c.unread} unread` : "";
-  const label = `${c.kind === "group" ? "Group " : ""}${c.name}${presence}${unread}`;
+  const unread = c.unread;
+  const mentions = c.mentions;
+  const counts = unread > 0 ? `, ${unread} unread${mentions > 0 ? `, ${mentions} mention${mentions === 1 ? "" : "s"}` : ""}` : "";
+  const label = `${c.kind === "group" ? "Group " : ""}${c.name}${presence}${counts}`;
+  const p = c.preview;
+  const previewText = typing || (p ? `${p.from === me ? "You" : p.from}: ${p.text !== undefined && p.text !== "" ? p.text.replace(/\s+/g, " ") : p.file ? `📎 ${p.file.name}` : ""}` : "");
   const btn = h(
     "button",
     {
       type: "button",
-      class: `conv-item${c.unread > 0 ? " has-unread" : ""}`,
+      class: `conv-item${unread > 0 ? " has-unread" : ""}`,
       "aria-label": label,
       "aria-current": current ? "true" : undefined,
       "data-key": c.key,
     },
     av,
-    h("span", { class: "conv-name" }, c.name),
-    c.unread > 0 ? h("span", { class: "badge", "aria-hidden": "true" }, c.unread > 99 ? "99+" : String(c.unread)) : null,
+    h("span", { class: "conv-text" }, h("span", { class: "conv-name" }, c.name), previewText ? h("span", { class: `conv-preview${typing ? " typing" : ""}` }, previewText) : null),
+    mentions > 0 ? h("span", { class: "mention", "aria-hidden": "true", title: `${mentions} mention${mentions === 1 ? "" : "s"}` }, "@") : null,
+    unread > 0 ? h("span", { class: "badge", "aria-hidden": "true" }, unread > 99 ? "99+" : String(unread)) : null,
   );
   btn.addEventListener("click", onOpen);
   return h("li", {}, btn);

@@ -266,6 +266,10 @@ describe("the web app in Chromium", () => {
     expect(order.slice(-2)).toEqual(["big.bin", "that was the big one"]);
     await say(ann, "The view from the office tonight");
     await messageText(bob, "The view from the office tonight").waitFor();
+    // A reaction from the terminal shows on ann's message (and in the screenshot).
+    const view = await carl.waitFor((m) => m.t === "msg" && m.text === "The view from the office tonight");
+    await carl.ok({ t: "react", group: "team", mid: view.mid, emoji: "😍" });
+    await ann.locator(`#message-list li[data-mid="${view.mid}"] .chip[data-emoji="😍"]`, { hasText: "1" }).waitFor();
     await shot(ann, "conversation");
   });
 

@@ -51,7 +51,8 @@ async function members(cluster: Cluster, g: string, count: number, prefix: strin
     const name = `${prefix}${i}`;
     await client.register(name, PASS);
     await client.login(name, { pass: PASS });
-    await client.join(g);
+    if (i === 0) await client.createGroup(g);
+    else await client.join(g);
     const m: Member = { name, client, got: [], acked: new Map() };
     client.on("msg", (msg) => void m.got.push(msg));
     out.push(m);
@@ -94,7 +95,12 @@ async function storedGroup(cluster: Cluster, node: number, g: string, reader: Me
 
 /** Nothing lost, nothing twice, in order, for every member, against the store. */
 async function check(cluster: Cluster, node: number, g: string, ms: Member[], per: number): Promise<void> {
-  const stored = await storedGroup(cluster, node, g, ms[0]!);
+  const log = await storedGroup(cluster, node, g, ms[0]!);
+  // The group's own entries first: the first member's create, the others' joins; then the messages.
+  const changes = log.filter((m) => m.kind !== undefined);
+  expect(changes.map((m) => [m.kind, m.from])).toEqual(ms.map((m, i) => [i === 0 ? "create" : "join", m.name]));
+  const stored = log.filter((m) => m.kind === undefined);
+  expect(log.slice(0, changes.length)).toEqual(changes);
   const cids = stored.map((m) => m.cid as string);
   expect(new Set(cids).size).toBe(cids.length); // stored once
   expect(stored.length).toBe(ms.length * per);
@@ -161,7 +167,7 @@ describe("cluster faults", () => {
     try {
       await c.register("pgdown");
       await c.login("pgdown");
-      await c.ok({ t: "join", group: "pgg" });
+      await c.ok({ t: "create", group: "pgg" });
       await r.register("pgreader");
       await r.login("pgreader");
       await r.ok({ t: "join", group: "pgg" });
@@ -191,7 +197,7 @@ describe("cluster faults", () => {
       expect(ok!.mid).toBeGreaterThan(before.mid);
       await r.waitFor((m) => m.t === "msg" && m.mid === ok!.mid, 10000);
       const h = await r.ok({ t: "history", group: "pgg" });
-      expect((h.msgs as Msg[]).map((m) => m.cid)).toEqual(["b", "d0"]);
+      expect((h.msgs as Msg[]).map((m) => m.kind ?? m.cid)).toEqual(["create", "join", "b", "d0"]);
     } finally {
       c.close();
       r.close();

@@ -46,11 +46,11 @@ describe("operations in a cluster", () => {
     const a = await connect(cluster.ports()[0]!);
     await a.register("ann");
     await a.login("ann");
-    await a.ok({ t: "join", group: "c" });
+    await a.ok({ t: "create", group: "c" });
     for (let i = 0; i < 5; i++) await a.ok({ t: "send", group: "c", text: `x${i}` });
     await Bun.sleep(300);
     const m1 = parseMetrics(await (await fetch(`${httpBase(third.output())}/metrics`)).text());
-    // The third node heard node 0's join and five commits (and beats, presence).
+    // The third node heard node 0's create and five commits (and beats, presence).
     expect(m1.get("tcpchat_bus_received_total")! - m0.get("tcpchat_bus_received_total")!).toBeGreaterThanOrEqual(6);
     const n0 = parseMetrics(await (await fetch(`${httpBase(cluster.nodes[0]!.output())}/metrics`)).text());
     expect(n0.get('tcpchat_messages_committed_total{kind="group"}')).toBe(5);

@@ -1199,14 +1199,21 @@ ui.joinForm.addEventListener("submit", (e) => {
     const name = ui.joinGroup.value.trim().replace(/^#/, "").toLowerCase();
     sideError("");
     if (!NAME_RE.test(name)) return sideError(`A group name is ${NAME_RULE}.`);
+    // Joining never creates (PROTOCOL.md §3.3): Create is its own button.
+    const create = (e as SubmitEvent).submitter?.getAttribute("value") === "create";
     try {
-      const r = await client!.join(name);
+      let owner: string;
+      if (create) {
+        await client!.createGroup(name);
+        owner = client!.user ?? "";
+      } else owner = (await client!.join(name)).owner;
       if (!model) return;
-      model.conv({ group: r.group }).owner = r.owner;
+      model.conv({ group: name }).owner = owner;
       ui.joinGroup.value = "";
-      await openConv(`g:${r.group}`);
+      await openConv(`g:${name}`);
     } catch (err) {
-      sideError(describe(err));
+      if (!create && err instanceof ChatError && err.code === "not_found") sideError(`There is no group #${name} you can join. Create it?`);
+      else sideError(describe(err));
     }
   })();
 });

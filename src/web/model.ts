@@ -23,8 +23,8 @@ import { mentions, previewOf } from "./format.ts";
 /** `g:<group>` or `u:<other user>`. */
 export type ConvKey = string;
 
-/** The kinds of entry shown as a line of their own: a member joined or left (planned by the server). */
-const SYSTEM_KINDS = new Set(["join", "leave"]);
+/** The kinds of entry shown as a line of their own: the changes to a group (PROTOCOL.md §3.3). */
+const SYSTEM_KINDS = new Set(["create", "join", "leave", "invite", "kick", "ban", "unban", "mute", "unmute", "role", "owner", "settings"]);
 /** The entries that change a message. */
 const CHANGE_KINDS = new Set(["edit", "delete", "react", "unreact"]);
 /** Entries about messages not loaded, kept per conversation until they are (the oldest go first). */

@@ -238,14 +238,56 @@ export function reactionPicker(): HTMLDivElement {
   );
 }
 
-/** A line about the conversation itself: "alice joined", "bob left", "alice added bob". */
-export function systemView(s: { mid: number; ts: number; from: string; kind?: string; target?: string }, me: string): HTMLLIElement {
+/** A line about the conversation itself: "alice joined", "bob left", "alice kicked bob" (PROTOCOL.md §3.3). */
+export function systemView(
+  s: { mid: number; ts: number; from: string; kind?: string; target?: string; role?: string; until?: number; settings?: { public?: boolean; topic?: string } },
+  me: string,
+): HTMLLIElement {
+  return h("li", { class: "system", "data-mid": String(s.mid) }, systemText(s, me), " · ", h("time", { datetime: new Date(s.ts).toISOString(), title: fullTimeOf(s.ts) }, timeOf(s.ts)));
+}
+
+/** What a change to a group says, in words. */
+export function systemText(
+  s: { from: string; kind?: string; target?: string; role?: string; until?: number; settings?: { public?: boolean; topic?: string } },
+  me: string,
+): string {
   const name = (u: string) => (u === me ? "You" : u);
-  const target = s.target ?? s.from;
-  const self = target === s.from;
-  const text =
-    s.kind === "join" ? (self ? `${name(target)} joined` : `${name(s.from)} added ${target === me ? "you" : target}`) : self ? `${name(target)} left` : `${name(s.from)} removed ${target === me ? "you" : target}`;
-  return h("li", { class: "system", "data-mid": String(s.mid) }, text, " · ", h("time", { datetime: new Date(s.ts).toISOString(), title: fullTimeOf(s.ts) }, timeOf(s.ts)));
+  const obj = (u: string) => (u === me ? "you" : u);
+  const by = name(s.from);
+  const t = s.target ?? s.from;
+  switch (s.kind) {
+    case "create":
+      return `${by} created the group`;
+    case "join":
+      return t === s.from ? `${name(t)} joined` : `${by} added ${obj(t)}`;
+    case "leave":
+      return `${name(t)} left`;
+    case "invite":
+      return `${by} invited ${obj(t)}`;
+    case "kick":
+      return `${by} removed ${obj(t)}`;
+    case "ban":
+      return `${by} banned ${obj(t)}`;
+    case "unban":
+      return `${by} lifted the ban on ${obj(t)}`;
+    case "mute":
+      return `${by} muted ${obj(t)}${s.until !== undefined ? ` until ${fullTimeOf(s.until)}` : ""}`;
+    case "unmute":
+      return `${by} unmuted ${obj(t)}`;
+    case "role":
+      return s.role === "admin" ? `${by} made ${obj(t)} an admin` : `${by} made ${obj(t)} a member again`;
+    case "owner":
+      return `${by} handed the group on to ${obj(t)}`;
+    case "settings": {
+      const st = s.settings ?? {};
+      const parts: string[] = [];
+      if (st.topic !== undefined) parts.push(st.topic === "" ? "cleared the topic" : `set the topic: ${st.topic}`);
+      if (st.public !== undefined) parts.push(st.public ? "made the group public" : "made the group private");
+      return `${by} ${parts.length > 0 ? parts.join(", ") : "changed the description"}`;
+    }
+    default:
+      return `${by} changed the group`;
+  }
 }
 
 /** One search result: where, who, when and the text; the app opens the conversation at it. */

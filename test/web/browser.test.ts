@@ -115,6 +115,13 @@ async function say(p: Page, text: string): Promise<void> {
   await composer(p).press("Enter");
 }
 
+/** Creates a group from the sidebar's Create button (PROTOCOL.md §3.3: joining never creates). */
+async function createGroup(p: Page, group: string): Promise<void> {
+  await p.getByLabel("Group to join or create").fill(group);
+  await p.locator("#create-button").click();
+  await p.locator("#conv-title", { hasText: `# ${group}` }).waitFor();
+}
+
 async function joinGroup(p: Page, group: string): Promise<void> {
   await p.getByLabel("Group to join or create").fill(group);
   await p.getByLabel("Group to join or create").press("Enter");
@@ -162,7 +169,11 @@ describe("the web app in Chromium", () => {
   });
 
   test("two browsers and a TCP client chat in a group and by DM; presence dots, unread counts, times in each viewer's zone", async () => {
-    await joinGroup(ann, "team");
+    // joining a group that does not exist says so, and creates nothing
+    await ann.getByLabel("Group to join or create").fill("team");
+    await ann.getByLabel("Group to join or create").press("Enter");
+    await ann.locator("#side-error", { hasText: "There is no group #team" }).waitFor();
+    await createGroup(ann, "team");
     await joinGroup(bob, "team");
     carl = await tcpUser("carl", true);
     await carl.ok({ t: "join", group: "team" });
@@ -274,7 +285,7 @@ describe("the web app in Chromium", () => {
   });
 
   test("history: a conversation opened on a new device shows the newest page and loads older ones as you scroll up, each once, in order", async () => {
-    await carl.ok({ t: "join", group: "archive" });
+    await carl.ok({ t: "create", group: "archive" });
     await joinGroup(ann, "archive");
     const texts = Array.from({ length: 130 }, (_, i) => `old ${i}`);
     for (const text of texts) await carl.ok({ t: "send", group: "archive", text });

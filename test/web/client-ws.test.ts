@@ -48,7 +48,8 @@ describe("over WebSocket", () => {
     await ws.login("wanda", { pass: PASS });
     await tcp.login("tom", { pass: PASS });
     expect(ws.state).toBe("ready");
-    expect((await ws.join("lobby")).created).toBe(true);
+    await ws.createGroup("lobby");
+    expect(await ws.join("lobby").then((r) => r.mid)).toBeUndefined(); // the creator is in it already
     await tcp.join("lobby");
     const got = { ws: [] as ChatMessage[], tcp: [] as ChatMessage[] };
     ws.on("msg", (m) => got.ws.push(m));
@@ -69,7 +70,7 @@ describe("over WebSocket", () => {
 
     // History, members and presence are the same requests.
     const page = await ws.history({ group: "lobby" }, { limit: 10 });
-    expect(page.msgs.map((m) => m.text)).toEqual(["hi from the browser side", "hi from the terminal side"]);
+    expect(page.msgs.map((m) => m.kind ?? m.text)).toEqual(["create", "join", "hi from the browser side", "hi from the terminal side"]);
     expect((await ws.members("lobby")).map((m) => [m.user, m.online])).toEqual([
       ["tom", true],
       ["wanda", true],
@@ -99,7 +100,7 @@ describe("over WebSocket", () => {
     await tcp.register("ted", PASS);
     await ws.login("rita", { pass: PASS });
     await tcp.login("ted", { pass: PASS });
-    await ws.join("ops");
+    await ws.createGroup("ops");
     await tcp.join("ops");
     const got: ChatMessage[] = [];
     const states: ConnectionState[] = [];
@@ -124,7 +125,7 @@ describe("over WebSocket", () => {
     expect(states).toContain("connecting");
     expect(states.at(-1)).toBe("ready");
     const history = await ws.history({ group: "ops" }, { limit: 50 });
-    expect(history.msgs.map((m) => m.text).filter((t) => t!.startsWith("queued"))).toEqual(["queued 1", "queued 2"]);
+    expect(history.msgs.map((m) => m.text ?? "").filter((t) => t.startsWith("queued"))).toEqual(["queued 1", "queued 2"]);
     expect(acks.map((a) => a.text)).toEqual(["queued 1", "queued 2"]);
   });
 

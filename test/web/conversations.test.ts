@@ -138,7 +138,7 @@ describe("conversations in the web app", () => {
     bob = await newPage();
     await logIn(bob, "bob", true);
     carl = await tcpUser("carl", true);
-    await carl.ok({ t: "join", group: "ops" }); // carl owns #ops
+    await carl.ok({ t: "create", group: "ops" }); // carl owns #ops
     await a1.getByLabel("Group to join or create").fill("ops");
     await a1.getByLabel("Group to join or create").press("Enter");
     await a1.locator("#conv-title", { hasText: "# ops" }).waitFor();
@@ -303,7 +303,7 @@ describe("conversations in the web app", () => {
   }, 60_000);
 
   test("search: results newest first; a click opens the conversation at the message, older pages loaded to reach it", async () => {
-    await carl.ok({ t: "join", group: "archive" });
+    await carl.ok({ t: "create", group: "archive" });
     await a1.getByLabel("Group to join or create").fill("archive");
     await a1.getByLabel("Group to join or create").press("Enter");
     await a1.locator("#conv-title", { hasText: "# archive" }).waitFor();

@@ -49,14 +49,14 @@ describe("conversations", () => {
     m.apply(entry(12, "bob", ops, "delete", { ref: 3 }));
     expect(texts(c)).toEqual(["(deleted 3)", "five, edited", "m6"]);
     expect(m.apply(entry(13, "bob", ops, "poll", { ref: 5, text: "new kinds will come" })).shown).toBe(false);
-    expect(m.apply(entry(14, "bob", ops, "kick", { target: "carl" } as Partial<ChatMessage>)).conv).toBeUndefined();
+    expect(m.apply(entry(14, "bob", ops, "kick", { target: "carl" } as Partial<ChatMessage>)).shown).toBe(true); // a change to the group: a line of its own
     m.apply(entry(15, "ann", ops, "read", { ref: 12 }));
-    expect(texts(c)).toEqual(["(deleted 3)", "five, edited", "m6"]);
+    expect(texts(c)).toEqual(["(deleted 3)", "five, edited", "m6", "kick:carl"]);
     expect(c.read).toBe(12);
     expect(c.lastMid).toBe(15);
   });
 
-  test("join and leave are system lines (live and in history); other kinds are skipped", () => {
+  test("changes to the group (join, leave, ban...) are system lines (live and in history); unknown kinds are skipped", () => {
     const m = new ChatModel("ann");
     const c = m.conv(ops);
     m.apply(entry(4, "carl", ops, "join", { target: "carl" } as Partial<ChatMessage>));
@@ -67,11 +67,12 @@ describe("conversations", () => {
         entry(3, "bob", ops, "ban", { target: "eve" } as Partial<ChatMessage>),
         entry(4, "carl", ops, "join", { target: "carl" } as Partial<ChatMessage>),
         entry(5, "carl", ops, "leave", { target: "carl" } as Partial<ChatMessage>),
+        entry(6, "carl", ops, "poll", { text: "a kind from the future" }),
       ],
       false,
       false,
     );
-    expect(texts(c)).toEqual(["join:bob", "m2", "join:carl", "leave:carl"]);
+    expect(texts(c)).toEqual(["join:bob", "m2", "ban:eve", "join:carl", "leave:carl"]);
     expect(c.unread).toBe(0);
   });
 

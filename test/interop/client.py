@@ -438,6 +438,12 @@ def is_uint(v: Any) -> bool:
 
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+# The kinds of the entries that are changes to a group (§3.3, §3.5).
+GROUP_KINDS = {"create", "join", "leave", "invite", "kick", "ban", "unban", "mute", "unmute", "role", "owner", "settings"}
+
+
+def is_group_change(p: dict) -> bool:
+    return p.get("t") == "msg" and p.get("kind") in GROUP_KINDS
 NAME_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,31}$")
 
 
@@ -536,28 +542,51 @@ def _run(connect: Callable[[str], Client]) -> None:
     eq(r.get("groups"), [], "fresh user has no groups")
 
     # -- §3.3 groups -------------------------------------------------------------------
-    r = expect_ok(a1.request("join", {"group": grp}), "a joins (creates) group")
-    eq((r.get("group"), r.get("created"), r.get("owner")), (grp, True, ua), "join by creator: {group, created, owner}")
+    expect_error(a1.request("join", {"group": grp}), "not_found", "join of a group that does not exist")
+    r = expect_ok(a1.request("create", {"group": grp}), "a creates group")
+    mid_create, ts_create = r.get("mid"), r.get("ts")
+    check(is_uint(mid_create) and mid_create > 0 and is_uint(ts_create), "create: ok {group, mid, ts}", r)
+    eq({k: v for k, v in r.items() if k not in ("t", "id")}, {"group": grp, "mid": mid_create, "ts": ts_create},
+       "create: ok {group, mid, ts}")
+    expect_error(b1.request("create", {"group": grp}), "conflict", "create of a taken name")
     r = expect_ok(b1.request("join", {"group": grp}), "b joins group")
-    eq((r.get("group"), r.get("created"), r.get("owner")), (grp, False, ua), "join by second: {group, created, owner}")
+    mid_join, ts_join = r.get("mid"), r.get("ts")
+    check(is_uint(mid_join) and mid_join > mid_create, "join: the entry's mid, after the create's", mid_join)
+    eq({k: v for k, v in r.items() if k not in ("t", "id")},
+       {"group": grp, "owner": ua, "topic": "", "mid": mid_join, "ts": ts_join}, "join: ok {group, owner, topic, mid, ts}")
     r = expect_ok(b1.request("join", {"group": grp}), "joining again is not an error")
-    eq(r.get("created"), False, "re-join: created false")
+    eq({k: v for k, v in r.items() if k not in ("t", "id")}, {"group": grp, "owner": ua, "topic": ""},
+       "re-join changes nothing: no mid, no ts")
 
     r = expect_ok(b1.request("groups"), "groups of b")
-    eq(r.get("groups"), [{"group": grp, "owner": ua}], "groups of b lists the group with owner")
+    eq(r.get("groups"), [{"group": grp, "owner": ua, "role": "member", "public": True, "topic": "", "description": ""}],
+       "groups of b lists the group with owner, role and settings")
+    eq(r.get("invites"), [], "groups of b: no invitations")
 
     r = expect_ok(a2.request("members", {"group": grp}), "members")
     eq(r.get("group"), grp, "members: group")
     members = r.get("members")
     check(isinstance(members, list), "members: list", members)
-    eq(sorted((m.get("user"), m.get("online")) for m in members), sorted([(ua, True), (ub, True)]),
-       "members: both users, both online")
+    eq(sorted((m.get("user"), m.get("online"), m.get("role")) for m in members),
+       sorted([(ua, True, "owner"), (ub, True, "member")]), "members: both users, both online, with roles")
     expect_error(a1.request("members", {"group": "nogroup_" + stamp}), "not_found", "members of unknown group")
+
+    # The create and b's join are entries of the group's log (§3.3): pushed to the members' connections
+    # (§5.1), not to the one that made the change. a2 gets both, a1 b's join only.
+    expected_create = {"t": "msg", "mid": mid_create, "ts": ts_create, "from": ua, "group": grp, "kind": "create",
+                       "target": ua}
+    expected_join = {"t": "msg", "mid": mid_join, "ts": ts_join, "from": ub, "group": grp, "kind": "join", "target": ub}
+    eq(a2.wait_push(lambda p: is_group_change(p)), expected_create, "a2: the push of a1's create")
+    for c in (a1, a2):
+        eq(c.wait_push(lambda p: is_group_change(p)), expected_join, f"{c.label}: the push of b's join")
+    b1.drain()
+    check(not any(is_group_change(p) for p in b1.pushes), "the joining connection gets no push of its join", b1.pushes)
 
     # -- §3.4 send to the group, delivery §5.1 ----------------------------------------------
     for c in (a1, a2, b1):
         c.drain()
         c.pushes = [p for p in c.pushes if p["t"] != "presence"]  # presence is not what this checks
+        eq([p for p in c.pushes if is_group_change(p)], [], f"{c.label}: no other change to the group")
     cid1 = f"py-{stamp}-1"
     r = expect_ok(a1.request("send", {"group": grp, "text": "hello from python", "cid": cid1}), "send to group")
     mid1, ts1 = r.get("mid"), r.get("ts")
@@ -617,6 +646,8 @@ def _run(connect: Callable[[str], Client]) -> None:
         for pm in page_mids:
             c.wait_push(lambda p, pm=pm: p["t"] == "msg" and p.get("mid") == pm)
     group_mids = [mid1, mid2, mid3, *page_mids]
+    # The group's log: its create and b's join (§3.3), then the messages.
+    group_log = [mid_create, mid_join, *group_mids]
 
     # -- direct message with a file ------------------------------------------------------------
     blob = bytes(range(256)) * 40 + os.urandom(1000) + b"\x00\xc1\xff"
@@ -660,9 +691,13 @@ def _run(connect: Callable[[str], Client]) -> None:
         seen = page + seen
         pages += 1
         check(pages <= 10, "history paging terminates")
-    eq([m["mid"] for m in seen], group_mids, "history pages together: every group message, oldest first")
-    eq(pages, 3, "history: 5 messages in pages of 2 is 3 pages")
-    first = seen[0]
+    eq([m["mid"] for m in seen], group_log, "history pages together: every entry of the group, oldest first")
+    eq(pages, 4, "history: 7 entries in pages of 2 is 4 pages")
+    eq(seen[0], {"mid": mid_create, "ts": ts_create, "from": ua, "group": grp, "kind": "create", "target": ua},
+       "history: the create entry (§3.3, §3.5)")
+    eq(seen[1], {"mid": mid_join, "ts": ts_join, "from": ub, "group": grp, "kind": "join", "target": ub},
+       "history: the join entry")
+    first = seen[2]
     eq(first, {"mid": mid1, "ts": ts1, "from": ua, "group": grp, "text": "hello from python", "cid": cid1},
        "history message shape (§3.5)")
     r = expect_ok(b1.request("history", {"group": grp, "after": mid1, "limit": 2}), "history after")
@@ -674,7 +709,7 @@ def _run(connect: Callable[[str], Client]) -> None:
     # nil is treated as absent (§2).
     r = expect_ok(b1.request("history", {"group": grp, "before": None, "after": None, "limit": None}),
                   "history with nil fields")
-    eq(([m["mid"] for m in r.get("msgs")], r.get("more")), (group_mids, False), "nil fields treated as absent")
+    eq(([m["mid"] for m in r.get("msgs")], r.get("more")), (group_log, False), "nil fields treated as absent")
     r = expect_ok(b1.request("history", {"user": ua}), "direct history")
     eq([m["mid"] for m in r.get("msgs")], [mid_dm], "direct history holds the DM")
     eq(r["msgs"][0].get("file", {}).get("data"), blob, "file data byte-exact in history")
@@ -695,10 +730,10 @@ def _run(connect: Callable[[str], Client]) -> None:
         check(len(page) > 0, "sync with more=true returns messages", r)
         after = page[-1]["mid"]
     mids_synced = [m["mid"] for m in synced]
-    eq(mids_synced, sorted(group_mids + [mid_dm]), "sync after 0 (b): every message of b's conversations, oldest first")
-    eq(rounds, 2, "sync: 6 messages in pages of 4 is 2 rounds")
+    eq(mids_synced, sorted(group_log + [mid_dm]), "sync after 0 (b): every entry of b's conversations, oldest first")
+    eq(rounds, 2, "sync: 8 entries in pages of 4 is 2 rounds")
     r = expect_ok(a1.request("sync", {"after": 0}), "sync a")
-    eq([m["mid"] for m in r["msgs"]], sorted(group_mids + [mid_dm, mid_self]), "sync after 0 (a) includes DM to self")
+    eq([m["mid"] for m in r["msgs"]], sorted(group_log + [mid_dm, mid_self]), "sync after 0 (a) includes DM to self")
     r = expect_ok(a1.request("sync", {"after": mid_self}), "sync from the last mid")
     eq((r.get("msgs"), r.get("more")), ([], False), "sync after the last mid: nothing")
 
@@ -714,6 +749,8 @@ def _run(connect: Callable[[str], Client]) -> None:
     e = connect("e")
     rid = e.start("join", {"group": grp})
     expect_error(e.wait(rid), "unauthorized", "request before login", rid)
+    rid = e.start("create", {"group": "new_" + stamp})
+    expect_error(e.wait(rid), "unauthorized", "create before login", rid)
     rid = e.start("history", {"group": grp})
     expect_error(e.wait(rid), "unauthorized", "history before login", rid)
     rid = e.start("no_such_request")
@@ -788,17 +825,19 @@ def _run(connect: Callable[[str], Client]) -> None:
 
     # -- forbidden, leave, too_large ---------------------------------------------------------------
     grp2 = f"ih_{stamp}"
-    r = expect_ok(b2.request("join", {"group": grp2}), "b creates a second group")
-    eq(r.get("created"), True, "second group created")
+    r = expect_ok(b2.request("create", {"group": grp2}), "b creates a second group")
+    eq(r.get("group"), grp2, "second group created")
     expect_error(a1.request("members", {"group": grp2}), "forbidden", "members of a group one is not in")
     expect_error(a1.request("send", {"group": grp2, "text": "x"}), "forbidden", "send to a group one is not in")
     expect_error(a1.request("history", {"group": grp2}), "forbidden", "history of a group one is not in")
     expect_error(a1.request("leave", {"group": grp2}), "not_found", "leave a group one is not in")
     r = expect_ok(b2.request("leave", {"group": grp2}), "leave")
-    eq(r.get("group"), grp2, "leave: ok {group}")
+    eq(r.get("group"), grp2, "leave: ok {group, mid, ts}")
+    check(is_uint(r.get("mid")) and is_uint(r.get("ts")), "leave: the leave entry's mid and ts", r)
     expect_error(b2.request("members", {"group": grp2}), "forbidden", "the group remains after its last member left")
     r = expect_ok(b2.request("groups"), "groups after leave")
-    eq(r.get("groups"), [{"group": grp, "owner": ua}], "groups after leave")
+    eq(r.get("groups"), [{"group": grp, "owner": ua, "role": "member", "public": True, "topic": "", "description": ""}],
+       "groups after leave")
     expect_error(b2.request("send", {"user": ua, "text": "x" * 65537}), "too_large", "text over --max-text")
     r = expect_ok(b2.request("send", {"user": ua, "text": "é" * 32768}), "text of exactly --max-text UTF-8 bytes")
     a1.wait_push(lambda p, m=r.get("mid"): p["t"] == "msg" and p.get("mid") == m)

@@ -1,6 +1,6 @@
 // The floor: a minimal Bun.listen relay, run through the same load generator.
 // No auth, no persistence, no MessagePack on the hot path: a connection's first
-// frames (register, login, join) are answered `ok`; after `join`, every frame it
+// frames (register, login, join or create) are answered `ok`; after `join` (or `create`), every frame it
 // sends is forwarded as is, the same bytes to every other member of its group.
 // It uses the same Writer as the server (queue, drain, coalescing), so the ratio
 // server/floor measures what tcpchat's auth, persistence and msgpack cost.
@@ -21,7 +21,7 @@ const groups = new Map<string, Set<Conn>>();
 function onFrame(c: Conn, body: Uint8Array): void {
   if (c.group === null) {
     const m = decode(body) as { t?: string; id?: number; group?: string };
-    if (m.t === "join" && typeof m.group === "string") {
+    if ((m.t === "join" || m.t === "create") && typeof m.group === "string") {
       let g = groups.get(m.group);
       if (!g) groups.set(m.group, (g = new Set()));
       g.add(c);

@@ -16,6 +16,7 @@ import type { Socket } from "bun";
 import { decode } from "@msgpack/msgpack";
 import { encodeFrame } from "../src/protocol/codec.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
+import { GROUP_ACTIONS } from "../src/store/groups.ts";
 import { Conn, procStats, Sampler } from "../test/helpers/attack.ts";
 import { formatHostile, HOSTILE_KINDS, type HostileKind, type HostileStats, HostileWorker } from "../test/helpers/fuzz-conn.ts";
 
@@ -44,7 +45,7 @@ class Client {
     const dec = new FrameDecoder(1 << 24, (ev) => {
       if (ev.kind !== "frame") return;
       const m = decode(ev.body) as Record<string, unknown>;
-      if (m.t === "msg") this.received++;
+      if (m.t === "msg" && !(GROUP_ACTIONS as readonly unknown[]).includes(m.kind)) this.received++; // messages, not changes to groups
       const w = typeof m.id === "number" ? this.waiting.get(m.id) : undefined;
       if (w) {
         this.waiting.delete(m.id as number);
@@ -119,7 +120,7 @@ async function main(): Promise<number> {
     const user = `hoarder${i}`;
     await h.ok({ t: "register", user, pass: "soak-password" });
     hoarders.set(i, { user, group: "hoard", token: (await h.ok({ t: "login", user, pass: "soak-password" })).token });
-    await h.ok({ t: "join", group: "hoard" });
+    await h.ok({ t: hoarders.size === 1 ? "create" : "join", group: "hoard" });
     if (hoarders.size === 1)
       for (let f = 0; f < 6; f++) await h.ok({ t: "send", group: "hoard", file: { name: `f${f}.bin`, type: "application/octet-stream", data } }, 30_000);
     h.destroy();
@@ -129,6 +130,11 @@ async function main(): Promise<number> {
     const c = new Client();
     await c.open(port);
     tokens.push((await c.req({ t: "login", user: `soak${u}`, pass: "soak-password" })).token as string);
+    // room<g> is created by soak<g>, one of its members (u % GROUPS); the others join it when they connect
+    if (u < GROUPS) {
+      const r = await c.req({ t: "create", group: `room${u}` });
+      if (r.t !== "ok") throw new Error(`create room${u}: ${JSON.stringify(r)}`);
+    }
     c.sock.end();
   }
 

@@ -7,6 +7,7 @@ import { decode } from "@msgpack/msgpack";
 import { encodeFrame } from "../src/protocol/codec.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
 import { Writer } from "../src/io/writer.ts";
+import { GROUP_ACTIONS } from "../src/store/groups.ts";
 import { Histogram } from "./histogram.ts";
 import type { ConnSpec, FromWorker, RunSpec, ToWorker } from "./ipc.ts";
 
@@ -104,6 +105,12 @@ function readCid(b: Uint8Array): [number, number, number] | null {
   return null;
 }
 
+/** Whether a `msg` push is a change to a group (PROTOCOL.md §3.3): a join, a create... */
+function isGroupChange(body: Uint8Array): boolean {
+  const kind = (decode(body) as { kind?: unknown }).kind;
+  return typeof kind === "string" && (GROUP_ACTIONS as readonly string[]).includes(kind);
+}
+
 /** The value of `t`, for frames that start {t: ...}: "msg", "send", "ok" or null. */
 function frameType(b: Uint8Array): string | null {
   if (b[1] !== 0xa1 || b[2] !== 0x74) return null;
@@ -141,6 +148,8 @@ class WorkerState {
     if (t === "msg" || t === "send") {
       const cid = readCid(body);
       if (!cid) {
+        // A change to a group (another connection's join during the setup) is no message of the load.
+        if (isGroupChange(body)) return;
         this.errors++;
         return;
       }
@@ -254,7 +263,14 @@ async function setup(port: number, host: string, specs: ConnSpec[], pass: string
       if (l.t !== "ok") throw new Error(`login: ${JSON.stringify(l)}`);
     }
     if (c.spec.group !== undefined) {
-      const j = await c.request({ t: "join", group: c.spec.group });
+      // The group's first member creates it, the others join it. The connections are set up
+      // several at a time, so the first to find it missing creates it; one that loses that race
+      // (conflict) joins the group the other created.
+      let j = await c.request({ t: "join", group: c.spec.group });
+      if (j.t === "error" && j.code === "not_found") {
+        j = await c.request({ t: "create", group: c.spec.group });
+        if (j.t === "error" && j.code === "conflict") j = await c.request({ t: "join", group: c.spec.group });
+      }
       if (j.t !== "ok") throw new Error(`join: ${JSON.stringify(j)}`);
     }
   };

@@ -84,7 +84,7 @@ const STALL_MS = 2000;
 const MIN_DRAIN = 64 * 1024;
 
 /** Requests whose outcome is logged (src/ops/log.ts) and counted: accounts and group creation. */
-const AUDITED = new Set(["login", "register", "passwd", "join"]);
+const AUDITED = new Set(["login", "register", "passwd", "create"]);
 /** One connection's typing in one conversation is passed on at most once in this many ms (PROTOCOL.md §5.5). */
 export const TYPING_EVERY_MS = 3000;
 

@@ -37,6 +37,13 @@ function fileJson(m: StoredMessage): Record<string, unknown> {
   if (m.cid !== undefined) o.cid = m.cid;
   if (m.text !== undefined) o.text = m.text;
   if (m.file) o.file = { name: m.file.name, type: m.file.type, size: m.file.data.length, base64: Buffer.from(m.file.data).toString("base64") };
+  // An entry that is not a message says what it is (PROTOCOL.md §3.5): an edit, a reaction, a change to a group.
+  if (m.kind !== undefined) o.kind = m.kind;
+  if (m.ref !== undefined) o[m.kind === undefined ? "reply" : "ref"] = m.ref;
+  if (m.target !== undefined) o.target = m.target;
+  if (m.until !== undefined) o.until = m.until;
+  if (m.edited !== undefined) o.edited = m.edited;
+  if (m.deleted !== undefined) o.deleted = m.deleted;
   return o;
 }
 

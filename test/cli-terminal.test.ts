@@ -321,11 +321,16 @@ describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a
       await waitFor(b, `logged in as ${B}`);
       expect(inputRow(await b.screen())).toBe(">");
 
-      await line(a, "/join lobby");
+      // joining a group nobody created says how to create it; alice creates it, bob joins
+      await line(b, "/join lobby");
+      await waitFor(b, "* there is no group #lobby (or it is private): /create lobby makes it, with you as its owner");
+      expect(inputRow(await b.screen())).toBe(">");
+      await line(a, "/create lobby");
       await waitFor(a, "created #lobby, you own it");
       expect(inputRow(await a.screen())).toBe("[#lobby] >");
       await line(b, "/join lobby");
       await waitFor(b, `joined #lobby (owner ${A})`);
+      await waitFor(a, new RegExp(`^${TIME} \\* ${B} joined #lobby$`, "m")); // a notice in alice's view
 
       // a message, with timestamp, sender and conversation
       await line(b, "hello alice");
@@ -367,7 +372,7 @@ describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a
 
       // lists
       await line(b, "/members");
-      await waitFor(b, `members of #lobby: ${A} (online), ${B} (online)`);
+      await waitFor(b, `members of #lobby: ${A} (online, owner), ${B} (online)`);
       await line(b, "/who");
       await waitFor(b, `online: ${A}, ${B}`);
       await line(b, "/groups");
@@ -454,7 +459,7 @@ describe("conversations in a terminal (pty)", () => {
       const alice = await TestClient.connect(port);
       await alice.register("alice");
       await alice.login("alice");
-      await bob.ok({ t: "join", group: "ops" });
+      await bob.ok({ t: "create", group: "ops" });
       await alice.ok({ t: "join", group: "ops" });
       // While alice is away: two in #ops (one mentions her), then a direct message.
       await bob.ok({ t: "send", group: "ops", text: "deploy at 5" });
@@ -511,6 +516,148 @@ describe("conversations in a terminal (pty)", () => {
       expect(await server.stop()).toBe(0);
     },
     60_000,
+  );
+});
+
+describe("groups and safety in a terminal (pty)", () => {
+  test(
+    "create, a private group and an invitation, /list, join; an admin made; a mute refuses a send; kick and ban seen by all; /block refuses a DM; /history shows the changes",
+    async () => {
+      const port = freePort();
+      const server = await startServer(["--db", join(tmp.dir, "groups.db"), "--port", String(port), ...TEST_ARGS]);
+      servers.push(server);
+      const { TestClient } = await import("./helpers/client.ts");
+      const reg = await TestClient.connect(port);
+      for (const u of ["ann", "ben", "cat"]) await reg.register(u);
+      reg.close();
+      const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmp.dir, TERM: "xterm-256color", NO_COLOR: "1", TCPCHAT_PASSWORD: "password1" };
+      const open = async (user: string) => {
+        const t = await ptyDriver.open(`grp-${user}`, [...CLI, "--port", String(port), "--user", user, "--downloads", join(tmp.dir, "grp-dl")], env);
+        terms.push(t);
+        await waitFor(t, `logged in as ${user}`);
+        return t;
+      };
+      const ann = await open("ann");
+      const ben = await open("ben");
+      const cat = await open("cat");
+      const notice = (text: string) => new RegExp(`^${TIME} \\* ${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m");
+
+      // ann creates a public group with a topic, and a private one
+      await line(ann, "/create lobby");
+      await waitFor(ann, "created #lobby, you own it");
+      await line(ann, "/topic deploys at five");
+      await waitFor(ann, notice("you set the topic of #lobby: deploys at five"));
+      await line(ann, "/topic");
+      await waitFor(ann, notice("topic of #lobby: deploys at five"));
+      await line(ann, "/create secret");
+      await waitFor(ann, "created #secret, you own it");
+      await line(ann, "/private");
+      await waitFor(ann, notice("you made #secret private"));
+
+      // /list finds the public one only; the private one cannot be joined, nor seen
+      await line(ben, "/list");
+      await waitFor(ben, notice("public groups: 1; /join GROUP joins one"));
+      await waitFor(ben, notice("#lobby (1 member): deploys at five"));
+      expect(await ben.screen()).not.toContain("#secret");
+      await line(ben, "/list zzz");
+      await waitFor(ben, notice('no public groups matching "zzz"'));
+      await line(ben, "/join secret");
+      await waitFor(ben, "there is no group #secret (or it is private)");
+
+      // the invitation: a notice for the invitee, /invites lists it, /join takes it
+      await line(ann, "/invite @ben");
+      await waitFor(ann, notice("you invited ben to #secret"));
+      await waitFor(ben, notice("ann invited you to #secret (/join secret)"));
+      await line(ben, "/invites");
+      await waitFor(ben, notice("invitations: #secret (from ann); /join GROUP accepts one"));
+      await line(ben, "/join secret");
+      await waitFor(ben, `joined #secret (owner ann)`);
+      await waitFor(ann, notice("ben joined #secret"));
+      await line(ann, "/invite cat");
+      await waitFor(cat, notice("ann invited you to #secret (/join secret)"));
+      await line(cat, "/join #secret");
+      await waitFor(cat, "joined #secret (owner ann)");
+      await waitFor(ann, notice("cat joined #secret"));
+      await waitFor(ben, notice("cat joined #secret"));
+
+      // roles: only the owner makes admins; a member cannot moderate
+      await line(cat, "/kick @ben");
+      await waitFor(cat, "! /kick: only the owner and admins of #secret can do that");
+      await line(ann, "/op @ben");
+      await waitFor(ann, notice("you made ben an admin of #secret"));
+      await waitFor(ben, notice("ann made you an admin of #secret"));
+      await waitFor(cat, notice("ann made ben an admin of #secret"));
+      await line(ben, "/kick @ann");
+      await waitFor(ben, "! /kick: ann ranks as high as you in #secret: an admin acts only on members, the owner on everyone");
+
+      // a mute: seen by all; the muted one's message is refused in plain words
+      await line(ben, "/mute @cat 10");
+      await waitFor(ben, notice("you muted cat in #secret for 10 min"));
+      await waitFor(ann, notice("ben muted cat in #secret for 10 min"));
+      await waitFor(cat, notice("ben muted you in #secret for 10 min"));
+      await line(cat, "can I still talk?");
+      await waitFor(cat, /^! not sent to #secret: you are muted in #secret until \d\d:\d\d: you cannot send, edit or react there$/m);
+      await line(ann, "/members");
+      await waitFor(ann, /members of #secret: .*cat \(online, muted until \d\d:\d\d:\d\d\)/);
+      await line(ben, "/unmute @cat");
+      await waitFor(cat, notice("ben unmuted you in #secret"));
+      await line(cat, "thanks");
+      await waitFor(ann, new RegExp(`^${TIME} #secret cat: thanks$`, "m"));
+
+      // a kick, then a ban: each seen by the others, and by the one removed
+      await line(ben, "/kick @cat");
+      await waitFor(ann, notice("ben kicked cat from #secret"));
+      await waitFor(cat, notice("ben kicked you from #secret"));
+      await line(ann, "/ban #secret @cat");
+      await waitFor(ann, notice("you banned cat from #secret"));
+      await waitFor(ben, notice("ann banned cat from #secret"));
+      await line(cat, "/join secret");
+      await waitFor(cat, "! /join: you cannot join that group: you are banned from it");
+      await line(ann, "/invite @cat");
+      await waitFor(ann, "! /invite: cat is banned from #secret: /unban @cat first");
+
+      // blocking: a direct message refused, with the same words as a privacy setting
+      await line(cat, "/msg @ben hello");
+      await waitFor(ben, /\| new: \d:@cat\(1!\)$/m); // in its own view
+      await line(ben, "/block @cat");
+      await waitFor(ben, notice("blocked cat: their direct messages to you are refused (they are not told why)"));
+      await line(ben, "/blocked");
+      await waitFor(ben, notice("you block: cat"));
+      await line(cat, "/msg @ben are you there?");
+      await waitFor(cat, "! not sent to @ben: ben does not take direct messages from you");
+      await line(ben, "/unblock @cat");
+      await waitFor(ben, notice("unblocked cat"));
+      await line(ben, "/dms nobody");
+      await waitFor(ben, notice("nobody may send you direct messages (notes to yourself still work)"));
+      await line(ann, "/msg @ben psst");
+      await waitFor(ann, "! not sent to @ben: ben does not take direct messages from you");
+      await line(ben, "/dms");
+      await waitFor(ben, notice("nobody may send you direct messages (notes to yourself still work)"));
+      expect(await ben.screen()).not.toContain("psst");
+
+      // the group is handed on; /history shows the changes among the messages
+      await line(ann, "/transfer @ben");
+      await waitFor(ann, notice("you handed #secret on to ben"));
+      await waitFor(ben, notice("ann handed #secret on to you"));
+      await line(ann, "/history 6");
+      const hist = await waitFor(ann, "end of history");
+      const h = hist.split("\n");
+      const from = h.findLastIndex((r) => r.includes("history of #secret: 1 message (more before)"));
+      expect(from).toBeGreaterThanOrEqual(0);
+      expect(h.slice(from + 1, from + 8).map((r) => r.replace(/^\d\d:\d\d:\d\d/, "TIME"))).toEqual([
+        "TIME * ben muted cat in #secret for 10 min",
+        "TIME * ben unmuted cat in #secret",
+        "TIME #secret cat: thanks",
+        "TIME * ben kicked cat from #secret",
+        "TIME * you banned cat from #secret",
+        "TIME * you handed #secret on to ben",
+        expect.stringMatching(/^TIME \* end of history$/),
+      ]);
+      for (const t of [ann, ben, cat]) await line(t, "/quit");
+      for (const t of [ann, ben, cat]) await waitFor(t, "[exited 0]");
+      expect(await server.stop()).toBe(0);
+    },
+    90_000,
   );
 });
 

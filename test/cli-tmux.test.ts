@@ -122,7 +122,7 @@ async function cliUser(group: string, peer: ChatClient, more: string[] = [], sho
   const reg = await ChatClient.connect({ port: server.port });
   await reg.register(name, PASS);
   await reg.close();
-  await peer.join(group);
+  await peer.createGroup(group);
   const t = term([...port(), "--user", name, "--join", group, ...more], { TCPCHAT_PASSWORD: PASS });
   await t.waitFor(`logged in as ${name}`);
   await t.waitInput(`[#${shown}] >`);

@@ -5,7 +5,10 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, parseTarget, UsageError } from "../src/client/cli/args.ts";
 import { safeFileName, saveDownload } from "../src/client/cli/files.ts";
-import { convLabel, formatChange, formatMessage, inert, messageJson, unreadSummary } from "../src/client/cli/format.ts";
+import { ChatError } from "../src/client/errors.ts";
+import { explain } from "../src/client/cli/explain.ts";
+import { convLabel, duration, formatChange, formatMessage, type GroupChange, groupChangeOf, groupChangeText, groupNotice, inert, messageJson, unreadSummary } from "../src/client/cli/format.ts";
+import { OwnChanges } from "../src/client/cli/own.ts";
 import { Recent } from "../src/client/cli/recent.ts";
 import { type Key, KeyReader } from "../src/client/cli/keys.ts";
 import { Screen } from "../src/client/cli/screen.ts";
@@ -235,5 +238,82 @@ describe("the input line", () => {
     s.print("a line");
     s.print("elsewhere", "@x");
     expect(out).toEqual(["a line\n", "elsewhere\n"]);
+  });
+});
+
+describe("changes to groups as notices", () => {
+  const at = Date.UTC(2030, 0, 1, 12, 0, 0);
+  const e = (kind: string, more: Partial<GroupChange> = {}): GroupChange => ({ group: "ops", ts: at, from: "alice", target: "bob", kind: kind as GroupChange["kind"], ...more });
+  const says = (g: GroupChange, me = "carol") => groupChangeText(g, me);
+
+  test("each kind in words, as the others read it", () => {
+    expect(says(e("create", { target: "alice" }))).toBe("alice created #ops");
+    expect(says(e("join", { from: "bob" }))).toBe("bob joined #ops");
+    expect(says(e("leave", { from: "bob" }))).toBe("bob left #ops");
+    expect(says(e("invite"))).toBe("alice invited bob to #ops");
+    expect(says(e("kick"))).toBe("alice kicked bob from #ops");
+    expect(says(e("ban"))).toBe("alice banned bob from #ops");
+    expect(says(e("unban"))).toBe("alice lifted the ban on bob in #ops");
+    expect(says(e("mute", { until: at + 10 * 60_000 }))).toBe("alice muted bob in #ops for 10 min");
+    expect(says(e("mute", { until: at + 3 * 3600_000 }))).toBe("alice muted bob in #ops for 3 h");
+    expect(says(e("mute"))).toBe("alice muted bob in #ops until unmuted");
+    expect(says(e("unmute"))).toBe("alice unmuted bob in #ops");
+    expect(says(e("role", { role: "admin" }))).toBe("alice made bob an admin of #ops");
+    expect(says(e("role", { role: "member" }))).toBe("alice made bob a member of #ops (no longer an admin)");
+    expect(says(e("owner"))).toBe("alice handed #ops on to bob");
+    expect(says(e("settings", { settings: { topic: "deploys" } }))).toBe("alice set the topic of #ops: deploys");
+    expect(says(e("settings", { settings: { public: false, topic: "" } }))).toBe("alice made #ops private; cleared the topic of #ops");
+    expect(says(e("settings", { settings: { topic: "x\x1b[2Jy" } }))).toBe("alice set the topic of #ops: x\ufffd[2Jy"); // made inert
+  });
+
+  test("'you' for this user; an invitation says how to accept it; unknown kinds are ignored", () => {
+    expect(says(e("invite", { group: "secret" }), "bob")).toBe("alice invited you to #secret (/join secret)");
+    expect(says(e("kick"), "alice")).toBe("you kicked bob from #ops");
+    expect(says(e("owner"), "bob")).toBe("alice handed #ops on to you");
+    expect(says(e("merge"))).toBeUndefined();
+    expect(says(e("role", { role: "emperor" }))).toBeUndefined();
+    expect(groupNotice({ color: false }, e("kick"), "carol")).toMatch(/^\d\d:\d\d:\d\d \* alice kicked bob from #ops$/);
+  });
+
+  test("entries of a history page: a change to a group is one; a message, an edit or an unknown kind is not", () => {
+    expect(groupChangeOf({ mid: 5, ts: at, from: "alice", group: "ops", kind: "mute", target: "bob", until: at + 60_000 })).toEqual(e("mute", { until: at + 60_000 }));
+    expect(groupChangeOf({ mid: 5, ts: at, from: "bob", group: "ops", kind: "join" })).toEqual(e("join", { from: "bob", target: "bob" }));
+    expect(groupChangeOf({ mid: 5, ts: at, from: "bob", group: "ops", text: "hi" })).toBeUndefined();
+    expect(groupChangeOf({ mid: 5, ts: at, from: "bob", group: "ops", kind: "edit", ref: 3, text: "x" })).toBeUndefined();
+    expect(groupChangeOf({ mid: 5, ts: at, from: "bob", group: "ops", kind: "later" as never })).toBeUndefined();
+    expect(duration(0)).toBe("1 min");
+    expect(duration(3 * 86400_000)).toBe("3 days");
+  });
+
+  test("a change this client made is said once, whether its push comes before or after the reply", () => {
+    const own = new OwnChanges("alice");
+    const kick = e("kick");
+    let end = own.begin("kick", "ops", "bob");
+    end(10);
+    expect(own.show(10, kick)).toBe(false); // the reply came first: the command said it
+    end = own.begin("kick", "ops", "bob");
+    expect(own.show(11, kick)).toBe(false); // the push came first: the command will say it
+    end(11);
+    expect(own.show(11, kick)).toBe(true); // (a replay later is shown)
+    expect(own.show(12, e("kick", { from: "dave" }))).toBe(true); // someone else's
+    end = own.begin("kick", "ops", "bob");
+    end(); // refused: nothing pending
+    expect(own.show(13, kick)).toBe(true); // the same change from another device
+  });
+
+  test("refusals of group and safety requests in plain words", () => {
+    const err = (code: string, msg: string, request: string) => new ChatError(code as never, msg, request);
+    expect(explain(err("forbidden", 'you are muted in "ops"', "send"), { where: "#ops" })).toBe("you are muted in #ops until a moderator unmutes you: you cannot send, edit or react there");
+    expect(explain(err("forbidden", "bob does not take direct messages from you", "send"), { where: "@bob" })).toBe("bob does not take direct messages from you");
+    expect(explain(err("forbidden", "only the owner and admins of ops can kick", "kick"), { where: "#ops", user: "bob" })).toBe("only the owner and admins of #ops can do that");
+    expect(explain(err("forbidden", "bob is banned from ops: unban them first", "invite"), { where: "#ops", user: "bob" })).toBe("bob is banned from #ops: /unban @bob first");
+    expect(explain(err("forbidden", "only the owner of ops can hand it on", "transfer"), { where: "#ops", user: "bob" })).toBe("only the owner of #ops can do that");
+    expect(explain(err("forbidden", "you own ops: hand it on first (transfer), or be its last member", "leave"), { where: "#ops" })).toBe(
+      "you own #ops and others are still in it: hand it on first (/transfer @USER)",
+    );
+    expect(explain(err("not_found", "bob is not a member of ops", "kick"), { where: "#ops", user: "bob" })).toBe("bob is not a member of #ops");
+    expect(explain(err("not_found", 'no user "zed"', "ban"), { where: "#ops", user: "zed" })).toBe('there is no user "zed"');
+    expect(explain(err("conflict", "bob is a member of ops already", "invite"), { where: "#ops", user: "bob" })).toBe("bob is a member of #ops already");
+    expect(explain(err("conflict", "ops exists already", "create"), { where: "#ops" })).toBe("that name is taken: /join ops joins it, if it is public");
   });
 });

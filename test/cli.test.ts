@@ -139,7 +139,7 @@ describe("--send", () => {
   test("to a group by name or #name; refusals exit 1 with the server's reason", async () => {
     const owner = await user();
     const g = uniq("grp");
-    await owner.join(g);
+    await owner.createGroup(g);
     const name = uniq("gs");
     const notMember = await cli([...port(), "--user", name, "--register", "--send", "hi", "--to", g]);
     expect(notMember.code).toBe(1);
@@ -150,7 +150,9 @@ describe("--send", () => {
     await c.join(g);
     const ok = await cli([...port(), "--user", name, "--send", "hi group", "--to", `#${g}`]);
     expect(ok.code).toBe(0);
-    expect((await owner.history({ group: g })).msgs.map((m) => m.text)).toEqual(["hi group"]);
+    // the group's log: its create and join entries (no messages), then the message
+    const log = (await owner.history({ group: g })).msgs;
+    expect(log.map((m) => m.kind ?? m.text)).toEqual(["create", "join", "hi group"]);
     const nobody = await cli([...port(), "--user", name, "--send", "x", "--to", `@${uniq("nobody")}`]);
     expect(nobody.code).toBe(1);
     expect(nobody.stderr).toMatch(/^tcpchat chat: not sent to @nobody\d+: there is no user "nobody\d+"\n$/);
@@ -221,7 +223,9 @@ describe("for scripts and bots: --join, the config file, a kept login", () => {
     expect(again).toEqual({ code: 0, stdout: "", stderr: "" });
     const other = await user("bj");
     await other.join(g);
-    expect((await other.history({ group: g })).msgs.map((m) => m.text)).toEqual(["build 1 passed", "build 2 passed"]);
+    // the first run created the group (its `create` entry, by the bot); the second only joined: no entry
+    const log = (await other.history({ group: g })).msgs;
+    expect(log.map((m) => (m.kind ? `${m.kind} ${m.from}` : m.text))).toEqual([`create ${bot}`, "build 1 passed", "build 2 passed", `join ${other.user}`]);
     const listener = uniq("blis");
     expect((await cli([...port(), "--user", listener, "--register", "--send", "setup", "--to", `@${listener}`])).code).toBe(0);
     const l = listen(["--user", listener, "--join", g, "--json"]);
@@ -300,7 +304,7 @@ describe("--listen", () => {
     expect((await cli([...port(), "--user", name, "--register", "--send", "setup", "--to", `@${name}`])).code).toBe(0);
     const a = await user("lts");
     const g = uniq("ltg");
-    await a.join(g);
+    await a.createGroup(g);
     const c = await ChatClient.connect({ port: server.port });
     clients.push(c);
     await c.login(name, { pass: PASS });

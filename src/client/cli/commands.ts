@@ -3,12 +3,13 @@
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import type { ChatClient } from "../client.ts";
-import type { ChatMessage, LoginResult, Target } from "../types.ts";
+import type { ChatMessage, DmPolicy, GroupChangeKind, LoginResult, MaybeStored, Target } from "../types.ts";
 import { parseTarget } from "./args.ts";
 import { explain, type Situation } from "./explain.ts";
 import { mediaType } from "./files.ts";
 import { ChatError } from "../errors.ts";
-import { failure, formatChange, formatMessage, type MessageView, notice, type Style, targetLabel, unreadSummary } from "./format.ts";
+import { failure, formatChange, formatMessage, type GroupChange, groupChangeOf, groupNotice, inert, type MessageView, notice, type Style, targetLabel, unreadSummary } from "./format.ts";
+import type { OwnChanges } from "./own.ts";
 import type { Recent } from "./recent.ts";
 
 export interface CommandContext {
@@ -35,13 +36,18 @@ export interface CommandContext {
   markRead(t: Target, mid?: number): void;
   /** Sends the reads gathered so far, now (before counting what is unread). */
   flushReads?(): Promise<void>;
+  /** The changes to groups this client is making, so that their pushed entries are not shown twice. */
+  own?: OwnChanges;
 }
 
 type Command = (ctx: CommandContext, args: string) => Promise<void | "quit">;
 
 export const HELP = `commands:
-  /join GROUP          join (or create) a group and talk there
+  /join GROUP          join a group and talk there (a private one needs an invitation)
+  /create GROUP        create a group, with you as its owner
   /leave [GROUP]       leave a group (default: the current one)
+  /list [TEXT]         public groups (whose name contains TEXT)
+  /invites             your open invitations
   /to GROUP | @USER    talk in a group, or directly with a user (opens its view)
   /views               the open views, numbered: Alt-1..9 shows one
   /msg @USER TEXT      send one direct message without switching
@@ -58,6 +64,16 @@ export const HELP = `commands:
   /unread              what is unread, where
   /next                go to the newest conversation with unread messages and show them (Alt-n)
   /ids                 show message ids (^ID) before messages, or stop
+in a group you run (these act on the current group, or on #GROUP given first):
+  /invite @USER        let USER join (also a private group)
+  /kick @USER          remove USER (they may join again); /ban @USER: and keep them out; /unban @USER
+  /mute @USER [MIN]    USER may not send here (for MIN minutes, or until /unmute @USER)
+  /op @USER, /deop @USER  make USER an admin, or a member again (the owner only)
+  /transfer @USER      hand the group on to USER (the owner only; you stay an admin)
+  /topic [TEXT]        show or set the topic; /private, /public: who may join
+safety:
+  /block @USER         no direct messages from USER; /unblock @USER; /blocked lists them
+  /dms [anyone|groups|nobody]  who may send you direct messages (groups: who shares a group with you)
   /help                this text
   /quit                leave (also Ctrl-C, Ctrl-D)
 anything else is a message to the current conversation (start it with // to send a leading /)
@@ -119,6 +135,176 @@ function groupArg(ctx: CommandContext, args: string, orCurrent: boolean): string
   return undefined;
 }
 
+/**
+ * The group a group command acts on: `#GROUP` as the first word of `args`, else
+ * the current group; and the rest of `args`. Undefined (and why printed) if none.
+ */
+function groupFirst(ctx: CommandContext, args: string, usage: string): { group: string; rest: string } | undefined {
+  const m = /^\s*#(\S*)\s*([\s\S]*)$/.exec(args);
+  if (m) {
+    const t = parseTarget(`#${m[1]}`);
+    if (t?.group) return { group: t.group, rest: m[2]!.trim() };
+    ctx.print(failure(ctx.style, `"#${m[1]}" is not a group name`));
+    return undefined;
+  }
+  if (ctx.current?.group !== undefined) return { group: ctx.current.group, rest: args.trim() };
+  ctx.print(failure(ctx.style, `which group? /to a group first, or give it: ${usage}`));
+  return undefined;
+}
+
+/** A user name, "@bob" or "bob"; undefined if it is not one. */
+function userName(word: string | undefined): string | undefined {
+  if (!word) return undefined;
+  return parseTarget(word.startsWith("@") ? word : `@${word}`)?.user;
+}
+
+/** The group and the user of `/kick [#GROUP] @USER ...`, and the words after them. */
+function groupAndUser(ctx: CommandContext, args: string, usage: string): { group: string; user: string; more: string[] } | undefined {
+  const g = groupFirst(ctx, args, usage);
+  if (!g) return undefined;
+  const [word, ...more] = g.rest.split(/\s+/).filter(Boolean);
+  const user = userName(word);
+  if (!user) {
+    ctx.print(failure(ctx.style, `usage: ${usage}`));
+    return undefined;
+  }
+  return { group: g.group, user, more };
+}
+
+/** Prints in the group's view, and in the view shown too if that is another one. */
+function printFor(ctx: CommandContext, group: string, line: string): void {
+  ctx.print(line, { group });
+  if (ctx.current?.group !== group) ctx.print(line);
+}
+
+/**
+ * Makes a change to a group (PROTOCOL.md §3.3) and says how it went: the entry it
+ * stored, in the words the others see it in (its push is then not shown again),
+ * or `unchanged` if it stored none (muting the muted); a refusal in plain words.
+ */
+async function changeGroup(
+  ctx: CommandContext,
+  what: { request: string; kind: GroupChangeKind; group: string; target: string; extra?: Partial<GroupChange> | ((ts: number) => Partial<GroupChange>); unchanged: string },
+  run: () => Promise<MaybeStored>,
+): Promise<void> {
+  const { group, target, kind } = what;
+  const end = ctx.own?.begin(kind, group, target);
+  let r: MaybeStored;
+  try {
+    r = await run();
+  } catch (e) {
+    end?.();
+    printFor(ctx, group, failure(ctx.style, `/${what.request}: ${explain(e, { request: what.request, where: `#${group}`, user: target, limits: ctx.limits })}`));
+    return;
+  }
+  end?.(r.mid);
+  if (r.mid === undefined || r.ts === undefined) {
+    printFor(ctx, group, notice(ctx.style, `nothing changed: ${what.unchanged}`));
+    return;
+  }
+  const extra = typeof what.extra === "function" ? what.extra(r.ts) : what.extra;
+  const line = groupNotice(ctx.style, { group, ts: r.ts, from: ctx.me, kind, target, ...extra }, ctx.me);
+  if (line) printFor(ctx, group, line);
+}
+
+/** A moderation command: `/NAME [#GROUP] @USER`. */
+function moderation(
+  request: "invite" | "kick" | "ban" | "unban" | "unmute" | "transfer",
+  kind: GroupChangeKind,
+  unchanged: (user: string, group: string) => string,
+): Command {
+  return async (ctx, args) => {
+    const usage = `/${request} [#GROUP] @USER`;
+    const a = groupAndUser(ctx, args, usage);
+    if (!a) return;
+    if (a.more.length > 0) {
+      ctx.print(failure(ctx.style, `usage: ${usage}`));
+      return;
+    }
+    const { group, user } = a;
+    await changeGroup(ctx, { request, kind, group, target: user, unchanged: unchanged(user, `#${group}`) }, () =>
+      ctx.client.request({ t: request, group, user }),
+    );
+  };
+}
+
+/** `/op` and `/deop`: a member's role (the owner only). */
+function roleCommand(role: "admin" | "member"): Command {
+  return async (ctx, args) => {
+    const usage = `/${role === "admin" ? "op" : "deop"} [#GROUP] @USER`;
+    const a = groupAndUser(ctx, args, usage);
+    if (!a || a.more.length > 0) {
+      if (a) ctx.print(failure(ctx.style, `usage: ${usage}`));
+      return;
+    }
+    const { group, user } = a;
+    await changeGroup(
+      ctx,
+      { request: "role", kind: "role", group, target: user, extra: { role }, unchanged: `${user} is ${role === "admin" ? "an admin" : "a member"} of #${group} already` },
+      () => ctx.client.request({ t: "role", group, user, role }),
+    );
+  };
+}
+
+/** `/private` and `/public`. */
+function visibility(pub: boolean): Command {
+  return async (ctx, args) => {
+    const g = groupFirst(ctx, args, `/${pub ? "public" : "private"} [#GROUP]`);
+    if (!g) return;
+    const { group } = g;
+    await changeGroup(
+      ctx,
+      { request: "configure", kind: "settings", group, target: ctx.me, extra: { settings: { public: pub } }, unchanged: `#${group} is ${pub ? "public" : "private"} already` },
+      () => ctx.client.request({ t: "configure", group, public: pub }),
+    );
+  };
+}
+
+/** `/block` and `/unblock`. */
+function blocking(block: boolean): Command {
+  return async (ctx, args) => {
+    const user = userName(args.trim());
+    if (!user) {
+      ctx.print(failure(ctx.style, `usage: /${block ? "block" : "unblock"} @USER`));
+      return;
+    }
+    let r;
+    try {
+      r = await ctx.client.request({ t: block ? "block" : "unblock", user });
+    } catch (e) {
+      ctx.print(failure(ctx.style, `/${block ? "block" : "unblock"}: ${explain(e, { request: block ? "block" : "unblock", user })}`));
+      return;
+    }
+    if (block) ctx.print(notice(ctx.style, r.changed ? `blocked ${user}: their direct messages to you are refused (they are not told why)` : `${user} was blocked already`));
+    else ctx.print(notice(ctx.style, r.changed ? `unblocked ${user}` : `${user} was not blocked`));
+  };
+}
+
+const DMS: Record<DmPolicy, string> = {
+  anyone: "anyone may send you direct messages",
+  groups: "only people who share a group with you may send you direct messages",
+  nobody: "nobody may send you direct messages (notes to yourself still work)",
+};
+
+/** An entry of a history page: a message, or a change to the group as a notice; other entries are not shown. */
+function showEntry(ctx: CommandContext, m: ChatMessage): void {
+  if (m.kind === undefined) {
+    ctx.recent.add(m);
+    ctx.print(formatMessage(m, ctx.me, ctx.style, undefined, ctx.view));
+    return;
+  }
+  const g = groupChangeOf(m);
+  const line = g && groupNotice(ctx.style, g, ctx.me);
+  if (line) ctx.print(line);
+}
+
+/** A time today as HH:MM:SS, else with its date. */
+function clockOrDate(ts: number): string {
+  const d = new Date(ts);
+  const time = d.toTimeString().slice(0, 8);
+  return d.toDateString() === new Date().toDateString() ? time : `${d.toISOString().slice(0, 10)} ${time}`;
+}
+
 /** Adds or takes back a reaction. */
 async function reactTo(ctx: CommandContext, args: string, add: boolean): Promise<void> {
   const t = needCurrent(ctx);
@@ -145,9 +331,12 @@ const COMMANDS: Record<string, Command> = {
     const group = groupArg(ctx, args, false);
     if (!group) return;
     let r;
+    const end = ctx.own?.begin("join", group, ctx.me);
     try {
       r = await ctx.client.join(group);
+      end?.(r.mid);
     } catch (e) {
+      end?.();
       // PROTOCOL.md §3.3: joining never creates; a typo does not make a group.
       if (e instanceof ChatError && e.code === "not_found") {
         ctx.print(notice(ctx.style, `there is no group #${group} (or it is private): /create ${group} makes it, with you as its owner`));
@@ -162,7 +351,13 @@ const COMMANDS: Record<string, Command> = {
   async create(ctx, args) {
     const group = groupArg(ctx, args, false);
     if (!group) return;
-    await ctx.client.createGroup(group);
+    const end = ctx.own?.begin("create", group, ctx.me);
+    try {
+      end?.((await ctx.client.request({ t: "create", group })).mid);
+    } catch (e) {
+      end?.();
+      throw e;
+    }
     ctx.setCurrent({ group });
     ctx.print(notice(ctx.style, `created #${group}, you own it`));
     ctx.markRead({ group });
@@ -170,7 +365,13 @@ const COMMANDS: Record<string, Command> = {
   async leave(ctx, args) {
     const group = groupArg(ctx, args, true);
     if (!group) return;
-    await ctx.client.leave(group);
+    const end = ctx.own?.begin("leave", group, ctx.me);
+    try {
+      end?.((await ctx.client.request({ t: "leave", group })).mid);
+    } catch (e) {
+      end?.();
+      throw e;
+    }
     ctx.closeView?.({ group });
     if (ctx.current?.group === group) ctx.setCurrent(undefined);
     ctx.print(notice(ctx.style, `left #${group}`));
@@ -205,7 +406,13 @@ const COMMANDS: Record<string, Command> = {
     const group = groupArg(ctx, args, true);
     if (!group) return;
     const ms = await ctx.client.members(group);
-    ctx.print(notice(ctx.style, `members of #${group}: ${ms.map((m) => `${m.user} (${m.online ? "online" : "offline"})`).join(", ")}`));
+    const about = (m: (typeof ms)[number]) => {
+      const parts = [m.online ? "online" : "offline"];
+      if (m.role !== "member") parts.push(m.role);
+      if (m.muted !== undefined) parts.push(m.muted > 8e15 ? "muted" : `muted until ${clockOrDate(m.muted)}`);
+      return `${m.user} (${parts.join(", ")})`;
+    };
+    ctx.print(notice(ctx.style, `members of #${group}: ${ms.map(about).join(", ")}`));
   },
   async who(ctx) {
     const gs = await ctx.client.groups();
@@ -226,13 +433,11 @@ const COMMANDS: Record<string, Command> = {
       return;
     }
     const page = await ctx.client.history(t, { limit: n });
-    // Messages as they are now; the entries that changed them (edits, reactions...) are not shown again.
+    // Messages as they are now, and the changes to the group (joins, kicks...) between them;
+    // the entries that changed messages (edits, reactions...) are not shown again.
     const msgs = page.msgs.filter((m) => m.kind === undefined);
     ctx.print(notice(ctx.style, `history of ${targetLabel(t)}: ${msgs.length} message${msgs.length === 1 ? "" : "s"}${page.more ? " (more before)" : ""}`));
-    for (const m of msgs) {
-      ctx.recent.add(m);
-      ctx.print(formatMessage(m, ctx.me, ctx.style, undefined, ctx.view));
-    }
+    for (const m of page.msgs) showEntry(ctx, m);
     ctx.print(notice(ctx.style, "end of history"));
     if (page.msgs.length > 0) ctx.markRead(t, page.msgs[page.msgs.length - 1]!.mid);
   },
@@ -311,17 +516,98 @@ const COMMANDS: Record<string, Command> = {
     ctx.setCurrent(t);
     ctx.print(notice(ctx.style, `talking in ${targetLabel(t)}: ${c.unread} new`));
     const page = await ctx.client.history(t, { after: c.read, limit: 100 });
-    for (const m of page.msgs) {
-      if (m.kind !== undefined) continue;
-      ctx.recent.add(m);
-      ctx.print(formatMessage(m, ctx.me, ctx.style, undefined, ctx.view));
-    }
+    for (const m of page.msgs) showEntry(ctx, m);
     if (page.more) ctx.print(notice(ctx.style, "more: /history"));
     ctx.markRead(t, c.last);
   },
   async ids(ctx) {
     ctx.view.ids = !ctx.view.ids;
     ctx.print(notice(ctx.style, ctx.view.ids ? "message ids (^ID) are shown" : "message ids are hidden"));
+  },
+  async list(ctx, args) {
+    const q = args.trim();
+    const r = await ctx.client.listGroups({ ...(q ? { q } : {}), limit: 50 });
+    const matching = q ? ` matching "${inert(q)}"` : "";
+    if (r.groups.length === 0) {
+      ctx.print(notice(ctx.style, `no public groups${matching}${q ? "" : " yet: /create GROUP makes one"}`));
+      return;
+    }
+    ctx.print(notice(ctx.style, `public groups${matching}: ${r.groups.length}${r.more ? " (the first 50: /list TEXT narrows it)" : ""}; /join GROUP joins one`));
+    for (const g of r.groups) ctx.print(notice(ctx.style, `#${g.group} (${g.members} member${g.members === 1 ? "" : "s"})${g.topic ? `: ${inert(g.topic)}` : ""}`));
+  },
+  async invites(ctx) {
+    const inv = await ctx.client.invitations();
+    if (inv.length === 0) {
+      ctx.print(notice(ctx.style, "no open invitations"));
+      return;
+    }
+    ctx.print(notice(ctx.style, `invitations: ${inv.map((i) => `#${i.group} (from ${i.by})${i.topic ? `: ${inert(i.topic)}` : ""}`).join(", ")}; /join GROUP accepts one`));
+  },
+  invite: moderation("invite", "invite", (u, g) => `${u} is invited to ${g} already`),
+  kick: moderation("kick", "kick", (u, g) => `${u} is not in ${g}`),
+  ban: moderation("ban", "ban", (u, g) => `${u} is banned from ${g} already`),
+  unban: moderation("unban", "unban", (u, g) => `${u} is not banned from ${g}`),
+  unmute: moderation("unmute", "unmute", (u, g) => `${u} is not muted in ${g}`),
+  transfer: moderation("transfer", "owner", (u, g) => `${u} owns ${g} already`),
+  op: roleCommand("admin"),
+  deop: roleCommand("member"),
+  private: visibility(false),
+  public: visibility(true),
+  async mute(ctx, args) {
+    const usage = "/mute [#GROUP] @USER [MINUTES]";
+    const a = groupAndUser(ctx, args, usage);
+    if (!a) return;
+    const min = a.more.length === 0 ? undefined : Number(a.more[0]);
+    if (a.more.length > 1 || (min !== undefined && !(Number.isFinite(min) && min > 0 && min <= 10 * 365 * 24 * 60))) {
+      ctx.print(failure(ctx.style, `usage: ${usage} (minutes: more than 0, at most ten years)`));
+      return;
+    }
+    const { group, user } = a;
+    const secs = min === undefined ? undefined : Math.max(1, Math.round(min * 60));
+    await changeGroup(
+      ctx,
+      {
+        request: "mute",
+        kind: "mute",
+        group,
+        target: user,
+        // The mute ends `secs` after the entry (its `until`, as the others see it).
+        extra: (ts) => (secs === undefined ? {} : { until: ts + secs * 1000 }),
+        unchanged: `${user} is muted in #${group} already`,
+      },
+      () => ctx.client.request(secs === undefined ? { t: "mute", group, user } : { t: "mute", group, user, secs }),
+    );
+  },
+  async topic(ctx, args) {
+    const g = groupFirst(ctx, args, "/topic [#GROUP] [TEXT]");
+    if (!g) return;
+    const { group, rest } = g;
+    if (!rest) {
+      const info = (await ctx.client.groups()).find((x) => x.group === group);
+      if (!info) ctx.print(failure(ctx.style, `you are not in #${group}`));
+      else ctx.print(notice(ctx.style, info.topic ? `topic of #${group}: ${inert(info.topic)}` : `#${group} has no topic: /topic TEXT sets one`));
+      return;
+    }
+    await changeGroup(
+      ctx,
+      { request: "configure", kind: "settings", group, target: ctx.me, extra: { settings: { topic: rest } }, unchanged: `that is the topic of #${group} already` },
+      () => ctx.client.request({ t: "configure", group, topic: rest }),
+    );
+  },
+  block: blocking(true),
+  unblock: blocking(false),
+  async blocked(ctx) {
+    const users = await ctx.client.blocked();
+    ctx.print(notice(ctx.style, users.length === 0 ? "you block nobody" : `you block: ${users.join(", ")}`));
+  },
+  async dms(ctx, args) {
+    const want = args.trim();
+    if (want !== "" && want !== "anyone" && want !== "groups" && want !== "nobody") {
+      ctx.print(failure(ctx.style, "usage: /dms [anyone|groups|nobody]"));
+      return;
+    }
+    const now = await ctx.client.privacy(want === "" ? undefined : want);
+    ctx.print(notice(ctx.style, DMS[now]));
   },
   async "send-file"(ctx, args) {
     const t = needCurrent(ctx);

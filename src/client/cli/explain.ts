@@ -11,6 +11,8 @@ export interface Situation {
   request?: string;
   /** The conversation, "#ops" or "@bob". */
   where?: string;
+  /** The user a moderation request or a block is about. */
+  user?: string;
   /** The server's limits from the login (PROTOCOL.md §3.2), to say how large is allowed. */
   limits?: { max_text?: number; max_frame?: number };
   /** A file was being sent. */
@@ -23,6 +25,65 @@ export interface Situation {
 export const PASS_MIN_BYTES = 8;
 export const PASS_MAX_BYTES = 1024;
 export const PASSWORD_RULE = `${PASS_MIN_BYTES} to ${PASS_MAX_BYTES} bytes`;
+
+/** The requests that change a group's members (PROTOCOL.md §3.3). */
+const MODERATION = new Set(["invite", "kick", "ban", "unban", "mute", "unmute", "role", "transfer"]);
+/** The requests that write in a conversation, refused to one muted there. */
+const WRITING = new Set(["send", "reply", "edit", "delete", "react", "unreact", "send-file"]);
+
+/** When a mute ends, from the server's words ("... until 2030-01-01T10:00:00.000Z"), as local time. */
+function mutedUntil(msg: string): string {
+  const iso = /until (\d{4}-\d\d-\d\dT[\d:.]+Z)/.exec(msg)?.[1];
+  if (!iso) return " until a moderator unmutes you";
+  const d = new Date(iso);
+  const time = d.toTimeString().slice(0, 5);
+  return d.toDateString() === new Date().toDateString() ? ` until ${time}` : ` until ${d.toISOString().slice(0, 10)} ${time}`;
+}
+
+function forbidden(s: Situation): string {
+  const msg = s.serverMessage ?? "";
+  const g = s.where?.startsWith("#") ? s.where : undefined;
+  const who = s.user ?? "them";
+  if (s.request === "join")
+    return "you cannot join that group: you are banned from it, it is full, or you are in (or created) as many groups as the server allows";
+  if (s.request === "create") return "you cannot create another group: you created, or are in, as many groups as the server allows";
+  if (/muted/.test(msg)) return `you are muted in ${g ?? "that group"}${mutedUntil(msg)}: you cannot send, edit or react there`;
+  if (s.where?.startsWith("@") && (s.request === undefined || WRITING.has(s.request)))
+    return `${s.where.slice(1)} does not take direct messages from you`;
+  if (s.request === "leave") return `you own ${g ?? "that group"} and others are still in it: hand it on first (/transfer @USER)`;
+  const outsider = /you are not a member/.test(msg);
+  if (outsider && (s.request === "configure" || s.request === "role" || s.request === "transfer" || MODERATION.has(s.request ?? "")))
+    return `you are not a member of ${g ?? "that group"}`;
+  if (s.request === "configure") return `only the owner and admins of ${g ?? "the group"} can change its settings`;
+  if (s.request === "role" || s.request === "transfer") {
+    if (/owner's role/.test(msg)) return "the owner stays the owner until they hand the group on (/transfer @USER)";
+    return `only the owner of ${g ?? "the group"} can do that`;
+  }
+  if (s.request !== undefined && MODERATION.has(s.request)) {
+    if (/yourself/.test(msg)) return "you cannot do that to yourself";
+    if (/is banned/.test(msg)) return `${who} is banned from ${g ?? "the group"}: /unban @${who} first`;
+    if (/only the owner and admins/.test(msg)) return `only the owner and admins of ${g ?? "the group"} can do that`;
+    if (/you cannot/.test(msg)) return `${who} ranks as high as you in ${g ?? "the group"}: an admin acts only on members, the owner on everyone`;
+    return `you are not allowed to do that in ${g ?? "that group"}`;
+  }
+  return g ? `you are not allowed to do that in ${g} (are you a member? /join ${g.slice(1)} first)` : "you are not allowed to do that";
+}
+
+function notFound(s: Situation): string {
+  const msg = s.serverMessage ?? "";
+  if (s.request === "edit" || s.request === "delete" || s.request === "react" || s.request === "unreact" || s.request === "reply") {
+    return "that message does not exist here (or was deleted)";
+  }
+  if (s.request === "leave") return "you are not in that group";
+  if (s.request === "block" || s.request === "unblock") return `there is no user "${s.user ?? ""}"`;
+  if (s.request !== undefined && MODERATION.has(s.request)) {
+    if (/no user/.test(msg)) return `there is no user "${s.user ?? ""}"`;
+    if (/is not a member/.test(msg)) return `${s.user ?? "they"} is not a member of ${s.where ?? "that group"}`;
+  }
+  if (s.where?.startsWith("@")) return `there is no user "${s.where.slice(1)}"`;
+  if (s.where?.startsWith("#")) return `there is no group "${s.where.slice(1)}" (or it is private)`;
+  return "no such user, group or message";
+}
 
 /** The sentence for each code; `s` says what was being done. */
 const SENTENCES: Record<ErrorCode | ClientErrorCode, (s: Situation) => string> = {
@@ -38,22 +99,14 @@ const SENTENCES: Record<ErrorCode | ClientErrorCode, (s: Situation) => string> =
     return s.file ? `that file is too large${allowed}` : `that message is too long${allowed}`;
   },
   unauthorized: (s) => (s.request === "login" ? "wrong user name or password" : "you are not logged in"),
-  forbidden: (s) =>
-    s.request === "join"
-      ? "you cannot join that group: you are banned from it, it is full, or you are in (or created) as many groups as the server allows"
-      : s.where?.startsWith("#")
-        ? `you are not allowed to do that in ${s.where} (are you a member? /join ${s.where.slice(1)} first)`
-        : "you are not allowed to do that",
-  not_found: (s) => {
-    if (s.request === "edit" || s.request === "delete" || s.request === "react" || s.request === "unreact" || s.request === "reply") {
-      return "that message does not exist here (or was deleted)";
-    }
-    if (s.request === "leave") return "you are not in that group";
-    if (s.where?.startsWith("@")) return `there is no user "${s.where.slice(1)}"`;
-    if (s.where?.startsWith("#")) return `there is no group "${s.where.slice(1)}"`;
-    return "no such user, group or message";
+  forbidden: forbidden,
+  not_found: notFound,
+  conflict: (s) => {
+    if (s.request === "register") return "that name is taken";
+    if (s.request === "create") return `that name is taken${s.where?.startsWith("#") ? `: /join ${s.where.slice(1)} joins it, if it is public` : ""}`;
+    if (s.request === "invite") return `${s.user ?? "they"} ${s.where ? `is a member of ${s.where}` : "is a member"} already`;
+    return "already done (already logged in?)";
   },
-  conflict: (s) => (s.request === "register" ? "that name is taken" : "already done (already logged in?)"),
   rate_limited: (s) => {
     const wait = /retry in ([\d.]+) ?s/.exec(s.serverMessage ?? "")?.[1];
     return `the server asks to slow down: too many requests or logins just now; try again in ${wait ? `${wait} s` : "a moment"}`;

@@ -1,7 +1,7 @@
 // How messages and notices look on a terminal: timestamps, sender names, ANSI
 // colours when wanted. Text from other users is made inert first: a peer must
 // not be able to move the cursor or recolour the screen with escape codes.
-import type { ChatMessage, Conversation, DeleteEvent, EditEvent, ReactionEvent, Target } from "../types.ts";
+import { GROUP_CHANGE_KINDS, type ChatMessage, type Conversation, type DeleteEvent, type EditEvent, type GroupEvent, type ReactionEvent, type Target } from "../types.ts";
 
 export interface Style {
   color: boolean;
@@ -143,6 +143,84 @@ export function formatMessageLine(m: ChatMessage, me: string, savedTo?: string):
     .split("\n")
     .map((l) => l.trim())
     .join(" ");
+}
+
+/** How long a mute lasts, in words: "10 min", "2 h", "3 days" (rounded). */
+export function duration(ms: number): string {
+  const min = Math.max(1, Math.round(ms / 60_000));
+  if (min < 120) return `${min} min`;
+  const h = Math.round(min / 60);
+  if (h < 48) return `${h} h`;
+  const d = Math.round(h / 24);
+  return `${d} day${d === 1 ? "" : "s"}`;
+}
+
+/** A group change from the log (PROTOCOL.md §3.3) in a log entry's fields, as the client library's `group` event has it. */
+export type GroupChange = Pick<GroupEvent, "group" | "from" | "kind" | "target" | "ts"> & Partial<Pick<GroupEvent, "role" | "until" | "settings">>;
+
+/** The `group` event of a log entry (`entry`, a `history` page), or undefined for one that is not a change to a group. */
+export function groupChangeOf(m: ChatMessage): GroupChange | undefined {
+  if (m.kind === undefined || !GROUP_CHANGE_KINDS.has(m.kind) || m.group === undefined) return undefined;
+  const g: GroupChange = { group: m.group, ts: m.ts, from: m.from, kind: m.kind as GroupEvent["kind"], target: m.target ?? m.from };
+  if (m.role !== undefined) g.role = m.role;
+  if (m.until !== undefined) g.until = m.until;
+  if (m.settings !== undefined) g.settings = m.settings;
+  return g;
+}
+
+/**
+ * A change to a group in words, as `me` reads it: "bob joined #ops", "alice kicked
+ * you from #ops", "alice muted bob in #ops for 10 min", "alice made bob an admin of
+ * #ops", "alice handed #ops on to bob", "alice set the topic of #ops: deploys",
+ * "alice invited you to #secret (/join secret)". Undefined for a kind this client
+ * does not know (PROTOCOL.md §3.5: ignored).
+ */
+export function groupChangeText(e: GroupChange, me: string): string | undefined {
+  const who = (u: string) => (u === me ? "you" : u);
+  const by = who(e.from);
+  const them = who(e.target);
+  const g = `#${e.group}`;
+  switch (e.kind) {
+    case "create":
+      return `${by} created ${g}`;
+    case "join":
+      return `${by} joined ${g}`;
+    case "leave":
+      return `${by} left ${g}`;
+    case "invite":
+      return `${by} invited ${them} to ${g}${e.target === me ? ` (/join ${e.group})` : ""}`;
+    case "kick":
+      return `${by} kicked ${them} from ${g}`;
+    case "ban":
+      return `${by} banned ${them} from ${g}`;
+    case "unban":
+      return `${by} lifted the ban on ${them} in ${g}`;
+    case "mute":
+      return `${by} muted ${them} in ${g} ${e.until !== undefined ? `for ${duration(e.until - e.ts)}` : "until unmuted"}`;
+    case "unmute":
+      return `${by} unmuted ${them} in ${g}`;
+    case "role":
+      return e.role === "admin" ? `${by} made ${them} an admin of ${g}` : e.role === "member" ? `${by} made ${them} a member of ${g} (no longer an admin)` : undefined;
+    case "owner":
+      return `${by} handed ${g} on to ${them}`;
+    case "settings": {
+      const st = e.settings ?? {};
+      const parts: string[] = [];
+      if (st.public === true) parts.push(`made ${g} public`);
+      if (st.public === false) parts.push(`made ${g} private`);
+      if (st.topic !== undefined) parts.push(st.topic === "" ? `cleared the topic of ${g}` : `set the topic of ${g}: ${inert(st.topic)}`);
+      if (st.description !== undefined) parts.push(st.description === "" ? `cleared the description of ${g}` : `set the description of ${g}: ${inert(st.description)}`);
+      return parts.length === 0 ? `${by} changed the settings of ${g}` : `${by} ${parts.join("; ")}`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** The same as a notice line, at the entry's time; undefined for an unknown kind. */
+export function groupNotice(style: Style, e: GroupChange, me: string): string | undefined {
+  const text = groupChangeText(e, me);
+  return text === undefined ? undefined : notice(style, text, e.ts);
 }
 
 export function notice(style: Style, text: string, ts = Date.now()): string {

@@ -10,8 +10,9 @@ import { COMMAND_NAMES, type CommandContext, runLine } from "./commands.ts";
 import { applyKey, type Completer, emptyEditor } from "./editor.ts";
 import { explain } from "./explain.ts";
 import { saveDownloadOnce } from "./files.ts";
-import { failure, formatChange, formatMessage, type MessageView, notice, presenceLine, type Style, targetLabel, unreadSummary } from "./format.ts";
+import { failure, formatChange, formatMessage, groupNotice, type MessageView, notice, presenceLine, type Style, targetLabel, unreadSummary } from "./format.ts";
 import type { Key } from "./keys.ts";
+import { OwnChanges } from "./own.ts";
 import { Recent } from "./recent.ts";
 import { Screen } from "./screen.ts";
 import { readKeys, type Tty } from "./tty.ts";
@@ -164,6 +165,27 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
     print(formatChange(e, "delete", me, style, quote), changeIn(e));
   });
   client.on("reaction", (e) => print(formatChange(e, "reaction", me, style, recent.quote(e.ref)), changeIn(e)));
+  // Changes to groups (PROTOCOL.md §3.3) as notices in the group's view: "* bob joined #ops".
+  // An invitation goes to the view shown (there is no view of a group one is not in yet);
+  // being kicked or banned is said there too. Those this client made, its command said.
+  const own = new OwnChanges(me);
+  client.on("group", (e) => {
+    if (!own.show(e.mid, e)) return;
+    const line = groupNotice(style, e, me);
+    if (line === undefined) return; // a kind this client does not know
+    groupsKnown.add(e.group);
+    for (const u of [e.from, e.target]) if (u !== me) usersKnown.add(u);
+    const t: Target = { group: e.group };
+    const here = ctx.current?.group === e.group;
+    if (e.kind === "invite" && e.target === me) {
+      print(line, here ? t : ctx.current);
+      return;
+    }
+    views.open(t);
+    updateStatus();
+    print(line, t);
+    if (!here && e.target === me && e.from !== me && (e.kind === "kick" || e.kind === "ban")) print(line, ctx.current);
+  });
   client.on("typing", (e) => {
     typing.set(e.from, { key: recent.key(e.group !== undefined ? { group: e.group } : { user: e.from }), until: Date.now() + TYPING_SHOWN_MS });
     screen.setPrompt(promptFor(ctx.current));
@@ -231,6 +253,7 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
     view,
     markRead,
     flushReads,
+    own,
   };
   screen.setPrompt(promptFor(ctx.current));
   const loggedIn = await login();

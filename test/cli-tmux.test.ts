@@ -223,6 +223,14 @@ describe.if(hasTmux)("the line editor in a terminal", () => {
     t.keys("Tab");
     await t.waitInput(`[#${g}] > /help`);
     t.keys("C-u");
+    t.type("/tra"); // the commands of #13 too
+    t.keys("Tab");
+    await t.waitInput(`[#${g}] > /transfer`);
+    t.keys("C-u");
+    t.type("/unb");
+    t.keys("Tab");
+    await t.waitInput(`[#${g}] > /unban`);
+    t.keys("C-u");
     t.type("/mem");
     t.keys("Tab");
     t.keys("Enter");

@@ -113,6 +113,8 @@ function suite(name: string, make: () => Promise<Store>): void {
         expect((await s.userGroups("ann"))[0]).toMatchObject({ name: "priv", role: "admin", public: false });
         applied(await s.groupOp(op("settings", "priv", "ann", "ann", { settings: { public: true, description: "open now" } }), NOW));
         expect(await s.listGroups("pri", "", 10)).toEqual([{ name: "priv", topic: "", members: 2 }]);
+        // settings as they are already: nothing stored
+        expect(await s.groupOp(op("settings", "priv", "ann", "ann", { settings: { public: true } }), NOW)).toEqual({ seq: 0 });
         expect(await s.listGroups("PRI", "priv", 10)).toEqual([]);
       } finally {
         await s.close();
@@ -243,8 +245,10 @@ describe("decide, the table of rules (src/store/groups.ts)", () => {
     ["role unchanged", op("role", "g", "o", "b", { role: "member" }), { actor: owner, target: member }, "noop"],
     ["transfer to a non-member", op("owner", "g", "o", "b"), { actor: owner }, "not_found"],
     ["transfer by an admin", op("owner", "g", "a", "b"), { actor: admin, target: member }, "forbidden"],
-    ["settings by an admin", op("settings", "g", "a"), { actor: admin, target: admin }, "apply"],
+    ["settings by an admin", op("settings", "g", "a", "a", { settings: { topic: "x" } }), { actor: admin, target: admin }, "apply"],
     ["settings by a member", op("settings", "g", "a"), { actor: member, target: member }, "forbidden"],
+    ["settings as they are", op("settings", "g", "o", "o", { settings: { public: true, topic: "t" } }), { actor: owner, target: owner, group: { owner: "o", public: true, topic: "t" } }, "noop"],
+    ["settings, one of them new", op("settings", "g", "o", "o", { settings: { public: false, topic: "t" } }), { actor: owner, target: owner, group: { owner: "o", public: true, topic: "t" } }, "apply"],
   ];
   for (const [what, o, facts, want] of cases)
     test(what, () => {

@@ -72,7 +72,7 @@ export interface MemberFacts {
 
 /** What the store read, in the transaction, for one GroupOp. */
 export interface GroupFacts {
-  group: { owner: string; public: boolean } | undefined;
+  group: { owner: string; public: boolean; topic?: string; description?: string } | undefined;
   /** `by`'s membership. */
   actor: MemberFacts | undefined;
   /** `target`'s membership. */
@@ -146,7 +146,13 @@ export function decide(op: GroupOp, f: GroupFacts): Decision {
   // Everything else is done by a member to another (or to the group): moderators only.
   if (!f.actor) return g.public || f.invited ? refuse("forbidden", `you are not a member of ${name}`) : hidden();
   if (op.action === "settings") {
-    return isModerator(f.actor) ? "apply" : refuse("forbidden", `only the owner and admins of ${name} can change its settings`);
+    if (!isModerator(f.actor)) return refuse("forbidden", `only the owner and admins of ${name} can change its settings`);
+    const st = op.settings ?? {};
+    const same =
+      (st.public === undefined || st.public === g.public) &&
+      (st.topic === undefined || st.topic === g.topic) &&
+      (st.description === undefined || st.description === g.description);
+    return same ? "noop" : "apply";
   }
   if (op.action === "role" || op.action === "owner") {
     if (f.actor.role !== "owner") return refuse("forbidden", `only the owner of ${name} can ${op.action === "owner" ? "hand it on" : "change roles"}`);

@@ -136,7 +136,7 @@ export class MemoryStore implements Store {
     const ms = this.members.get(op.group);
     const key = `${op.group}\0${op.target}`;
     const d = decide(op, {
-      group: g && { owner: g.owner, public: g.public },
+      group: g && { owner: g.owner, public: g.public, topic: g.topic, description: g.description },
       actor: ms?.get(op.by),
       target: ms?.get(op.target),
       banned: this.groupBans.has(key),

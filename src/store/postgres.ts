@@ -473,7 +473,7 @@ export class PostgresStore implements Store {
       const grp = op.group;
       const user = op.target;
       const [facts] = await tx`SELECT
-          (SELECT json_build_object('owner', owner, 'public', public) FROM groups WHERE name = ${grp}) AS g,
+          (SELECT json_build_object('owner', owner, 'public', public, 'topic', topic, 'description', description) FROM groups WHERE name = ${grp}) AS g,
           (SELECT json_build_object('role', role, 'muted', coalesce(muted, 0)) FROM memberships WHERE grp = ${grp} AND "user" = ${op.by}) AS a,
           (SELECT json_build_object('role', role, 'muted', coalesce(muted, 0)) FROM memberships WHERE grp = ${grp} AND "user" = ${user}) AS t,
           EXISTS (SELECT 1 FROM group_bans WHERE grp = ${grp} AND "user" = ${user}) AS banned,
@@ -481,9 +481,9 @@ export class PostgresStore implements Store {
           (SELECT count(*) FROM memberships WHERE grp = ${grp}) AS members`;
       const fact = (x: { role: string; muted: string | number } | null): MemberFacts | undefined =>
         x ? { role: x.role as Role, muted: Number(x.muted) } : undefined;
-      const g = facts.g as { owner: string; public: number } | null;
+      const g = facts.g as { owner: string; public: number; topic: string; description: string } | null;
       const d = decide(op, {
-        group: g ? { owner: g.owner, public: g.public !== 0 } : undefined,
+        group: g ? { owner: g.owner, public: g.public !== 0, topic: g.topic, description: g.description } : undefined,
         actor: fact(facts.a),
         target: fact(facts.t),
         banned: facts.banned,

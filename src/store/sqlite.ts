@@ -416,8 +416,8 @@ export class SqliteStore implements Store {
 
   /** groupOp inside its transaction: read the facts, decide (src/store/groups.ts), apply, log. */
   private groupOpNow(op: GroupOp, now: number): GroupOpResult {
-    const g = this.client.query("SELECT owner, public FROM groups WHERE name = ?").get(op.group) as
-      | { owner: string; public: number }
+    const g = this.client.query("SELECT owner, public, topic, description FROM groups WHERE name = ?").get(op.group) as
+      | { owner: string; public: number; topic: string; description: string }
       | null;
     const memberOf = (user: string): MemberFacts | undefined => {
       const m = this.client.query("SELECT role, muted FROM memberships WHERE grp = ? AND user = ?").get(op.group, user) as
@@ -429,7 +429,7 @@ export class SqliteStore implements Store {
       this.client.query(`SELECT 1 FROM ${table} WHERE grp = ? AND user = ?`).get(op.group, op.target) !== null;
     const target = memberOf(op.target);
     const d = decide(op, {
-      group: g ? { owner: g.owner, public: g.public !== 0 } : undefined,
+      group: g ? { owner: g.owner, public: g.public !== 0, topic: g.topic, description: g.description } : undefined,
       actor: op.by === op.target ? target : memberOf(op.by),
       target,
       banned: has("group_bans"),

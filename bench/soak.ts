@@ -16,7 +16,7 @@ import type { Socket } from "bun";
 import { decode } from "@msgpack/msgpack";
 import { encodeFrame } from "../src/protocol/codec.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
-import { GROUP_ACTIONS } from "../src/store/groups.ts";
+import { isGroupKind } from "../src/protocol/pushes.ts";
 import { Conn, procStats, Sampler } from "../test/helpers/attack.ts";
 import { formatHostile, HOSTILE_KINDS, type HostileKind, type HostileStats, HostileWorker } from "../test/helpers/fuzz-conn.ts";
 
@@ -45,7 +45,7 @@ class Client {
     const dec = new FrameDecoder(1 << 24, (ev) => {
       if (ev.kind !== "frame") return;
       const m = decode(ev.body) as Record<string, unknown>;
-      if (m.t === "msg" && !(GROUP_ACTIONS as readonly unknown[]).includes(m.kind)) this.received++; // messages, not changes to groups
+      if (m.t === "msg" && !isGroupKind(m.kind)) this.received++; // messages, not changes to groups
       const w = typeof m.id === "number" ? this.waiting.get(m.id) : undefined;
       if (w) {
         this.waiting.delete(m.id as number);

@@ -7,7 +7,7 @@ import { decode } from "@msgpack/msgpack";
 import { encodeFrame } from "../src/protocol/codec.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
 import { Writer } from "../src/io/writer.ts";
-import { GROUP_ACTIONS } from "../src/store/groups.ts";
+import { isGroupKind } from "../src/protocol/pushes.ts";
 import { Histogram } from "./histogram.ts";
 import type { ConnSpec, FromWorker, RunSpec, ToWorker } from "./ipc.ts";
 
@@ -108,7 +108,7 @@ function readCid(b: Uint8Array): [number, number, number] | null {
 /** Whether a `msg` push is a change to a group (PROTOCOL.md §3.3): a join, a create... */
 function isGroupChange(body: Uint8Array): boolean {
   const kind = (decode(body) as { kind?: unknown }).kind;
-  return typeof kind === "string" && (GROUP_ACTIONS as readonly string[]).includes(kind);
+  return isGroupKind(kind);
 }
 
 /** The value of `t`, for frames that start {t: ...}: "msg", "send", "ok" or null. */

@@ -19,13 +19,12 @@ import { Outbox } from "./outbox.ts";
 import { Sender } from "./sender.ts";
 import { newCid } from "./cid.ts";
 import { checkWebSocketUrl, webSocketEndpoint } from "./websocket.ts";
-import { GROUP_CHANGE_KINDS } from "./types.ts";
+import { isGroupKind } from "./types.ts";
 import type {
   Bye,
   ChatMessage,
   DirectoryEntry,
   DmPolicy,
-  GroupChangeKind,
   GroupEvent,
   Invitation,
   ClientEvents,
@@ -712,8 +711,8 @@ export class ChatClient {
         e.emit("read", { ...where, mid: m.mid, ts: m.ts, read: m.ref! });
         return;
     }
-    if (GROUP_CHANGE_KINDS.has(m.kind) && m.group !== undefined) {
-      const g: GroupEvent = { group: m.group, mid: m.mid, ts: m.ts, from: m.from, kind: m.kind as GroupChangeKind, target: m.target ?? m.from };
+    if (isGroupKind(m.kind) && m.group !== undefined) {
+      const g: GroupEvent = { group: m.group, mid: m.mid, ts: m.ts, from: m.from, kind: m.kind, target: m.target ?? m.from };
       if (m.role !== undefined) g.role = m.role;
       if (m.until !== undefined) g.until = m.until;
       if (m.settings !== undefined) g.settings = m.settings;

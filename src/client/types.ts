@@ -1,7 +1,7 @@
 // The shapes an application sees: messages, pushes, replies, options and states.
 // Wire shapes come from src/protocol (PROTOCOL.md §3.5, §5); this file names
 // them for the client and adds the client's own types.
-import type { WireMessage } from "../protocol/pushes.ts";
+import type { GroupKind, WireMessage } from "../protocol/pushes.ts";
 import type { FileField, RequestOf, RequestType } from "../protocol/requests.ts";
 import type { Server } from "./link.ts";
 import type { PaceOptions } from "./pacer.ts";
@@ -45,35 +45,10 @@ export type GroupEvent = {
   settings?: { public?: boolean; topic?: string; description?: string };
 };
 
-export type GroupChangeKind =
-  | "create"
-  | "join"
-  | "leave"
-  | "invite"
-  | "kick"
-  | "ban"
-  | "unban"
-  | "mute"
-  | "unmute"
-  | "role"
-  | "owner"
-  | "settings";
+/** The kinds of GroupEvent (PROTOCOL.md §3.3). */
+export type GroupChangeKind = GroupKind;
 
-/** The kinds of GroupEvent. */
-export const GROUP_CHANGE_KINDS: ReadonlySet<string> = new Set<GroupChangeKind>([
-  "create",
-  "join",
-  "leave",
-  "invite",
-  "kick",
-  "ban",
-  "unban",
-  "mute",
-  "unmute",
-  "role",
-  "owner",
-  "settings",
-]);
+export { isGroupKind } from "../protocol/pushes.ts";
 
 /** `from` is typing in a group, or to this user (PROTOCOL.md §5.5): show it for about 5 s. */
 export type TypingEvent = Where & { from: string };

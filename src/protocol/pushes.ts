@@ -1,26 +1,23 @@
 // What the server sends unasked, PROTOCOL.md §5, and the shape of a message on the wire.
 import type { FileField } from "./requests.ts";
 
+/**
+ * The changes to a group (PROTOCOL.md §3.3), each the `kind` of the entry it leaves in the
+ * group's log, made by `from`, about `target`. The one list: the store, the server's handlers
+ * and the clients all take it from here.
+ */
+export const GROUP_KINDS = ["create", "join", "leave", "invite", "kick", "ban", "unban", "mute", "unmute", "role", "owner", "settings"] as const;
+export type GroupKind = (typeof GROUP_KINDS)[number];
+
+const GROUP_KIND_SET: ReadonlySet<unknown> = new Set(GROUP_KINDS);
+
+/** Whether an entry's `kind` is a change to a group. */
+export function isGroupKind(kind: unknown): kind is GroupKind {
+  return GROUP_KIND_SET.has(kind);
+}
+
 /** What an entry of the log is when it is not a chat message (PROTOCOL.md §3.5). */
-export type WireKind =
-  | "edit"
-  | "delete"
-  | "react"
-  | "unreact"
-  | "read"
-  // A change to a group (PROTOCOL.md §3.3), made by `from`, about `target`.
-  | "create"
-  | "join"
-  | "leave"
-  | "invite"
-  | "kick"
-  | "ban"
-  | "unban"
-  | "mute"
-  | "unmute"
-  | "role"
-  | "owner"
-  | "settings";
+export type WireKind = "edit" | "delete" | "react" | "unreact" | "read" | GroupKind;
 
 /** A group's settings as a `create` or `settings` entry gives them: those set, or changed. */
 export interface WireSettings {

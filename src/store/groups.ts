@@ -6,39 +6,13 @@
 // (their transactions are serialised by the store: SQLite's one writer, Postgres's seq row
 // lock). The caps on counts (--max-group-size, --max-groups-per-user, --max-groups-created)
 // are the core's, checked before (src/core/commands/groups.ts).
+import type { GroupKind } from "../protocol/pushes.ts";
 
 /** A member's rank in a group. The owner is the one `groups.owner` names. */
 export type Role = "owner" | "admin" | "member";
 
 /** What a change to a group does; each is also the `kind` of the entry it leaves in the group's log. */
-export type GroupAction =
-  | "create"
-  | "join"
-  | "leave"
-  | "invite"
-  | "kick"
-  | "ban"
-  | "unban"
-  | "mute"
-  | "unmute"
-  | "role"
-  | "owner"
-  | "settings";
-
-export const GROUP_ACTIONS: readonly GroupAction[] = [
-  "create",
-  "join",
-  "leave",
-  "invite",
-  "kick",
-  "ban",
-  "unban",
-  "mute",
-  "unmute",
-  "role",
-  "owner",
-  "settings",
-];
+export type GroupAction = GroupKind;
 
 /** A group's settings (PROTOCOL.md §3.3): who may join, and what it is about. */
 export interface GroupSettings {

@@ -10,7 +10,7 @@
 // connection's replay of what it missed is checked against deliveries that land
 // while it reads (src/core/chat.ts, `catchUp`).
 
-import { GROUP_ACTIONS, type GroupAction, type GroupOp, type Refusal, type Role } from "./groups.ts";
+import type { GroupAction, GroupOp, Refusal, Role } from "./groups.ts";
 
 /**
  * "normal": a committed message survives a crash of the server process; "full": it also
@@ -39,10 +39,6 @@ export interface FileData {
  */
 export type EntryKind = "edit" | "delete" | "react" | "unreact" | "read" | GroupAction;
 
-/** The entry kinds of group changes (src/store/groups.ts): one per GroupAction. */
-export function isGroupKind(k: string | null | undefined): k is GroupAction {
-  return k != null && (GROUP_ACTIONS as readonly string[]).includes(k);
-}
 
 /** A message (or another entry of the log) as given to the store, before it has a `mid`. */
 export interface NewMessage {

@@ -17,14 +17,12 @@
 // deletion or an edit of a message counted by the server but not loaded, a marker that
 // moved into the middle of the counted range) marks the conversation stale: the app asks
 // `convs` again.
-import type { ChatFile, ChatMessage, Conversation, Target } from "../client/browser.ts";
+import { type ChatFile, type ChatMessage, type Conversation, isGroupKind, type Target } from "../client/browser.ts";
 import { mentions, previewOf } from "./format.ts";
 
 /** `g:<group>` or `u:<other user>`. */
 export type ConvKey = string;
 
-/** The kinds of entry shown as a line of their own: the changes to a group (PROTOCOL.md §3.3). */
-const SYSTEM_KINDS = new Set(["create", "join", "leave", "invite", "kick", "ban", "unban", "mute", "unmute", "role", "owner", "settings"]);
 /** The entries that change a message. */
 const CHANGE_KINDS = new Set(["edit", "delete", "react", "unreact"]);
 /** Entries about messages not loaded, kept per conversation until they are (the oldest go first). */
@@ -396,7 +394,7 @@ export class Conv {
     for (const m of msgs) top = Math.max(top, m.mid);
     for (const m of msgs) {
       const kind = m.kind as string | undefined;
-      if (kind !== undefined && !SYSTEM_KINDS.has(kind)) continue;
+      if (kind !== undefined && !isGroupKind(kind)) continue;
       if (this.put(m, top).added) n++;
       if (kind === undefined && m.deleted === undefined) this.activity = Math.max(this.activity, m.mid);
     }
@@ -475,7 +473,7 @@ export class ChatModel {
    */
   apply(e: ChatMessage): Applied {
     const kind = e.kind as string | undefined;
-    if (kind !== undefined && !CHANGE_KINDS.has(kind) && !SYSTEM_KINDS.has(kind) && kind !== "read") return { shown: false };
+    if (kind !== undefined && !CHANGE_KINDS.has(kind) && !isGroupKind(kind) && kind !== "read") return { shown: false };
     const c = this.conv(targetOfMessage(e, this.me));
     if (kind === undefined) {
       const { shown, added } = c.message(e);
@@ -487,7 +485,7 @@ export class ChatModel {
       c.moveRead(e.ref ?? 0);
       return { conv: c, shown: false };
     }
-    if (SYSTEM_KINDS.has(kind)) {
+    if (isGroupKind(kind)) {
       c.lastMid = Math.max(c.lastMid, e.mid);
       return { conv: c, shown: c.put(e, e.mid).added };
     }

@@ -1,12 +1,12 @@
 // A small protocol client for end-to-end tests: real TCP, requests matched by id,
 // pushes collected in order with waiters.
 import type { Socket } from "bun";
-import { GROUP_ACTIONS } from "../../src/store/groups.ts";
+import { isGroupKind } from "../../src/protocol/pushes.ts";
 import { frameOf, type Msg, MsgReader } from "./wire.ts";
 
 /** A `msg` push of a change to a group (PROTOCOL.md §3.3): kind create, join, leave, kick... */
 export function isGroupChange(m: Msg): boolean {
-  return m.t === "msg" && (GROUP_ACTIONS as readonly string[]).includes(m.kind);
+  return m.t === "msg" && isGroupKind(m.kind);
 }
 
 export class TestClient {

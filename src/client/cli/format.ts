@@ -1,7 +1,7 @@
 // How messages and notices look on a terminal: timestamps, sender names, ANSI
 // colours when wanted. Text from other users is made inert first: a peer must
 // not be able to move the cursor or recolour the screen with escape codes.
-import { GROUP_CHANGE_KINDS, type ChatMessage, type Conversation, type DeleteEvent, type EditEvent, type GroupEvent, type ReactionEvent, type Target } from "../types.ts";
+import { isGroupKind, type ChatMessage, type Conversation, type DeleteEvent, type EditEvent, type GroupEvent, type ReactionEvent, type Target } from "../types.ts";
 
 export interface Style {
   color: boolean;
@@ -160,7 +160,7 @@ export type GroupChange = Pick<GroupEvent, "group" | "from" | "kind" | "target" 
 
 /** The `group` event of a log entry (`entry`, a `history` page), or undefined for one that is not a change to a group. */
 export function groupChangeOf(m: ChatMessage): GroupChange | undefined {
-  if (m.kind === undefined || !GROUP_CHANGE_KINDS.has(m.kind) || m.group === undefined) return undefined;
+  if (!isGroupKind(m.kind) || m.group === undefined) return undefined;
   const g: GroupChange = { group: m.group, ts: m.ts, from: m.from, kind: m.kind as GroupEvent["kind"], target: m.target ?? m.from };
   if (m.role !== undefined) g.role = m.role;
   if (m.until !== undefined) g.until = m.until;

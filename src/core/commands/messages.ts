@@ -1,8 +1,8 @@
 // send, history, sync. PROTOCOL.md §3.4
 import { ProtocolError } from "../../protocol/errors.ts";
-import type { WireKind, WireMessage, WireSettings } from "../../protocol/pushes.ts";
+import { isGroupKind, type WireMessage, type WireSettings } from "../../protocol/pushes.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
-import { dmConv, type FileData, groupConv, isGroupKind, type MidSize, type NewMessage, type StoredMessage } from "../../store/store.ts";
+import { dmConv, type FileData, groupConv, type MidSize, type NewMessage, type StoredMessage } from "../../store/store.ts";
 import { type Command, type Context, DEFER, type Reply } from "../command.ts";
 import type { Session } from "../session.ts";
 import { REPLY_ITEMS_PER_REQUEST, requireDmAllowed, requireMember, requireUnmuted } from "./groups.ts";
@@ -123,7 +123,7 @@ function wireEntry(m: NewMessage, mid: number, ts: number, t?: "msg"): WireMessa
 
 /** A change to a group (PROTOCOL.md §3.3): who, about whom, and what it set. */
 function wireGroupChange(m: NewMessage, mid: number, ts: number, t?: "msg"): WireMessage & { t?: "msg" } {
-  const w: WireMessage & { t?: "msg" } = { t, mid, ts, from: m.sender, group: m.grp, kind: m.kind as WireKind, target: m.target };
+  const w: WireMessage & { t?: "msg" } = { t, mid, ts, from: m.sender, group: m.grp, kind: m.kind, target: m.target };
   if (m.kind === "role") w.role = m.text;
   else if (m.text !== undefined) w.settings = JSON.parse(m.text) as WireSettings;
   if (m.until !== undefined) w.until = m.until;

@@ -26,6 +26,7 @@ import type {
   DirectoryEntry,
   DmPolicy,
   GroupEvent,
+  GroupSettings,
   Invitation,
   ClientEvents,
   ClientOptions,
@@ -312,7 +313,7 @@ export class ChatClient {
   }
 
   /** Creates a group, with this user as its owner (PROTOCOL.md §3.3). Public unless `public: false`. */
-  async createGroup(group: string, settings: { public?: boolean; topic?: string; description?: string } = {}): Promise<void> {
+  async createGroup(group: string, settings: GroupSettings = {}): Promise<void> {
     await this.request({ t: "create", group, ...settings });
   }
 
@@ -340,7 +341,7 @@ export class ChatClient {
   }
 
   /** Changes the group's settings (owner and admins). */
-  async configure(group: string, settings: { public?: boolean; topic?: string; description?: string }): Promise<void> {
+  async configure(group: string, settings: GroupSettings): Promise<void> {
     await this.request({ t: "configure", group, ...settings });
   }
 

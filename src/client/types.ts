@@ -1,7 +1,7 @@
 // The shapes an application sees: messages, pushes, replies, options and states.
 // Wire shapes come from src/protocol (PROTOCOL.md §3.5, §5); this file names
 // them for the client and adds the client's own types.
-import type { GroupKind, WireMessage } from "../protocol/pushes.ts";
+import type { GroupKind, WireMessage, WireSettings } from "../protocol/pushes.ts";
 import type { FileField, RequestOf, RequestType } from "../protocol/requests.ts";
 import type { Server } from "./link.ts";
 import type { PaceOptions } from "./pacer.ts";
@@ -42,8 +42,11 @@ export type GroupEvent = {
   target: string;
   role?: string;
   until?: number;
-  settings?: { public?: boolean; topic?: string; description?: string };
+  settings?: GroupSettings;
 };
+
+/** A group's settings: what `createGroup` and `configure` take, and a GroupEvent's `settings`. */
+export type GroupSettings = WireSettings;
 
 /** The kinds of GroupEvent (PROTOCOL.md §3.3). */
 export type GroupChangeKind = GroupKind;

@@ -6,7 +6,7 @@
 // (their transactions are serialised by the store: SQLite's one writer, Postgres's seq row
 // lock). The caps on counts (--max-group-size, --max-groups-per-user, --max-groups-created)
 // are the core's, checked before (src/core/commands/groups.ts).
-import type { GroupKind } from "../protocol/pushes.ts";
+import type { GroupKind, WireSettings } from "../protocol/pushes.ts";
 
 /** A member's rank in a group. The owner is the one `groups.owner` names. */
 export type Role = "owner" | "admin" | "member";
@@ -15,11 +15,7 @@ export type Role = "owner" | "admin" | "member";
 export type GroupAction = GroupKind;
 
 /** A group's settings (PROTOCOL.md §3.3): who may join, and what it is about. */
-export interface GroupSettings {
-  public?: boolean;
-  topic?: string;
-  description?: string;
-}
+export type GroupSettings = WireSettings;
 
 /** One change to a group, as the core asks the store for it (Store.groupOp). */
 export interface GroupOp {

@@ -54,7 +54,7 @@ function changed(r: { mid: number; ts: number } | undefined): Reply {
 }
 
 /** The settings a create or configure request gives. */
-function settingsOf(req: { public?: boolean; topic?: string; description?: string }): GroupSettings | undefined {
+function settingsOf(req: GroupSettings): GroupSettings | undefined {
   const st: GroupSettings = {};
   if (req.public !== undefined) st.public = req.public;
   if (req.topic !== undefined) st.topic = req.topic;

@@ -547,6 +547,10 @@ export class ChatCore implements Context {
     return this.hub.online(user) || this.broker.onlineElsewhere(user);
   }
 
+  /**
+   * Applies a membership change the store committed as `seq` (without a log entry: an operator's
+   * removals, src/ops/admin.ts) to the routing of every node; resolves once this node has.
+   */
   membership(seq: number, c: Change): Promise<void> {
     return this.broker.change(seq, c);
   }

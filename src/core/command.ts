@@ -3,7 +3,6 @@
 // `id`, `t`, login, field validation) run once in the dispatcher, before it.
 // Handlers see the server only through `Context`: exactly what they use, which
 // ChatCore implements (src/core/chat.ts). Nothing here imports chat.ts.
-import type { Change } from "../broker/broker.ts";
 import type { Config } from "../config.ts";
 import type { DisconnectReason } from "../protocol/errors.ts";
 import type { Request, RequestOf, RequestType } from "../protocol/requests.ts";
@@ -43,11 +42,6 @@ export interface Context {
    */
   ownSendsSettled(session: Session): Promise<void> | undefined;
 
-  /**
-   * Applies a membership change the store committed as `seq` to the routing of every node
-   * (src/broker/broker.ts): resolves once this node's applies it.
-   */
-  membership(seq: number, c: Change): Promise<void>;
   /**
    * Commits a change to a group (Store.groupOp: decided by src/store/groups.ts), then applies it
    * to the routing of every node with its log entry's push to the group's members and to the

@@ -35,7 +35,7 @@ import { type BunSQLDatabase, drizzle } from "drizzle-orm/bun-sql";
 import { embeddedPgMigrations } from "./migrations-pg-macro.ts" with { type: "macro" };
 import { decide, entryText, FOREVER, type GroupOp, type MemberFacts, type Role } from "./groups.ts";
 import { bans, blocks, groups, memberships, tokens, users } from "./schema-pg.ts";
-import { groupReactions, KNOWN_PAIRS_MAX } from "./sqlite.ts";
+import { groupReactions, groupRow, KNOWN_PAIRS_MAX } from "./sqlite.ts";
 import type {
   BanRow,
   Committed,
@@ -164,10 +164,6 @@ const GROUP_COLUMNS = {
   topic: groups.topic,
   description: groups.description,
 };
-
-function groupRow(r: { name: string; owner: string; public: number; topic: string; description: string }): GroupRow {
-  return { name: r.name, owner: r.owner, public: r.public !== 0, topic: r.topic, description: r.description };
-}
 
 function toStored(r: MessageRow): StoredMessage {
   const m: StoredMessage = { mid: Number(r.mid), ts: Number(r.ts), sender: r.sender };

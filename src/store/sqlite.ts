@@ -103,8 +103,8 @@ function toStored(r: MessageRow): StoredMessage {
   return m;
 }
 
-/** A groups row as the Store gives it. */
-function groupRow(r: { name: string; owner: string; public: number; topic: string; description: string }): GroupRow {
+/** A groups row (SQLite's or Postgres's: `public` an integer) as the Store gives it. */
+export function groupRow(r: { name: string; owner: string; public: number; topic: string; description: string }): GroupRow {
   return { name: r.name, owner: r.owner, public: r.public !== 0, topic: r.topic, description: r.description };
 }
 

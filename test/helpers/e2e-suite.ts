@@ -37,15 +37,32 @@ export interface E2ETarget {
   files?(): string[];
 }
 
-export function e2eSuite(open: () => Promise<E2ETarget>): void {
-  let target: E2ETarget;
+/**
+ * The clients of a suite run against one target (this suite, test/helpers/groups-suite.ts): the
+ * target is opened before the suite's tests and closed after them, with every connection made.
+ */
+export function suiteClients(open: () => Promise<E2ETarget>) {
+  let target: E2ETarget | undefined;
   const clients: TestClient[] = [];
   let n = 0;
+
+  beforeAll(async () => {
+    target = await open();
+  });
+
+  afterAll(async () => {
+    for (const c of clients) if (!c.closed) c.close();
+    await target?.close();
+  });
+
+  /** The target, once open. */
+  const current = (): E2ETarget => target!;
+
   /** A fresh name per test, so tests sharing one server never collide. */
   const uniq = (p: string) => `${p}${++n}`;
 
   async function connect(): Promise<TestClient> {
-    const c = await TestClient.connect(target.connectPort());
+    const c = await TestClient.connect(current().connectPort());
     clients.push(c);
     return c;
   }
@@ -67,6 +84,17 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
     return c;
   }
 
+  /** After a round trip: anything a push could still be on its way for has arrived (see settleMs). */
+  async function settle(): Promise<void> {
+    if (current().settleMs > 0) await Bun.sleep(current().settleMs);
+  }
+
+  return { target: current, uniq, connect, user, device, settle };
+}
+
+export function e2eSuite(open: () => Promise<E2ETarget>): void {
+  const { target, uniq, connect, user, device, settle } = suiteClients(open);
+
   /**
    * A group's history (or a page of it from its start) checked to begin with the group's
    * create entry by `owner` and the join entries of `joiners`, in that order (PROTOCOL.md §3.3):
@@ -78,19 +106,6 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
     return msgs.slice(head.length);
   }
 
-  /** After a round trip: anything a push could still be on its way for has arrived (see settleMs). */
-  async function settle(): Promise<void> {
-    if (target.settleMs > 0) await Bun.sleep(target.settleMs);
-  }
-
-  beforeAll(async () => {
-    target = await open();
-  });
-
-  afterAll(async () => {
-    for (const c of clients) if (!c.closed) c.close();
-    await target?.close();
-  });
 
   describe("accounts", () => {
     test("ping works before login", async () => {
@@ -743,8 +758,8 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       expect(m1.mid).toBeLessThan(m2.mid);
 
       // A restart of the whole deployment: the counts are the store's.
-      expect(await target.stop()).toEqual(target.outputs().map(() => 0));
-      await target.start();
+      expect(await target().stop()).toEqual(target().outputs().map(() => 0));
+      await target().start();
       const x1 = await device(a);
       const x2 = await device(a);
       for (const dev of [x1, x2]) {
@@ -765,13 +780,13 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
     });
 
     test("a deleted message's bytes are not in the database files", async () => {
-      if (!target.files) return; // a cluster's store is a Postgres server
+      if (!target().files) return; // a cluster's store is a Postgres server
       const a = await user("cvb");
       const tag = crypto.randomUUID();
       const data = new Uint8Array(20_000).fill(0x33);
       data.set(Buffer.from(`FILE-${tag}`), 0);
       const m = await a.ok({ t: "send", user: a.user, text: `TEXT-${tag}`, file: { name: `NAME-${tag}`, type: "", data } });
-      const onDisk = () => Buffer.concat(target.files!().map((f) => (fs.existsSync(f) ? fs.readFileSync(f) : Buffer.alloc(0))));
+      const onDisk = () => Buffer.concat(target().files!().map((f) => (fs.existsSync(f) ? fs.readFileSync(f) : Buffer.alloc(0))));
       expect(onDisk().includes(`TEXT-${tag}`)).toBe(true);
       await a.ok({ t: "delete", user: a.user, mid: m.mid });
       const after = onDisk();
@@ -883,12 +898,12 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       await b.nextMsg();
 
       // a connection that is mid-conversation gets bye on shutdown
-      const codes = await target.stop();
+      const codes = await target().stop();
       expect(codes).toEqual(codes.map(() => 0));
       expect(await b.waitFor((m) => m.t === "bye")).toEqual({ t: "bye", reason: "shutdown" });
-      for (const out of target.outputs()) expect(out).toContain("stopped");
+      for (const out of target().outputs()) expect(out).toContain("stopped");
 
-      await target.start();
+      await target().start();
       const a2 = await connect();
       await a2.ok({ t: "login", user: a.user, token: a.token }); // tokens survive
       const b2 = await connect();

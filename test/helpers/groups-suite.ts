@@ -3,41 +3,13 @@
 // Real server processes and real loopback sockets; run against one server on a SQLite file
 // (test/groups.test.ts) and against a cluster, each new connection on the next node
 // (test/cluster-groups.test.ts). Every rule of §3.3 is tried for every role that may meet it.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { TestClient } from "./client.ts";
-import type { E2ETarget } from "./e2e-suite.ts";
+import { type E2ETarget, suiteClients } from "./e2e-suite.ts";
 import type { Msg } from "./wire.ts";
 
 export function groupsSuite(open: () => Promise<E2ETarget>): void {
-  let target: E2ETarget;
-  const clients: TestClient[] = [];
-  let n = 0;
-  const uniq = (p: string) => `${p}${++n}`;
-
-  async function connect(): Promise<TestClient> {
-    const c = await TestClient.connect(target.connectPort());
-    clients.push(c);
-    return c;
-  }
-
-  async function user(prefix = "u"): Promise<TestClient> {
-    const c = await connect();
-    const name = uniq(prefix);
-    await c.register(name);
-    await c.login(name);
-    return c;
-  }
-
-  async function device(of: TestClient): Promise<TestClient> {
-    const c = await connect();
-    await c.ok({ t: "login", user: of.user, token: of.token });
-    c.user = of.user;
-    return c;
-  }
-
-  async function settle(): Promise<void> {
-    if (target.settleMs > 0) await Bun.sleep(target.settleMs);
-  }
+  const { uniq, user, device, settle } = suiteClients(open);
 
   /** The group-change entries (pushes with a kind other than the conversation ones) a client got, as "kind from>target". */
   function changes(c: TestClient, group: string): string[] {
@@ -61,15 +33,6 @@ export function groupsSuite(open: () => Promise<E2ETarget>): void {
     }
     return { group, owner, others };
   }
-
-  beforeAll(async () => {
-    target = await open();
-  });
-
-  afterAll(async () => {
-    for (const c of clients) if (!c.closed) c.close();
-    await target?.close();
-  });
 
   describe("creation", () => {
     test("joining a group that does not exist is not_found; create makes it, once", async () => {

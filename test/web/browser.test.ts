@@ -7,28 +7,15 @@
 // A missing Chromium fails these tests with the command that installs it; `npm test`
 // installs it first as root (scripts/services.sh).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, type BrowserContextOptions, type Page } from "playwright-core";
 import { TestClient } from "../helpers/client.ts";
 import { TEST_ARGS, tempDir } from "../helpers/server.ts";
 import { gradientPng } from "./png.ts";
+import { ARTIFACTS, launchChromium, logIn, PASS } from "./chromium.ts";
 import { freePort, startWebServer, until, type WebServer } from "./server.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const INSTALL = "apt-get update && apt-get install -y chromium";
-/** The flags known to work on these machines: no sandbox as root, and no calls home (the network is closed). */
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const ARTIFACTS = join(import.meta.dir, "..", "..", "test-artifacts", "web");
-const PASS = "password1";
 const DESKTOP = { width: 1280, height: 800 };
 
 const tmp = tempDir("tcpchat-web-");
@@ -49,12 +36,8 @@ let bob: Page; // America/New_York, remembered
 let carl: TestClient; // the terminal side
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is not installed at ${CHROMIUM}: the web tests drive it. Install it (as root): ${INSTALL} (npm test runs scripts/services.sh, which does)`);
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
   w = await startWebServer(ARGS);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -95,15 +78,6 @@ async function tcpUser(name: string, register: boolean): Promise<TestClient> {
 
 async function shot(p: Page, name: string): Promise<void> {
   await p.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
-}
-
-/** Fills the login form and presses "Log in" or "Create account"; waits for the chat. */
-async function logIn(p: Page, user: string, opts: { register?: boolean; remember?: boolean } = {}): Promise<void> {
-  await p.getByLabel("User name").fill(user);
-  await p.getByLabel("Password").fill(PASS);
-  if (opts.remember) await p.getByLabel("Remember me on this device").check();
-  await p.getByRole("button", { name: opts.register ? "Create account" : "Log in" }).click();
-  await p.locator("#me-name", { hasText: user }).waitFor();
 }
 
 const conv = (p: Page, key: string) => p.locator(`.conv-item[data-key="${key}"]`);

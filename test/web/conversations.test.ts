@@ -5,17 +5,13 @@
 // TCP clients (test/helpers/client.ts): carl, who writes from a terminal, and a probe logged
 // in as ann that asks the server for her counts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, type Page } from "playwright-core";
 import { TestClient } from "../helpers/client.ts";
 import { TEST_ARGS, tempDir } from "../helpers/server.ts";
+import { ARTIFACTS, launchChromium, logIn, PASS } from "./chromium.ts";
 import { freePort, startWebServer, type WebServer } from "./server.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-const PASS = "password1";
-const ARTIFACTS = join(import.meta.dir, "..", "..", "test-artifacts", "web");
 
 const tmp = tempDir("tcpchat-web-conv-");
 // A fixed HTTP port, so the server can be restarted under the open pages.
@@ -32,10 +28,8 @@ let carl: TestClient;
 let probe: TestClient; // ann over TCP: asks `convs`
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}: apt-get update && apt-get install -y chromium`);
-  mkdirSync(ARTIFACTS, { recursive: true });
   w = await startWebServer(ARGS);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -55,13 +49,6 @@ async function newPage(): Promise<Page> {
   p.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   await p.goto(w.web);
   return p;
-}
-
-async function logIn(p: Page, user: string, register = false): Promise<void> {
-  await p.getByLabel("User name").fill(user);
-  await p.getByLabel("Password").fill(PASS);
-  await p.getByRole("button", { name: register ? "Create account" : "Log in" }).click();
-  await p.locator("#me-name", { hasText: user }).waitFor();
 }
 
 async function tcpUser(name: string, register: boolean): Promise<TestClient> {
@@ -134,9 +121,9 @@ async function midOf(c: TestClient, text: string): Promise<number> {
 describe("conversations in the web app", () => {
   test("unread and mention badges are the server's on two devices of one user; a deletion and an edit elsewhere change them; reading on one device clears the other", async () => {
     a1 = await newPage();
-    await logIn(a1, "ann", true);
+    await logIn(a1, "ann", { register: true });
     bob = await newPage();
-    await logIn(bob, "bob", true);
+    await logIn(bob, "bob", { register: true });
     carl = await tcpUser("carl", true);
     await carl.ok({ t: "create", group: "ops" }); // carl owns #ops
     await a1.getByLabel("Group to join or create").fill("ops");

@@ -28,6 +28,7 @@ import type {
   GroupEvent,
   GroupSettings,
   Invitation,
+  MaybeStored,
   ClientEvents,
   ClientOptions,
   ConnectionState,
@@ -312,18 +313,22 @@ export class ChatClient {
     if (this.creds) this.creds = { user: this.creds.user, token: r.token };
   }
 
-  /** Creates a group, with this user as its owner (PROTOCOL.md §3.3). Public unless `public: false`. */
-  async createGroup(group: string, settings: GroupSettings = {}): Promise<void> {
-    await this.request({ t: "create", group, ...settings });
+  // Changes to groups (PROTOCOL.md §3.3). Each resolves with the reply: the `mid` and `ts` of the
+  // entry it stored in the group's log, or neither when it changed nothing (muting the muted);
+  // like an edit, an own change is not reported back as an event by the catch-up (changed()).
+
+  /** Creates a group, with this user as its owner. Public unless `public: false`. */
+  async createGroup(group: string, settings: GroupSettings = {}): Promise<MaybeStored> {
+    return this.changed(await this.request({ t: "create", group, ...settings }));
   }
 
   /** Joins a group that exists: a public one, or a private one this user is invited to. */
   async join(group: string): Promise<JoinResult> {
-    return this.request({ t: "join", group });
+    return this.changed(await this.request({ t: "join", group }));
   }
 
-  async leave(group: string): Promise<void> {
-    await this.request({ t: "leave", group });
+  async leave(group: string): Promise<MaybeStored> {
+    return this.changed(await this.request({ t: "leave", group }));
   }
 
   async groups(): Promise<GroupInfo[]> {
@@ -341,52 +346,53 @@ export class ChatClient {
   }
 
   /** Changes the group's settings (owner and admins). */
-  async configure(group: string, settings: GroupSettings): Promise<void> {
-    await this.request({ t: "configure", group, ...settings });
+  async configure(group: string, settings: GroupSettings): Promise<MaybeStored> {
+    return this.changed(await this.request({ t: "configure", group, ...settings }));
   }
 
-  async invite(group: string, user: string): Promise<void> {
-    await this.request({ t: "invite", group, user });
+  async invite(group: string, user: string): Promise<MaybeStored> {
+    return this.changed(await this.request({ t: "invite", group, user }));
   }
 
-  async kick(group: string, user: string): Promise<void> {
-    await this.request({ t: "kick", group, user });
+  async kick(group: string, user: string): Promise<MaybeStored> {
+    return this.changed(await this.request({ t: "kick", group, user }));
   }
 
-  async ban(group: string, user: string): Promise<void> {
-    await this.request({ t: "ban", group, user });
+  async ban(group: string, user: string): Promise<MaybeStored> {
+    return this.changed(await this.request({ t: "ban", group, user }));
   }
 
-  async unban(group: string, user: string): Promise<void> {
-    await this.request({ t: "unban", group, user });
+  async unban(group: string, user: string): Promise<MaybeStored> {
+    return this.changed(await this.request({ t: "unban", group, user }));
   }
 
   /** Mutes a member for `secs` seconds, or until unmuted. */
-  async mute(group: string, user: string, secs?: number): Promise<void> {
-    await this.request(secs === undefined ? { t: "mute", group, user } : { t: "mute", group, user, secs });
+  async mute(group: string, user: string, secs?: number): Promise<MaybeStored> {
+    return this.changed(await this.request(secs === undefined ? { t: "mute", group, user } : { t: "mute", group, user, secs }));
   }
 
-  async unmute(group: string, user: string): Promise<void> {
-    await this.request({ t: "unmute", group, user });
+  async unmute(group: string, user: string): Promise<MaybeStored> {
+    return this.changed(await this.request({ t: "unmute", group, user }));
   }
 
   /** Makes a member an admin, or a member again (the owner only). */
-  async setRole(group: string, user: string, role: "admin" | "member"): Promise<void> {
-    await this.request({ t: "role", group, user, role });
+  async setRole(group: string, user: string, role: "admin" | "member"): Promise<MaybeStored> {
+    return this.changed(await this.request({ t: "role", group, user, role }));
   }
 
   /** Hands the group on to another member (the owner only; the old owner becomes an admin). */
-  async transfer(group: string, user: string): Promise<void> {
-    await this.request({ t: "transfer", group, user });
+  async transfer(group: string, user: string): Promise<MaybeStored> {
+    return this.changed(await this.request({ t: "transfer", group, user }));
   }
 
-  /** Blocks a user: no direct messages from them. */
-  async block(user: string): Promise<void> {
-    await this.request({ t: "block", user });
+  /** Blocks a user: no direct messages from them. Resolves with whether that changed anything. */
+  async block(user: string): Promise<boolean> {
+    return (await this.request({ t: "block", user })).changed;
   }
 
-  async unblock(user: string): Promise<void> {
-    await this.request({ t: "unblock", user });
+  /** Resolves with whether the user was blocked. */
+  async unblock(user: string): Promise<boolean> {
+    return (await this.request({ t: "unblock", user })).changed;
   }
 
   async blocked(): Promise<string[]> {
@@ -434,9 +440,7 @@ export class ChatClient {
    * (from other devices), so an app can keep its unread badges with `conversations()` and these.
    */
   async markRead(target: Target, mid: number): Promise<ReadResult> {
-    const r = await this.request({ t: "read", ...target, mid });
-    if (r.mid !== undefined) this.delivery.acked(r.mid);
-    return r;
+    return this.changed(await this.request({ t: "read", ...target, mid }));
   }
 
   /** Every conversation with its newest mid, read marker, unread and mention counts and a preview, most recent first. */
@@ -460,6 +464,12 @@ export class ChatClient {
   /** An own change was stored as `r.mid`: the catch-up must not report it back as an event. */
   private acked<R extends Stored>(r: R): R {
     this.delivery.acked(r.mid);
+    return r;
+  }
+
+  /** A change that may have stored nothing: acked() if it stored an entry. */
+  private changed<R extends MaybeStored>(r: R): R {
+    if (r.mid !== undefined) this.delivery.acked(r.mid);
     return r;
   }
 

@@ -207,11 +207,12 @@ async function changeGroup(
   if (line) printFor(ctx, group, line);
 }
 
-/** A moderation command: `/NAME [#GROUP] @USER`. */
+/** A moderation command: `/NAME [#GROUP] @USER`, made by the library's method of the same request. */
 function moderation(
   request: "invite" | "kick" | "ban" | "unban" | "unmute" | "transfer",
   kind: GroupChangeKind,
   unchanged: (user: string, group: string) => string,
+  call: (client: ChatClient, group: string, user: string) => Promise<MaybeStored>,
 ): Command {
   return async (ctx, args) => {
     const usage = `/${request} [#GROUP] @USER`;
@@ -222,9 +223,7 @@ function moderation(
       return;
     }
     const { group, user } = a;
-    await changeGroup(ctx, { request, kind, group, target: user, unchanged: unchanged(user, `#${group}`) }, () =>
-      ctx.client.request({ t: request, group, user }),
-    );
+    await changeGroup(ctx, { request, kind, group, target: user, unchanged: unchanged(user, `#${group}`) }, () => call(ctx.client, group, user));
   };
 }
 
@@ -241,7 +240,7 @@ function roleCommand(role: "admin" | "member"): Command {
     await changeGroup(
       ctx,
       { request: "role", kind: "role", group, target: user, extra: { role }, unchanged: `${user} is ${role === "admin" ? "an admin" : "a member"} of #${group} already` },
-      () => ctx.client.request({ t: "role", group, user, role }),
+      () => ctx.client.setRole(group, user, role),
     );
   };
 }
@@ -255,7 +254,7 @@ function visibility(pub: boolean): Command {
     await changeGroup(
       ctx,
       { request: "configure", kind: "settings", group, target: ctx.me, extra: { settings: { public: pub } }, unchanged: `#${group} is ${pub ? "public" : "private"} already` },
-      () => ctx.client.request({ t: "configure", group, public: pub }),
+      () => ctx.client.configure(group, { public: pub }),
     );
   };
 }
@@ -268,15 +267,15 @@ function blocking(block: boolean): Command {
       ctx.print(failure(ctx.style, `usage: /${block ? "block" : "unblock"} @USER`));
       return;
     }
-    let r;
+    let changed: boolean;
     try {
-      r = await ctx.client.request({ t: block ? "block" : "unblock", user });
+      changed = block ? await ctx.client.block(user) : await ctx.client.unblock(user);
     } catch (e) {
       ctx.print(failure(ctx.style, `/${block ? "block" : "unblock"}: ${explain(e, { request: block ? "block" : "unblock", user })}`));
       return;
     }
-    if (block) ctx.print(notice(ctx.style, r.changed ? `blocked ${user}: their direct messages to you are refused (they are not told why)` : `${user} was blocked already`));
-    else ctx.print(notice(ctx.style, r.changed ? `unblocked ${user}` : `${user} was not blocked`));
+    if (block) ctx.print(notice(ctx.style, changed ? `blocked ${user}: their direct messages to you are refused (they are not told why)` : `${user} was blocked already`));
+    else ctx.print(notice(ctx.style, changed ? `unblocked ${user}` : `${user} was not blocked`));
   };
 }
 
@@ -353,7 +352,7 @@ const COMMANDS: Record<string, Command> = {
     if (!group) return;
     const end = ctx.own?.begin("create", group, ctx.me);
     try {
-      end?.((await ctx.client.request({ t: "create", group })).mid);
+      end?.((await ctx.client.createGroup(group)).mid);
     } catch (e) {
       end?.();
       throw e;
@@ -367,7 +366,7 @@ const COMMANDS: Record<string, Command> = {
     if (!group) return;
     const end = ctx.own?.begin("leave", group, ctx.me);
     try {
-      end?.((await ctx.client.request({ t: "leave", group })).mid);
+      end?.((await ctx.client.leave(group)).mid);
     } catch (e) {
       end?.();
       throw e;
@@ -543,12 +542,12 @@ const COMMANDS: Record<string, Command> = {
     }
     ctx.print(notice(ctx.style, `invitations: ${inv.map((i) => `#${i.group} (from ${i.by})${i.topic ? `: ${inert(i.topic)}` : ""}`).join(", ")}; /join GROUP accepts one`));
   },
-  invite: moderation("invite", "invite", (u, g) => `${u} is invited to ${g} already`),
-  kick: moderation("kick", "kick", (u, g) => `${u} is not in ${g}`),
-  ban: moderation("ban", "ban", (u, g) => `${u} is banned from ${g} already`),
-  unban: moderation("unban", "unban", (u, g) => `${u} is not banned from ${g}`),
-  unmute: moderation("unmute", "unmute", (u, g) => `${u} is not muted in ${g}`),
-  transfer: moderation("transfer", "owner", (u, g) => `${u} owns ${g} already`),
+  invite: moderation("invite", "invite", (u, g) => `${u} is invited to ${g} already`, (c, g, u) => c.invite(g, u)),
+  kick: moderation("kick", "kick", (u, g) => `${u} is not in ${g}`, (c, g, u) => c.kick(g, u)),
+  ban: moderation("ban", "ban", (u, g) => `${u} is banned from ${g} already`, (c, g, u) => c.ban(g, u)),
+  unban: moderation("unban", "unban", (u, g) => `${u} is not banned from ${g}`, (c, g, u) => c.unban(g, u)),
+  unmute: moderation("unmute", "unmute", (u, g) => `${u} is not muted in ${g}`, (c, g, u) => c.unmute(g, u)),
+  transfer: moderation("transfer", "owner", (u, g) => `${u} owns ${g} already`, (c, g, u) => c.transfer(g, u)),
   op: roleCommand("admin"),
   deop: roleCommand("member"),
   private: visibility(false),
@@ -575,7 +574,7 @@ const COMMANDS: Record<string, Command> = {
         extra: (ts) => (secs === undefined ? {} : { until: ts + secs * 1000 }),
         unchanged: `${user} is muted in #${group} already`,
       },
-      () => ctx.client.request(secs === undefined ? { t: "mute", group, user } : { t: "mute", group, user, secs }),
+      () => ctx.client.mute(group, user, secs),
     );
   },
   async topic(ctx, args) {
@@ -591,7 +590,7 @@ const COMMANDS: Record<string, Command> = {
     await changeGroup(
       ctx,
       { request: "configure", kind: "settings", group, target: ctx.me, extra: { settings: { topic: rest } }, unchanged: `that is the topic of #${group} already` },
-      () => ctx.client.request({ t: "configure", group, topic: rest }),
+      () => ctx.client.configure(group, { topic: rest }),
     );
   },
   block: blocking(true),

@@ -158,6 +158,72 @@ export function decide(op: GroupOp, f: GroupFacts): Decision {
   return refuse("forbidden", `unknown change ${op.action}`);
 }
 
+/**
+ * One write a change to a group makes, in the group `op.group`. Each store applies a change's
+ * effects (effectsOf) in order, in the transaction that decided it, so what a change does is
+ * written here once, not once per store.
+ */
+export type Effect =
+  /** The group's row: its owner and first settings (public unless `public: false`). */
+  | { t: "group"; owner: string; settings: GroupSettings }
+  /** A new member, whose read marker starts at the newest mid (PROTOCOL.md §3.6); their invitation is used up. */
+  | { t: "member"; user: string; role: Role }
+  | { t: "unmember"; user: string }
+  | { t: "invite"; user: string; by: string }
+  | { t: "uninvite"; user: string }
+  | { t: "ban"; user: string; by: string }
+  | { t: "unban"; user: string }
+  /** Muted until (ms); 0: not muted. */
+  | { t: "mute"; user: string; until: number }
+  | { t: "role"; user: string; role: Role }
+  /** The group's owner column. */
+  | { t: "owner"; user: string }
+  /** The settings given, each one set. */
+  | { t: "settings"; settings: GroupSettings };
+
+/** What a change `decide` applied writes, in order. */
+export function effectsOf(op: GroupOp): Effect[] {
+  const user = op.target;
+  switch (op.action) {
+    case "create":
+      return [
+        { t: "group", owner: user, settings: op.settings ?? {} },
+        { t: "member", user, role: "owner" },
+      ];
+    case "join":
+      return [{ t: "member", user, role: "member" }];
+    case "leave":
+    case "kick":
+      return [{ t: "unmember", user }];
+    case "invite":
+      return [{ t: "invite", user, by: op.by }];
+    case "ban":
+      return [
+        { t: "unmember", user },
+        { t: "uninvite", user },
+        { t: "ban", user, by: op.by },
+      ];
+    case "unban":
+      return [{ t: "unban", user }];
+    case "mute":
+      return [{ t: "mute", user, until: op.until ?? FOREVER }];
+    case "unmute":
+      return [{ t: "mute", user, until: 0 }];
+    case "role":
+      return [{ t: "role", user, role: op.role! }];
+    case "owner":
+      // The old owner becomes an admin; the new one is no longer muted.
+      return [
+        { t: "role", user: op.by, role: "admin" },
+        { t: "role", user, role: "owner" },
+        { t: "mute", user, until: 0 },
+        { t: "owner", user },
+      ];
+    case "settings":
+      return [{ t: "settings", settings: op.settings ?? {} }];
+  }
+}
+
 /** How a change alters the routing of every node (Broker change): who is in, who is muted. */
 export function routingOf(op: GroupOp): { kind: "join" | "leave" | "mute" | "none"; until?: number } {
   switch (op.action) {

@@ -1,5 +1,5 @@
 // An in-memory Store: same contract as the SQLite one, nothing survives a restart.
-import { decide, entryText, FOREVER, type GroupOp, type MemberFacts, type Role } from "./groups.ts";
+import { decide, effectsOf, type GroupOp, type MemberFacts } from "./groups.ts";
 import type {
   BanRow,
   DirectoryRow,
@@ -23,7 +23,7 @@ import type {
   StoredMessage,
   UserRow,
 } from "./store.ts";
-import { convOf, groupConv, matchesQuery, mentionsOf, messageSize, placement, previewText } from "./store.ts";
+import { convOf, groupConv, groupEntry, matchesQuery, mentionsOf, messageSize, placement, previewText } from "./store.ts";
 
 /** A stored entry and where it is placed (src/store/store.ts, placement). */
 interface Row {
@@ -147,65 +147,60 @@ export class MemoryStore implements Store {
     if (d === "noop") return { seq: 0 };
     if (d !== "apply") return { seq: 0, refused: d };
     const grp = op.group;
-    const user = op.target;
-    const join = (role: Role) => {
-      this.members.get(grp)!.set(user, { role, muted: 0 });
-      this.invites.delete(key);
-      this.markJoined(grp, user);
-    };
-    switch (op.action) {
-      case "create": {
-        const st = op.settings ?? {};
-        this.groups.set(grp, { name: grp, owner: user, public: st.public !== false, topic: st.topic ?? "", description: st.description ?? "" });
-        this.members.set(grp, new Map());
-        join("owner");
-        break;
-      }
-      case "join":
-        join("member");
-        break;
-      case "leave":
-      case "kick":
-        ms!.delete(user);
-        break;
-      case "invite":
-        this.invites.set(key, op.by);
-        break;
-      case "ban":
-        ms!.delete(user);
-        this.invites.delete(key);
-        this.groupBans.set(key, op.by);
-        break;
-      case "unban":
-        this.groupBans.delete(key);
-        break;
-      case "mute":
-        ms!.get(user)!.muted = op.until ?? FOREVER;
-        break;
-      case "unmute":
-        ms!.get(user)!.muted = 0;
-        break;
-      case "role":
-        ms!.get(user)!.role = op.role!;
-        break;
-      case "owner":
-        ms!.get(op.by)!.role = "admin";
-        Object.assign(ms!.get(user)!, { role: "owner", muted: 0 });
-        g!.owner = user;
-        break;
-      case "settings": {
-        const st = op.settings ?? {};
-        if (st.public !== undefined) g!.public = st.public;
-        if (st.topic !== undefined) g!.topic = st.topic;
-        if (st.description !== undefined) g!.description = st.description;
-        break;
+    const k = (user: string) => `${grp}\0${user}`;
+    const member = (user: string) => this.members.get(grp)!.get(user)!;
+    for (const e of effectsOf(op)) {
+      switch (e.t) {
+        case "group":
+          this.groups.set(grp, {
+            name: grp,
+            owner: e.owner,
+            public: e.settings.public !== false,
+            topic: e.settings.topic ?? "",
+            description: e.settings.description ?? "",
+          });
+          this.members.set(grp, new Map());
+          break;
+        case "member":
+          this.members.get(grp)!.set(e.user, { role: e.role, muted: 0 });
+          this.invites.delete(k(e.user));
+          this.markJoined(grp, e.user);
+          break;
+        case "unmember":
+          this.members.get(grp)!.delete(e.user);
+          break;
+        case "invite":
+          this.invites.set(k(e.user), e.by);
+          break;
+        case "uninvite":
+          this.invites.delete(k(e.user));
+          break;
+        case "ban":
+          this.groupBans.set(k(e.user), e.by);
+          break;
+        case "unban":
+          this.groupBans.delete(k(e.user));
+          break;
+        case "mute":
+          member(e.user).muted = e.until;
+          break;
+        case "role":
+          member(e.user).role = e.role;
+          break;
+        case "owner":
+          this.groups.get(grp)!.owner = e.user;
+          break;
+        case "settings": {
+          const g = this.groups.get(grp)!;
+          if (e.settings.public !== undefined) g.public = e.settings.public;
+          if (e.settings.topic !== undefined) g.topic = e.settings.topic;
+          if (e.settings.description !== undefined) g.description = e.settings.description;
+          break;
+        }
       }
     }
     const mid = this.last() + 1;
-    const m: StoredMessage = { sender: op.by, grp, kind: op.action, target: user, mid, ts: now };
-    const text = entryText(op);
-    if (text !== undefined) m.text = text;
-    if (op.action === "mute" && op.until !== undefined) m.until = op.until;
+    const m: StoredMessage = { ...groupEntry(op), mid, ts: now };
     const row: Row = { m, conv: groupConv(grp), grp, toUser: null };
     this.all.push(row);
     let list = this.byConv.get(row.conv);

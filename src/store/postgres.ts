@@ -33,7 +33,7 @@ import { SQL } from "bun";
 import { and, asc, count, eq, gt, lte, ne, sql } from "drizzle-orm";
 import { type BunSQLDatabase, drizzle } from "drizzle-orm/bun-sql";
 import { embeddedPgMigrations } from "./migrations-pg-macro.ts" with { type: "macro" };
-import { decide, entryText, FOREVER, type GroupOp, type MemberFacts, type Role } from "./groups.ts";
+import { decide, effectsOf, type GroupOp, type MemberFacts, type Role } from "./groups.ts";
 import { bans, blocks, groups, memberships, tokens, users } from "./schema-pg.ts";
 import { groupReactions, groupRow, KNOWN_PAIRS_MAX } from "./sqlite.ts";
 import type {
@@ -59,7 +59,7 @@ import type {
   UserGroupRow,
   UserRow,
 } from "./store.ts";
-import { groupConv, likePattern, matchesQuery, mentionsOf, messageSize, placement, previewText, readTarget } from "./store.ts";
+import { groupConv, groupEntry, likePattern, matchesQuery, mentionsOf, messageSize, placement, previewText, readTarget } from "./store.ts";
 
 const MIGRATIONS = embeddedPgMigrations();
 
@@ -489,68 +489,57 @@ export class PostgresStore implements Store {
       });
       if (d === "noop") return { seq: 0 } as GroupOpResult;
       if (d !== "apply") return { seq: 0, refused: d } as GroupOpResult;
-      const join = async (role: Role) => {
-        await tx`INSERT INTO memberships (grp, "user", joined, role) VALUES (${grp}, ${user}, ${now}::int8, ${role})`;
-        await tx`DELETE FROM invites WHERE grp = ${grp} AND "user" = ${user}`;
-        await this.markJoined(tx, grp, user);
-      };
-      const leave = () => tx`DELETE FROM memberships WHERE grp = ${grp} AND "user" = ${user}`;
-      switch (op.action) {
-        case "create": {
-          const st = op.settings ?? {};
-          await tx`INSERT INTO groups (name, owner, created, public, topic, description)
-            VALUES (${grp}, ${user}, ${now}::int8, ${st.public === false ? 0 : 1}::int, ${st.topic ?? ""}, ${st.description ?? ""})`;
-          await join("owner");
-          break;
-        }
-        case "join":
-          await join("member");
-          break;
-        case "leave":
-        case "kick":
-          await leave();
-          break;
-        case "invite":
-          await tx`INSERT INTO invites (grp, "user", by, at) VALUES (${grp}, ${user}, ${op.by}, ${now}::int8)`;
-          break;
-        case "ban":
-          await leave();
-          await tx`DELETE FROM invites WHERE grp = ${grp} AND "user" = ${user}`;
-          await tx`INSERT INTO group_bans (grp, "user", by, at) VALUES (${grp}, ${user}, ${op.by}, ${now}::int8) ON CONFLICT DO NOTHING`;
-          break;
-        case "unban":
-          await tx`DELETE FROM group_bans WHERE grp = ${grp} AND "user" = ${user}`;
-          break;
-        case "mute":
-          await tx`UPDATE memberships SET muted = ${op.until ?? FOREVER}::int8 WHERE grp = ${grp} AND "user" = ${user}`;
-          break;
-        case "unmute":
-          await tx`UPDATE memberships SET muted = NULL WHERE grp = ${grp} AND "user" = ${user}`;
-          break;
-        case "role":
-          await tx`UPDATE memberships SET role = ${op.role!} WHERE grp = ${grp} AND "user" = ${user}`;
-          break;
-        case "owner":
-          await tx`UPDATE memberships SET role = 'admin' WHERE grp = ${grp} AND "user" = ${op.by}`;
-          await tx`UPDATE memberships SET role = 'owner', muted = NULL WHERE grp = ${grp} AND "user" = ${user}`;
-          await tx`UPDATE groups SET owner = ${user} WHERE name = ${grp}`;
-          break;
-        case "settings": {
-          const st = op.settings ?? {};
-          if (st.public !== undefined) await tx`UPDATE groups SET public = ${st.public ? 1 : 0}::int WHERE name = ${grp}`;
-          if (st.topic !== undefined) await tx`UPDATE groups SET topic = ${st.topic} WHERE name = ${grp}`;
-          if (st.description !== undefined) await tx`UPDATE groups SET description = ${st.description} WHERE name = ${grp}`;
-          break;
+      for (const e of effectsOf(op)) {
+        switch (e.t) {
+          case "group": {
+            const st = e.settings;
+            await tx`INSERT INTO groups (name, owner, created, public, topic, description)
+              VALUES (${grp}, ${e.owner}, ${now}::int8, ${st.public === false ? 0 : 1}::int, ${st.topic ?? ""}, ${st.description ?? ""})`;
+            break;
+          }
+          case "member":
+            await tx`INSERT INTO memberships (grp, "user", joined, role) VALUES (${grp}, ${e.user}, ${now}::int8, ${e.role})`;
+            await tx`DELETE FROM invites WHERE grp = ${grp} AND "user" = ${e.user}`;
+            await this.markJoined(tx, grp, e.user);
+            break;
+          case "unmember":
+            await tx`DELETE FROM memberships WHERE grp = ${grp} AND "user" = ${e.user}`;
+            break;
+          case "invite":
+            await tx`INSERT INTO invites (grp, "user", by, at) VALUES (${grp}, ${e.user}, ${e.by}, ${now}::int8)`;
+            break;
+          case "uninvite":
+            await tx`DELETE FROM invites WHERE grp = ${grp} AND "user" = ${e.user}`;
+            break;
+          case "ban":
+            await tx`INSERT INTO group_bans (grp, "user", by, at) VALUES (${grp}, ${e.user}, ${e.by}, ${now}::int8) ON CONFLICT DO NOTHING`;
+            break;
+          case "unban":
+            await tx`DELETE FROM group_bans WHERE grp = ${grp} AND "user" = ${e.user}`;
+            break;
+          case "mute":
+            await tx`UPDATE memberships SET muted = ${e.until || null}::int8 WHERE grp = ${grp} AND "user" = ${e.user}`;
+            break;
+          case "role":
+            await tx`UPDATE memberships SET role = ${e.role} WHERE grp = ${grp} AND "user" = ${e.user}`;
+            break;
+          case "owner":
+            await tx`UPDATE groups SET owner = ${e.user} WHERE name = ${grp}`;
+            break;
+          case "settings": {
+            const st = e.settings;
+            if (st.public !== undefined) await tx`UPDATE groups SET public = ${st.public ? 1 : 0}::int WHERE name = ${grp}`;
+            if (st.topic !== undefined) await tx`UPDATE groups SET topic = ${st.topic} WHERE name = ${grp}`;
+            if (st.description !== undefined) await tx`UPDATE groups SET description = ${st.description} WHERE name = ${grp}`;
+            break;
+          }
         }
       }
       const mid = Number(q.last_mid) + 1;
-      const entry: NewMessage = { sender: op.by, grp, kind: op.action, target: user };
-      const text = entryText(op);
-      if (text !== undefined) entry.text = text;
-      if (op.action === "mute" && op.until !== undefined) entry.until = op.until;
+      const entry = groupEntry(op);
       await tx`INSERT INTO messages (mid, ts, sender, grp, conv, text, size, kind, target, until)
-        VALUES (${mid}::int8, ${now}::int8, ${op.by}, ${grp}, ${groupConv(grp)}, ${text === undefined ? null : utf8(text)},
-          ${messageSize(entry)}::int, ${op.action}, ${user}, ${entry.until ?? null}::int8)`;
+        VALUES (${mid}::int8, ${now}::int8, ${op.by}, ${grp}, ${groupConv(grp)}, ${entry.text === undefined ? null : utf8(entry.text)},
+          ${messageSize(entry)}::int, ${op.action}, ${op.target}, ${entry.until ?? null}::int8)`;
       const [s] = await tx`UPDATE tcpchat_seq SET seq = seq + 1, last_mid = ${mid}::int8 WHERE id = 1 RETURNING seq`;
       return { seq: Number(s.seq), mid, ts: now, entry: { ...entry, mid, ts: now } } as GroupOpResult;
     });

@@ -9,7 +9,7 @@ import { closeSync, openSync, statSync } from "node:fs";
 import { and, asc, count, eq, gt, lte, ne, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { applyMigrations } from "./migrate.ts";
-import { decide, entryText, FOREVER, type GroupOp, type GroupSettings, type MemberFacts, type Role } from "./groups.ts";
+import { decide, effectsOf, type GroupOp, type MemberFacts, type Role } from "./groups.ts";
 import { bans, blocks, groupBans, groups, invites, memberships, messages, tcpchatMeta, tokens, users } from "./schema.ts";
 import type {
   BanRow,
@@ -36,7 +36,7 @@ import type {
   UserGroupRow,
   UserRow,
 } from "./store.ts";
-import { dmConv, groupConv, likePattern, matchesQuery, mentionsOf, messageSize, placement, PREVIEW_CHARS, readTarget } from "./store.ts";
+import { dmConv, groupConv, groupEntry, likePattern, matchesQuery, mentionsOf, messageSize, placement, PREVIEW_CHARS, readTarget } from "./store.ts";
 
 export interface SqliteOptions {
   /** File path, or ":memory:". */
@@ -440,74 +440,58 @@ export class SqliteStore implements Store {
     if (d === "noop") return { seq: 0 };
     if (d !== "apply") return { seq: 0, refused: d };
     const grp = op.group;
-    const user = op.target;
     const run = (q: string, ...params: Array<string | number | null>) => this.client.query(q).run(...params);
-    const join = (role: Role) => {
-      run("INSERT INTO memberships (grp, user, joined, role) VALUES (?, ?, ?, ?)", grp, user, now, role);
-      run("DELETE FROM invites WHERE grp = ? AND user = ?", grp, user);
-      this.markJoined(grp, user);
-    };
-    const leave = () => run("DELETE FROM memberships WHERE grp = ? AND user = ?", grp, user);
-    switch (op.action) {
-      case "create": {
-        const st = op.settings ?? {};
-        run(
-          "INSERT INTO groups (name, owner, created, public, topic, description) VALUES (?, ?, ?, ?, ?, ?)",
-          grp,
-          user,
-          now,
-          st.public === false ? 0 : 1,
-          st.topic ?? "",
-          st.description ?? "",
-        );
-        join("owner");
-        break;
-      }
-      case "join":
-        join("member");
-        break;
-      case "leave":
-      case "kick":
-        leave();
-        break;
-      case "invite":
-        run("INSERT INTO invites (grp, user, by, at) VALUES (?, ?, ?, ?)", grp, user, op.by, now);
-        break;
-      case "ban":
-        leave();
-        run("DELETE FROM invites WHERE grp = ? AND user = ?", grp, user);
-        run("INSERT OR IGNORE INTO group_bans (grp, user, by, at) VALUES (?, ?, ?, ?)", grp, user, op.by, now);
-        break;
-      case "unban":
-        run("DELETE FROM group_bans WHERE grp = ? AND user = ?", grp, user);
-        break;
-      case "mute":
-        run("UPDATE memberships SET muted = ? WHERE grp = ? AND user = ?", op.until ?? FOREVER, grp, user);
-        break;
-      case "unmute":
-        run("UPDATE memberships SET muted = NULL WHERE grp = ? AND user = ?", grp, user);
-        break;
-      case "role":
-        run("UPDATE memberships SET role = ? WHERE grp = ? AND user = ?", op.role!, grp, user);
-        break;
-      case "owner":
-        run("UPDATE memberships SET role = 'admin' WHERE grp = ? AND user = ?", grp, op.by);
-        run("UPDATE memberships SET role = 'owner', muted = NULL WHERE grp = ? AND user = ?", grp, user);
-        run("UPDATE groups SET owner = ? WHERE name = ?", user, grp);
-        break;
-      case "settings": {
-        const st: GroupSettings = op.settings ?? {};
-        if (st.public !== undefined) run("UPDATE groups SET public = ? WHERE name = ?", st.public ? 1 : 0, grp);
-        if (st.topic !== undefined) run("UPDATE groups SET topic = ? WHERE name = ?", st.topic, grp);
-        if (st.description !== undefined) run("UPDATE groups SET description = ? WHERE name = ?", st.description, grp);
-        break;
+    for (const e of effectsOf(op)) {
+      switch (e.t) {
+        case "group":
+          run(
+            "INSERT INTO groups (name, owner, created, public, topic, description) VALUES (?, ?, ?, ?, ?, ?)",
+            grp,
+            e.owner,
+            now,
+            e.settings.public === false ? 0 : 1,
+            e.settings.topic ?? "",
+            e.settings.description ?? "",
+          );
+          break;
+        case "member":
+          run("INSERT INTO memberships (grp, user, joined, role) VALUES (?, ?, ?, ?)", grp, e.user, now, e.role);
+          run("DELETE FROM invites WHERE grp = ? AND user = ?", grp, e.user);
+          this.markJoined(grp, e.user);
+          break;
+        case "unmember":
+          run("DELETE FROM memberships WHERE grp = ? AND user = ?", grp, e.user);
+          break;
+        case "invite":
+          run("INSERT INTO invites (grp, user, by, at) VALUES (?, ?, ?, ?)", grp, e.user, e.by, now);
+          break;
+        case "uninvite":
+          run("DELETE FROM invites WHERE grp = ? AND user = ?", grp, e.user);
+          break;
+        case "ban":
+          run("INSERT OR IGNORE INTO group_bans (grp, user, by, at) VALUES (?, ?, ?, ?)", grp, e.user, e.by, now);
+          break;
+        case "unban":
+          run("DELETE FROM group_bans WHERE grp = ? AND user = ?", grp, e.user);
+          break;
+        case "mute":
+          run("UPDATE memberships SET muted = ? WHERE grp = ? AND user = ?", e.until || null, grp, e.user);
+          break;
+        case "role":
+          run("UPDATE memberships SET role = ? WHERE grp = ? AND user = ?", e.role, grp, e.user);
+          break;
+        case "owner":
+          run("UPDATE groups SET owner = ? WHERE name = ?", e.user, grp);
+          break;
+        case "settings":
+          if (e.settings.public !== undefined) run("UPDATE groups SET public = ? WHERE name = ?", e.settings.public ? 1 : 0, grp);
+          if (e.settings.topic !== undefined) run("UPDATE groups SET topic = ? WHERE name = ?", e.settings.topic, grp);
+          if (e.settings.description !== undefined) run("UPDATE groups SET description = ? WHERE name = ?", e.settings.description, grp);
+          break;
       }
     }
     const mid = this.last + 1;
-    const entry: NewMessage = { sender: op.by, grp, kind: op.action, target: user };
-    const text = entryText(op);
-    if (text !== undefined) entry.text = text;
-    if (op.action === "mute" && op.until !== undefined) entry.until = op.until;
+    const entry = groupEntry(op);
     run(
       "INSERT INTO messages (mid, ts, sender, grp, conv, text, size, kind, target, until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       mid,
@@ -515,10 +499,10 @@ export class SqliteStore implements Store {
       op.by,
       grp,
       groupConv(grp),
-      text ?? null,
+      entry.text ?? null,
       messageSize(entry),
       op.action,
-      user,
+      op.target,
       entry.until ?? null,
     );
     this.last = mid;

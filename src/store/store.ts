@@ -10,7 +10,7 @@
 // connection's replay of what it missed is checked against deliveries that land
 // while it reads (src/core/chat.ts, `catchUp`).
 
-import type { GroupAction, GroupOp, Refusal, Role } from "./groups.ts";
+import { entryText, type GroupAction, type GroupOp, type Refusal, type Role } from "./groups.ts";
 
 /**
  * "normal": a committed message survives a crash of the server process; "full": it also
@@ -475,6 +475,15 @@ export function messageSize(m: NewMessage): number {
     utf8Length(m.cid) +
     (f ? f.data.length + utf8Length(f.name) + utf8Length(f.type) : 0)
   );
+}
+
+/** The log entry a change to a group leaves (PROTOCOL.md §3.3): by whom, about whom, and what it set. */
+export function groupEntry(op: GroupOp): NewMessage {
+  const m: NewMessage = { sender: op.by, grp: op.group, kind: op.action, target: op.target };
+  const text = entryText(op);
+  if (text !== undefined) m.text = text;
+  if (op.action === "mute" && op.until !== undefined) m.until = op.until;
+  return m;
 }
 
 /** The conversation key of a message or a history request. */

@@ -73,4 +73,4 @@ export type {
 } from "./types.ts";
 export type { PaceOptions } from "./pacer.ts";
 export type { ErrorCode } from "../protocol/errors.ts";
-export { isGroupKind } from "../protocol/pushes.ts";
+export { isGroupKind, MUTED_FOREVER } from "../protocol/pushes.ts";

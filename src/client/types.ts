@@ -51,7 +51,7 @@ export type GroupSettings = WireSettings;
 /** The kinds of GroupEvent (PROTOCOL.md §3.3). */
 export type GroupChangeKind = GroupKind;
 
-export { isGroupKind } from "../protocol/pushes.ts";
+export { isGroupKind, MUTED_FOREVER } from "../protocol/pushes.ts";
 
 /** `from` is typing in a group, or to this user (PROTOCOL.md §5.5): show it for about 5 s. */
 export type TypingEvent = Where & { from: string };

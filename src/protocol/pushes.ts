@@ -16,6 +16,12 @@ export function isGroupKind(kind: unknown): kind is GroupKind {
   return GROUP_KIND_SET.has(kind);
 }
 
+/**
+ * A mute without an end, as `members` gives it (PROTOCOL.md §3.3): the largest time a JavaScript
+ * Date holds. A mute entry without one has no `until`.
+ */
+export const MUTED_FOREVER = 8_640_000_000_000_000;
+
 /** What an entry of the log is when it is not a chat message (PROTOCOL.md §3.5). */
 export type WireKind = "edit" | "delete" | "react" | "unreact" | "read" | GroupKind;
 

@@ -6,7 +6,7 @@
 // (their transactions are serialised by the store: SQLite's one writer, Postgres's seq row
 // lock). The caps on counts (--max-group-size, --max-groups-per-user, --max-groups-created)
 // are the core's, checked before (src/core/commands/groups.ts).
-import type { GroupKind, WireSettings } from "../protocol/pushes.ts";
+import { type GroupKind, MUTED_FOREVER, type WireSettings } from "../protocol/pushes.ts";
 
 /** A member's rank in a group. The owner is the one `groups.owner` names. */
 export type Role = "owner" | "admin" | "member";
@@ -68,8 +68,8 @@ export interface Refusal {
 /** What decide says: do it, nothing to do (it is so already), or a refusal. */
 export type Decision = "apply" | "noop" | Refusal;
 
-/** A mute with no end is stored as this time (the largest a JavaScript Date holds). */
-export const FOREVER = 8_640_000_000_000_000;
+/** A mute with no end is stored as this time, the protocol's (PROTOCOL.md §3.3, `members`). */
+export const FOREVER = MUTED_FOREVER;
 
 const RANK: Record<Role, number> = { member: 0, admin: 1, owner: 2 };
 

@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import type { ChatClient } from "../client.ts";
-import type { ChatMessage, DmPolicy, GroupChangeKind, LoginResult, MaybeStored, Target } from "../types.ts";
+import { type ChatMessage, type DmPolicy, type GroupChangeKind, type LoginResult, type MaybeStored, MUTED_FOREVER, type Target } from "../types.ts";
 import { parseTarget } from "./args.ts";
 import { explain, type Situation } from "./explain.ts";
 import { mediaType } from "./files.ts";
@@ -408,7 +408,7 @@ const COMMANDS: Record<string, Command> = {
     const about = (m: (typeof ms)[number]) => {
       const parts = [m.online ? "online" : "offline"];
       if (m.role !== "member") parts.push(m.role);
-      if (m.muted !== undefined) parts.push(m.muted > 8e15 ? "muted" : `muted until ${clockOrDate(m.muted)}`);
+      if (m.muted !== undefined) parts.push(m.muted >= MUTED_FOREVER ? "muted" : `muted until ${clockOrDate(m.muted)}`);
       return `${m.user} (${parts.join(", ")})`;
     };
     ctx.print(notice(ctx.style, `members of #${group}: ${ms.map(about).join(", ")}`));

@@ -5,7 +5,7 @@
 // (ctx.changeGroup). The handlers here check the request's caps and shape the replies.
 import { ProtocolError } from "../../protocol/errors.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
-import type { GroupAction, GroupOp, GroupSettings } from "../../store/groups.ts";
+import { FOREVER, type GroupAction, type GroupOp, type GroupSettings } from "../../store/groups.ts";
 import type { Command, Context, Reply } from "../command.ts";
 
 /**
@@ -32,7 +32,7 @@ export function requireMember(ctx: Context, grp: string, user: string): Promise<
 export function requireUnmuted(ctx: Context, grp: string, user: string): void {
   const until = ctx.hub.mutedUntil(grp, user, Date.now());
   if (until !== undefined)
-    throw new ProtocolError("forbidden", `you are muted in "${grp}"${until < 8e15 ? ` until ${new Date(until).toISOString()}` : ""}`);
+    throw new ProtocolError("forbidden", `you are muted in "${grp}"${until < FOREVER ? ` until ${new Date(until).toISOString()}` : ""}`);
 }
 
 /** The caps of §2.4 that a user's joining or creating a group must fit. */

@@ -10,17 +10,9 @@ import type { RequestOf, Target } from "../../protocol/requests.ts";
 import { type ConvState, dmConv, type EntryInfo, type EntryKind, groupConv, type NewMessage } from "../../store/store.ts";
 import { type Command, type Context, DEFER, type Reply } from "../command.ts";
 import type { Session } from "../session.ts";
-import { REPLY_ITEMS_PER_REQUEST, requireMember, requireUnmuted } from "./groups.ts";
-import { afterOwnSends, longerThan, page, pageLimit, requireUser } from "./messages.ts";
-
-/**
- * The conversation a request names, checked as `send` checks it (PROTOCOL.md §3.4): a group the
- * caller is a member of (`forbidden`, `not_found`), or the direct conversation with an existing
- * user (`not_found`). Undefined when that is known at once, else a promise.
- */
-export function requireConversation(ctx: Context, session: Session, req: Target): Promise<void> | undefined {
-  return req.group !== undefined ? requireMember(ctx, req.group, session.user!) : requireUser(ctx, req.user!);
-}
+import { requireConversation, requireUnmuted } from "./checks.ts";
+import { REPLY_ITEMS_PER_REQUEST } from "./groups.ts";
+import { afterOwnSends, longerThan, page, pageLimit } from "./messages.ts";
 
 /** The conversation key of a request's group or user, for the caller. */
 export function convKey(session: Session, req: Target): string {
@@ -34,7 +26,7 @@ export function convKey(session: Session, req: Target): string {
  */
 export async function requireMessage(ctx: Context, session: Session, req: Target, mid: number): Promise<EntryInfo> {
   const conv = convKey(session, req);
-  const check = requireConversation(ctx, session, req);
+  const check = requireConversation(ctx, session.user!, req);
   if (check !== undefined) await check;
   const info = await ctx.store.entryAt(conv, mid);
   const where = req.group !== undefined ? `#${req.group}` : `your conversation with ${req.user}`;
@@ -106,7 +98,7 @@ export const read: Command<RequestOf<"read">> = {
   async run(ctx, session, req): Promise<Reply | typeof DEFER> {
     const me = session.user!;
     const conv = convKey(session, req);
-    const check = requireConversation(ctx, session, req);
+    const check = requireConversation(ctx, session.user!, req);
     if (check !== undefined) await check;
     // A marker that would not move is answered without an entry (this device's earlier reads first).
     const pending = ctx.ownSendsSettled(session);
@@ -148,7 +140,7 @@ export const convs: Command<RequestOf<"convs">> = {
 export const typing: Command<RequestOf<"typing">> = {
   auth: true,
   run(ctx, session, req) {
-    const check = requireConversation(ctx, session, req);
+    const check = requireConversation(ctx, session.user!, req);
     const tell = (): Reply => {
       // Not passed on from a muted member, nor to one who takes no direct messages from the caller.
       if (session.user !== undefined && (req.group === undefined || ctx.hub.mutedUntil(req.group, session.user, Date.now()) === undefined))

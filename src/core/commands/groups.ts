@@ -5,40 +5,14 @@
 // (ctx.changeGroup). The handlers here check the request's caps and shape the replies.
 import { ProtocolError } from "../../protocol/errors.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
-import { FOREVER, type GroupAction, type GroupOp, type GroupSettings } from "../../store/groups.ts";
+import type { GroupAction, GroupOp, GroupSettings } from "../../store/groups.ts";
 import type { Command, Context, Reply } from "../command.ts";
+import { requireMember, requireUser } from "./checks.ts";
 
-/**
- * Throws `not_found` for a missing group and `forbidden` for one `user` is not in. A member
- * is known from the hub at once (undefined: the fast path of `send`). Otherwise, in a
- * cluster, this node first catches up with the store (the user may have joined on another
- * node a moment ago: PROTOCOL.md §8) and looks again; then the store says which refusal.
- * A private group is `not_found` to those who are not in it and not invited.
- */
-export function requireMember(ctx: Context, grp: string, user: string): Promise<void> | undefined {
-  if (ctx.hub.isMember(grp, user)) return undefined;
-  const refuse = () =>
-    ctx.store.getGroup(grp).then(async (g) => {
-      if (!g || (!g.public && !(await ctx.store.standing(grp, user)).invited))
-        throw new ProtocolError("not_found", `no group "${grp}"`);
-      throw new ProtocolError("forbidden", `you are not a member of "${grp}"`);
-    });
-  const behind = ctx.caughtUp();
-  if (behind === undefined) return refuse();
-  return behind.then(() => (ctx.hub.isMember(grp, user) ? undefined : refuse()));
-}
-
-/** Throws `forbidden` if `user` is muted in `grp` now (PROTOCOL.md §3.3). */
-export function requireUnmuted(ctx: Context, grp: string, user: string): void {
-  const until = ctx.hub.mutedUntil(grp, user, Date.now());
-  if (until !== undefined)
-    throw new ProtocolError("forbidden", `you are muted in "${grp}"${until < FOREVER ? ` until ${new Date(until).toISOString()}` : ""}`);
-}
-
-/** The caps of §2.4 that a user's joining or creating a group must fit. */
+/** The caps of §2.4 that a user's joining (not a member yet) or creating a group must fit. */
 async function checkCaps(ctx: Context, user: string, group: string, creating: boolean): Promise<void> {
   const { config, store } = ctx;
-  if (!creating && !ctx.hub.isMember(group, user) && ctx.hub.membersOf(group).size >= config.maxGroupSize)
+  if (!creating && ctx.hub.membersOf(group).size >= config.maxGroupSize)
     throw new ProtocolError("forbidden", `group "${group}" is full (${config.maxGroupSize} members)`);
   // Without these caps one account could fill the database with groups.
   const { maxGroupsPerUser, maxGroupsCreated } = config;
@@ -105,8 +79,8 @@ function moderation<T extends "invite" | "kick" | "ban" | "unban" | "mute" | "un
     async run(ctx, session, req): Promise<Reply> {
       const r = req as unknown as { group: string; user: string };
       // The target must exist: a typo is not_found, not a ban of nobody.
-      const known = ctx.userExists(r.user);
-      if (!(known === true || (await known))) throw new ProtocolError("not_found", `no user "${r.user}"`);
+      const exists = requireUser(ctx, r.user);
+      if (exists !== undefined) await exists;
       const op: GroupOp = { action, group: r.group, by: session.user!, target: r.user };
       extra?.(req, op);
       const done = await ctx.changeGroup(op, session);
@@ -199,8 +173,3 @@ export const list: Command<RequestOf<"list">> = {
     return { groups: rows.slice(0, limit).map((g) => ({ group: g.name, topic: g.topic, members: g.members })), more };
   },
 };
-
-/** Throws `forbidden` when `to` does not take direct messages from the session's user (PROTOCOL.md §3.8). */
-export async function requireDmAllowed(ctx: Context, me: string, to: string): Promise<void> {
-  if (!(await ctx.store.dmAllowed(me, to))) throw new ProtocolError("forbidden", `${to} does not take direct messages from you`);
-}

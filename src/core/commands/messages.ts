@@ -5,41 +5,11 @@ import type { RequestOf } from "../../protocol/requests.ts";
 import { dmConv, type FileData, groupConv, type MidSize, type NewMessage, type StoredMessage } from "../../store/store.ts";
 import { type Command, type Context, DEFER, type Reply } from "../command.ts";
 import type { Session } from "../session.ts";
-import { REPLY_ITEMS_PER_REQUEST, requireDmAllowed, requireMember, requireUnmuted } from "./groups.ts";
+import { requireConversation, requireDm, requireSender } from "./checks.ts";
+import { REPLY_ITEMS_PER_REQUEST } from "./groups.ts";
 
 /** `limit` when a request gives none. */
 export const DEFAULT_PAGE = 100;
-
-/** Throws `not_found` for a user that does not exist: undefined when known at once, else a promise. */
-export function requireUser(ctx: Context, user: string): Promise<void> | undefined {
-  const known = ctx.userExists(user);
-  if (known === true) return undefined;
-  const missing = () => new ProtocolError("not_found", `no user "${user}"`);
-  if (known === false) return Promise.reject(missing());
-  return known.then((yes) => {
-    if (!yes) throw missing();
-  });
-}
-
-/**
- * The checks of a group message's sender: a member (requireMember), not muted (PROTOCOL.md §3.3).
- * Undefined when they pass at once.
- */
-export function requireSender(ctx: Context, grp: string, me: string): Promise<void> | undefined {
-  const member = requireMember(ctx, grp, me);
-  if (member === undefined) {
-    requireUnmuted(ctx, grp, me);
-    return undefined;
-  }
-  return member.then(() => requireUnmuted(ctx, grp, me));
-}
-
-/** The checks of a direct message: the addressee exists and takes them from `me` (PROTOCOL.md §3.8). */
-export async function requireDm(ctx: Context, me: string, to: string): Promise<void> {
-  const exists = requireUser(ctx, to);
-  if (exists !== undefined) await exists;
-  await requireDmAllowed(ctx, me, to);
-}
 
 /** Whether `s` is longer than `max` UTF-8 bytes. Counting is skipped when length alone decides. */
 export function longerThan(s: string, max: number): boolean {
@@ -209,7 +179,7 @@ export const history: Command<RequestOf<"history">> = {
     const me = session.user!;
     let conv: string;
     // Known at once on the common path: no wait before ownSendsSettled looks at this turn's sends.
-    const check = req.group !== undefined ? requireMember(ctx, req.group, me) : requireUser(ctx, req.user!);
+    const check = requireConversation(ctx, me, req);
     if (check !== undefined) await check;
     if (req.group !== undefined) conv = groupConv(req.group);
     else conv = dmConv(me, req.user!);

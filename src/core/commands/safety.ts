@@ -1,7 +1,7 @@
 // Blocking and who may send one direct messages: block, unblock, blocked, privacy. PROTOCOL.md §3.8
 import type { RequestOf } from "../../protocol/requests.ts";
 import type { Command, Reply } from "../command.ts";
-import { requireUser } from "./messages.ts";
+import { requireUser } from "./checks.ts";
 
 export const block: Command<RequestOf<"block">> = {
   auth: true,

@@ -224,23 +224,18 @@ export function effectsOf(op: GroupOp): Effect[] {
   }
 }
 
-/** How a change alters the routing of every node (Broker change): who is in, who is muted. */
+/**
+ * How a change alters the routing of every node (Broker change): who is in, who is muted. Read
+ * from its effects, so the routing changes as the store does (a transfer unmutes the new owner
+ * in both). No change has more than one such effect.
+ */
 export function routingOf(op: GroupOp): { kind: "join" | "leave" | "mute" | "none"; until?: number } {
-  switch (op.action) {
-    case "create":
-    case "join":
-      return { kind: "join" };
-    case "leave":
-    case "kick":
-    case "ban":
-      return { kind: "leave" };
-    case "mute":
-      return { kind: "mute", until: op.until ?? FOREVER };
-    case "unmute":
-      return { kind: "mute", until: 0 };
-    default:
-      return { kind: "none" };
+  for (const e of effectsOf(op)) {
+    if (e.t === "member") return { kind: "join" };
+    if (e.t === "unmember") return { kind: "leave" };
+    if (e.t === "mute") return { kind: "mute", until: e.until };
   }
+  return { kind: "none" };
 }
 
 /** An entry's `text` for a change: a role's name, the settings changed (JSON); none for the rest. */

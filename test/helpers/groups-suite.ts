@@ -198,6 +198,9 @@ export function groupsSuite(open: () => Promise<E2ETarget>): void {
       await owner.ok({ t: "mute", group, user: m.user });
       const push = await other.waitFor((x) => x.t === "msg" && x.kind === "mute");
       expect(push.until).toBeUndefined();
+      // In a cluster the mute reaches m's node over the bus (PROTOCOL.md §8); an unmute needs no
+      // wait: a node catches up with the store before it refuses.
+      await settle();
       const refused = await m.request({ t: "send", group, text: "muted" });
       expect(refused).toMatchObject({ t: "error", code: "forbidden" });
       expect(refused.msg).toContain("muted");
@@ -211,9 +214,10 @@ export function groupsSuite(open: () => Promise<E2ETarget>): void {
       await owner.ok({ t: "unmute", group, user: m.user });
       await m.ok({ t: "send", group, text: "free again" });
       // a mute with an end: it ends by itself
-      await owner.ok({ t: "mute", group, user: m.user, secs: 1 });
+      await owner.ok({ t: "mute", group, user: m.user, secs: 2 });
+      await settle();
       expect(await m.request({ t: "send", group, text: "x" })).toMatchObject({ code: "forbidden" });
-      await Bun.sleep(1100);
+      await Bun.sleep(2100);
       await m.ok({ t: "send", group, text: "the mute ended" });
     });
 
@@ -238,6 +242,17 @@ export function groupsSuite(open: () => Promise<E2ETarget>): void {
       await m.ok({ t: "leave", group });
       expect(await m.request({ t: "create", group })).toMatchObject({ code: "conflict" });
       await m.ok({ t: "join", group });
+    });
+
+    test("handing the group on to a muted member unmutes them, in the store and in every node's routing", async () => {
+      const { group, owner, others } = await community(1);
+      const [m] = others as [TestClient];
+      await owner.ok({ t: "mute", group, user: m.user });
+      await settle();
+      expect(await m.request({ t: "send", group, text: "muted" })).toMatchObject({ code: "forbidden" });
+      await owner.ok({ t: "transfer", group, user: m.user });
+      expect((await m.ok({ t: "members", group })).members.find((x: Msg) => x.user === m.user).muted).toBeUndefined();
+      await m.ok({ t: "send", group, text: "the owner speaks" });
     });
 
     test("the owner and admins delete others' messages; members do not", async () => {

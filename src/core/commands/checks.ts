@@ -24,10 +24,7 @@ export function requireUser(ctx: Context, user: string): Promise<void> | undefin
  */
 export function requireSender(ctx: Context, grp: string, me: string): Promise<void> | undefined {
   const member = requireMember(ctx, grp, me);
-  if (member === undefined) {
-    requireUnmuted(ctx, grp, me);
-    return undefined;
-  }
+  if (member === undefined) return requireUnmuted(ctx, grp, me);
   return member.then(() => requireUnmuted(ctx, grp, me));
 }
 
@@ -58,11 +55,21 @@ export function requireMember(ctx: Context, grp: string, user: string): Promise<
   return behind.then(() => (ctx.hub.isMember(grp, user) ? undefined : refuse()));
 }
 
-/** Throws `forbidden` if `user` is muted in `grp` now (PROTOCOL.md §3.3). */
-export function requireUnmuted(ctx: Context, grp: string, user: string): void {
-  const until = ctx.hub.mutedUntil(grp, user, Date.now());
-  if (until !== undefined)
-    throw new ProtocolError("forbidden", `you are muted in "${grp}"${until < FOREVER ? ` until ${new Date(until).toISOString()}` : ""}`);
+/**
+ * Refuses (`forbidden`) a member who is muted in `grp` now (PROTOCOL.md §3.3): undefined when
+ * they are not (the fast path of `send`). As requireMember does before refusing, a node of a
+ * cluster first catches up with the store (an unmute made on another node a moment ago) and
+ * looks again.
+ */
+export function requireUnmuted(ctx: Context, grp: string, user: string): Promise<void> | undefined {
+  if (ctx.hub.mutedUntil(grp, user, Date.now()) === undefined) return undefined;
+  const refuse = () => {
+    const until = ctx.hub.mutedUntil(grp, user, Date.now());
+    if (until !== undefined)
+      throw new ProtocolError("forbidden", `you are muted in "${grp}"${until < FOREVER ? ` until ${new Date(until).toISOString()}` : ""}`);
+  };
+  const behind = ctx.caughtUp();
+  return behind === undefined ? Promise.resolve().then(refuse) : behind.then(refuse);
 }
 
 /** Throws `forbidden` when `to` does not take direct messages from the session's user (PROTOCOL.md §3.8). */

@@ -63,7 +63,7 @@ export const edit: Command<RequestOf<"edit">> = {
     const me = session.user!;
     const info = await requireMessage(ctx, session, req, req.mid);
     if (info.sender !== me) throw new ProtocolError("forbidden", `only ${info.sender}, who sent message ${req.mid}, can edit it`);
-    if (req.group !== undefined) requireUnmuted(ctx, req.group, me);
+    if (req.group !== undefined) await requireUnmuted(ctx, req.group, me);
     return queueEntry(ctx, session, me, req, "edit", req.mid, req.text);
   },
 };
@@ -88,7 +88,7 @@ export const react: Command<RequestOf<"react">> = {
   async run(ctx, session, req): Promise<typeof DEFER> {
     const me = session.user!;
     await requireMessage(ctx, session, req, req.mid);
-    if (req.group !== undefined) requireUnmuted(ctx, req.group, me);
+    if (req.group !== undefined) await requireUnmuted(ctx, req.group, me);
     return queueEntry(ctx, session, me, req, req.remove === true ? "unreact" : "react", req.mid, req.emoji);
   },
 };

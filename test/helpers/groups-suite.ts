@@ -177,6 +177,8 @@ export function groupsSuite(open: () => Promise<E2ETarget>): void {
       const { group, owner, others } = await community(1);
       const [m] = others as [TestClient];
       await owner.ok({ t: "ban", group, user: m.user });
+      // m is told; once m's node has the ban (in a cluster, over the bus), m's sends are refused
+      await m.waitFor((x) => x.t === "msg" && x.kind === "ban");
       expect(await m.request({ t: "join", group })).toMatchObject({ t: "error", code: "forbidden" });
       expect(await m.request({ t: "send", group, text: "x" })).toMatchObject({ t: "error", code: "forbidden" });
       expect(await owner.request({ t: "invite", group, user: m.user })).toMatchObject({ t: "error", code: "forbidden" });

@@ -4,7 +4,7 @@ import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..");
-const DEFAULT = "bun-linux-x64";
+const DEFAULT = `bun-${process.platform === "win32" ? "windows" : process.platform}-${process.arch}`;
 const ALL = ["bun-linux-x64", "bun-linux-arm64", "bun-linux-x64-musl", "bun-darwin-arm64", "bun-windows-x64"];
 
 const args = process.argv.slice(2);
@@ -13,7 +13,11 @@ for (let i = 0; i < args.length; i++) {
   if (args[i] === "--all") targets.push(...ALL);
   else if (args[i] === "--target") targets.push(args[++i]!);
 }
-if (targets.length === 0) targets.push(DEFAULT);
+// No --target: build for this machine from the running bun itself. Naming the target would
+// make bun fetch that target's runtime whenever it is not exactly the running one (a
+// baseline build on a CPU without AVX2), which needs the internet.
+const host = targets.length === 0;
+if (host) targets.push(DEFAULT);
 const bytecode = !args.includes("--no-bytecode");
 const outIdx = args.indexOf("--outdir");
 const outdir = outIdx >= 0 ? args[outIdx + 1]! : join(ROOT, "dist");
@@ -31,7 +35,7 @@ for (const target of targets) {
     "--sourcemap=none",
     "--format=esm", // top-level await in the entry; required with --bytecode
     ...(bytecode ? ["--bytecode"] : []),
-    `--target=${target}`,
+    ...(host ? [] : [`--target=${target}`]),
     join(ROOT, "src/main.ts"),
     "--outfile",
     outfile,

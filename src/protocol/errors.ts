@@ -9,6 +9,7 @@ export const ERROR_CODES = [
   "forbidden", // logged in, but not allowed (not a member)
   "not_found", // no such user or group
   "conflict", // already exists / already logged in
+  "quota", // an upload would pass the user's file quota or upload count (PROTOCOL.md §3.9)
   "rate_limited", // too many requests held while a login is in progress
   "unavailable", // the database could not be reached: nothing was stored; retry later (a send: with the same cid)
   "internal", // the server failed; the request may be retried

@@ -1,5 +1,4 @@
 // What the server sends unasked, PROTOCOL.md §5, and the shape of a message on the wire.
-import type { FileField } from "./requests.ts";
 
 /**
  * The changes to a group (PROTOCOL.md §3.3), each the `kind` of the entry it leaves in the
@@ -38,6 +37,15 @@ export interface WireReaction {
   users: string[];
 }
 
+/** A message's file (PROTOCOL.md §3.5): what it is; its bytes are downloaded by the message's mid (§3.9). */
+export interface WireFile {
+  name: string;
+  type: string;
+  size: number;
+  /** 64 lowercase hexadecimal digits. */
+  sha256: string;
+}
+
 /** A message (or another entry of the log) as it appears in `msg` pushes and in `history`/`sync` replies. */
 export interface WireMessage {
   mid: number;
@@ -48,7 +56,7 @@ export interface WireMessage {
   /** Set for a direct message: its addressee (as given in `send`). */
   user?: string;
   text?: string;
-  file?: FileField;
+  file?: WireFile;
   cid?: string;
   /** Absent: a chat message. Otherwise what the entry is (PROTOCOL.md §3.5). */
   kind?: WireKind;

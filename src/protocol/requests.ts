@@ -22,10 +22,23 @@ export const ROLES = ["admin", "member"] as const;
 /** Who may send a user direct messages (PROTOCOL.md §3.8). */
 export const DM_POLICIES = ["anyone", "groups", "nobody"] as const;
 
+/** A file in a `send` (PROTOCOL.md §3.4): a finished upload of the sender's (§3.9), named and typed. */
 export interface FileField {
+  upload: string;
   name: string;
   type: string;
-  data: Uint8Array;
+}
+
+/** A file's SHA-256 in requests and messages: 64 hexadecimal digits (upper case is taken as lower). */
+export const SHA256_RE = /^[0-9a-fA-F]{64}$/;
+/** The largest chunk of a file in one `chunk` or `download` (PROTOCOL.md §3.9); less when --max-frame is small (maxChunk). */
+export const CHUNK_MAX = 1024 * 1024;
+/** The longest upload id a request may name (the server's are 22 characters). */
+export const UPLOAD_ID_MAX = 64;
+
+/** The largest chunk this server takes and gives: CHUNK_MAX, or less so that a chunk and its envelope fit a frame. */
+export function maxChunk(maxFrame: number): number {
+  return Math.max(1, Math.min(CHUNK_MAX, maxFrame - 1024));
 }
 
 export interface Target {
@@ -67,7 +80,10 @@ export type Request =
   | { t: "block"; id?: number; user: string }
   | { t: "unblock"; id?: number; user: string }
   | { t: "blocked"; id?: number }
-  | { t: "privacy"; id?: number; dms?: (typeof DM_POLICIES)[number] };
+  | { t: "privacy"; id?: number; dms?: (typeof DM_POLICIES)[number] }
+  | { t: "upload"; id?: number; size: number; sha256: string }
+  | { t: "chunk"; id?: number; upload: string; offset: number; data: Uint8Array }
+  | { t: "download"; id?: number; mid: number; offset?: number; len?: number };
 
 export type RequestType = Request["t"];
 export type RequestOf<T extends RequestType> = Extract<Request, { t: T }>;
@@ -85,7 +101,10 @@ type FieldType =
   | "topic"
   | "description"
   | "role"
-  | "policy";
+  | "policy"
+  | "sha256"
+  | "uploadId"
+  | "chunk";
 interface FieldSpec {
   type: FieldType;
   required?: boolean;
@@ -167,6 +186,13 @@ export const REQUEST_FIELDS: Record<RequestType, Record<string, FieldSpec>> = {
   unblock: { user: { type: "name", required: true } },
   blocked: {},
   privacy: { dms: { type: "policy" } },
+  upload: { size: { type: "uint", required: true }, sha256: { type: "sha256", required: true } },
+  chunk: {
+    upload: { type: "uploadId", required: true },
+    offset: { type: "uint", required: true },
+    data: { type: "chunk", required: true },
+  },
+  download: { mid: { type: "uint", required: true }, offset: { type: "uint" }, len: { type: "uint" } },
 };
 
 /** Requests about one conversation: exactly one of `group` and `user`. */
@@ -241,15 +267,28 @@ function checkField(key: string, type: FieldType, v: unknown): void {
     case "policy":
       if (!(DM_POLICIES as readonly unknown[]).includes(v)) bad(`'${key}' must be one of ${DM_POLICIES.join(", ")}`);
       return;
+    case "sha256":
+      if (typeof v !== "string" || !SHA256_RE.test(v)) bad(`'${key}' must be a SHA-256: 64 hexadecimal digits`);
+      return;
+    case "uploadId":
+      if (!isText(v) || v.length < 1 || bytes(v) > UPLOAD_ID_MAX) bad(`'${key}' must be an upload id, a string of 1-${UPLOAD_ID_MAX} bytes`);
+      return;
+    case "chunk":
+      // Its upper bound depends on --max-frame (maxChunk): the handler checks it.
+      if (!(v instanceof Uint8Array) || v.length === 0) bad(`'${key}' must be binary (MessagePack bin) of at least 1 byte`);
+      return;
     case "file": {
       if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array)
-        bad(`'${key}' must be a map {name, type, data}`);
+        bad(`'${key}' must be a map {upload, name, type}`);
       const f = v as Record<string, unknown>;
+      if (f.data != null && f.upload == null)
+        bad(`'${key}' must be {upload, name, type}: the bytes are uploaded first, with upload and chunk (PROTOCOL.md §3.9)`);
+      if (!isText(f.upload) || f.upload.length < 1 || bytes(f.upload) > UPLOAD_ID_MAX)
+        bad(`'${key}.upload' must be an upload id, a string of 1-${UPLOAD_ID_MAX} bytes`);
       if (!isText(f.name) || f.name.length < 1 || bytes(f.name) > FILE_NAME_MAX)
         bad(`'${key}.name' must be a string of 1-${FILE_NAME_MAX} UTF-8 bytes`);
       if (!isText(f.type) || bytes(f.type) > FILE_TYPE_MAX)
         bad(`'${key}.type' must be a string of at most ${FILE_TYPE_MAX} UTF-8 bytes`);
-      if (!(f.data instanceof Uint8Array)) bad(`'${key}.data' must be binary (MessagePack bin)`);
       return;
     }
   }

@@ -36,7 +36,8 @@ function fileJson(m: StoredMessage): Record<string, unknown> {
   if (m.toUser !== undefined) o.to = m.toUser;
   if (m.cid !== undefined) o.cid = m.cid;
   if (m.text !== undefined) o.text = m.text;
-  if (m.file) o.file = { name: m.file.name, type: m.file.type, size: m.file.data.length, base64: Buffer.from(m.file.data).toString("base64") };
+  // A file as the message holds it (PROTOCOL.md §3.5); its bytes are downloaded by mid (§3.9).
+  if (m.file) o.file = { name: m.file.name, type: m.file.type, size: m.file.size, sha256: m.file.sha256 };
   // An entry that is not a message says what it is (PROTOCOL.md §3.5): an edit, a reaction, a change to a group.
   if (m.kind !== undefined) o.kind = m.kind;
   if (m.ref !== undefined) o[m.kind === undefined ? "reply" : "ref"] = m.ref;

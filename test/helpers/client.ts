@@ -153,10 +153,11 @@ export class TestClient {
   }
 
   /**
-   * Uploads `data` (PROTOCOL.md §3.9) in chunks of `chunk` bytes, one at a time, from the offset
+   * Uploads `data` (PROTOCOL.md §3.9) in chunks of `chunk` bytes (within any test server's
+   * max_chunk), one at a time, from the offset
    * the server has: the upload's id, ready for `send {file: {upload, name, type}}`.
    */
-  async upload(data: Uint8Array, chunk = 256 * 1024): Promise<string> {
+  async upload(data: Uint8Array, chunk = 60_000): Promise<string> {
     const sha256 = sha256Hex(data);
     const u = await this.ok({ t: "upload", size: data.length, sha256 });
     let offset = u.offset as number;

@@ -862,6 +862,20 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       expect(Buffer.compare(await a2.download(r.mid), Buffer.from(data))).toBe(0);
     });
 
+    test("a repeated send (same cid) of a file is the original, its upload used up or not", async () => {
+      const a = await user("fc");
+      const b = await user("fc");
+      const upload = await a.upload(bytesOf(2000, 9));
+      const req = { t: "send", user: b.user, cid: "file-cid-1", file: { upload, name: "c.bin", type: "" } };
+      const r = await a.ok(req);
+      expect(await a.ok(req)).toMatchObject({ mid: r.mid, ts: r.ts });
+      expect(await a.request({ ...req, cid: "file-cid-2" })).toMatchObject({ code: "not_found" });
+      await b.nextMsg();
+      await a.ok({ t: "ping" });
+      await settle();
+      expect(b.msgs()).toHaveLength(1);
+    });
+
     test("a wrong SHA-256 is refused at the last chunk: the bytes are dropped and the upload starts again at 0", async () => {
       const a = await user("fh");
       const data = bytesOf(5000, 3);

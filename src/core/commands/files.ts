@@ -133,10 +133,15 @@ export const download: Command<RequestOf<"download">> = {
   },
 };
 
-/** A `send`'s file: the caller's finished upload named by it (PROTOCOL.md §3.4), as the message will hold it. */
-export async function fileToSend(ctx: Context, me: string, f: RequestOf<"send">["file"] & object): Promise<FileData> {
+/**
+ * A `send`'s file: the caller's finished upload named by it (PROTOCOL.md §3.4), as the message
+ * will hold it. A send with a `cid` whose upload is gone may be the repeat of a send that used it
+ * up: the commit decides (the original's reply if it is one, else `not_found`).
+ */
+export async function fileToSend(ctx: Context, me: string, f: RequestOf<"send">["file"] & object, cid: string | undefined): Promise<FileData> {
   const u = await ctx.store.getUpload(f.upload);
-  if (!u || u.user !== me || !u.done)
+  const mine = u !== undefined && u.user === me && u.done;
+  if (!mine && cid === undefined)
     throw new ProtocolError("not_found", `no finished upload ${f.upload} of yours: upload the file first (upload, chunk), then send it once`);
-  return { name: f.name, type: f.type, size: u.size, sha256: u.sha256, upload: u.id };
+  return { name: f.name, type: f.type, size: mine ? u.size : 0, sha256: mine ? u.sha256 : "", upload: f.upload };
 }

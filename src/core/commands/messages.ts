@@ -54,7 +54,7 @@ export const send: Command<RequestOf<"send">> = {
         if (check !== undefined) await check;
         if (reply !== undefined) await replyable(ctx, me, req, reply);
         // A file: the caller's finished upload (PROTOCOL.md §3.9), which the commit uses up.
-        return queueSend(ctx, session, me, req, file && (await fileToSend(ctx, me, file)));
+        return queueSend(ctx, session, me, req, file && (await fileToSend(ctx, me, file, req.cid)));
       })();
     }
     if (check === undefined) return queueSend(ctx, session, me, req, undefined);

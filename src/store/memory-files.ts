@@ -110,6 +110,17 @@ export class MemoryFiles {
     }
   }
 
+  /** Deletes every upload of `user` (an erased account), with the bytes nothing else holds. */
+  dropUploadsOf(user: string): void {
+    const gone: number[] = [];
+    for (const [id, u] of this.uploads)
+      if (u.user === user) {
+        this.uploads.delete(id);
+        gone.push(u.file);
+      }
+    this.dropUnused(gone);
+  }
+
   expireUploads(before: number): number {
     const gone: number[] = [];
     for (const [id, u] of this.uploads)

@@ -623,6 +623,7 @@ export class MemoryStore implements Store {
 
   async eraseUser(user: string): Promise<number> {
     const n = this.deleteWhere((r) => r.m.sender === user);
+    this.files.dropUploadsOf(user); // the files it had not sent
     // What the user left on others' messages, and their own conversation state.
     for (const [mid, list] of this.reactions) {
       const kept = list.filter((x) => x.user !== user);

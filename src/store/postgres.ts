@@ -1366,7 +1366,9 @@ export class PostgresStore implements Store {
       await this.deleteAbout(tx, (await tx`SELECT mid FROM messages WHERE sender = ${user}`) as Array<{ mid: string }>);
       const held = (await tx`SELECT DISTINCT file_id FROM messages WHERE sender = ${user} AND file_id IS NOT NULL`) as Array<{ file_id: string }>;
       const r = await tx`DELETE FROM messages WHERE sender = ${user}`;
-      await dropUnusedIn(tx, held.map((h) => h.file_id));
+      // and the uploads it had not sent
+      const pending = (await tx`DELETE FROM uploads WHERE "user" = ${user} RETURNING file`) as Array<{ file: string }>;
+      await dropUnusedIn(tx, [...held.map((h) => h.file_id), ...pending.map((p) => p.file)]);
       // What the user left on others' messages, and their own conversation state.
       await tx`DELETE FROM reactions WHERE "user" = ${user}`;
       await tx`DELETE FROM mentions WHERE "user" = ${user}`;

@@ -166,6 +166,12 @@ export class SqliteFiles {
     return rows.map((r) => r.f);
   }
 
+  /** In a transaction: deletes every upload of `user` (an erased account), with the bytes nothing else holds. */
+  dropUploadsOf(user: string): void {
+    const gone = this.client.prepare("DELETE FROM uploads WHERE user = ? RETURNING file").all(user) as Array<{ file: number }>;
+    this.dropUnused(gone.map((g) => g.file));
+  }
+
   expireUploads(before: number): number {
     return this.client.transaction(() => {
       const gone = this.client.prepare("DELETE FROM uploads WHERE touched < ? RETURNING file").all(before) as Array<{ file: number }>;

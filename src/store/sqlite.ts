@@ -1020,6 +1020,7 @@ export class SqliteStore implements Store {
     const n = this.db.transaction(() => {
       this.keepHighWater();
       const n = this.deleteMessages("sender = ?", user);
+      this.files.dropUploadsOf(user); // the files it had not sent
       // What the user left on others' messages, and their own conversation state.
       this.client.prepare("DELETE FROM reactions WHERE user = ?").run(user);
       this.client.prepare("DELETE FROM mentions WHERE user = ?").run(user);

@@ -190,17 +190,21 @@ export function filesSuite(name: string, makeStore: () => Store | Promise<Store>
       expect((await readAll(store, f.file, 800)).length).toBe(800);
     });
 
-    test("retention, an erased account and a deleted group take the files only they held", async () => {
+    test("retention, an erased account (and its uploads) and a deleted group take the files only they held", async () => {
       const d1 = pattern(700, 11);
       const d2 = pattern(900, 12);
       await storeUpload(store, "x1", "ann", d1, now);
       const m1 = await sendFile("ann", { grp: "g" }, "x1", d1);
       await storeUpload(store, "x2", "bob", d2, now);
       const m2 = await sendFile("bob", { toUser: "ann" }, "x2", d2);
+      const unsent = await storeUpload(store, "x4", "bob", pattern(500, 14), now);
       const f1 = (await store.messageFile(m1.mid))!.file;
       const f2 = (await store.messageFile(m2.mid))!.file;
       await store.eraseUser("bob");
       expect((await store.readFile(f2, 0, 10)).length).toBe(0);
+      // its uploads not sent go too
+      expect(await store.getUpload("x4")).toBeUndefined();
+      expect((await store.readFile(unsent.file, 0, 10)).length).toBe(0);
       expect((await store.readFile(f1, 0, 10)).length).toBe(10);
       await store.removeMember("g", "bob");
       await store.removeMember("g", "ann");

@@ -5,7 +5,7 @@
 // Throughout, --hostile connections (default 20) from addresses of their own, round robin
 // over the kinds of test/helpers/fuzz-conn.ts (HostileWorker): floods that never read, a
 // large frame trickled a byte at a time, floods before login, logins with made-up tokens,
-// large history pages never read; each is replaced when the server closes it. The soak
+// large file chunks never read; each is replaced when the server closes it. The soak
 // reports how many the server closed and its peak RSS; the checks above must hold anyway.
 //   bun run bench/soak.ts [--minutes 3] [--conns 2000] [--groups 50] [--hostile 20]
 import { readdirSync, readFileSync } from "node:fs";
@@ -108,21 +108,28 @@ async function main(): Promise<number> {
   await reg.open(port);
   for (let u = 0; u < USERS; u++) await reg.req({ t: "register", user: `soak${u}`, pass: "soak-password" });
   reg.sock.end();
-  // The hostile "history" connections page through a group of 6 files of 10^6 bytes, each as a
-  // user of its own: two files per page (half of --max-frame, PROTOCOL.md §3.4), so a burst of
-  // pages passes --max-queue.
+  // The hostile "download" connections ask for 1 MiB chunks of a 3 MB file without reading
+  // (PROTOCOL.md §3.9), each as a user of its own in the group that holds it.
   const kindOf = (i: number): HostileKind => HOSTILE_KINDS[i % HOSTILE_KINDS.length]!;
-  const hoarders = new Map<number, { user: string; group: string; token: string }>();
-  const data = new Uint8Array(1_000_000).map((_, i) => (i * 7919) >>> 3);
+  const hoarders = new Map<number, { user: string; token: string; mid: number; size: number }>();
+  const data = new Uint8Array(3_000_000).map((_, i) => (i * 7919) >>> 3);
+  let file: { mid: number; size: number } | undefined;
   for (let i = 0; i < HOSTILE; i++) {
-    if (kindOf(i) !== "history") continue;
+    if (kindOf(i) !== "download") continue;
     const h = await Conn.open(port);
     const user = `hoarder${i}`;
     await h.ok({ t: "register", user, pass: "soak-password" });
-    hoarders.set(i, { user, group: "hoard", token: (await h.ok({ t: "login", user, pass: "soak-password" })).token });
-    await h.ok({ t: hoarders.size === 1 ? "create" : "join", group: "hoard" });
-    if (hoarders.size === 1)
-      for (let f = 0; f < 6; f++) await h.ok({ t: "send", group: "hoard", file: { name: `f${f}.bin`, type: "application/octet-stream", data } }, 30_000);
+    const token = (await h.ok({ t: "login", user, pass: "soak-password" })).token as string;
+    await h.ok({ t: file ? "join" : "create", group: "hoard" });
+    if (!file) {
+      const sha256 = new Bun.CryptoHasher("sha256").update(data).digest("hex");
+      const up = await h.ok({ t: "upload", size: data.length, sha256 });
+      for (let off = 0; off < data.length; off += 1 << 20)
+        await h.ok({ t: "chunk", upload: up.upload, offset: off, data: data.subarray(off, off + (1 << 20)) }, 30_000);
+      const sent = await h.ok({ t: "send", group: "hoard", file: { upload: up.upload, name: "hoard.bin", type: "application/octet-stream" } });
+      file = { mid: sent.mid as number, size: data.length };
+    }
+    hoarders.set(i, { user, token, ...file });
     h.destroy();
   }
   for (let u = 0; u < USERS; u++) {
@@ -178,7 +185,7 @@ async function main(): Promise<number> {
   const hostile = Array.from({ length: HOSTILE }, (_, i) => {
     const kind = kindOf(i);
     const addr = `127.0.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
-    return new HostileWorker(kind, addr, { port, history: hoarders.get(i), gapMs: kind === "history" ? 2000 : 500, maxWaitMs: 90_000 });
+    return new HostileWorker(kind, addr, { port, download: hoarders.get(i), gapMs: kind === "download" ? 2000 : 500, maxWaitMs: 90_000 });
   });
   const hostileClosed = () => hostile.reduce((n, h) => n + h.stats.closedByServer, 0);
   // warm-up: fill up to CONNS, let the server settle

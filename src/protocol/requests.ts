@@ -281,8 +281,8 @@ function checkField(key: string, type: FieldType, v: unknown): void {
       if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array)
         bad(`'${key}' must be a map {upload, name, type}`);
       const f = v as Record<string, unknown>;
-      if (f.data != null && f.upload == null)
-        bad(`'${key}' must be {upload, name, type}: the bytes are uploaded first, with upload and chunk (PROTOCOL.md §3.9)`);
+      if (f.data != null)
+        bad(`'${key}' must be {upload, name, type}, without data: the bytes are uploaded first, with upload and chunk (PROTOCOL.md §3.9)`);
       if (!isText(f.upload) || f.upload.length < 1 || bytes(f.upload) > UPLOAD_ID_MAX)
         bad(`'${key}.upload' must be an upload id, a string of 1-${UPLOAD_ID_MAX} bytes`);
       if (!isText(f.name) || f.name.length < 1 || bytes(f.name) > FILE_NAME_MAX)

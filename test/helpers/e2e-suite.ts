@@ -820,7 +820,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       expect(Buffer.compare(await b.download(r.mid, 256 * 1024), Buffer.from(data))).toBe(0);
       expect(Buffer.compare(await a.download(r.mid, 99_999), Buffer.from(data))).toBe(0);
       const tail = await b.ok({ t: "download", mid: r.mid, offset: data.length - 10 });
-      expect(tail).toMatchObject({ mid: r.mid, offset: data.length - 10, size: data.length });
+      expect(tail).toMatchObject({ mid: r.mid, offset: data.length - 10, size: data.length, sha256 });
       expect(Array.from(tail.data as Uint8Array)).toEqual(Array.from(data.subarray(data.length - 10)));
       const end = await b.ok({ t: "download", mid: r.mid, offset: data.length });
       expect((end.data as Uint8Array).length).toBe(0);

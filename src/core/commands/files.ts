@@ -9,6 +9,9 @@ export const DOWNLOAD_BYTES_PER_REQUEST = 256 * 1024;
 /** While checking a file's hash, the event loop runs between reads of this many bytes. */
 const HASH_YIELD_BYTES = 8 * 1024 * 1024;
 
+/** The SHA-256 of no bytes. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /** A new upload id: 16 random bytes, base64url (22 characters). */
 function newUploadId(): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
@@ -60,6 +63,9 @@ export const upload: Command<RequestOf<"upload">> = {
     const sha256 = req.sha256.toLowerCase();
     if (req.size > c.maxFile)
       throw new ProtocolError("too_large", `a file of ${req.size} bytes is larger than this server takes: ${c.maxFile} bytes (--max-file)`);
+    // No chunk can come for an empty file: it is checked now, and no upload is made if it is wrong.
+    if (req.size === 0 && sha256 !== EMPTY_SHA256)
+      throw new ProtocolError("bad_request", `an empty file's SHA-256 is ${EMPTY_SHA256}, not ${sha256}`);
     const found = await ctx.store.findUpload(me, sha256, req.size);
     if (found) return uploadReply(found);
     const use = await ctx.store.fileUsage(me);
@@ -75,7 +81,7 @@ export const upload: Command<RequestOf<"upload">> = {
       );
     ctx.assertRunning();
     let u = await ctx.store.createUpload(newUploadId(), me, req.size, sha256, Date.now());
-    if (req.size === 0) u = await finish(ctx, u); // no chunk can come: it is complete now
+    if (req.size === 0) u = await finish(ctx, u); // complete now
     return uploadReply(u);
   },
 };
@@ -129,7 +135,7 @@ export const download: Command<RequestOf<"download">> = {
     const offset = req.offset ?? 0;
     if (offset > f.size) throw new ProtocolError("bad_request", `'offset' is past the file's size, ${f.size} bytes`);
     const data = offset === f.size || len === 0 ? new Uint8Array(0) : await ctx.store.readFile(f.file, offset, len);
-    return { mid: req.mid, offset, size: f.size, data };
+    return { mid: req.mid, offset, size: f.size, sha256: f.sha256, data };
   },
 };
 

@@ -137,6 +137,18 @@ export const OPTIONS = {
   loginTimeout: { def: 30, kind: "int", help: "seconds to log in after connecting (0: forever)" },
   maxText: { def: 64 * KiB, kind: "int", help: "largest message text, UTF-8 bytes" },
   maxPage: { def: 500, kind: "int", help: "largest `history`/`sync` page" },
+  maxFile: { def: 100 * MiB, kind: "int", help: "largest file, bytes (uploaded in chunks, PROTOCOL.md §3.9)" },
+  fileQuota: {
+    def: 1024 * MiB,
+    kind: "int",
+    help: "bytes of files per user: their uploads not yet sent and the files of their messages not deleted (0: no limit)",
+  },
+  maxUploads: { def: 16, kind: "int", help: "uploads per user not yet sent (finished or not)" },
+  uploadTtl: {
+    def: 24 * 3600,
+    kind: "int",
+    help: "seconds an upload not sent is kept after its last chunk; then it is deleted with its bytes",
+  },
   maxGroupSize: { def: 10000, kind: "int", help: "members per group" },
   maxGroupsPerUser: { def: 1000, kind: "int", help: "groups one user may be a member of" },
   maxGroupsCreated: { def: 100, kind: "int", help: "groups one user may create" },
@@ -307,7 +319,7 @@ function validate(c: Config): Config {
     throw new ConfigError("rate-bytes x rate-burst must be at least max-frame, or a largest frame could never pass");
   if (c.rateBytesAddr > 0 && c.rateBytesAddr * c.rateBurst < c.maxFrame)
     throw new ConfigError("rate-bytes-addr x rate-burst must be at least max-frame, or a largest frame could never pass");
-  for (const k of ["maxConns", "maxGroupSize", "maxGroupsPerUser", "maxSessionsPerUser", "maxTokensPerUser", "writeTimeout"] as const)
+  for (const k of ["maxConns", "maxFile", "maxUploads", "uploadTtl", "maxGroupSize", "maxGroupsPerUser", "maxSessionsPerUser", "maxTokensPerUser", "writeTimeout"] as const)
     if (c[k] < 1) throw new ConfigError(`${flagOf(k).slice(2)} must be at least 1`);
   if (c.loginBackoffMax < 1) throw new ConfigError("login-backoff-max must be at least 1 second");
   // `members` and `groups` answer in one frame (PROTOCOL.md §3.3): at most 64 bytes per member

@@ -43,7 +43,7 @@ crashSuite(async () => {
         if (now === before) break;
         before = now;
       }
-      const rows = await sql`SELECT mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data, kind, target FROM messages ORDER BY mid`;
+      const rows = await sql`SELECT mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_size, file_sha, kind, target FROM messages ORDER BY mid`;
       return rows.map((r: Record<string, any>) => ({
         mid: Number(r.mid),
         ts: Number(r.ts),
@@ -55,7 +55,8 @@ crashSuite(async () => {
         text: str(r.text),
         file_name: str(r.file_name),
         file_type: str(r.file_type),
-        file_data: r.file_data === null ? null : new Uint8Array(r.file_data),
+        file_size: r.file_size === null ? null : Number(r.file_size),
+        file_sha: r.file_sha === null ? null : typeof r.file_sha === "string" ? r.file_sha : str(r.file_sha),
         kind: r.kind,
         target: r.target,
       }));

@@ -46,7 +46,7 @@ crashSuite(async () => {
       const db = new Database(join(snap, "chat.db"));
       try {
         return db
-          .query("SELECT mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data, kind, target FROM messages ORDER BY mid")
+          .query("SELECT mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_size, file_sha, kind, target FROM messages ORDER BY mid")
           .all() as Row[];
       } finally {
         db.close();

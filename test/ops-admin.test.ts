@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { TestClient } from "./helpers/client.ts";
+import { sha256Hex, TestClient } from "./helpers/client.ts";
 import { type RunningServer, startServer, TEST_ARGS, tempDir } from "./helpers/server.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -158,7 +158,7 @@ describe("tcpchat admin", () => {
     await f.ok({ t: "send", group: "club", text: "not eve's" });
     await e.ok({ t: "send", group: "club", text: "hello club" });
     await f.ok({ t: "send", user: "eve", text: "to eve" });
-    await e.ok({ t: "send", user: "finn", file: { name: "a.bin", type: "application/octet-stream", data: new Uint8Array([1, 2, 3]) } });
+    await e.sendFile({ user: "finn" }, "a.bin", "application/octet-stream", new Uint8Array([1, 2, 3]));
     const r = await admin("export", "eve");
     expect(r.code).toBe(0);
     expect(r.json.user).toBe("eve");
@@ -170,7 +170,7 @@ describe("tcpchat admin", () => {
     expect(msgs[0]).toMatchObject({ from: "eve", group: "club", kind: "create" });
     expect(msgs[1]).toMatchObject({ from: "eve", group: "club" });
     expect(msgs[2]).toMatchObject({ from: "finn", to: "eve" });
-    expect(msgs[3]!.file).toEqual({ name: "a.bin", type: "application/octet-stream", size: 3, base64: "AQID" });
+    expect(msgs[3]!.file).toEqual({ name: "a.bin", type: "application/octet-stream", size: 3, sha256: sha256Hex(new Uint8Array([1, 2, 3])), base64: "AQID" });
   });
 
   test("delete-user erases the account: closed, logins refused, name taken, its messages gone, DMs to it not_found", async () => {
@@ -209,7 +209,8 @@ describe("tcpchat admin", () => {
     let running = true;
     const loops = senders.map(async (s, i) => {
       for (let n = 0; running; n++) {
-        const r = await s.ok({ t: "send", group: "load", text: `m${i}-${n}`, cid: `c${i}-${n}`, file: n % 10 === 0 ? { name: "f", type: "", data: new Uint8Array(20_000) } : undefined });
+        const file = n % 10 === 0 ? { upload: await s.upload(new Uint8Array(20_000).fill(n % 251)), name: "f", type: "" } : undefined;
+        const r = await s.ok({ t: "send", group: "load", text: `m${i}-${n}`, cid: `c${i}-${n}`, file });
         acked.push({ mid: r.mid, at: performance.now() });
       }
     });

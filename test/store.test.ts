@@ -11,7 +11,9 @@ import { MemoryStore } from "../src/store/memory.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import type { NewMessage } from "../src/store/store.ts";
 import { dmConv, groupConv, messageSize } from "../src/store/store.ts";
-import { byName, bytes, mids, plain, results, storeSuite } from "./helpers/store-suite.ts";
+import { sha256Hex } from "./helpers/client.ts";
+import { readAll } from "./helpers/files-suite.ts";
+import { byName, bytes, mids, plain, results, storeSuite, upFile } from "./helpers/store-suite.ts";
 
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "tcpchat-store-test-"));
 let fileCounter = 0;
@@ -67,7 +69,7 @@ describe("SqliteStore persistence", () => {
       const r = await results(s, 
         [
           { sender: "alice", grp: "g", cid: "c1", text: "hi 👋" },
-          { sender: "bob", toUser: "alice", text: "dm", file: { name: "f.bin", type: "application/x", data: file } },
+          { sender: "bob", toUser: "alice", text: "dm", file: await upFile(s, "bob", "f.bin", "application/x", file) },
         ],
         500,
       );
@@ -89,7 +91,7 @@ describe("SqliteStore persistence", () => {
       expect(g.map(plain)).toEqual([{ mid: 1, ts: 500, sender: "alice", grp: "g", cid: "c1", text: "hi 👋" }]);
       const d = await s.history(dmConv("alice", "bob"), { limit: 10 });
       expect(d).toHaveLength(1);
-      expect(bytes(d[0]!.file!.data)).toEqual([0, 1, 2, 250, 255]);
+      expect(bytes(await readAll(s, (await s.messageFile(d[0]!.mid))!.file, 5))).toEqual([0, 1, 2, 250, 255]);
       expect(mids(await s.sync("alice", 0, 10))).toEqual([1, 2]);
 
       // Duplicate detection survives the restart; new mids continue after the old ones.
@@ -137,15 +139,16 @@ describe("SqliteStore persistence", () => {
     old.run("CREATE TABLE __drizzle_migrations (id INTEGER PRIMARY KEY, hash text NOT NULL, created_at numeric)");
     old.run("INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('x', ?)", [journal.entries[0]!.when]);
     old.run("INSERT INTO users VALUES ('alice', 'h', 1)");
+    const bytesOf = [undefined, new Uint8Array(5000), new Uint8Array(3)];
     const msgs: NewMessage[] = [
       { sender: "alice", toUser: "alice", text: "héllo" },
-      { sender: "alice", toUser: "alice", cid: "c1", file: { name: "é.png", type: "image/png", data: new Uint8Array(5000) } },
-      { sender: "alice", toUser: "alice", text: "both", file: { name: "f", type: "", data: new Uint8Array(3) } },
+      { sender: "alice", toUser: "alice", cid: "c1", file: { name: "é.png", type: "image/png", size: 5000, sha256: sha256Hex(bytesOf[1]!) } },
+      { sender: "alice", toUser: "alice", text: "both", file: { name: "f", type: "", size: 3, sha256: sha256Hex(bytesOf[2]!) } },
     ];
     msgs.forEach((m, i) =>
       old.run(
         "INSERT INTO messages (mid, ts, sender, to_user, conv, cid, text, file_name, file_type, file_data) VALUES (?, 1, 'alice', 'alice', 'd:alice:alice', ?, ?, ?, ?, ?)",
-        [i + 1, m.cid ?? null, m.text ?? null, m.file?.name ?? null, m.file?.type ?? null, m.file?.data ?? null],
+        [i + 1, m.cid ?? null, m.text ?? null, m.file?.name ?? null, m.file?.type ?? null, bytesOf[i] ?? null],
       ),
     );
     old.close();
@@ -310,7 +313,7 @@ describe("SqliteStore deletion", () => {
       const kept = `KEPT-${tag}`;
       await s.createUser("alice", "h", 1);
       await s.createGroup("g", "alice", 1);
-      const [m] = await results(s, [{ sender: "alice", grp: "g", text, file: { name, type: "application/x-secret", data } }], 10);
+      const [m] = await results(s, [{ sender: "alice", grp: "g", text, file: await upFile(s, "alice", name, "application/x-secret", data) }], 10);
       await results(s, [{ sender: "alice", grp: "g", kind: "edit", ref: m!.mid, text: edit }], 11);
       await results(s, [{ sender: "alice", grp: "g", text: kept }], 12);
       const before = onDisk(p);

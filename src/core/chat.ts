@@ -331,9 +331,11 @@ export class ChatCore implements Context {
     if (++this.sweeps % MAINTAIN_EVERY === 0) this.maintain();
   }
 
-  /** The store's housekeeping (expired tokens, WAL truncation), once a minute. */
+  /** The store's housekeeping (expired tokens, WAL truncation, uploads not sent in --upload-ttl), once a minute. */
   private maintain(): void {
-    this.store.maintain(Date.now()).catch((e) => this.log.error("store maintenance failed", e));
+    const now = Date.now();
+    this.store.maintain(now).catch((e) => this.log.error("store maintenance failed", e));
+    this.store.expireUploads(now - this.config.uploadTtl * 1000).catch((e) => this.log.error("expiring uploads failed", e));
   }
 
   data(s: Session, chunk: Uint8Array): void {
@@ -955,8 +957,10 @@ export class ChatCore implements Context {
     const { session, id } = p.tag;
     const m = p.msg;
     if (r.refused) {
-      // Its message was deleted after the checks (PROTOCOL.md §3.6): nothing was stored.
-      this.error(session, id, "not_found", `message ${m.ref} was deleted`);
+      // Nothing was stored: a message's upload was used up meanwhile (PROTOCOL.md §3.9), or an
+      // entry's message was deleted after the checks (§3.6).
+      if (m.kind === undefined) this.error(session, id, "not_found", `no finished upload ${m.file?.upload} of yours: it was sent already, or expired`);
+      else this.error(session, id, "not_found", `message ${m.ref} was deleted`);
       return;
     }
     this.reply(session, id, r.read === undefined ? { mid: r.mid, ts: r.ts } : { mid: r.mid, ts: r.ts, read: r.read });

@@ -36,7 +36,8 @@ function fileJson(m: StoredMessage): Record<string, unknown> {
   if (m.toUser !== undefined) o.to = m.toUser;
   if (m.cid !== undefined) o.cid = m.cid;
   if (m.text !== undefined) o.text = m.text;
-  if (m.file) o.file = { name: m.file.name, type: m.file.type, size: m.file.data.length, base64: Buffer.from(m.file.data).toString("base64") };
+  // A file as the message holds it (PROTOCOL.md §3.5), its bytes added by `withBytes`.
+  if (m.file) o.file = { name: m.file.name, type: m.file.type, size: m.file.size, sha256: m.file.sha256 };
   // An entry that is not a message says what it is (PROTOCOL.md §3.5): an edit, a reaction, a change to a group.
   if (m.kind !== undefined) o.kind = m.kind;
   if (m.ref !== undefined) o[m.kind === undefined ? "reply" : "ref"] = m.ref;
@@ -44,6 +45,21 @@ function fileJson(m: StoredMessage): Record<string, unknown> {
   if (m.until !== undefined) o.until = m.until;
   if (m.edited !== undefined) o.edited = m.edited;
   if (m.deleted !== undefined) o.deleted = m.deleted;
+  return o;
+}
+
+/** An exported message's file with its bytes (base64), read from the store a chunk at a time (PROTOCOL.md §3.9). */
+async function withBytes(store: Store, mid: number, o: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const f = await store.messageFile(mid);
+  if (!f) return o;
+  const parts: Uint8Array[] = [];
+  for (let off = 0; off < f.size; ) {
+    const b = await store.readFile(f.file, off, f.size - off);
+    if (b.length === 0) break;
+    parts.push(b);
+    off += b.length;
+  }
+  (o.file as Record<string, unknown>).base64 = Buffer.concat(parts).toString("base64");
   return o;
 }
 
@@ -150,7 +166,7 @@ export async function runCommand(ctx: AdminContext, cmd: string, args: string[])
       const messages: Record<string, unknown>[] = [];
       for (let after = 0; ; ) {
         const page = await store.userMessages(user, after, EXPORT_PAGE);
-        for (const m of page) messages.push(fileJson(m));
+        for (const m of page) messages.push(m.file ? await withBytes(store, m.mid, fileJson(m)) : fileJson(m));
         if (page.length < EXPORT_PAGE) break;
         after = page[page.length - 1]!.mid;
       }

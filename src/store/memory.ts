@@ -22,7 +22,11 @@ import type {
   Store,
   StoredMessage,
   UserRow,
+  FileUsage,
+  MessageFile,
+  UploadRow,
 } from "./store.ts";
+import { MemoryFiles } from "./memory-files.ts";
 import { convOf, groupConv, groupEntry, matchesQuery, mentionsOf, messageSize, placement, previewText } from "./store.ts";
 
 /** A stored entry and where it is placed (src/store/store.ts, placement). */
@@ -31,6 +35,8 @@ interface Row {
   conv: string;
   grp: string | null;
   toUser: string | null;
+  /** A message's stored file (MemoryFiles). */
+  file?: number;
 }
 
 /** Index of the first row with mid > x, in an array sorted by mid. */
@@ -84,6 +90,11 @@ export class MemoryStore implements Store {
   private bansBy = new Map<string, BanRow>();
   /** The highest mid given, kept when the newest messages are deleted. */
   private highWater = 0;
+  /** Files (PROTOCOL.md §3.9): which stored file each message holds is its row's `file`. */
+  private readonly files = new MemoryFiles({
+    holds: (id) => this.all.some((r) => r.file === id),
+    fileBytesOf: (user) => this.all.reduce((n, r) => (r.file !== undefined && r.m.sender === user ? n + r.m.file!.size : n), 0),
+  });
 
   async createUser(name: string, passHash: string): Promise<boolean> {
     if (this.users.has(name)) return false;
@@ -371,7 +382,7 @@ export class MemoryStore implements Store {
       if (m.kind !== undefined || m.deleted !== undefined) continue;
       s.preview = { mid: m.mid, ts: m.ts, sender: m.sender };
       if (m.text !== undefined) s.preview.text = previewText(m.text);
-      if (m.file !== undefined) s.preview.file = { name: m.file.name, type: m.file.type, size: m.file.data.length };
+      if (m.file !== undefined) s.preview.file = { name: m.file.name, type: m.file.type, size: m.file.size };
       break;
     }
     return s;
@@ -406,12 +417,21 @@ export class MemoryStore implements Store {
           continue;
         }
       }
+      let file: { file: number; size: number; sha256: string } | undefined;
+      if (m.file?.upload !== undefined) {
+        file = this.files.take(m.file.upload, m.sender);
+        if (!file) {
+          out.push({ mid: 0, ts: now, duplicate: false, refused: true });
+          continue;
+        }
+      }
       const mid = ++next;
       const stored: StoredMessage = { ...m, mid, ts: now };
-      if (m.file) stored.file = { ...m.file };
+      if (m.file) stored.file = { name: m.file.name, type: m.file.type, size: file?.size ?? m.file.size, sha256: file?.sha256 ?? m.file.sha256 };
       if (m.kind === "read") stored.ref = Math.min(m.ref!, mid - 1);
       const p = placement(m);
       const row: Row = { m: stored, conv: p.conv, grp: p.grp, toUser: p.toUser };
+      if (file) row.file = file.file;
       this.all.push(row);
       let list = this.byConv.get(p.conv);
       if (!list) this.byConv.set(p.conv, (list = []));
@@ -429,7 +449,10 @@ export class MemoryStore implements Store {
           t!.edited = now;
           if (t!.grp !== undefined) this.setMentions(t!.mid, p.conv, mentionsOf(m.text, t!.sender));
           break;
-        case "delete":
+        case "delete": {
+          const held = target!.file;
+          delete target!.file;
+          if (held !== undefined) this.files.dropUnused([held]);
           delete t!.text;
           delete t!.file;
           delete t!.edited;
@@ -438,6 +461,7 @@ export class MemoryStore implements Store {
           this.reactions.delete(t!.mid);
           this.mentions.delete(t!.mid);
           break;
+        }
         case "react":
         case "unreact": {
           const rs = this.reactions.get(t!.mid) ?? [];
@@ -567,9 +591,11 @@ export class MemoryStore implements Store {
   private deleteWhere(pred: (r: Row) => boolean): number {
     this.highWater = this.last();
     const gone = new Set<number>();
+    const held: number[] = [];
     this.all = this.all.filter((r) => {
       if (!pred(r)) return true;
       gone.add(r.m.mid);
+      if (r.file !== undefined) held.push(r.file);
       return false;
     });
     if (gone.size === 0) return 0;
@@ -587,6 +613,7 @@ export class MemoryStore implements Store {
       else this.byConv.set(conv, kept);
     }
     for (const [k, r] of this.byCid) if (gone.has(r.m.mid)) this.byCid.delete(k);
+    this.files.dropUnused(held);
     for (const mid of gone) {
       this.reactions.delete(mid);
       this.mentions.delete(mid);
@@ -641,6 +668,50 @@ export class MemoryStore implements Store {
   async purge(before: number, limit: number): Promise<number> {
     const head = new Set(this.all.slice(0, limit).filter((r) => r.m.ts < before));
     return head.size === 0 ? 0 : this.deleteWhere((r) => head.has(r));
+  }
+
+  // ---- files (PROTOCOL.md §3.9; memory-files.ts) ---------------------------------
+
+  async createUpload(id: string, user: string, size: number, sha256: string, now: number): Promise<UploadRow> {
+    return this.files.createUpload(id, user, size, sha256, now);
+  }
+
+  async getUpload(id: string): Promise<UploadRow | undefined> {
+    return this.files.getUpload(id);
+  }
+
+  async findUpload(user: string, sha256: string, size: number): Promise<UploadRow | undefined> {
+    return this.files.findUpload(user, sha256, size);
+  }
+
+  async fileUsage(user: string): Promise<FileUsage> {
+    return this.files.fileUsage(user);
+  }
+
+  async appendUpload(id: string, offset: number, data: Uint8Array, now: number): Promise<number | undefined> {
+    return this.files.appendUpload(id, offset, data, now);
+  }
+
+  async finishUpload(id: string, now: number): Promise<UploadRow> {
+    return this.files.finishUpload(id, now);
+  }
+
+  async resetUpload(id: string, now: number): Promise<void> {
+    this.files.resetUpload(id, now);
+  }
+
+  async readFile(file: number, offset: number, len: number): Promise<Uint8Array> {
+    return this.files.readFile(file, offset, len);
+  }
+
+  async messageFile(mid: number): Promise<MessageFile | undefined> {
+    const r = find(this.all, mid);
+    if (!r || r.file === undefined || r.m.kind !== undefined || r.m.deleted !== undefined) return undefined;
+    return { conv: r.conv, file: r.file, size: r.m.file!.size, sha256: r.m.file!.sha256 };
+  }
+
+  async expireUploads(before: number): Promise<number> {
+    return this.files.expireUploads(before);
   }
 
   async backup(): Promise<void> {

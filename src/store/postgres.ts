@@ -26,10 +26,15 @@
 // not commit; when the COMMIT's outcome is unknown the call rejects: for `commit`, the core tells
 // the clients to send again with the same cid, which deduplication makes safe.
 //
+// Files (PROTOCOL.md §3.9): in the tables files and file_chunks (schema-pg.ts), so every node
+// serves every file; a download reads one substring of one chunk. Several nodes change the same
+// uploads and files at once: see "files" below for the row locks that keep a file from being
+// dropped while something comes to hold it.
+//
 // Durability: a commit is acknowledged once Postgres has committed it, with the server's own
 // synchronous_commit (on by default: flushed to its WAL). `--durability` (SQLite's synchronous
 // setting) does not apply and is ignored: an acknowledged message is never weakened to async.
-import { SQL } from "bun";
+import { SQL, type TransactionSQL } from "bun";
 import { and, asc, count, eq, gt, lte, ne, sql } from "drizzle-orm";
 import { type BunSQLDatabase, drizzle } from "drizzle-orm/bun-sql";
 import { embeddedPgMigrations } from "./migrations-pg-macro.ts" with { type: "macro" };
@@ -45,17 +50,20 @@ import type {
   DmPolicy,
   EntryInfo,
   EntryKind,
+  FileUsage,
   GroupOpResult,
   GroupRow,
   InviteRow,
   MemberRow,
   MembershipRow,
+  MessageFile,
   MidSize,
   NewMessage,
   Page,
   Position,
   Store,
   StoredMessage,
+  UploadRow,
   UserGroupRow,
   UserRow,
 } from "./store.ts";
@@ -78,7 +86,7 @@ const INDEX_CHUNK = 2000;
 /** Search text as PostgreSQL's text can hold it (no U+0000). */
 const searchBody = (s: string): string => s.replaceAll("\0", "\uFFFD");
 
-/** Most rows in one INSERT (12 parameters each; PostgreSQL takes at most 65535). */
+/** Most rows in one INSERT (17 parameters each; PostgreSQL takes at most 65535). */
 const INSERT_CHUNK = 2000;
 
 export interface PostgresOptions {
@@ -98,7 +106,7 @@ export interface PostgresOptions {
   idleTimeoutMs?: number;
 }
 
-type Tx = SQL;
+type Tx = TransactionSQL;
 
 /** Errors that say the connection failed or was lost (not that a statement was refused). */
 const CONNECTION_CODES = new Set([
@@ -136,6 +144,43 @@ const utf8 = (s: string): Buffer => Buffer.from(s, "utf8");
 const str = (b: Uint8Array | null): string | undefined => (b === null ? undefined : decoder.decode(b));
 const EMPTY = new Uint8Array(0);
 
+interface UploadSql {
+  id: string;
+  user: string;
+  size: string;
+  sha256: string;
+  received: string;
+  done: number;
+  file: string;
+  touched: string;
+}
+
+function toUpload(r: UploadSql): UploadRow {
+  return {
+    id: r.id,
+    user: r.user,
+    size: Number(r.size),
+    sha256: r.sha256,
+    received: Number(r.received),
+    done: r.done === 1,
+    file: Number(r.file),
+    touched: Number(r.touched),
+  };
+}
+
+/** Whether `e` (or what it wraps) is PostgreSQL's unique_violation. */
+function isUniqueViolation(e: unknown): boolean {
+  for (let x = e as { errno?: unknown; cause?: unknown } | null, depth = 0; depth < 4; depth++) {
+    if (!x || typeof x !== "object") return false;
+    if (x.errno === "23505") return true;
+    x = x.cause as typeof x;
+  }
+  return false;
+}
+
+/** An int8[] parameter: `{1,2,3}`. */
+const int8s = (ids: Iterable<number | string>): string => `{${[...ids].join(",")}}`;
+
 interface MessageRow {
   mid: string;
   ts: string;
@@ -146,7 +191,9 @@ interface MessageRow {
   text: Uint8Array | null;
   file_name: Uint8Array | null;
   file_type: Uint8Array | null;
-  file_data: Uint8Array | null;
+  file_id: string | null;
+  file_size: string | null;
+  file_sha: string | null;
   kind: string | null;
   ref: string | null;
   about: string | null;
@@ -174,7 +221,8 @@ function toStored(r: MessageRow): StoredMessage {
   }
   if (r.cid !== null) m.cid = str(r.cid);
   if (r.text !== null) m.text = str(r.text);
-  if (r.file_name !== null) m.file = { name: str(r.file_name)!, type: str(r.file_type) ?? "", data: r.file_data ?? EMPTY };
+  if (r.file_name !== null && r.file_id !== null)
+    m.file = { name: str(r.file_name)!, type: str(r.file_type) ?? "", size: Number(r.file_size ?? 0), sha256: r.file_sha ?? "" };
   if (r.kind !== null) m.kind = r.kind as EntryKind;
   if (r.ref !== null) m.ref = Number(r.ref);
   if (r.edited !== null) m.edited = Number(r.edited);
@@ -197,6 +245,8 @@ interface Target {
   conv: string;
   kind: string | null;
   deleted: boolean;
+  /** Its stored file (PROTOCOL.md §3.9), if any. */
+  file: number | null;
 }
 
 function toSizes(rows: Array<{ mid: string; size: number }>): MidSize[] {
@@ -217,7 +267,10 @@ type Prepared = {
   text: Buffer | null;
   file_name: Buffer | null;
   file_type: Buffer | null;
-  file_data: Uint8Array | null;
+  /** The stored file (PROTOCOL.md §3.9), set at commit from the sender's upload. */
+  file_id: number | null;
+  file_size: number | null;
+  file_sha: string | null;
   size: number;
   kind: string | null;
   ref: number | null;
@@ -235,7 +288,9 @@ const COLUMNS = [
   "text",
   "file_name",
   "file_type",
-  "file_data",
+  "file_id",
+  "file_size",
+  "file_sha",
   "size",
   "kind",
   "ref",
@@ -256,7 +311,9 @@ function prepare(m: NewMessage, now: number): Prepared {
     text: m.text === undefined ? null : utf8(m.text),
     file_name: f ? utf8(f.name) : null,
     file_type: f ? utf8(f.type) : null,
-    file_data: f ? f.data : null,
+    file_id: null,
+    file_size: null,
+    file_sha: null,
     size: messageSize(m),
     kind: m.kind ?? null,
     ref: m.ref ?? null,
@@ -747,11 +804,11 @@ export class PostgresStore implements Store {
         pmid: string | null;
       }>;
       const mids = rows.filter((r) => r.pmid !== null).map((r) => r.pmid);
-      const previews = new Map<number, { mid: string; ts: string; sender: string; text: Uint8Array | null; file_name: Uint8Array | null; file_type: Uint8Array | null; file_size: number | null }>();
+      const previews = new Map<number, { mid: string; ts: string; sender: string; text: Uint8Array | null; file_name: Uint8Array | null; file_type: Uint8Array | null; file_size: string | null }>();
       if (mids.length > 0) {
         const list = `{${mids.join(",")}}`;
         const ps = await this.sql`SELECT mid, ts, sender, substring(text from 1 for ${PREVIEW_BYTES}::int) AS text, file_name, file_type,
-            length(file_data) AS file_size FROM messages WHERE mid = ANY(${list}::int8[])`;
+            file_size FROM messages WHERE mid = ANY(${list}::int8[])`;
         for (const p of ps) previews.set(Number(p.mid), p);
       }
       return rows.map((r) => {
@@ -887,6 +944,9 @@ export class PostgresStore implements Store {
   ): Promise<Committed> {
     // The mids that edits, deletes and reactions are about: read under the lock with the cids.
     const refs = [...new Set(batchEntries(rows).map((r) => r.ref!))];
+    // The uploads the batch's files name (PROTOCOL.md §3.9): locked, so that no expiry or other
+    // commit takes one of them before this transaction ends.
+    const ups = [...new Set(batch.flatMap((m) => (m.kind === undefined && m.file?.upload !== undefined ? [m.file.upload] : [])))];
     const conn = await this.sql.reserve();
     try {
       // The lock first. The batch's (sender, cid) pairs stored already are read right behind it: the
@@ -904,7 +964,10 @@ export class PostgresStore implements Store {
           CROSS JOIN LATERAL (SELECT mid, ts FROM messages WHERE sender = b.sender AND cid = b.cid AND cid IS NOT NULL LIMIT 1) m`,
         refs.length === 0
           ? Promise.resolve([])
-          : conn`SELECT mid, conv, kind, deleted FROM messages WHERE mid = ANY(${`{${refs.join(",")}}`}::int8[])`,
+          : conn`SELECT mid, conv, kind, deleted, file_id FROM messages WHERE mid = ANY(${`{${refs.join(",")}}`}::int8[])`,
+        ups.length === 0
+          ? Promise.resolve([])
+          : conn`SELECT id, "user", done, file, size, sha256 FROM uploads WHERE id = ANY(${conn.array(ups, "TEXT")}) FOR UPDATE`,
       ]);
       const failed = first.find((r) => r.status === "rejected");
       if (failed) {
@@ -919,8 +982,18 @@ export class PostgresStore implements Store {
       const prior = new Map<string, CommitResult>();
       for (const f of found) prior.set(withCidKeys[Number(f.i) - 1]!, { mid: Number(f.mid), ts: Number(f.ts), duplicate: true });
       const targets = new Map<number, Target>();
-      for (const t of (first[3] as PromiseFulfilledResult<Array<{ mid: string; conv: string; kind: string | null; deleted: string | null }>>).value)
-        targets.set(Number(t.mid), { conv: t.conv, kind: t.kind, deleted: t.deleted !== null });
+      for (const t of (
+        first[3] as PromiseFulfilledResult<Array<{ mid: string; conv: string; kind: string | null; deleted: string | null; file_id: string | null }>>
+      ).value)
+        targets.set(Number(t.mid), { conv: t.conv, kind: t.kind, deleted: t.deleted !== null, file: t.file_id === null ? null : Number(t.file_id) });
+      /** The finished uploads of the batch's senders, by id: each used up by the first message naming it. */
+      const uploadsById = new Map<string, { user: string; done: number; file: string; size: string; sha256: string }>();
+      for (const u of (first[4] as PromiseFulfilledResult<Array<{ id: string; user: string; done: number; file: string; size: string; sha256: string }>>)
+        .value)
+        uploadsById.set(u.id, u);
+      const usedUploads: string[] = [];
+      /** The files held by the messages this batch deletes: removed at its end if nothing holds them then. */
+      const released: number[] = [];
 
       const results: CommitResult[] = new Array(rows.length);
       const fresh: Prepared[] = [];
@@ -944,7 +1017,25 @@ export class PostgresStore implements Store {
             results[i] = { mid: 0, ts: now, duplicate: false, refused: true };
             continue;
           }
-          if (r.kind === "delete") t.deleted = true;
+          if (r.kind === "delete") {
+            t.deleted = true;
+            if (t.file !== null) released.push(t.file);
+          }
+        }
+        const upload = r.kind === null ? batch[i]!.file?.upload : undefined;
+        if (upload !== undefined) {
+          // The sender's finished upload holds the file; gone (expired, sent already) or not
+          // theirs: the message is refused and nothing of it is stored.
+          const u = uploadsById.get(upload);
+          if (!u || u.user !== r.sender || u.done !== 1) {
+            results[i] = { mid: 0, ts: now, duplicate: false, refused: true };
+            continue;
+          }
+          uploadsById.delete(upload);
+          usedUploads.push(upload);
+          r.file_id = Number(u.file);
+          r.file_size = Number(u.size);
+          r.file_sha = u.sha256;
         }
         r.mid = ++last;
         fresh.push(r);
@@ -971,6 +1062,8 @@ export class PostgresStore implements Store {
             : conn`INSERT INTO messages ${conn(chunk, ...COLUMNS)}`,
         );
       }
+      // The messages hold their files now: the uploads are used up.
+      if (usedUploads.length > 0) second.push(conn`DELETE FROM uploads WHERE id = ANY(${conn.array(usedUploads, "TEXT")})`);
       if (mentionRows.length > 0) second.push(insertMentions(conn, mentionRows));
       if (pairs.length > 0)
         second.push(conn`INSERT INTO dm_peers ("user", peer, conv) SELECT * FROM unnest(${conn.array(pairs.map((p) => p[0]), "TEXT")},
@@ -997,8 +1090,8 @@ export class PostgresStore implements Store {
             break;
           case "delete":
             second.push(
-              conn`UPDATE messages SET text = NULL, file_name = NULL, file_type = NULL, file_data = NULL, edited = NULL,
-                deleted = ${now}::int8, size = 96 + coalesce(length(cid), 0) WHERE mid = ${ref}::int8`,
+              conn`UPDATE messages SET text = NULL, file_name = NULL, file_type = NULL, file_data = NULL, file_id = NULL, file_size = NULL,
+                file_sha = NULL, edited = NULL, deleted = ${now}::int8, size = 96 + coalesce(length(cid), 0) WHERE mid = ${ref}::int8`,
               conn`UPDATE messages SET text = NULL, size = 96 + coalesce(length(cid), 0) WHERE kind = 'edit' AND ref = ${ref}::int8`,
               conn`DELETE FROM reactions WHERE mid = ${ref}::int8`,
               conn`DELETE FROM mentions WHERE mid = ${ref}::int8`,
@@ -1019,6 +1112,7 @@ export class PostgresStore implements Store {
             break;
         }
       }
+      if (released.length > 0) second.push(...dropUnused(conn, released));
       at.committing = true;
       // After a failed statement the server answers this COMMIT with ROLLBACK: either way the
       // transaction ends here.
@@ -1103,7 +1197,7 @@ export class PostgresStore implements Store {
     const list = `{${wanted.join(",")}}`;
     return this.read("messagesByMid", async () => {
       const [rows, rs] = await Promise.all([
-        this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data, kind, ref, about, edited, deleted, target, until
+        this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_id, file_size, file_sha, kind, ref, about, edited, deleted, target, until
           FROM messages WHERE mid = ANY(${list}::int8[]) ORDER BY mid` as Promise<MessageRow[]>,
         this.sql`SELECT mid, "user", emoji FROM reactions WHERE mid = ANY(${list}::int8[]) ORDER BY mid, at` as Promise<
           Array<{ mid: string; user: string; emoji: Uint8Array }>
@@ -1116,6 +1210,128 @@ export class PostgresStore implements Store {
         if (x) m.reactions = x;
         return m;
       });
+    });
+  }
+
+  // ---- files (PROTOCOL.md §3.9) ------------------------------------------------------
+  // As in SqliteStore (sqlite-files.ts), for several nodes at once: an upload's row is locked by
+  // whatever changes it (a chunk, a finish, a reset, an expiry, the commit that uses it up), and a
+  // stored file by whatever makes something hold it or drops it (finishUpload, dropUnused).
+
+  createUpload(id: string, user: string, size: number, sha256: string, now: number): Promise<UploadRow> {
+    return this.write("createUpload", async (tx) => {
+      const [r] = await tx`WITH f AS (INSERT INTO files (sha256, size, done, created) VALUES (${sha256}, ${size}::int8, 0, ${now}::int8) RETURNING id)
+        INSERT INTO uploads (id, "user", size, sha256, received, done, file, touched)
+          SELECT ${id}, ${user}, ${size}::int8, ${sha256}, 0, 0, f.id, ${now}::int8 FROM f RETURNING *`;
+      return toUpload(r as UploadSql);
+    });
+  }
+
+  getUpload(id: string): Promise<UploadRow | undefined> {
+    return this.read("getUpload", async () => {
+      const [r] = await this.sql`SELECT * FROM uploads WHERE id = ${id}`;
+      return r ? toUpload(r as UploadSql) : undefined;
+    });
+  }
+
+  findUpload(user: string, sha256: string, size: number): Promise<UploadRow | undefined> {
+    return this.read("findUpload", async () => {
+      const [r] = await this.sql`SELECT * FROM uploads WHERE "user" = ${user} AND sha256 = ${sha256} AND size = ${size}::int8
+        ORDER BY done DESC, received DESC LIMIT 1`;
+      return r ? toUpload(r as UploadSql) : undefined;
+    });
+  }
+
+  fileUsage(user: string): Promise<FileUsage> {
+    return this.read("fileUsage", async () => {
+      const [r] = await this.sql`SELECT
+          coalesce((SELECT sum(size) FROM uploads WHERE "user" = ${user}), 0)
+          + coalesce((SELECT sum(file_size) FROM messages WHERE sender = ${user} AND file_id IS NOT NULL AND deleted IS NULL), 0) AS bytes,
+          (SELECT count(*) FROM uploads WHERE "user" = ${user}) AS uploads`;
+      return { bytes: Number(r.bytes), uploads: Number(r.uploads) };
+    });
+  }
+
+  appendUpload(id: string, offset: number, data: Uint8Array, now: number): Promise<number | undefined> {
+    // One statement (atomic by itself, one round trip): the check and the move of `received`
+    // under the upload's row lock, and the chunk. A chunk is never written twice nor leaves a
+    // hole. Retried once after a connection error like a read: if the first try did commit, the
+    // retry finds the offset moved and writes nothing (the client asks for the offset again).
+    return this.read("appendUpload", async () => {
+      const [r] = await this.sql`WITH u AS (
+          UPDATE uploads SET received = received + ${data.length}::int8, touched = ${now}::int8
+          WHERE id = ${id} AND done = 0 AND received = ${offset}::int8 AND ${offset}::int8 + ${data.length}::int8 <= size
+          RETURNING received, file),
+        c AS (INSERT INTO file_chunks (file, off, data) SELECT file, ${offset}::int8, ${data} FROM u)
+        SELECT received FROM u`;
+      return r ? Number(r.received) : undefined;
+    });
+  }
+
+  finishUpload(id: string, now: number): Promise<UploadRow> {
+    return this.write("finishUpload", async (tx) => {
+      const [row] = await tx`SELECT * FROM uploads WHERE id = ${id} FOR UPDATE`;
+      if (!row) throw new Error(`no upload ${id}`);
+      const u = toUpload(row as UploadSql);
+      let file = u.file;
+      /** Uses the stored file of this content if there is one (locked: see dropUnused), or makes the upload's own that file. */
+      const settle = async (q: SQL): Promise<void> => {
+        const [other] = await q`SELECT id FROM files WHERE sha256 = ${u.sha256} AND done = 1 FOR SHARE`;
+        if (other && Number(other.id) !== u.file) {
+          // The same content is stored already: this upload uses it, its own copy goes.
+          await q`DELETE FROM file_chunks WHERE file = ${u.file}::int8`;
+          await q`DELETE FROM files WHERE id = ${u.file}::int8`;
+          file = Number(other.id);
+        } else if (!other) await q`UPDATE files SET done = 1 WHERE id = ${u.file}::int8`;
+      };
+      if (!u.done) {
+        try {
+          await tx.savepoint((sp) => settle(sp));
+        } catch (e) {
+          // Another node finished an upload of the same content at the same moment (files_sha256
+          // is unique among done files): once it committed, this one finds and uses its file.
+          if (!isUniqueViolation(e)) throw e;
+          await settle(tx);
+        }
+      }
+      await tx`UPDATE uploads SET done = 1, file = ${file}::int8, touched = ${now}::int8 WHERE id = ${id}`;
+      return { ...u, done: true, file, touched: now };
+    });
+  }
+
+  async resetUpload(id: string, now: number): Promise<void> {
+    await this.write("resetUpload", async (tx) => {
+      const [u] = await tx`SELECT file, done FROM uploads WHERE id = ${id} FOR UPDATE`;
+      if (!u || u.done === 1) return;
+      await tx`DELETE FROM file_chunks WHERE file = ${u.file}::int8`;
+      await tx`UPDATE uploads SET received = 0, touched = ${now}::int8 WHERE id = ${id}`;
+    });
+  }
+
+  readFile(file: number, offset: number, len: number): Promise<Uint8Array> {
+    if (len <= 0) return Promise.resolve(EMPTY);
+    // Only the part asked for leaves the server (file_chunks.data is stored uncompressed, so
+    // only the slices holding it are read: migration 0005_files).
+    return this.read("readFile", async () => {
+      const [r] = await this.sql`SELECT substring(data FROM (${offset}::int8 - off + 1)::int FOR ${len}::int) AS data FROM file_chunks
+        WHERE file = ${file}::int8 AND off <= ${offset}::int8 ORDER BY off DESC LIMIT 1`;
+      return r ? (r.data as Uint8Array) : EMPTY;
+    });
+  }
+
+  messageFile(mid: number): Promise<MessageFile | undefined> {
+    return this.read("messageFile", async () => {
+      const [r] = await this.sql`SELECT conv, file_id, file_size, file_sha FROM messages
+        WHERE mid = ${mid}::int8 AND kind IS NULL AND deleted IS NULL AND file_id IS NOT NULL`;
+      return r ? { conv: r.conv, file: Number(r.file_id), size: Number(r.file_size), sha256: r.file_sha } : undefined;
+    });
+  }
+
+  expireUploads(before: number): Promise<number> {
+    return this.write("expireUploads", async (tx) => {
+      const gone = (await tx`DELETE FROM uploads WHERE touched < ${before}::int8 RETURNING file`) as Array<{ file: string }>;
+      await dropUnusedIn(tx, gone.map((g) => g.file));
+      return gone.length;
     });
   }
 
@@ -1148,7 +1364,9 @@ export class PostgresStore implements Store {
       await tx`DELETE FROM reactions WHERE mid IN (SELECT mid FROM messages WHERE sender = ${user})`;
       await tx`DELETE FROM mentions WHERE mid IN (SELECT mid FROM messages WHERE sender = ${user})`;
       await this.deleteAbout(tx, (await tx`SELECT mid FROM messages WHERE sender = ${user}`) as Array<{ mid: string }>);
+      const held = (await tx`SELECT DISTINCT file_id FROM messages WHERE sender = ${user} AND file_id IS NOT NULL`) as Array<{ file_id: string }>;
       const r = await tx`DELETE FROM messages WHERE sender = ${user}`;
+      await dropUnusedIn(tx, held.map((h) => h.file_id));
       // What the user left on others' messages, and their own conversation state.
       await tx`DELETE FROM reactions WHERE "user" = ${user}`;
       await tx`DELETE FROM mentions WHERE "user" = ${user}`;
@@ -1170,7 +1388,9 @@ export class PostgresStore implements Store {
       await tx`DELETE FROM reactions WHERE mid IN (SELECT mid FROM messages WHERE conv = ${conv})`;
       await tx`DELETE FROM mentions WHERE conv = ${conv}`;
       await tx`DELETE FROM reads WHERE conv = ${conv}`;
+      const held = (await tx`SELECT DISTINCT file_id FROM messages WHERE conv = ${conv} AND file_id IS NOT NULL`) as Array<{ file_id: string }>;
       const r = await tx`DELETE FROM messages WHERE conv = ${conv}`;
+      await dropUnusedIn(tx, held.map((h) => h.file_id));
       await tx`DELETE FROM memberships WHERE grp = ${name}`;
       await tx`DELETE FROM invites WHERE grp = ${name}`;
       await tx`DELETE FROM group_bans WHERE grp = ${name}`;
@@ -1181,7 +1401,7 @@ export class PostgresStore implements Store {
 
   userMessages(user: string, after: number, limit: number): Promise<StoredMessage[]> {
     return this.read("userMessages", async () => {
-      const rows = (await this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_data, kind, ref, about, edited, deleted, target, until
+      const rows = (await this.sql`SELECT mid, ts, sender, grp, to_user, cid, text, file_name, file_type, file_id, file_size, file_sha, kind, ref, about, edited, deleted, target, until
         FROM messages WHERE (sender = ${user} OR to_user = ${user}) AND mid > ${after}::int8
         ORDER BY mid LIMIT ${limit}::int8`) as MessageRow[];
       return rows.map(toStored);
@@ -1194,13 +1414,17 @@ export class PostgresStore implements Store {
       const [got] = await tx`SELECT pg_try_advisory_xact_lock(${PURGE_LOCK}::int8) AS ok`;
       if (!got.ok) return 0;
       const r = await tx`DELETE FROM messages WHERE mid IN (SELECT mid FROM messages ORDER BY mid LIMIT ${limit}::int8)
-        AND ts < ${before}::int8 RETURNING mid`;
+        AND ts < ${before}::int8 RETURNING mid, file_id`;
       if (r.count > 0) {
         const mids = `{${(r as Array<{ mid: string }>).map((x) => x.mid).join(",")}}`;
         await tx`DELETE FROM search_text WHERE mid = ANY(${mids}::int8[])`;
         await tx`DELETE FROM reactions WHERE mid = ANY(${mids}::int8[])`;
         await tx`DELETE FROM mentions WHERE mid = ANY(${mids}::int8[])`;
         await this.deleteAbout(tx, r as Array<{ mid: string }>);
+        await dropUnusedIn(
+          tx,
+          (r as Array<{ file_id: string | null }>).flatMap((x) => (x.file_id === null ? [] : [x.file_id])),
+        );
       }
       return r.count;
     });
@@ -1237,6 +1461,31 @@ export class PostgresStore implements Store {
 /** The entries of a batch that are about an earlier message (their targets are read under the lock). */
 function batchEntries(rows: Prepared[]): Prepared[] {
   return rows.filter((r) => r.kind !== null && r.kind !== "read");
+}
+
+/**
+ * Removes those of the stored files `ids` that no message and no upload holds any more, bytes and
+ * all (PROTOCOL.md §3.9): two statements, to run in order in the caller's transaction. The rows are
+ * locked first, and only then (in a statement with a snapshot taken after the lock) is it checked
+ * whether anything holds them: a finishUpload that points an upload at one of them locks it too
+ * (FOR SHARE), so either it waits and finds it gone, or this waits and sees its upload.
+ */
+function dropUnused(conn: SQL, ids: Iterable<number>): Array<Promise<unknown>> {
+  const list = int8s(new Set(ids));
+  return [
+    conn`SELECT id FROM files WHERE id = ANY(${list}::int8[]) ORDER BY id FOR UPDATE`,
+    conn`WITH gone AS (DELETE FROM files f WHERE id = ANY(${list}::int8[])
+        AND NOT EXISTS (SELECT 1 FROM messages WHERE file_id = f.id)
+        AND NOT EXISTS (SELECT 1 FROM uploads WHERE file = f.id) RETURNING id)
+      DELETE FROM file_chunks WHERE file IN (SELECT id FROM gone)`,
+  ];
+}
+
+/** Runs dropUnused's statements in transaction `tx`. */
+async function dropUnusedIn(tx: SQL, ids: Iterable<number | string>): Promise<void> {
+  const list = [...ids].map(Number);
+  if (list.length === 0) return;
+  for (const p of dropUnused(tx, list)) await p;
 }
 
 function insertMentions(conn: SQL, rows: Array<[string, string, number]>): Promise<unknown> {

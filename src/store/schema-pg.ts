@@ -135,7 +135,12 @@ export const messages = pgTable(
     text: bytea("text"),
     fileName: bytea("file_name"),
     fileType: bytea("file_type"),
+    /** Before files were stored apart (PROTOCOL.md §3.9): a file's bytes. Moved into `files` at open; NULL since. */
     fileData: bytea("file_data"),
+    /** As in schema.ts: a message's file (files.id), its size and SHA-256 (hex). */
+    fileId: bigint("file_id", { mode: "number" }),
+    fileSize: bigint("file_size", { mode: "number" }),
+    fileSha: text("file_sha"),
     /** messageSize() in store.ts, in every index that history and sync scan (as in schema.ts). */
     size: integer("size").notNull().default(0),
     /** NULL: a chat message; otherwise the entry's kind (EntryKind in store.ts), as in schema.ts. */
@@ -164,6 +169,13 @@ export const messages = pgTable(
     index("messages_target")
       .on(t.target, t.mid, t.size)
       .where(sql`${t.target} IS NOT NULL`),
+    // As in schema.ts: the messages holding a file, and a user's (--file-quota).
+    index("messages_file")
+      .on(t.fileId)
+      .where(sql`${t.fileId} IS NOT NULL`),
+    index("messages_sender_file")
+      .on(t.sender, t.fileSize)
+      .where(sql`${t.fileId} IS NOT NULL`),
     uniqueIndex("messages_sender_cid")
       .on(t.sender, t.cid)
       .where(sql`${t.cid} IS NOT NULL`),
@@ -275,3 +287,55 @@ export const searchState = pgTable("search_state", {
   /** Every message with a mid up to this one is in search_text (if it has text and is not deleted). */
   indexed: bigint("indexed", { mode: "number" }).notNull(),
 });
+
+
+/**
+ * Files (PROTOCOL.md §3.9), as in schema.ts: a file's bytes once per content, apart from the
+ * messages, in chunks read one at a time. A blob table rather than large objects: rows are
+ * written, read (substring of one chunk) and deleted in the store's ordinary transactions, by
+ * every node, and pg_dump copies them with the rest.
+ */
+export const files = pgTable(
+  "files",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    /** SHA-256 of the bytes, hex; checked before `done` is set. */
+    sha256: text("sha256").notNull(),
+    size: bigint("size", { mode: "number" }).notNull(),
+    /** 1: complete and checked (the one file of its content); 0: an upload's bytes, arriving. */
+    done: integer("done").notNull().default(0),
+    created: bigint("created", { mode: "number" }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("files_sha256")
+      .on(t.sha256)
+      .where(sql`${t.done} = 1`),
+  ],
+);
+
+/** A file's bytes: chunk `off` holds the bytes from that offset on, as they arrived (at most CHUNK_MAX). */
+export const fileChunks = pgTable(
+  "file_chunks",
+  {
+    file: bigint("file", { mode: "number" }).notNull(),
+    off: bigint("off", { mode: "number" }).notNull(),
+    data: bytea("data").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.file, t.off] })],
+);
+
+/** Uploads not yet sent (PROTOCOL.md §3.9): a user's bytes on their way into `file`. */
+export const uploads = pgTable(
+  "uploads",
+  {
+    id: text("id").primaryKey(),
+    user: text("user").notNull(),
+    size: bigint("size", { mode: "number" }).notNull(),
+    sha256: text("sha256").notNull(),
+    received: bigint("received", { mode: "number" }).notNull().default(0),
+    done: integer("done").notNull().default(0),
+    file: bigint("file", { mode: "number" }).notNull(),
+    touched: bigint("touched", { mode: "number" }).notNull(),
+  },
+  (t) => [index("uploads_user").on(t.user, t.sha256), index("uploads_touched").on(t.touched), index("uploads_file").on(t.file)],
+);

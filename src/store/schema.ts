@@ -113,7 +113,12 @@ export const messages = sqliteTable(
     text: text("text"),
     fileName: text("file_name"),
     fileType: text("file_type"),
+    /** Before files were stored apart (PROTOCOL.md §3.9): a file's bytes. Moved into `files` at open; NULL since. */
     fileData: blob("file_data", { mode: "buffer" }),
+    /** A message's file: its stored bytes (files.id), their number and SHA-256 (hex). */
+    fileId: integer("file_id"),
+    fileSize: integer("file_size"),
+    fileSha: text("file_sha"),
     /**
      * The message's approximate size on the wire (messageSize in store.ts), so history, sync
      * and the catch-up replay fill a page by bytes from the indexes below without reading
@@ -156,6 +161,13 @@ export const messages = sqliteTable(
     index("messages_target")
       .on(t.target, t.mid, t.size)
       .where(sql`${t.target} IS NOT NULL`),
+    // The messages holding a file (whether a file is still used), and a user's (--file-quota).
+    index("messages_file")
+      .on(t.fileId)
+      .where(sql`${t.fileId} IS NOT NULL`),
+    index("messages_sender_file")
+      .on(t.sender, t.fileSize)
+      .where(sql`${t.fileId} IS NOT NULL`),
     uniqueIndex("messages_sender_cid")
       .on(t.sender, t.cid)
       .where(sql`${t.cid} IS NOT NULL`),
@@ -251,3 +263,55 @@ export const searchState = sqliteTable("search_state", {
   /** Every message with a mid up to this one is in messages_fts (if it has text and is not deleted). */
   indexed: integer("indexed").notNull(),
 });
+
+/**
+ * Files (PROTOCOL.md §3.9): a file's bytes are stored once per content, apart from the
+ * messages that hold them, in chunks read one at a time (a download never loads a whole file).
+ * In the database rather than a directory beside it: written and erased in the same
+ * transactions as the messages (no file on disk without its row, nor the reverse, after a
+ * crash), copied by `backup`, and the same model serves a cluster from Postgres.
+ */
+export const files = sqliteTable(
+  "files",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    /** SHA-256 of the bytes, hex; checked before `done` is set. */
+    sha256: text("sha256").notNull(),
+    size: integer("size").notNull(),
+    /** 1: complete and checked (the one file of its content); 0: an upload's bytes, arriving. */
+    done: integer("done").notNull().default(0),
+    created: integer("created").notNull(),
+  },
+  (t) => [
+    uniqueIndex("files_sha256")
+      .on(t.sha256)
+      .where(sql`${t.done} = 1`),
+  ],
+);
+
+/** A file's bytes: chunk `off` holds the bytes from that offset on, as they arrived (at most CHUNK_MAX). */
+export const fileChunks = sqliteTable(
+  "file_chunks",
+  {
+    file: integer("file").notNull(),
+    off: integer("off").notNull(),
+    data: blob("data", { mode: "buffer" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.file, t.off] })],
+);
+
+/** Uploads not yet sent (PROTOCOL.md §3.9): a user's bytes on their way into `file`. */
+export const uploads = sqliteTable(
+  "uploads",
+  {
+    id: text("id").primaryKey(),
+    user: text("user").notNull(),
+    size: integer("size").notNull(),
+    sha256: text("sha256").notNull(),
+    received: integer("received").notNull().default(0),
+    done: integer("done").notNull().default(0),
+    file: integer("file").notNull(),
+    touched: integer("touched").notNull(),
+  },
+  (t) => [index("uploads_user").on(t.user, t.sha256), index("uploads_touched").on(t.touched), index("uploads_file").on(t.file)],
+);

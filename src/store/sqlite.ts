@@ -21,11 +21,13 @@ import type {
   Durability,
   EntryInfo,
   EntryKind,
+  FileUsage,
   GroupOpResult,
   GroupRow,
   InviteRow,
   MemberRow,
   MembershipRow,
+  MessageFile,
   MidSize,
   NewMessage,
   Page,
@@ -33,9 +35,11 @@ import type {
   Reaction,
   Store,
   StoredMessage,
+  UploadRow,
   UserGroupRow,
   UserRow,
 } from "./store.ts";
+import { SqliteFiles } from "./sqlite-files.ts";
 import { dmConv, groupConv, groupEntry, likePattern, matchesQuery, mentionsOf, messageSize, placement, PREVIEW_CHARS, readTarget } from "./store.ts";
 
 export interface SqliteOptions {
@@ -93,7 +97,8 @@ function toStored(r: MessageRow): StoredMessage {
   }
   if (r.cid !== null) m.cid = r.cid;
   if (r.text !== null) m.text = r.text;
-  if (r.fileName !== null) m.file = { name: r.fileName, type: r.fileType ?? "", data: r.fileData ?? new Uint8Array(0) };
+  if (r.fileName !== null && r.fileId !== null)
+    m.file = { name: r.fileName, type: r.fileType ?? "", size: r.fileSize ?? 0, sha256: r.fileSha ?? "" };
   if (r.kind !== null) m.kind = r.kind as EntryKind;
   if (r.ref !== null) m.ref = r.ref;
   if (r.edited !== null) m.edited = r.edited;
@@ -193,6 +198,8 @@ export class SqliteStore implements Store {
   private readonly reactionsStmt: Statement<{ mid: number; user: string; emoji: string }>;
   /** dmAllowed: 1 if ?2 may write to ?1 (no block, and ?1's policy lets them). */
   private readonly dmCheck: Statement<{ ok: number }>;
+  /** Files (PROTOCOL.md §3.9): uploads, stored files and their chunks. */
+  private readonly files: SqliteFiles;
   /** Direct conversations known to be in dm_peers: a message between them writes nothing more. */
   private readonly knownPairs = new Set<string>();
 
@@ -228,11 +235,13 @@ export class SqliteStore implements Store {
     this.client.run("PRAGMA secure_delete = ON");
     this.db = drizzle({ client: this.client });
     applyMigrations(this.db);
+    this.files = new SqliteFiles(this.client);
+    this.files.convertInline(Date.now());
 
     // The SQL drizzle generates for insert(messages).values(...).onConflictDoNothing(), as text.
     this.insertMessage = this.client.prepare(
-      "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_data, size, kind, ref, about) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_id, file_size, file_sha, size, kind, ref, about) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     );
     // Index-only (messages_conv holds sender, kind and deleted): no row is read, so no file.
     this.entryAtStmt = this.client.prepare(
@@ -243,7 +252,7 @@ export class SqliteStore implements Store {
     );
     const tombstone = "size = 96 + coalesce(length(CAST(cid AS BLOB)), 0)";
     this.deleteTarget = this.client.prepare(
-      `UPDATE messages SET text = NULL, file_name = NULL, file_type = NULL, file_data = NULL, edited = NULL, deleted = ?1, ${tombstone} WHERE mid = ?2`,
+      `UPDATE messages SET text = NULL, file_name = NULL, file_type = NULL, file_data = NULL, file_id = NULL, file_size = NULL, file_sha = NULL, edited = NULL, deleted = ?1, ${tombstone} WHERE mid = ?2`,
     );
     this.eraseEdits = this.client.prepare(`UPDATE messages SET text = NULL, ${tombstone} WHERE kind = 'edit' AND ref = ?`);
     this.dropReactions = this.client.prepare("DELETE FROM reactions WHERE mid = ?");
@@ -277,9 +286,9 @@ export class SqliteStore implements Store {
         (SELECT mid FROM messages INDEXED BY messages_conv
           WHERE conv = s.conv AND kind IS NULL AND deleted IS NULL ORDER BY mid DESC LIMIT 1) AS pmid
       FROM s`);
-    // length() of a blob reads no overflow page; substr() of the text stops at the preview's length.
+    // substr() of the text stops at the preview's length.
     this.previewsStmt = this.client.prepare(
-      `SELECT mid, ts, sender, substr(text, 1, ${PREVIEW_CHARS}) AS text, file_name, file_type, length(file_data) AS file_size
+      `SELECT mid, ts, sender, substr(text, 1, ${PREVIEW_CHARS}) AS text, file_name, file_type, file_size
         FROM messages WHERE mid IN (SELECT value FROM json_each(?))`,
     );
     this.reactionsStmt = this.client.prepare(
@@ -730,6 +739,20 @@ export class SqliteStore implements Store {
             continue;
           }
           const conv = m.grp !== undefined ? groupConv(m.grp) : dmConv(m.sender, m.toUser!);
+          // A file: the sender's finished upload holds it, used up by this message (PROTOCOL.md §3.9).
+          let file: { file: number; size: number; sha256: string } | undefined;
+          if (m.file?.upload !== undefined) {
+            const prior = m.cid !== undefined ? this.findByCid.get({ sender: m.sender, cid: m.cid }) : undefined;
+            if (prior) {
+              out.push({ mid: prior.mid, ts: prior.ts, duplicate: true });
+              continue;
+            }
+            file = this.files.take(m.file.upload, m.sender);
+            if (!file) {
+              out.push({ mid: 0, ts: now, duplicate: false, refused: true });
+              continue;
+            }
+          }
           const r = this.insertMessage.run(
             mid,
             now,
@@ -741,7 +764,9 @@ export class SqliteStore implements Store {
             m.text ?? null,
             m.file?.name ?? null,
             m.file?.type ?? null,
-            m.file?.data ?? null,
+            file?.file ?? null,
+            file?.size ?? null,
+            file?.sha256 ?? null,
             messageSize(m),
             null,
             m.ref ?? null,
@@ -802,6 +827,8 @@ export class SqliteStore implements Store {
       null,
       null,
       null,
+      null,
+      null,
       messageSize(m),
       m.kind!,
       ref,
@@ -821,13 +848,16 @@ export class SqliteStore implements Store {
           for (const u of mentionsOf(m.text, m.sender)) this.addMention.run(u, p.conv, ref);
         }
         break;
-      case "delete":
+      case "delete": {
+        const held = this.files.filesOf("mid = ?", ref);
         this.deleteTarget.run(now, ref);
+        this.files.dropUnused(held);
         this.eraseEdits.run(ref);
         this.dropReactions.run(ref);
         this.dropMentions.run(ref);
         erased.any = true;
         break;
+      }
       case "react":
         this.addReaction.run(ref, m.sender, m.text!, mid);
         break;
@@ -870,6 +900,50 @@ export class SqliteStore implements Store {
       if (rs) m.reactions = rs;
     }
     return rows.sort((a, b) => a.mid - b.mid);
+  }
+
+  // ---- files (PROTOCOL.md §3.9; sqlite-files.ts) ---------------------------------
+
+  async createUpload(id: string, user: string, size: number, sha256: string, now: number): Promise<UploadRow> {
+    return this.files.createUpload(id, user, size, sha256, now);
+  }
+
+  async getUpload(id: string): Promise<UploadRow | undefined> {
+    return this.files.getUpload(id);
+  }
+
+  async findUpload(user: string, sha256: string, size: number): Promise<UploadRow | undefined> {
+    return this.files.findUpload(user, sha256, size);
+  }
+
+  async fileUsage(user: string): Promise<FileUsage> {
+    return this.files.fileUsage(user);
+  }
+
+  async appendUpload(id: string, offset: number, data: Uint8Array, now: number): Promise<number | undefined> {
+    return this.files.appendUpload(id, offset, data, now);
+  }
+
+  async finishUpload(id: string, now: number): Promise<UploadRow> {
+    return this.files.finishUpload(id, now);
+  }
+
+  async resetUpload(id: string, now: number): Promise<void> {
+    this.files.resetUpload(id, now);
+    // The dropped bytes are zeroed in the pages (secure_delete); the WAL's copies go too.
+    if (this.walPath !== undefined) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+
+  async readFile(file: number, offset: number, len: number): Promise<Uint8Array> {
+    return this.files.readFile(file, offset, len);
+  }
+
+  async messageFile(mid: number): Promise<MessageFile | undefined> {
+    return this.files.messageFile(mid);
+  }
+
+  async expireUploads(before: number): Promise<number> {
+    return this.files.expireUploads(before);
   }
 
   // ---- operations ---------------------------------------------------------------
@@ -935,7 +1009,10 @@ export class SqliteStore implements Store {
       .run(...params);
     this.client.prepare(`DELETE FROM reactions WHERE mid IN (SELECT mid FROM messages WHERE ${where})`).run(...params);
     this.client.prepare(`DELETE FROM mentions WHERE mid IN (SELECT mid FROM messages WHERE ${where})`).run(...params);
-    return this.client.prepare(`DELETE FROM messages WHERE ${where}`).run(...params).changes;
+    const held = this.files.filesOf(where, ...params);
+    const n = this.client.prepare(`DELETE FROM messages WHERE ${where}`).run(...params).changes;
+    this.files.dropUnused(held);
+    return n;
   }
 
   async eraseUser(user: string): Promise<number> {
@@ -1039,6 +1116,9 @@ function mapRawRow(r: Record<string, unknown> | MessageRow): MessageRow {
     fileName: (x.file_name ?? null) as string | null,
     fileType: (x.file_type ?? null) as string | null,
     fileData: (x.file_data ?? null) as Buffer | null,
+    fileId: (x.file_id ?? null) as number | null,
+    fileSize: (x.file_size ?? null) as number | null,
+    fileSha: (x.file_sha ?? null) as string | null,
     size: x.size as number,
     kind: (x.kind ?? null) as string | null,
     ref: (x.ref ?? null) as number | null,

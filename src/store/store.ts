@@ -18,10 +18,53 @@ import { entryText, type GroupAction, type GroupOp, type Refusal, type Role } fr
  */
 export type Durability = "normal" | "full";
 
+/**
+ * A message's file (PROTOCOL.md §3.5, §3.9): what it is. Its bytes are stored apart, once per
+ * content (Store.readFile). In a NewMessage, `upload` names the sender's finished upload that
+ * holds them: the commit uses it up (and refuses the message if it is gone).
+ */
 export interface FileData {
   name: string;
   type: string;
-  data: Uint8Array;
+  size: number;
+  /** 64 lowercase hexadecimal digits. */
+  sha256: string;
+  /** A new message: the sender's finished upload with the bytes. */
+  upload?: string;
+}
+
+/** An upload (PROTOCOL.md §3.9): a user's file on its way in, or in, not yet sent. */
+export interface UploadRow {
+  id: string;
+  user: string;
+  size: number;
+  sha256: string;
+  /** How many bytes it has. */
+  received: number;
+  /** All its bytes arrived and their SHA-256 was checked (Store.finishUpload). */
+  done: boolean;
+  /** The stored file its bytes are in (Store.readFile): its own while it receives them. */
+  file: number;
+  /** Its last chunk, or its start (ms): it expires --upload-ttl after. */
+  touched: number;
+}
+
+/** The file of a message that is not deleted (Store.messageFile): where it is and who may see it. */
+export interface MessageFile {
+  /** The conversation of the message ("g:<group>" or "d:<a>:<b>"). */
+  conv: string;
+  /** The stored file (Store.readFile). */
+  file: number;
+  size: number;
+  sha256: string;
+}
+
+/** What a user's files take (PROTOCOL.md §3.9, --file-quota and --max-uploads). */
+export interface FileUsage {
+  /** The sizes of their uploads not sent, and of the files of their messages not deleted. */
+  bytes: number;
+  /** Their uploads not sent. */
+  uploads: number;
 }
 
 /**
@@ -357,6 +400,37 @@ export interface Store {
   /** The stored messages with these mids (any order given), ascending by mid; unknown mids are skipped. */
   messagesByMid(mids: readonly number[]): Promise<StoredMessage[]>;
 
+  // ---- files (PROTOCOL.md §3.9) ----------------------------------------------------------
+  // A file's bytes are stored in chunks (as they arrived, each at most CHUNK_MAX bytes) of a
+  // stored file, once per content: an upload writes into a file of its own, which on finishing
+  // becomes the file of that SHA-256, or is dropped for the one that exists. A file is removed
+  // when no message that is not deleted and no upload holds it.
+
+  /** A new upload of `user`, with an empty file of its own for its bytes. */
+  createUpload(id: string, user: string, size: number, sha256: string, now: number): Promise<UploadRow>;
+  getUpload(id: string): Promise<UploadRow | undefined>;
+  /** `user`'s upload of that content not yet sent (finished or not), if any: the one to resume. */
+  findUpload(user: string, sha256: string, size: number): Promise<UploadRow | undefined>;
+  fileUsage(user: string): Promise<FileUsage>;
+  /**
+   * Appends `data` to unfinished upload `id` if it has exactly `offset` bytes and `data` does
+   * not go past its size: its byte count after, or undefined (nothing written) if not.
+   */
+  appendUpload(id: string, offset: number, data: Uint8Array, now: number): Promise<number | undefined>;
+  /**
+   * Upload `id` has all its bytes and the caller checked their SHA-256: it is done. If a file of
+   * that content is stored already, the upload now uses it and its own bytes are dropped.
+   */
+  finishUpload(id: string, now: number): Promise<UploadRow>;
+  /** Drops upload `id`'s bytes (their SHA-256 was wrong): it starts again at 0. */
+  resetUpload(id: string, now: number): Promise<void>;
+  /** At most `len` bytes of file `file` from `offset` (fewer at the end of a stored chunk, none past the end). */
+  readFile(file: number, offset: number, len: number): Promise<Uint8Array>;
+  /** The file of message `mid`, if it is a message with a file that is not deleted. */
+  messageFile(mid: number): Promise<MessageFile | undefined>;
+  /** Deletes the uploads (finished or not) not sent and untouched since `before`, with their bytes: how many. */
+  expireUploads(before: number): Promise<number>;
+
   // ---- operations (issue #15: tcpchat admin, retention) ----------------------------------
 
   /** Bans `user` (a repeat replaces the reason): logins are refused while the ban lasts. */
@@ -464,18 +538,17 @@ function utf8Length(s: string | undefined): number {
 
 /**
  * A message's approximate size on the wire (PROTOCOL.md §3.5): its text, cid and file
- * (data, name, type) in bytes, plus 96 for the keys, mid, ts and names. Stored with the
+ * (name, type, and FILE_META_SIZE for its size and hash) in bytes, plus 96 for the keys,
+ * mid, ts and names. Stored with the
  * message (the migration 0001_message_size computes the same for older rows).
  */
 export function messageSize(m: NewMessage): number {
   const f = m.file;
-  return (
-    96 +
-    utf8Length(m.text) +
-    utf8Length(m.cid) +
-    (f ? f.data.length + utf8Length(f.name) + utf8Length(f.type) : 0)
-  );
+  return 96 + utf8Length(m.text) + utf8Length(m.cid) + (f ? FILE_META_SIZE + utf8Length(f.name) + utf8Length(f.type) : 0);
 }
+
+/** A file's size and SHA-256 on the wire, with their keys: what a message's file adds to it besides its name and type. */
+export const FILE_META_SIZE = 96;
 
 /** The log entry a change to a group leaves (PROTOCOL.md §3.3): by whom, about whom, and what it set. */
 export function groupEntry(op: GroupOp): NewMessage {

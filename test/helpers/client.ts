@@ -9,6 +9,11 @@ export function isGroupChange(m: Msg): boolean {
   return m.t === "msg" && isGroupKind(m.kind);
 }
 
+/** SHA-256 of `data`, hex (PROTOCOL.md §3.9). */
+export function sha256Hex(data: Uint8Array): string {
+  return new Bun.CryptoHasher("sha256").update(data).digest("hex");
+}
+
 export class TestClient {
   private sock!: Socket<undefined>;
   private readonly reader = new MsgReader();
@@ -145,6 +150,43 @@ export class TestClient {
     this.user = user;
     this.token = r.token;
     return r;
+  }
+
+  /**
+   * Uploads `data` (PROTOCOL.md §3.9) in chunks of `chunk` bytes (within any test server's
+   * max_chunk), one at a time, from the offset
+   * the server has: the upload's id, ready for `send {file: {upload, name, type}}`.
+   */
+  async upload(data: Uint8Array, chunk = 60_000): Promise<string> {
+    const sha256 = sha256Hex(data);
+    const u = await this.ok({ t: "upload", size: data.length, sha256 });
+    let offset = u.offset as number;
+    while (offset < data.length) {
+      const r = await this.ok({ t: "chunk", upload: u.upload, offset, data: data.subarray(offset, offset + chunk) });
+      offset = r.offset as number;
+    }
+    return u.upload as string;
+  }
+
+  /** Uploads `data` and sends it as a file of `target` (with `extra` fields, text say): the send's reply. */
+  async sendFile(target: Msg, name: string, type: string, data: Uint8Array, extra: Msg = {}): Promise<Msg> {
+    const upload = await this.upload(data);
+    return this.ok({ t: "send", ...target, ...extra, file: { upload, name, type } });
+  }
+
+  /** Downloads the whole file of message `mid`, `len` bytes a request. */
+  async download(mid: number, len?: number): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let offset = 0;
+    for (;;) {
+      const r = await this.ok({ t: "download", mid, offset, ...(len !== undefined ? { len } : {}) });
+      const d = r.data as Uint8Array;
+      if (d.length === 0) break;
+      parts.push(d);
+      offset += d.length;
+      if (offset >= (r.size as number)) break;
+    }
+    return Buffer.concat(parts);
   }
 
   /** Waits until the server closes the connection. */

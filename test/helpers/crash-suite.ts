@@ -21,6 +21,8 @@ import { TEST_ARGS } from "./server.ts";
 export const CRASH_CYCLES = 5;
 /** Sends in flight per user: enough to keep the batcher full, so many are uncommitted or unacknowledged at the kill. */
 const WINDOW = 256;
+/** Uploads each user has ready for sends with a file, at the start of each cycle. */
+const POOL = 12;
 const PAGE = 500;
 
 // Rate limits off: this test is about what a crash leaves in the store, at the highest rate the server takes.
@@ -38,7 +40,8 @@ interface Sent {
   group?: string;
   user?: string;
   text?: string;
-  file?: { name: string; type: string; data: Uint8Array };
+  /** A file: the finished upload the send names (PROTOCOL.md §3.9), and the bytes it holds. */
+  file?: { upload: string; name: string; type: string; data: Uint8Array };
   cycle: number;
   ack?: { mid: number; ts: number };
 }
@@ -55,7 +58,9 @@ export interface Row {
   text: string | null;
   file_name: string | null;
   file_type: string | null;
-  file_data: Uint8Array | null;
+  file_size: number | null;
+  /** The file's SHA-256, hex. */
+  file_sha: string | null;
   /** A group change (PROTOCOL.md §3.3): its kind ("create", "join"...) and whom it is about; null for a message. */
   kind: string | null;
   target: string | null;
@@ -84,13 +89,12 @@ function request(s: Sent): Record<string, W> {
   if (s.group) m.group = s.group;
   else m.user = s.user!;
   if (s.text !== undefined) m.text = s.text;
-  if (s.file) m.file = s.file;
+  if (s.file) m.file = { upload: s.file.upload, name: s.file.name, type: s.file.type };
   return m;
 }
 
-function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | null | undefined): boolean {
-  if (!a || !b) return !a && !b;
-  return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+function sha256Hex(data: Uint8Array): string {
+  return new Bun.CryptoHasher("sha256").update(data).digest("hex");
 }
 
 /** Whether a stored row is what the client sent. */
@@ -104,7 +108,7 @@ function rowMatches(r: Row, s: Sent): boolean {
     r.text === (s.text ?? null) &&
     r.file_name === (s.file?.name ?? null) &&
     r.file_type === (s.file?.type ?? null) &&
-    (s.file ? sameBytes(r.file_data, s.file.data) : r.file_data === null)
+    (s.file ? r.file_size === s.file.data.length && r.file_sha === sha256Hex(s.file.data) : r.file_size === null)
   );
 }
 
@@ -120,7 +124,9 @@ function wireMatches(m: Msg, r: Row): boolean {
     (m.text ?? null) === r.text &&
     (m.kind ?? null) === r.kind &&
     (m.target ?? null) === r.target &&
-    (r.file_name === null ? m.file === undefined : m.file?.name === r.file_name && sameBytes(m.file?.data, r.file_data))
+    (r.file_name === null
+      ? m.file === undefined
+      : m.file?.name === r.file_name && m.file?.type === r.file_type && m.file?.size === r.file_size && m.file?.sha256 === r.file_sha)
   );
 }
 
@@ -206,6 +212,26 @@ export function crashSuite(open: () => Promise<CrashTarget>, timeoutMs = 90_000)
     for (const c of conns.values()) c.kill();
     await target?.close();
   });
+
+  /** Each user's finished uploads not yet named by a send, with their bytes (a send with a file names one, PROTOCOL.md §3.9). */
+  const pool = new Map<string, Array<{ upload: string; data: Uint8Array }>>();
+  let uploaded = 0;
+
+  /** Tops every user's pool up to POOL uploads, each of distinct bytes (1 to 3000 of them). */
+  async function fillPool(rng: Rng): Promise<void> {
+    for (const u of USERS) {
+      const c = conns.get(u)!;
+      const list = pool.get(u) ?? [];
+      pool.set(u, list);
+      while (list.length < POOL) {
+        const data = rng.bytes(rng.int(1, 3000));
+        data.set(Buffer.from(`#${++uploaded}#`).subarray(0, data.length)); // distinct content
+        const up = await c.ok({ t: "upload", size: data.length, sha256: sha256Hex(data) });
+        if (!up.done) await c.ok({ t: "chunk", upload: up.upload, offset: up.offset, data: data.subarray(up.offset) });
+        list.push({ upload: up.upload as string, data });
+      }
+    }
+  }
 
   /** Connects (and logs in) every user without an open connection, each on the next node in turn. */
   async function connectAll(): Promise<void> {
@@ -329,7 +355,8 @@ export function crashSuite(open: () => Promise<CrashTarget>, timeoutMs = 90_000)
           const cid = `${u}-${cycle}-${seq++}`;
           const s: Sent = { key: `${u}\0${cid}`, sender: u, cid, ...rng.pick(targets), cycle };
           const kind = rng.float();
-          if (kind < 0.03) s.file = { name: `f${seq}.bin`, type: "application/octet-stream", data: rng.bytes(rng.int(0, 3000)) };
+          const f = kind < 0.03 ? pool.get(u)!.pop() : undefined;
+          if (f) s.file = { ...f, name: `f${seq}.bin`, type: "application/octet-stream" };
           if (!s.file || kind < 0.015) s.text = `${rng.pick(TEXTS)} #${cid}`;
           sent.set(s.key, s);
           inFlight++;
@@ -470,6 +497,7 @@ export function crashSuite(open: () => Promise<CrashTarget>, timeoutMs = 90_000)
           const label = `cycle ${cycle}`;
           // One server: it, every time. A cluster: one node in odd cycles (in turn), every node in even ones.
           const victims = t.nodes === 1 || cycle % 2 === 0 ? all : [((cycle - 1) / 2) % t.nodes];
+          await fillPool(rng);
           const load = startLoad(cycle, rng);
           const killAfter = rng.int(40, 900);
           // The oks of the last few ms before the kill are lost on the way (as on a broken network), so

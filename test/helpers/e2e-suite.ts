@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import { encode } from "@msgpack/msgpack";
-import { isGroupChange, TestClient } from "./client.ts";
+import { isGroupChange, sha256Hex, TestClient } from "./client.ts";
 import { TEST_ARGS } from "./server.ts";
 import { frameOf, rawFrame } from "./wire.ts";
 
@@ -122,7 +122,17 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       expect(typeof r.token).toBe("string");
       expect(r.token.length).toBeGreaterThanOrEqual(40);
       expect(Number.isInteger(r.mid)).toBe(true);
-      expect(r.limits).toEqual({ rate_msgs: 200, rate_bytes: 8388608, rate_burst: 2, max_frame: 65536, max_text: 1000, max_page: 500 });
+      expect(r.limits).toEqual({
+        rate_msgs: 200,
+        rate_bytes: 8388608,
+        rate_burst: 2,
+        max_frame: 65536,
+        max_text: 1000,
+        max_page: 500,
+        max_file: 100 * 1024 * 1024,
+        file_quota: 1024 * 1024 * 1024,
+        max_chunk: 65536 - 1024,
+      });
       const b = await connect();
       expect(await b.request({ t: "login", user: name, token: r.token })).toMatchObject({ t: "ok", user: name });
       // the token is bound to its user
@@ -338,21 +348,6 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       expect(h.msgs).toEqual([{ mid: r.mid, ts: r.ts, from: a.user, user: b.user, text: "psst" }]);
     });
 
-    test("files travel as binary, byte for byte, with text or alone", async () => {
-      const a = await user();
-      const b = await user();
-      const data = new Uint8Array(20000).map((_, i) => (i * 7 + 3) & 0xff);
-      const r = await a.ok({ t: "send", user: b.user, file: { name: "pic.png", type: "image/png", data } });
-      const m = await b.nextMsg();
-      expect(m.mid).toBe(r.mid);
-      expect(m.text).toBeUndefined();
-      expect(m.file.name).toBe("pic.png");
-      expect(m.file.type).toBe("image/png");
-      expect(new Uint8Array(m.file.data)).toEqual(data);
-      const h = await b.ok({ t: "history", user: a.user });
-      expect(new Uint8Array(h.msgs[0].file.data)).toEqual(data);
-    });
-
     test("only members may send to a group or read its history", async () => {
       const a = await user();
       const b = await user();
@@ -506,7 +501,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       a.writeRaw(frameOf({ t: "join", id: 9, group: 12 }));
       a.writeRaw(frameOf({ t: "send", id: 10, group: "g", user: "u", text: "x" }));
       a.writeRaw(frameOf({ t: "send", id: 11, group: "g" }));
-      a.writeRaw(frameOf({ t: "send", id: 12, user: a.user, file: { name: "f", type: "t", data: "not binary" } }));
+      a.writeRaw(frameOf({ t: "send", id: 12, user: a.user, file: { upload: 7, name: "f", type: "t" } }));
       a.writeRaw(frameOf({ t: "sync", id: 13, after: 1.5 }));
       a.writeRaw(frameOf({ t: "history", id: 14, group: "g", before: "x" }));
       a.writeRaw(frameOf({ t: "ping", id: 15 }));
@@ -629,7 +624,7 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
     test("delete: by the sender, or by the group's owner; a tombstone remains and nothing more can be done to it", async () => {
       const { a, a2, b, outsider, g } = await room();
       const data = new Uint8Array(3000).fill(7);
-      const mb = await b.ok({ t: "send", group: g, text: "from b", file: { name: "b.bin", type: "", data } });
+      const mb = await b.sendFile({ group: g }, "b.bin", "", data, { text: "from b" });
       const ma = await a.ok({ t: "send", group: g, text: "from a" });
       expect(await b.request({ t: "delete", group: g, mid: ma.mid })).toMatchObject({ code: "forbidden" }); // not the owner
       expect(await outsider.request({ t: "delete", group: g, mid: mb.mid })).toMatchObject({ code: "forbidden" });
@@ -785,12 +780,155 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       const tag = crypto.randomUUID();
       const data = new Uint8Array(20_000).fill(0x33);
       data.set(Buffer.from(`FILE-${tag}`), 0);
-      const m = await a.ok({ t: "send", user: a.user, text: `TEXT-${tag}`, file: { name: `NAME-${tag}`, type: "", data } });
+      const m = await a.sendFile({ user: a.user }, `NAME-${tag}`, "", data, { text: `TEXT-${tag}` });
       const onDisk = () => Buffer.concat(target().files!().map((f) => (fs.existsSync(f) ? fs.readFileSync(f) : Buffer.alloc(0))));
       expect(onDisk().includes(`TEXT-${tag}`)).toBe(true);
       await a.ok({ t: "delete", user: a.user, mid: m.mid });
       const after = onDisk();
       for (const x of [`TEXT-${tag}`, `NAME-${tag}`, `FILE-${tag}`]) expect({ x, found: after.includes(x) }).toEqual({ x, found: false });
+    });
+  });
+
+  describe("files out of band (PROTOCOL.md §3.9)", () => {
+    /** `n` bytes of a pattern of `seed`. */
+    const bytesOf = (n: number, seed = 1) => new Uint8Array(n).map((_, i) => (i * 7 + seed * 13 + (i >> 9)) & 0xff);
+
+    test("uploaded in chunks, sent by its upload: the push and history carry name, type, size and hash, never bytes; the bytes by download", async () => {
+      const a = await user("fa");
+      const b = await user("fb");
+      const data = bytesOf(700_000);
+      const sha256 = sha256Hex(data);
+      const up = await a.ok({ t: "upload", size: data.length, sha256: sha256.toUpperCase() });
+      expect(up).toMatchObject({ offset: 0, size: data.length });
+      expect(typeof up.upload).toBe("string");
+      expect(up.done).toBeUndefined();
+      // chunks of at most max_chunk (under this suite's --max-frame of 64 KiB)
+      let offset = 0;
+      while (offset < data.length) {
+        const r = await a.ok({ t: "chunk", upload: up.upload, offset, data: data.subarray(offset, offset + 60_000) });
+        offset = Math.min(offset + 60_000, data.length);
+        expect(r.offset).toBe(offset);
+        expect(r.done).toBe(offset === data.length ? true : undefined);
+      }
+      const r = await a.ok({ t: "send", user: b.user, text: "the report", file: { upload: up.upload, name: "r.bin", type: "application/x-r" } });
+      const file = { name: "r.bin", type: "application/x-r", size: data.length, sha256 };
+      const m = await b.nextMsg();
+      expect(m).toEqual({ t: "msg", mid: r.mid, ts: r.ts, from: a.user, user: b.user, text: "the report", file });
+      const h = await b.ok({ t: "history", user: a.user });
+      expect(h.msgs).toEqual([{ mid: r.mid, ts: r.ts, from: a.user, user: b.user, text: "the report", file }]);
+      // chunks of any length: the reply says where the next begins
+      expect(Buffer.compare(await b.download(r.mid, 256 * 1024), Buffer.from(data))).toBe(0);
+      expect(Buffer.compare(await a.download(r.mid, 99_999), Buffer.from(data))).toBe(0);
+      const tail = await b.ok({ t: "download", mid: r.mid, offset: data.length - 10 });
+      expect(tail).toMatchObject({ mid: r.mid, offset: data.length - 10, size: data.length });
+      expect(Array.from(tail.data as Uint8Array)).toEqual(Array.from(data.subarray(data.length - 10)));
+      const end = await b.ok({ t: "download", mid: r.mid, offset: data.length });
+      expect((end.data as Uint8Array).length).toBe(0);
+      expect(await b.request({ t: "download", mid: r.mid, offset: data.length + 1 })).toMatchObject({ code: "bad_request" });
+      // the upload was used up by the send
+      expect(await a.request({ t: "send", user: b.user, file: { upload: up.upload, name: "again", type: "" } })).toMatchObject({ code: "not_found" });
+      // an empty file needs no chunk
+      const e = await a.ok({ t: "upload", size: 0, sha256: sha256Hex(new Uint8Array(0)) });
+      expect(e).toMatchObject({ offset: 0, size: 0, done: true });
+      const re = await a.ok({ t: "send", user: b.user, file: { upload: e.upload, name: "empty", type: "" } });
+      expect((await b.download(re.mid)).length).toBe(0);
+    });
+
+    test("an upload resumes after a reconnect, from the offset the server has; a chunk not at it is a conflict", async () => {
+      const a = await user("fr");
+      const data = bytesOf(400_000, 2);
+      const sha256 = sha256Hex(data);
+      const up = await a.ok({ t: "upload", size: data.length, sha256 });
+      for (let off = 0; off < 150_000; off += 50_000) await a.ok({ t: "chunk", upload: up.upload, offset: off, data: data.subarray(off, off + 50_000) });
+      a.close();
+      const a2 = await device(a);
+      const again = await a2.ok({ t: "upload", size: data.length, sha256 });
+      expect(again).toMatchObject({ upload: up.upload, offset: 150_000 });
+      expect(await a2.request({ t: "chunk", upload: up.upload, offset: 0, data: data.subarray(0, 50_000) })).toMatchObject({ code: "conflict" });
+      const small = await a2.ok({ t: "upload", size: 10, sha256: sha256Hex(bytesOf(10)) });
+      expect(await a2.request({ t: "chunk", upload: small.upload, offset: 0, data: bytesOf(11) })).toMatchObject({ code: "bad_request" });
+      for (let off = 150_000; off < data.length; off += 60_000) {
+        const r = await a2.ok({ t: "chunk", upload: up.upload, offset: off, data: data.subarray(off, off + 60_000) });
+        expect(r.done).toBe(off + 60_000 >= data.length ? true : undefined);
+      }
+      // finished and not sent: asking again says so
+      expect(await a2.ok({ t: "upload", size: data.length, sha256 })).toMatchObject({ upload: up.upload, offset: data.length, done: true });
+      // another user's upload of the same bytes is their own
+      const c = await user("fr");
+      expect((await c.ok({ t: "upload", size: data.length, sha256 })).offset).toBe(0);
+      expect(await c.request({ t: "chunk", upload: up.upload, offset: data.length - 1, data: new Uint8Array(1) })).toMatchObject({ code: "not_found" });
+      expect(await c.request({ t: "send", user: c.user, file: { upload: up.upload, name: "x", type: "" } })).toMatchObject({ code: "not_found" });
+      const r = await a2.ok({ t: "send", user: a2.user, file: { upload: up.upload, name: "x", type: "" } });
+      expect(Buffer.compare(await a2.download(r.mid), Buffer.from(data))).toBe(0);
+    });
+
+    test("a repeated send (same cid) of a file is the original, its upload used up or not", async () => {
+      const a = await user("fc");
+      const b = await user("fc");
+      const upload = await a.upload(bytesOf(2000, 9));
+      const req = { t: "send", user: b.user, cid: "file-cid-1", file: { upload, name: "c.bin", type: "" } };
+      const r = await a.ok(req);
+      expect(await a.ok(req)).toMatchObject({ mid: r.mid, ts: r.ts });
+      expect(await a.request({ ...req, cid: "file-cid-2" })).toMatchObject({ code: "not_found" });
+      await b.nextMsg();
+      await a.ok({ t: "ping" });
+      await settle();
+      expect(b.msgs()).toHaveLength(1);
+    });
+
+    test("a wrong SHA-256 is refused at the last chunk: the bytes are dropped and the upload starts again at 0", async () => {
+      const a = await user("fh");
+      const data = bytesOf(5000, 3);
+      const wrong = sha256Hex(bytesOf(5000, 4));
+      const up = await a.ok({ t: "upload", size: 5000, sha256: wrong });
+      await a.ok({ t: "chunk", upload: up.upload, offset: 0, data: data.subarray(0, 4000) });
+      const bad = await a.request({ t: "chunk", upload: up.upload, offset: 4000, data: data.subarray(4000) });
+      expect(bad).toMatchObject({ code: "bad_request" });
+      expect(bad.msg).toContain("SHA-256");
+      expect(await a.ok({ t: "upload", size: 5000, sha256: wrong })).toMatchObject({ upload: up.upload, offset: 0 });
+      expect(await a.request({ t: "send", user: a.user, file: { upload: up.upload, name: "x", type: "" } })).toMatchObject({ code: "not_found" });
+      const right = bytesOf(5000, 4);
+      expect((await a.ok({ t: "chunk", upload: up.upload, offset: 0, data: right })).done).toBe(true);
+    });
+
+    test("only who can see the message downloads its file: members now, the parties of a DM; never after it is deleted", async () => {
+      const a = await user("fd");
+      const b = await user("fd");
+      const outsider = await user("fd");
+      const g = uniq("fdg");
+      await a.ok({ t: "create", group: g });
+      await b.ok({ t: "join", group: g });
+      const data = bytesOf(3000, 5);
+      const gm = await a.sendFile({ group: g }, "g.bin", "", data);
+      const dm = await a.sendFile({ user: b.user }, "d.bin", "", data);
+      const text = await a.ok({ t: "send", group: g, text: "no file" });
+      expect((await b.download(gm.mid)).length).toBe(3000);
+      expect((await b.download(dm.mid)).length).toBe(3000);
+      for (const mid of [gm.mid, dm.mid, text.mid, 1e12])
+        expect(await outsider.request({ t: "download", mid })).toMatchObject({ code: "not_found" });
+      expect(await b.request({ t: "download", mid: text.mid })).toMatchObject({ code: "not_found" });
+      // a member who joins later sees the group's history, files included
+      await outsider.ok({ t: "join", group: g });
+      await settle();
+      expect((await outsider.download(gm.mid)).length).toBe(3000);
+      expect(await outsider.request({ t: "download", mid: dm.mid })).toMatchObject({ code: "not_found" });
+      await b.ok({ t: "leave", group: g });
+      await settle();
+      expect(await b.request({ t: "download", mid: gm.mid })).toMatchObject({ code: "not_found" });
+      // deleted: gone for everyone, also where the same bytes are still held by another message
+      await a.ok({ t: "delete", group: g, mid: gm.mid });
+      expect(await a.request({ t: "download", mid: gm.mid })).toMatchObject({ code: "not_found" });
+      expect(await outsider.request({ t: "download", mid: gm.mid })).toMatchObject({ code: "not_found" });
+      expect(Buffer.compare(await b.download(dm.mid), Buffer.from(data))).toBe(0);
+    });
+
+    test("a send with the bytes in it (before §3.9), or without an upload, is a bad_request", async () => {
+      const a = await user("fo");
+      expect(await a.request({ t: "send", user: a.user, file: { name: "f", type: "", data: new Uint8Array(3) } })).toMatchObject({ code: "bad_request" });
+      expect(await a.request({ t: "send", user: a.user, file: { name: "f", type: "" } })).toMatchObject({ code: "bad_request" });
+      expect(await a.request({ t: "upload", size: 3, sha256: "abc" })).toMatchObject({ code: "bad_request" });
+      expect(await a.request({ t: "chunk", upload: "x", offset: 0, data: new Uint8Array(0) })).toMatchObject({ code: "bad_request" });
+      expect(await a.request({ t: "chunk", upload: "nope", offset: 0, data: new Uint8Array(1) })).toMatchObject({ code: "not_found" });
     });
   });
 
@@ -938,9 +1076,9 @@ export function e2eSuite(open: () => Promise<E2ETarget>): void {
       expect(await a.request({ t: "send", user: b.user, text: "x", cid: "😀".repeat(17) })).toMatchObject({
         code: "bad_request",
       });
-      const file = (name: string) => ({ name, type: "", data: new Uint8Array([1]) });
-      expect((await a.request({ t: "send", user: b.user, file: file("é".repeat(127)) })).t).toBe("ok"); // 254 bytes
-      expect(await a.request({ t: "send", user: b.user, file: file("é".repeat(128)) })).toMatchObject({
+      const file = async (name: string) => ({ upload: await a.upload(new Uint8Array([1])), name, type: "" });
+      expect((await a.request({ t: "send", user: b.user, file: await file("é".repeat(127)) })).t).toBe("ok"); // 254 bytes
+      expect(await a.request({ t: "send", user: b.user, file: await file("é".repeat(128)) })).toMatchObject({
         code: "bad_request",
       });
       expect(await a.request({ t: "send", user: b.user, text: "" })).toMatchObject({ code: "bad_request" });

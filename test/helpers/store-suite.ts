@@ -4,8 +4,10 @@
 // SqliteStore on ":memory:" and SqliteStore on a file; a store of another kind is
 // tested by calling it once more.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import type { CommitResult, ConvState, NewMessage, Page, Store, StoredMessage } from "../../src/store/store.ts";
-import { convOf, dmConv, groupConv, messageSize, PREVIEW_CHARS } from "../../src/store/store.ts";
+import type { CommitResult, ConvState, FileData, NewMessage, Page, Store, StoredMessage } from "../../src/store/store.ts";
+import { convOf, dmConv, FILE_META_SIZE, groupConv, messageSize, PREVIEW_CHARS } from "../../src/store/store.ts";
+import { sha256Hex } from "./client.ts";
+import { readAll, storeUpload } from "./files-suite.ts";
 
 /** Commits a batch and gives its per-message results (Committed.results). */
 export async function results(store: Store, batch: NewMessage[], now: number): Promise<CommitResult[]> {
@@ -27,14 +29,23 @@ export function bytes(d: Uint8Array | undefined): number[] {
   return Array.from(d!);
 }
 
-/** A StoredMessage reduced to plain, comparable data (file bytes as an array). */
+let uploads = 0;
+
+/** `data` uploaded by `user` into `store` (finished): a message's file naming that upload (PROTOCOL.md §3.9). */
+export async function upFile(store: Store, user: string, name: string, type: string, data: Uint8Array): Promise<FileData> {
+  const id = `up-${++uploads}`;
+  const u = await storeUpload(store, id, user, data, 1);
+  return { name, type, size: data.length, sha256: u.sha256, upload: id };
+}
+
+/** A StoredMessage reduced to plain, comparable data (a file without the upload that brought it). */
 export function plain(m: StoredMessage | NewMessage): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(m)) {
     if (v === undefined) continue;
     if (k === "file") {
-      const f = v as { name: string; type: string; data: Uint8Array };
-      out.file = { name: f.name, type: f.type, data: bytes(f.data) };
+      const { upload: _, ...f } = v as FileData;
+      out.file = f;
     } else out[k] = v;
   }
   return out;
@@ -457,57 +468,44 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         expect(h.every((x) => x.cid === undefined && x.text === "same")).toBe(true);
       });
 
-      test("files (name, type, binary data) round-trip byte-exactly", async () => {
+      test("files: name, type, size and hash round-trip; the bytes, byte-exactly, by readFile (PROTOCOL.md §3.9)", async () => {
         const all256 = new Uint8Array(256);
         for (let i = 0; i < 256; i++) all256[i] = i;
         const big = new Uint8Array(200_000);
         for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24;
+        const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 0, 0xff]);
+        const file = async (id: string, user: string, name: string, type: string, data: Uint8Array) => {
+          const u = await storeUpload(store, id, user, data, 42);
+          return { name, type, size: data.length, sha256: u.sha256, upload: id };
+        };
         const batch: NewMessage[] = [
-          { sender: "alice", grp: "g", file: { name: "bytes.bin", type: "application/octet-stream", data: all256 } },
-          {
-            sender: "bob",
-            toUser: "alice",
-            text: "with caption ✓",
-            file: { name: "fötö 📷.png", type: "image/png", data: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 0, 0xff]) },
-          },
-          { sender: "alice", grp: "g", file: { name: "big.dat", type: "", data: big } },
-          { sender: "alice", grp: "g", file: { name: "empty.txt", type: "text/plain", data: new Uint8Array(0) } },
-          // A view into a larger buffer: only the view's bytes are the file.
-          {
-            sender: "alice",
-            grp: "g",
-            file: { name: "slice", type: "x/y", data: new Uint8Array([9, 9, 1, 2, 3, 9]).subarray(2, 5) },
-          },
+          { sender: "alice", grp: "g", file: await file("u1", "alice", "bytes.bin", "application/octet-stream", all256) },
+          { sender: "bob", toUser: "alice", text: "with caption ✓", file: await file("u2", "bob", "fötö 📷.png", "image/png", png) },
+          { sender: "alice", grp: "g", file: await file("u3", "alice", "big.dat", "", big) },
+          { sender: "alice", grp: "g", file: await file("u4", "alice", "empty.txt", "text/plain", new Uint8Array(0)) },
         ];
         await results(store, batch, 42);
 
         const g = await store.history(groupConv("g"), { limit: 10 });
-        expect(g).toHaveLength(4);
-        expect(g[0]!.file!.name).toBe("bytes.bin");
-        expect(g[0]!.file!.type).toBe("application/octet-stream");
-        expect(bytes(g[0]!.file!.data)).toEqual(Array.from(all256));
+        expect(g).toHaveLength(3);
+        expect(g[0]!.file).toEqual({ name: "bytes.bin", type: "application/octet-stream", size: 256, sha256: sha256Hex(all256) });
         expect(g[0]!.text).toBeUndefined();
-        expect(g[1]!.file!.name).toBe("big.dat");
-        expect(g[1]!.file!.type).toBe("");
-        expect(g[1]!.file!.data.length).toBe(big.length);
-        expect(Buffer.from(g[1]!.file!.data).equals(Buffer.from(big))).toBe(true);
-        expect(g[2]!.file).toBeDefined();
-        expect(g[2]!.file!.name).toBe("empty.txt");
-        expect(g[2]!.file!.type).toBe("text/plain");
-        expect(bytes(g[2]!.file!.data)).toEqual([]);
-        expect(g[3]!.file!.name).toBe("slice");
-        expect(bytes(g[3]!.file!.data)).toEqual([1, 2, 3]);
+        expect(g[1]!.file).toEqual({ name: "big.dat", type: "", size: big.length, sha256: sha256Hex(big) });
+        expect(g[2]!.file).toEqual({ name: "empty.txt", type: "text/plain", size: 0, sha256: sha256Hex(new Uint8Array(0)) });
+        const f0 = (await store.messageFile(g[0]!.mid))!;
+        expect(bytes(await readAll(store, f0.file, 256))).toEqual(Array.from(all256));
+        const f1 = (await store.messageFile(g[1]!.mid))!;
+        expect(Buffer.from(await readAll(store, f1.file, big.length, 30_000)).equals(Buffer.from(big))).toBe(true);
 
         const d = await store.history(dmConv("alice", "bob"), { limit: 10 });
         expect(d).toHaveLength(1);
         expect(d[0]!.text).toBe("with caption ✓");
-        expect(d[0]!.file!.name).toBe("fötö 📷.png");
-        expect(d[0]!.file!.type).toBe("image/png");
-        expect(bytes(d[0]!.file!.data)).toEqual([0x89, 0x50, 0x4e, 0x47, 0, 0, 0xff]);
+        expect(d[0]!.file).toEqual({ name: "fötö 📷.png", type: "image/png", size: 7, sha256: sha256Hex(png) });
+        expect(bytes(await readAll(store, (await store.messageFile(d[0]!.mid))!.file, 7))).toEqual(Array.from(png));
 
-        // sync returns the same bytes.
+        // sync gives the same file.
         const s = (await store.sync("alice", 0, 10)).find((m) => m.file?.name === "bytes.bin");
-        expect(bytes(s?.file?.data)).toEqual(Array.from(all256));
+        expect(s?.file?.sha256).toBe(sha256Hex(all256));
       });
 
       test("text round-trips, including unicode and emoji", async () => {
@@ -761,7 +759,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
       });
 
       test("size-first reads: syncSizes and historySizes give what sync and history would, with messageSize; messagesByMid fetches", async () => {
-        const file = { name: "naïve.txt", type: "text/plain", data: new Uint8Array(1000).fill(7) };
+        const file = await upFile(store, "alice", "naïve.txt", "text/plain", new Uint8Array(1000).fill(7));
         await commit([{ sender: "alice", grp: "g1", cid: "c-é", text: "héllo", file }], 70);
         const last = await store.lastMid();
         const byMid = new Map(all.map((m) => [m.mid, m]));
@@ -774,7 +772,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         const aliceMids = mids(await store.sync("alice", 0, 1000));
         expect(await store.syncSizes("alice", 0, 1000)).toEqual(sized(all.filter((m) => aliceMids.includes(m.mid))));
         // text, cid and file name counted in UTF-8 bytes
-        expect(await store.syncSizes("alice", last - 1, 10)).toEqual([{ mid: last, size: 96 + 6 + 4 + 1000 + 10 + 10 }]);
+        expect(await store.syncSizes("alice", last - 1, 10)).toEqual([{ mid: last, size: 96 + 6 + 4 + FILE_META_SIZE + 10 + 10 }]);
         const pages: Page[] = [
           { limit: 2 },
           { limit: 100 },
@@ -881,13 +879,13 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
             { sender: "alice", grp: "g", text: "1" },
             { sender: "bob", toUser: "alice", text: "2" },
             { sender: "bob", toUser: "carol", text: "no" },
-            { sender: "alice", toUser: "carol", text: "3", file: { name: "f", type: "t", data: new Uint8Array([1, 2]) } },
+            { sender: "alice", toUser: "carol", text: "3", file: await upFile(store, "alice", "f", "t", new Uint8Array([1, 2])) },
           ],
           5,
         );
         const all = await store.userMessages("alice", 0, 10);
         expect(all.map((m) => m.text)).toEqual(["1", "2", "3"]);
-        expect(bytes(all[2]!.file!.data)).toEqual([1, 2]);
+        expect(all[2]!.file).toEqual({ name: "f", type: "t", size: 2, sha256: sha256Hex(new Uint8Array([1, 2])) });
         const page = await store.userMessages("alice", all[0]!.mid, 1);
         expect(page.map((m) => m.text)).toEqual(["2"]);
       });
@@ -953,16 +951,17 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         expect((await everywhere(a.mid)).edited).toBe(30);
         expect(await store.entryAt(G, e.mid)).toEqual({ sender: "alice", kind: "edit", deleted: false });
         // A file message's caption can be edited; the file stays.
-        const f = await one({ sender: "bob", toUser: "carol", file: { name: "f.bin", type: "x/y", data: new Uint8Array([1, 2, 3]) } }, 40);
+        const f = await one({ sender: "bob", toUser: "carol", file: await upFile(store, "bob", "f.bin", "x/y", new Uint8Array([1, 2, 3])) }, 40);
         await one({ sender: "bob", toUser: "carol", kind: "edit", ref: f.mid, text: "caption" }, 50);
         const fm = await everywhere(f.mid);
         expect(fm.text).toBe("caption");
-        expect(bytes(fm.file!.data)).toEqual([1, 2, 3]);
+        expect(fm.file).toMatchObject({ name: "f.bin", size: 3 });
+        expect(bytes(await readAll(store, (await store.messageFile(f.mid))!.file, 3))).toEqual([1, 2, 3]);
       });
 
       test("a delete leaves a tombstone: no text, no file, no earlier edit's text, no reactions; the cid stays", async () => {
         const data = new Uint8Array(3000).fill(0x5a);
-        const a = await one({ sender: "alice", grp: "g", cid: "gone", text: "secret", file: { name: "secret.txt", type: "text/plain", data } }, 10);
+        const a = await one({ sender: "alice", grp: "g", cid: "gone", text: "secret", file: await upFile(store, "alice", "secret.txt", "text/plain", data) }, 10);
         const e = await one({ sender: "alice", grp: "g", kind: "edit", ref: a.mid, text: "secret 2" }, 11);
         const r = await one({ sender: "bob", grp: "g", kind: "react", ref: a.mid, text: "👍" }, 12);
         const d = await one({ sender: "bob", grp: "g", kind: "delete", ref: a.mid }, 13);
@@ -1220,7 +1219,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
           const long = `${"😀".repeat(PREVIEW_CHARS - 1)}é-more`;
           const l = await one({ sender: "bob", grp: "g", text: long });
           expect(byConv(await store.convs("carol"))[G]).toMatchObject({ unread: 1, preview: { mid: l.mid, text: `${"😀".repeat(PREVIEW_CHARS - 1)}é` } });
-          const f = await one({ sender: "bob", grp: "g", file: { name: "pic.png", type: "image/png", data: new Uint8Array(70_000) } });
+          const f = await one({ sender: "bob", grp: "g", file: await upFile(store, "bob", "pic.png", "image/png", new Uint8Array(70_000)) });
           expect(byConv(await store.convs("carol"))[G]!.preview).toEqual({ mid: f.mid, ts: 100, sender: "bob", file: { name: "pic.png", type: "image/png", size: 70_000 } });
           // Leaving and joining again: what came meanwhile counts as read too.
           await store.removeMember("g", "carol");
@@ -1251,7 +1250,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
         const a = await send({ sender: "alice", grp: "g", text: "trying Qwen3.6 today" });
         const b = await send({ sender: "bob", grp: "g", text: "日本語のテキスト and 中文 and 한국어" });
         const c = await send({ sender: "bob", toUser: "alice", text: "ÉCOLE, école, 100% sure_thing \\ \"quoted\"" });
-        const d = await send({ sender: "alice", grp: "g", file: { name: "qwen.txt", type: "", data: new Uint8Array(3) } });
+        const d = await send({ sender: "alice", grp: "g", file: await upFile(store, "alice", "qwen.txt", "", new Uint8Array(3)) });
         expect(d).toBeGreaterThan(c);
         expect(await found("alice", "qwen")).toEqual([a]); // not the file's name
         expect(await found("alice", "QWEN3.6")).toEqual([a]);
@@ -1320,7 +1319,7 @@ export function storeSuite(name: string, makeStore: () => Store | Promise<Store>
       test("edited messages are found by their current text; deleted ones never, whether searched before or not", async () => {
         const a = await send({ sender: "alice", grp: "g", text: "old words" });
         const b = await send({ sender: "alice", grp: "g", text: "more old words" });
-        const f = await send({ sender: "alice", grp: "g", file: { name: "f", type: "", data: new Uint8Array(1) } });
+        const f = await send({ sender: "alice", grp: "g", file: await upFile(store, "alice", "f", "", new Uint8Array(1)) });
         expect(await found("bob", "old words")).toEqual([b, a]); // both indexed now
         await send({ sender: "alice", grp: "g", kind: "edit", ref: a, text: "new phrase" });
         await send({ sender: "alice", grp: "g", kind: "edit", ref: f, text: "a caption, new" });

@@ -1,6 +1,6 @@
 // register, login, logout. PROTOCOL.md §3.2
 import { ProtocolError } from "../../protocol/errors.ts";
-import type { RequestOf } from "../../protocol/requests.ts";
+import { maxChunk, type RequestOf } from "../../protocol/requests.ts";
 import type { Command, Context, Reply } from "../command.ts";
 
 /** A real argon2id hash to verify against when the user does not exist, so a miss costs what a hit costs. */
@@ -101,6 +101,9 @@ export const login: Command<RequestOf<"login">> = {
         max_frame: c.maxFrame,
         max_text: c.maxText,
         max_page: c.maxPage,
+        max_file: c.maxFile,
+        file_quota: c.fileQuota,
+        max_chunk: maxChunk(c.maxFrame),
       },
     };
   },

@@ -2,6 +2,7 @@
 import type { CommandTable } from "../command.ts";
 import { login, logout, passwd, register } from "./auth.ts";
 import { convs, del, edit, react, read, search, typing } from "./entries.ts";
+import { chunk, download, upload } from "./files.ts";
 import { ban, configure, create, groups, invite, join, kick, leave, list, members, mute, role, transfer, unban, unmute } from "./groups.ts";
 import { history, send, sync } from "./messages.ts";
 import { ping } from "./ping.ts";
@@ -42,4 +43,7 @@ export const COMMANDS: CommandTable = {
   unblock,
   blocked,
   privacy,
+  upload,
+  chunk,
+  download,
 };

@@ -1,11 +1,12 @@
 // send, history, sync. PROTOCOL.md §3.4
 import { ProtocolError } from "../../protocol/errors.ts";
-import { isGroupKind, type WireMessage, type WireSettings } from "../../protocol/pushes.ts";
+import { isGroupKind, type WireFile, type WireMessage, type WireSettings } from "../../protocol/pushes.ts";
 import type { RequestOf } from "../../protocol/requests.ts";
 import { dmConv, type FileData, groupConv, type MidSize, type NewMessage, type StoredMessage } from "../../store/store.ts";
 import { type Command, type Context, DEFER, type Reply } from "../command.ts";
 import type { Session } from "../session.ts";
 import { requireConversation, requireDm, requireSender } from "./checks.ts";
+import { fileToSend } from "./files.ts";
 import { REPLY_ITEMS_PER_REQUEST } from "./groups.ts";
 
 /** `limit` when a request gives none. */
@@ -47,18 +48,17 @@ export const send: Command<RequestOf<"send">> = {
     // A member of the group, or a user known to exist, is queued at once (the hot path);
     // otherwise after the store has answered, the connection's later requests held meanwhile.
     const check = req.group !== undefined ? requireSender(ctx, req.group, me) : requireDm(ctx, me, req.user!);
-    // The decoded bytes are a view of the socket's read buffer: keep a copy until the commit.
-    const file = req.file && { name: req.file.name, type: req.file.type, data: req.file.data.slice() };
-    if (req.reply !== undefined) {
-      const reply = req.reply;
+    if (req.reply !== undefined || req.file !== undefined) {
+      const { reply, file } = req;
       return (async (): Promise<typeof DEFER> => {
         if (check !== undefined) await check;
-        await replyable(ctx, me, req, reply);
-        return queueSend(ctx, session, me, req, file);
+        if (reply !== undefined) await replyable(ctx, me, req, reply);
+        // A file: the caller's finished upload (PROTOCOL.md §3.9), which the commit uses up.
+        return queueSend(ctx, session, me, req, file && (await fileToSend(ctx, me, file, req.cid)));
       })();
     }
-    if (check === undefined) return queueSend(ctx, session, me, req, file);
-    return check.then(() => queueSend(ctx, session, me, req, file));
+    if (check === undefined) return queueSend(ctx, session, me, req, undefined);
+    return check.then(() => queueSend(ctx, session, me, req, undefined));
   },
 };
 
@@ -69,7 +69,12 @@ export const send: Command<RequestOf<"send">> = {
  */
 export function wireMessage(m: NewMessage, mid: number, ts: number, t?: "msg"): WireMessage & { t?: "msg" } {
   if (m.kind !== undefined) return wireEntry(m, mid, ts, t);
-  return { t, mid, ts, from: m.sender, group: m.grp, user: m.toUser, text: m.text, file: m.file, cid: m.cid, reply: m.ref };
+  return { t, mid, ts, from: m.sender, group: m.grp, user: m.toUser, text: m.text, file: m.file && wireFile(m.file), cid: m.cid, reply: m.ref };
+}
+
+/** A message's file on the wire (PROTOCOL.md §3.5): what it is, never its bytes nor its upload. */
+function wireFile(f: FileData): WireFile {
+  return { name: f.name, type: f.type, size: f.size, sha256: f.sha256 };
 }
 
 /** An entry other than a message (edit, delete, react, unreact, read, a group change), PROTOCOL.md §3.5. */
@@ -111,7 +116,7 @@ export function toWire(m: StoredMessage, t?: "msg"): WireMessage & { t?: "msg" }
     group: m.grp,
     user: m.toUser,
     text: m.text,
-    file: m.file,
+    file: m.file && wireFile(m.file),
     cid: m.cid,
     reply: m.ref,
     edited: m.edited,

@@ -98,7 +98,7 @@ const SENTENCES: Record<ErrorCode | ClientErrorCode, (s: Situation) => string> =
   too_large: (s) => {
     if (s.file) {
       const n = s.limits?.max_file;
-      return `that file is too large: the server takes files up to ${n ? sizeLabel(n) : "a size it sets"}`;
+      return n ? `that file is too large: the server takes files up to ${sizeLabel(n)}` : "that file is too large for the server";
     }
     const n = s.limits?.max_text ?? s.limits?.max_frame;
     return `that message is too long${n ? ` (the server allows ${n} bytes)` : ""}`;

@@ -97,10 +97,10 @@ describe("received file names", () => {
 describe("file errors in plain words", () => {
   test("quota (bytes, or unsent uploads), too_large against max_file, a wrong hash, a missing file", () => {
     const limits = { max_file: 100 * 1024 * 1024, file_quota: 1024 * 1024 * 1024 };
-    expect(explain(chatErrorFrom("quota", "over your file quota of 1073741824 bytes", "upload"), { request: "send-file", file: true, limits })).toBe(
+    expect(explain(chatErrorFrom("quota", "your files take 1073000000 bytes: 5000000 more would pass your quota of 1073741824 bytes (--file-quota); deleting your messages with files frees it", "upload"), { request: "send-file", file: true, limits })).toBe(
       "no room for that file: your files on the server would take more than your quota of 1024.0 MB; delete some of your messages with files first",
     );
-    expect(explain(chatErrorFrom("quota", "you have 16 uploads not sent yet", "upload"), { request: "send-file", file: true, limits })).toStartWith(
+    expect(explain(chatErrorFrom("quota", "you have 16 uploads not yet sent, the most this server keeps (--max-uploads 16): send them, or let them expire", "upload"), { request: "send-file", file: true, limits })).toStartWith(
       "you have too many files being uploaded and not sent yet",
     );
     expect(explain(chatErrorFrom("too_large", "size over --max-file", "upload"), { request: "send-file", file: true, limits })).toBe(

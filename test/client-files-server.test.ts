@@ -278,5 +278,15 @@ describe("files out of band", () => {
     const m = await a.sendFile({ user: b.user! }, random(1000), { name: "secret.txt", type: "text/plain" });
     expect(sha(await all(b.download(m)))).toBe(m.file!.sha256);
     expect(await all(c.download(m)).catch((e) => e)).toBeInstanceOf(NotFoundError);
+    expect(await all(c.download(m.mid)).catch((e) => e)).toBeInstanceOf(NotFoundError);
+  });
+
+  test("an empty file: uploaded with no chunk, sent, downloaded as nothing", async () => {
+    const a = await user();
+    const b = await user();
+    const m = await a.sendFile({ user: b.user! }, new Uint8Array(0), { name: "empty.txt", type: "text/plain" });
+    expect(m.file).toEqual({ name: "empty.txt", type: "text/plain", size: 0, sha256: sha(new Uint8Array(0)) });
+    expect((await all(b.download(m))).length).toBe(0);
+    expect((await all(b.download(m.mid))).length).toBe(0);
   });
 });

@@ -384,6 +384,9 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
   process.off("SIGHUP", onSignal);
   process.off("SIGINT", onSignal);
   tty.stdout.off("resize", onResize);
+  const unfinished = [...transfers.keys()].filter((k) => k.startsWith("up")).length;
+  // The server keeps what it has of them for a while (--upload-ttl): the same file sent again goes on from there.
+  if (unfinished > 0) print(notice(style, `${unfinished} file(s) not sent: the upload stopped here; /send-file the same file later continues it`));
   if (client.pendingSends > 0 && client.state !== "closed") {
     print(notice(style, `sending ${client.pendingSends} more message(s)...`));
     await Promise.race([client.flush(), Bun.sleep(QUIT_FLUSH_MS)]);

@@ -63,8 +63,12 @@ export interface Report {
     bytesPerIdleConnection?: number;
     serverRssMB?: number;
   };
+  /** The files scenario (bench/files.ts): one file to a group, fetched by every member at once. */
+  files?: FilesReport;
   targets?: Target[];
 }
+
+import type { FilesReport } from "./files.ts";
 
 const f2 = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
@@ -138,6 +142,12 @@ export function printTable(r: Report): void {
     const s = r.scale;
     console.log(
       `\nconnection scale: ${s.idleConnections} idle logged-in connections, ${f2((s.bytesPerIdleConnection ?? 0) / 1024)} KiB each (server RSS ${f2(s.serverRssMB ?? 0)} MB); token logins ${rate(s.tokenLoginsPerSec ?? 0)}/s; password logins ${f2(s.passwordLoginsPerSec ?? 0)}/s (${f2(s.passwordLoginCpuMs ?? 0)} ms server CPU each, argon2id 64 MiB t=2)`,
+    );
+  }
+  if (r.files) {
+    const x = r.files;
+    console.log(
+      `\nfiles: ${f2(x.sizeBytes / 1e6)} MB to a group of ${x.members}: upload ${f2(x.uploadMiBps)} MiB/s; all ${x.members} fetched it in ${f2(x.downloadMs / 1000)} s (${f2(x.downloadMiBps)} MiB/s, windows of ${x.window} x ${f2(x.chunkBytes / 1048576)} MiB), ${x.verified}/${x.members} with the right SHA-256; ${f2(x.mibPerCpuSec)} MiB per server CPU-second; server RSS ${f2(x.rssStartMiB)} -> peak ${f2(x.rssPeakMiB)} MiB`,
     );
   }
   if (r.targets?.length) {

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { runFiles } from "./files.ts";
 import { Histogram } from "./histogram.ts";
 import type { ConnSpec, FromWorker, RunSpec, ToWorker, WorkerResult } from "./ipc.ts";
 import { type CaseResult, compareReport, printTable, type Report, serverName, targetsOf } from "./report.ts";
@@ -34,17 +35,22 @@ interface Options {
   cluster: number;
   /** Which of the paced and unpaced runs of the fanout, groups, sizes and dm scenarios. */
   pacing: "both" | "paced" | "unpaced";
+  /** The files scenario: the group's members and the file's size in bytes. */
+  filesMembers: number;
+  filesSize: number;
 }
 
 const USAGE = `Usage: bun bench [options]
   --quick               a smoke run (well under a minute): few scenarios, short windows
-  --scenarios a,b       any of: fanout, groups, sizes, dm, stuck, scale, commit (with --cluster) (default: all)
+  --scenarios a,b       any of: fanout, groups, sizes, dm, stuck, scale, files, commit (with --cluster) (default: all)
   --group-sizes 1,10    fan-out group sizes (default 1,10,100,1000)
   --sizes 100,65536     message sizes for the sizes scenario, bytes (default 100,1024,8192,65536)
   --duration S          measured seconds per run (default 5; warm-up is 1 s)
   --pacing P            paced, unpaced or both (default) runs of fanout, groups, sizes and dm
   --workers N           load-generator processes (default 2, at least 2)
   --idle-conns N        connections for the connection-scale scenario (default 10000)
+  --files-members N     members of the group the files scenario sends one file to (default 1000)
+  --files-size BYTES    the file's size in the files scenario (default 10000000)
   --json                print the results as JSON instead of the table
   --compare FILE        print the change of each result against a saved results file
   --out DIR             where results go (default bench/results)
@@ -57,7 +63,7 @@ const USAGE = `Usage: bun bench [options]
 function parseOptions(argv: string[]): Options {
   const o: Options = {
     quick: false,
-    scenarios: ["fanout", "groups", "sizes", "dm", "stuck", "scale"],
+    scenarios: ["fanout", "groups", "sizes", "dm", "stuck", "scale", "files"],
     groupSizes: [1, 10, 100, 1000],
     sizes: [100, 1024, 8192, 65536],
     warmupMs: 1000,
@@ -69,6 +75,8 @@ function parseOptions(argv: string[]): Options {
     save: true,
     cluster: 0,
     pacing: "both",
+    filesMembers: 1000,
+    filesSize: 10_000_000,
   };
   const list = (v: string | undefined) => (v ?? "").split(",").filter(Boolean);
   const nums = (v: string | undefined) => list(v).map(Number);
@@ -91,6 +99,8 @@ function parseOptions(argv: string[]): Options {
     }
     else if (a === "--workers") o.workers = Math.max(2, Number(v()));
     else if (a === "--idle-conns") o.idleConns = Number(v());
+    else if (a === "--files-members") o.filesMembers = Number(v());
+    else if (a === "--files-size") o.filesSize = Number(v());
     else if (a === "--json") o.json = true;
     else if (a === "--compare") o.compare = v();
     else if (a === "--out") o.out = v()!;
@@ -135,6 +145,7 @@ const CMD = {
   server: COMPILED ? [process.execPath, "serve"] : [process.execPath, "run", join(ROOT, "src/server.ts")],
   relay: COMPILED ? [process.execPath, "__bench-relay"] : [process.execPath, "run", join(ROOT, "bench/relay.ts")],
   worker: COMPILED ? [process.execPath, "__bench-worker"] : [process.execPath, "run", join(ROOT, "bench/worker.ts")],
+  files: COMPILED ? [process.execPath, "__bench-files"] : [process.execPath, "run", join(ROOT, "bench/files.ts")],
 };
 /** Where processes run and results go by default: the checkout, or the current directory for the executable. */
 const WORKDIR = COMPILED ? process.cwd() : ROOT;
@@ -885,6 +896,32 @@ export async function benchMain(argv: string[]): Promise<number> {
     if (opts.scenarios.includes("scale")) {
       log("  connection scale ...");
       report.scale = await runScale(dir);
+    }
+    if (opts.scenarios.includes("files")) {
+      log(`  files: ${opts.filesSize} bytes to a group of ${opts.filesMembers} ...`);
+      const server = await startServer("tcpchat", dir, ["--hash-memory", "1024", "--hash-time", "1", "--max-group-size", String(Math.max(10000, opts.filesMembers + 1))]);
+      try {
+        report.files = await runFiles({
+          port: server.port,
+          pid: server.proc.pid,
+          members: opts.filesMembers,
+          size: opts.filesSize,
+          workers: opts.workers,
+          window: 2,
+          chunk: 1024 * 1024,
+          workerCmd: CMD.files,
+          cwd: WORKDIR,
+          log,
+          cpuSeconds: (pid) => cpuSeconds(pid),
+          track: (p) => {
+            running.add(p);
+            void p.exited.then(() => running.delete(p));
+          },
+        });
+        if (report.files.verified !== opts.filesMembers) failed = true;
+      } finally {
+        await stopProc(server);
+      }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

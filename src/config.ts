@@ -83,7 +83,7 @@ export const OPTIONS = {
     kind: "int",
     help: "open connections per client address (IPv6: per /64 prefix); more are refused (0: no limit)",
   },
-  maxFrame: { def: 4 * MiB, kind: "int", help: "largest request frame, bytes (files must fit)" },
+  maxFrame: { def: 4 * MiB, kind: "int", help: "largest request frame, bytes (a file's chunks are at most this less 1 KiB, and 1 MiB)" },
   maxFrameLogin: {
     def: 64 * KiB,
     kind: "int",

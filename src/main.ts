@@ -3,6 +3,7 @@
 //   tcpchat --version           version and the git commit it was built from
 //   tcpchat --help              this text
 import { benchMain } from "../bench/run.ts";
+import { filesWorkerMain } from "../bench/files.ts";
 import { runRelay } from "../bench/relay.ts";
 import { runWorker } from "../bench/worker.ts";
 import { adminMain } from "./admin.ts";
@@ -41,6 +42,9 @@ export async function run(argv: string[]): Promise<number> {
     case "__bench-worker": // processes that `bench` starts
       runWorker();
       return new Promise<number>(() => {}); // runs until the coordinator says exit
+    case "__bench-files":
+      await filesWorkerMain();
+      return 0;
     case "__bench-relay":
       runRelay(rest);
       return new Promise<number>(() => {});

@@ -32,8 +32,12 @@ describe("withinDepth", () => {
   });
 
   test("truncated or garbage input does not throw", () => {
-    const good = encode({ t: "send", group: "g", text: "hello", file: { name: "a", type: "b", data: new Uint8Array(10) } });
-    for (let i = 0; i < good.length; i++) expect(typeof withinDepth(good.subarray(0, i), 16)).toBe("boolean");
+    // a valid send with a file (PROTOCOL.md §3.4: it names an upload), and a valid chunk with its binary (§3.9)
+    for (const good of [
+      encode({ t: "send", group: "g", text: "hello", file: { upload: "AAAAAAAAAAAAAAAAAAAAAA", name: "a", type: "b" } }),
+      encode({ t: "chunk", upload: "AAAAAAAAAAAAAAAAAAAAAA", offset: 0, data: new Uint8Array(10) }),
+    ])
+      for (let i = 0; i < good.length; i++) expect(typeof withinDepth(good.subarray(0, i), 16)).toBe("boolean");
     let x = 12345;
     for (let k = 0; k < 2000; k++) {
       const g = new Uint8Array(64).map(() => ((x = (x * 1103515245 + 12345) >>> 0) >>> 24));
@@ -89,7 +93,7 @@ describe("scanBody: depth and strict UTF-8 in one pass", () => {
       "ü".repeat(70000),
     ];
     for (const text of texts) expect(scanBody(send(text), 8)).toBe("ok");
-    expect(scanBody(enc({ t: "send", group: "g", file: { name: "résumé 履歴書.pdf", type: "application/pdf", data: new Uint8Array(9) }, cid: "ключ-1" }), 8)).toBe("ok");
+    expect(scanBody(enc({ t: "send", group: "g", file: { upload: "AAAAAAAAAAAAAAAAAAAAAA", name: "résumé 履歴書.pdf", type: "application/pdf" }, cid: "ключ-1" }), 8)).toBe("ok");
   });
 
   test("invalid bytes in a key: of the request map, of a nested map, of a map in an array", () => {
@@ -184,9 +188,9 @@ describe("scanBody: depth and strict UTF-8 in one pass", () => {
     for (let k = 0; k < 3000; k++) expect(["ok", "too_deep", "bad_utf8"]).toContain(scanBody(rng.bytes(rng.int(0, 200)), 8));
   });
 
-  test("speed sanity: a 4 MiB send of many strings and one large file is scanned in one pass (time printed, not asserted)", () => {
+  test("speed sanity: a 4 MiB frame of many strings and one large binary (a chunk's data) is scanned in one pass (time printed, not asserted)", () => {
     const list = Array.from({ length: 250 }, (_, i) => ({ k: `ключ ${i}`, v: "ü".repeat(60), w: "plain ascii value" }));
-    const big = enc({ t: "send", group: "g", text: "日本語".repeat(20000), list, file: { name: "a.bin", type: "x", data: new Uint8Array(3_500_000) } });
+    const big = enc({ t: "chunk", upload: "AAAAAAAAAAAAAAAAAAAAAA", offset: 0, text: "日本語".repeat(20000), list, data: new Uint8Array(3_500_000) });
     const t0 = performance.now();
     for (let i = 0; i < 20; i++) expect(scanBody(big, 8)).toBe("ok");
     const ms = (performance.now() - t0) / 20;

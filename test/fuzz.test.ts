@@ -14,7 +14,7 @@
 // (b) Over TCP to the real server process, four connections at once, while a
 //     bystander keeps doing ping and send/receive round trips, and two hostile
 //     clients from addresses of their own never read what they are sent (a
-//     flood of pings and fuzz frames before login; large history pages): every
+//     flood of pings and fuzz frames before login; chunks of a large file, §3.9): every
 //     complete frame is answered, codes are documented, the bystander never
 //     fails, the hostile connections are closed by the server, the server
 //     stays up with bounded RSS. This part is test/helpers/fuzz-tcp-suite.ts, run
@@ -31,6 +31,7 @@ import { COMMANDS } from "../src/core/commands/index.ts";
 import type { Session } from "../src/core/session.ts";
 import type { Transport } from "../src/io/writer.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
+import { ERROR_CODES } from "../src/protocol/errors.ts";
 import { isRequestType, REQUEST_FIELDS } from "../src/protocol/requests.ts";
 import { MemoryStore } from "../src/store/memory.ts";
 import type { Msg } from "./helpers/fuzz-conn.ts";
@@ -50,7 +51,17 @@ import {
   weirdValue,
 } from "./helpers/fuzz-gen.ts";
 import { concat, decodeStrict, Enc, enc, framed, hex, toJS, type W } from "./helpers/fuzz-msgpack.ts";
-import { DOC_CODES, DOC_REQUESTS, describeOutcomes, expectFor, matches, REQUEST_TYPES } from "./helpers/fuzz-oracle.ts";
+import {
+  DOC_CODES,
+  DOC_REQUESTS,
+  describeOutcomes,
+  EMPTY_SHA256,
+  expectFor,
+  type KnownFile,
+  matches,
+  type OracleContext,
+  REQUEST_TYPES,
+} from "./helpers/fuzz-oracle.ts";
 import type { ReplayResult } from "./helpers/fuzz-replay.ts";
 import { fuzzTcpSuite } from "./helpers/fuzz-tcp-suite.ts";
 import { type RunningServer, startServer, tempDir } from "./helpers/server.ts";
@@ -86,6 +97,12 @@ describe("the oracle's requests are the server's (they drifted once: passwd was 
       expect({ t, auth: DOC_REQUESTS[t]!.auth }).toEqual({ t, auth: COMMANDS[t as keyof typeof COMMANDS].auth });
     }
     for (const t of ["pong", "ok", "msg", "PING", "toString", "__proto__", ""]) expect({ t, known: isRequestType(t) }).toEqual({ t, known: false });
+    // the ones added since the oracle was written: passwd (§3.2), the files' requests (§3.9)
+    for (const t of ["passwd", "upload", "chunk", "download"]) expect({ t, inOracle: REQUEST_TYPES.includes(t) }).toEqual({ t, inOracle: true });
+  });
+
+  test("the oracle's error codes are §4's, the server's (quota came with §3.9)", () => {
+    expect([...DOC_CODES].sort()).toEqual([...ERROR_CODES].sort());
   });
 });
 
@@ -185,6 +202,27 @@ interface InProcess {
   core: ChatCore;
   logged: string[];
   observer: FakeConn;
+  /** The messages with a file (§3.9), by mid, as the fuzzed user FIX.user can see them. */
+  files: Map<number, KnownFile>;
+}
+
+/** No upload id a fuzz frame names is one of the fuzzed user's: the server's are random, and the fuzzer never reads them. */
+const NO_UPLOADS: ReadonlySet<string> = new Set();
+
+/** What the oracle knows of the fixture's state, for a connection that is or is not logged in as FIX.user. */
+function oracleCtx(p: InProcess, loggedIn: boolean): OracleContext {
+  return { loggedIn, uploads: NO_UPLOADS, files: p.files };
+}
+
+/** Uploads `data` in one chunk and sends it as a file of `target` (PROTOCOL.md §3.9, §3.4): the message's mid. */
+async function sendFile(c: FakeConn, target: Record<string, unknown>, name: string, data: Uint8Array): Promise<number> {
+  const sha256 = new Bun.CryptoHasher("sha256").update(data).digest("hex");
+  const u = await c.request({ t: "upload", id: 1, size: data.length, sha256 });
+  expect(u).toMatchObject({ t: "ok", offset: 0, size: data.length });
+  expect(await c.request({ t: "chunk", id: 2, upload: u.upload, offset: 0, data })).toMatchObject({ t: "ok", offset: data.length, done: true });
+  const r = await c.request({ t: "send", id: 3, ...target, file: { upload: u.upload, name, type: "application/octet-stream" } });
+  expect(r.t).toBe("ok");
+  return r.mid as number;
 }
 
 async function fixtures(config: Config): Promise<InProcess> {
@@ -198,7 +236,14 @@ async function fixtures(config: Config): Promise<InProcess> {
   // the group's owner: the fuzzed connection is a plain member, whose requests cannot close it
   expect((await observer.request({ t: "create", id: 2, group: FIX.group })).t).toBe("ok");
   core.closed(a.session);
-  return { core, logged, observer };
+  // Files the fuzzed user's downloads may find: one in the group (seen while a member: it may
+  // leave), one sent to it, and one of the observer's own it can never see (§3.9).
+  const files = new Map<number, KnownFile>();
+  const bytes = (n: number, k: number) => new Uint8Array(n).map((_, i) => (i * k) & 0xff);
+  files.set(await sendFile(observer, { group: FIX.group }, "group.bin", bytes(5000, 7)), { size: 5000, visible: undefined });
+  files.set(await sendFile(observer, { user: FIX.user }, "dm.bin", bytes(3000, 11)), { size: 3000, visible: true });
+  files.set(await sendFile(observer, { user: FIX.user2 }, "own.bin", bytes(2000, 13)), { size: 2000, visible: false });
+  return { core, logged, observer, files };
 }
 
 async function loggedInConn(p: InProcess): Promise<FakeConn> {
@@ -237,7 +282,7 @@ async function fuzzFrames(p: InProcess, loggedIn: boolean, n: number, rng: Rng, 
       conn = loggedIn ? await loggedInConn(p) : new FakeConn(p.core);
     }
     const g = randomBody(rng, corpusBodies, MAX_FRAME);
-    const exp = expectFor(g.body, { loggedIn: conn.session.user !== undefined });
+    const exp = expectFor(g.body, oracleCtx(p, conn.session.user !== undefined));
     const before = conn.replies.length;
     const where = () => `seed ${SEED} ${loggedIn ? "after" : "before"} login, frame ${i} [${g.cat}] body ${hex(g.body, 300)}`;
     const err = conn.feed(framed(g.body));
@@ -281,7 +326,7 @@ describe("in-process: ChatCore over a fake transport", () => {
     const c = await loggedInConn(p);
     for (const f of corpus) {
       expect(f.bodies.length).toBe(1);
-      const exp = expectFor(f.bodies[0]!, { loggedIn: true });
+      const exp = expectFor(f.bodies[0]!, oracleCtx(p, true));
       expect({ file: f.name, valid: exp.valid, lenient: exp.lenient }).toEqual({ file: f.name, valid: true, lenient: false });
       types.add(exp.type!);
       if (exp.type === "logout" || exp.type === "leave") continue; // would change the state the others need
@@ -291,6 +336,39 @@ describe("in-process: ChatCore over a fake transport", () => {
       expect({ file: f.name, ok: matches(exp, c.replies[n]!) }).toEqual({ file: f.name, ok: true });
     }
     expect([...types].sort()).toEqual([...REQUEST_TYPES].sort());
+    p.core.closed(c.session);
+  });
+
+  test("files (§3.9, §3.4): where the spec decides the reply, the oracle predicts exactly it, and the server gives it", async () => {
+    const c = await loggedInConn(p);
+    const [group, dm, hidden] = [...p.files.keys()];
+    const id = "AAAAAAAAAAAAAAAAAAAAAA";
+    const cases: Array<[Record<string, W>, string]> = [
+      [{ t: "upload", id: 1, size: 10, sha256: "abc" }, "error:bad_request#1"],
+      [{ t: "upload", id: 2, size: 10, sha256: "g".repeat(64) }, "error:bad_request#2"],
+      [{ t: "upload", id: 3, size: 100 * 1024 * 1024 + 1, sha256: "a".repeat(64) }, "error:too_large#3"],
+      [{ t: "upload", id: 4, size: 0, sha256: EMPTY_SHA256.toUpperCase() }, "ok#4 | error:quota#4"],
+      [{ t: "chunk", id: 5, upload: id, offset: 0, data: new Uint8Array(5) }, "error:not_found#5"],
+      [{ t: "chunk", id: 6, upload: id, offset: 0, data: new Uint8Array(0) }, "error:bad_request#6"],
+      [{ t: "chunk", id: 7, upload: id, offset: 0, data: "text, not bin" }, "error:bad_request#7"],
+      [{ t: "chunk", id: 8, upload: id, offset: 0, data: new Uint8Array(1024 * 1024 + 1) }, "error:bad_request#8"],
+      [{ t: "download", id: 9, mid: hidden! }, "error:not_found#9"],
+      [{ t: "download", id: 10, mid: 999_999 }, "error:not_found#10"],
+      [{ t: "download", id: 11, mid: dm!, offset: 10, len: 20 }, "ok#11"],
+      [{ t: "download", id: 12, mid: dm!, offset: 3001 }, "error:bad_request#12"],
+      [{ t: "download", id: 13, mid: group! }, "ok#13 | error:not_found#13"],
+      [{ t: "send", id: 14, group: FIX.group, file: { name: "a.txt", type: "text/plain", data: new Uint8Array(3) } }, "error:bad_request#14"],
+      [{ t: "send", id: 15, group: FIX.group, file: { name: "a.txt", type: "text/plain" } }, "error:bad_request#15"],
+      [{ t: "send", id: 16, group: FIX.group, file: { upload: id, name: "a.txt", type: "text/plain" } }, "error:forbidden#16 | error:not_found#16"],
+    ];
+    for (const [req, want] of cases) {
+      const exp = expectFor(enc(req), oracleCtx(p, true));
+      expect({ req: req.id, outcomes: describeOutcomes(exp) }).toEqual({ req: req.id, outcomes: want });
+      const r = await c.request(req);
+      expect({ req: req.id, reply: r, ok: matches(exp, r) }).toMatchObject({ req: req.id, ok: true });
+      // the bytes from offset 10 of the file fuzz2 sent to fuzz: (i * 11) & 0xff (fixtures)
+      if (req.id === 11) expect(Array.from(r.data as Uint8Array)).toEqual(Array.from({ length: 20 }, (_, i) => ((i + 10) * 11) & 0xff));
+    }
     p.core.closed(c.session);
   });
 
@@ -310,14 +388,14 @@ describe("in-process: ChatCore over a fake transport", () => {
     expect(failures).toEqual([]);
   }, 60_000);
 
-  test("every field of every request type (and t, id, file.name/type/data) set to a value of every kind, before and after login", async () => {
+  test("every field of every request type (and t, id, file.upload/name/type/data) set to a value of every kind, before and after login", async () => {
     const rng = new Rng(SEED ^ 0x6666);
     const failures: string[] = [];
     let n = 0;
     for (const loggedIn of [false, true]) {
       let c = loggedIn ? await loggedInConn(p) : new FakeConn(p.core);
       for (const type of REQUEST_TYPES) {
-        const fields = ["t", "id", ...Object.keys(DOC_REQUESTS[type]!.fields), ...(type === "send" ? ["file.name", "file.type", "file.data"] : [])];
+        const fields = ["t", "id", ...Object.keys(DOC_REQUESTS[type]!.fields), ...(type === "send" ? ["file.upload", "file.name", "file.type", "file.data"] : [])];
         for (const field of fields)
           for (let kind = 0; kind < WEIRD_KINDS; kind++) {
             if ((c.session.user !== undefined) !== loggedIn) {
@@ -327,11 +405,15 @@ describe("in-process: ChatCore over a fake transport", () => {
             const m = validRequest(rng, type, rng.int(0, 1e6));
             const v = weirdValue(rng, 0, kind);
             if (field.startsWith("file.")) {
-              m.file = { name: "a.txt", type: "text/plain", data: new Uint8Array(3) };
+              // file.data in the map of before §3.9 (bytes inline, no upload), the others in {upload, name, type}
+              m.file =
+                field === "file.data"
+                  ? { name: "a.txt", type: "text/plain", data: new Uint8Array(3) }
+                  : { upload: "AAAAAAAAAAAAAAAAAAAAAA", name: "a.txt", type: "text/plain" };
               (m.file as Record<string, W>)[field.slice(5)] = v;
             } else m[field] = v;
             const body = enc(m);
-            const exp = expectFor(body, { loggedIn: c.session.user !== undefined });
+            const exp = expectFor(body, oracleCtx(p, c.session.user !== undefined));
             const before = c.replies.length;
             const where = `seed ${SEED} sweep ${type}.${field} kind ${kind}, ${loggedIn ? "after" : "before"} login, body ${hex(body, 200)}`;
             const err = c.feed(framed(body));

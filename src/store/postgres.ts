@@ -967,7 +967,7 @@ export class PostgresStore implements Store {
           : conn`SELECT mid, conv, kind, deleted, file_id FROM messages WHERE mid = ANY(${`{${refs.join(",")}}`}::int8[])`,
         ups.length === 0
           ? Promise.resolve([])
-          : conn`SELECT id, "user", done, file, size, sha256 FROM uploads WHERE id = ANY(${conn.array(ups, "TEXT")}) FOR UPDATE`,
+          : conn`SELECT id, "user", done, file, size, sha256 FROM uploads WHERE id = ANY(${conn.array(ups, "TEXT")}) ORDER BY id FOR UPDATE`,
       ]);
       const failed = first.find((r) => r.status === "rejected");
       if (failed) {

@@ -540,9 +540,12 @@ export const BAD_UTF8: Array<[string, Uint8Array]> = [
 
 /**
  * Requests carrying the str `s` (raw bytes: `{ $str: bytes }`) in one place each, for a
- * user in group `group` writing to user `other`. Each must get `bad_request` and store nothing.
+ * user in group `group` writing to user `other`. A file (PROTOCOL.md §3.4) names `upload`:
+ * give a finished upload of the user's (§3.9), so that a name or type that is not valid
+ * UTF-8 is all that stops the send (and must not use the upload up). Each must get
+ * `bad_request` and store nothing.
  */
-export function utf8Attempts(s: W, group: string, other: string): Array<[string, Record<string, W>]> {
+export function utf8Attempts(s: W, group: string, other: string, upload = "AAAAAAAAAAAAAAAAAAAAAA"): Array<[string, Record<string, W>]> {
   const data = new Uint8Array([104, 105]);
   return [
     ["the text", { t: "send", group, text: s }],
@@ -552,10 +555,15 @@ export function utf8Attempts(s: W, group: string, other: string): Array<[string,
     ["the group name of a create", { t: "create", group: s }],
     ["the topic of a create", { t: "create", group: `${group}-new`, topic: s }],
     ["the description of a configure", { t: "configure", group, description: s }],
-    ["the file name", { t: "send", group, file: { name: s, type: "text/plain", data } }],
-    ["the file type", { t: "send", group, file: { name: "a.txt", type: s, data } }],
+    ["the file name", { t: "send", group, file: { upload, name: s, type: "text/plain" } }],
+    ["the file type", { t: "send", group, file: { upload, name: "a.txt", type: s } }],
+    ["the file name of a direct message", { t: "send", user: other, text: "hi", file: { upload, name: s, type: "" } }],
+    ["the upload id of a send's file", { t: "send", group, file: { upload: s, name: "a.txt", type: "text/plain" } }],
+    ["the SHA-256 of an upload", { t: "upload", size: 2, sha256: s }],
+    ["the upload id of a chunk", { t: "chunk", upload: s, offset: 0, data }],
     ["the cid", { t: "send", group, text: "hi", cid: s }],
     ["a key of the request", { $map: [["t", "send"], ["group", group], ["text", "hi"], [s, 1]] }],
     ["an unknown field, nested", { t: "send", group, text: "hi", extra: { deeper: [s] } }],
+    ["a key of a send's file", { t: "send", group, file: { $map: [["upload", upload], ["name", "a.txt"], ["type", ""], [s, 1]] } }],
   ];
 }

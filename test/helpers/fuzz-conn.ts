@@ -217,8 +217,12 @@ export function memOf(pid: number | "self"): { rss: number; hwm: number } {
 //   `floodRound()`, pings by default) until the server stops reading it (our writes back up);
 //   closed at --write-timeout, or by --max-queue or --login-timeout (PROTOCOL.md §2.4, §5.3);
 // - "history": logs in with a token, stops reading, and asks again and again for pages of a
-//   group holding large messages; each reply may be half of --max-frame (§3.4), so a burst
-//   of them passes --max-queue of unread replies and the server closes it (§5.3);
+//   group; a page may be half of --max-frame (§3.4), but only of large texts now: pages never
+//   hold a file's bytes (§3.9), so "download" is the one that piles up large replies;
+// - "download": logs in with a token, stops reading, and asks again and again for chunks of a
+//   large file (§3.9); each reply holds up to max_chunk (1 MiB) of it, so a burst of them
+//   passes a quarter of --max-queue of unread replies: the server stops reading the
+//   connection (§2.4) and closes it at --write-timeout (§5.3);
 // - "trickle": before login, announces a frame just under --max-frame-login and sends its
 //   body a byte at a time; closed at --login-timeout (§2.4);
 // - "prelogin": before login, floods requests that need a login (`unauthorized`) and pings,
@@ -229,12 +233,15 @@ export function memOf(pid: number | "self"): { rss: number; hwm: number } {
 // the connections the server closed (closedByServer, which also sees paused sockets).
 
 export const HOSTILE_KINDS = ["flood", "history", "trickle", "prelogin", "badtoken"] as const;
-export type HostileKind = (typeof HOSTILE_KINDS)[number];
+/** "download" is not in HOSTILE_KINDS (yet): bench/soak.ts takes turns over that list, with options for history only. */
+export type HostileKind = (typeof HOSTILE_KINDS)[number] | "download";
 
 export interface HostileOptions {
   port: number;
   /** For "history": a user's login token and a group of theirs holding large messages. */
   history?: { user: string; token: string; group: string };
+  /** For "download": a user's login token, and the mid and size of a large file that user can see (§3.9). */
+  download?: { user: string; token: string; mid: number; size: number };
   /** For "flood": the bytes of one round of the flood (default: 2000 pings and 1000 empty frames). */
   floodRound?: () => Uint8Array;
   /** Give up on a connection the server has not closed after this long (ms); it is then counted as abandoned. */
@@ -277,6 +284,7 @@ export class HostileWorker {
   ) {
     this.stats = { kind, opened: 0, closedByServer: 0, abandoned: 0, openAtStop: 0, written: 0, errors: [] };
     if (kind === "history" && !opts.history) throw new Error("a history worker needs opts.history");
+    if (kind === "download" && !opts.download) throw new Error("a download worker needs opts.download");
     this.loop = this.run();
   }
 
@@ -302,7 +310,7 @@ export class HostileWorker {
   }
 
   private get paused(): boolean {
-    return this.kind === "flood" || this.kind === "history";
+    return this.kind === "flood" || this.kind === "history" || this.kind === "download";
   }
 
   /** Closed by the server: seen by a reading socket, or (paused) no longer ESTABLISHED in the kernel. */
@@ -360,6 +368,23 @@ export class HostileWorker {
         c.pause();
         // pages of up to half of --max-frame each, in bursts (one segment, so read at once)
         const burst = concat(Array.from({ length: 16 }, (_, i) => frameOf({ t: "history", group: h.group, limit: 500, id: 1000 + i })));
+        while (going()) {
+          c.write(burst);
+          await this.sleep(1000);
+        }
+        return;
+      }
+      case "download": {
+        const h = this.opts.download!;
+        const r = await c.request({ t: "login", user: h.user, token: h.token }, 30_000);
+        if (r.t !== "ok") throw new Error(`token login: ${JSON.stringify(r)}`);
+        c.pause();
+        // chunks of up to 1 MiB each (max_chunk, §3.9), all over the file, in bursts (one
+        // segment, so read at once)
+        const len = 1024 * 1024;
+        const burst = concat(
+          Array.from({ length: 16 }, (_, i) => frameOf({ t: "download", mid: h.mid, offset: (i * len) % Math.max(1, h.size - len), len, id: 1000 + i })),
+        );
         while (going()) {
           c.write(burst);
           await this.sleep(1000);

@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { concat, Enc, enc, framed, type W } from "./fuzz-msgpack.ts";
-import { DOC_REQUESTS, REQUEST_TYPES } from "./fuzz-oracle.ts";
+import { DOC_REQUESTS, EMPTY_SHA256, MAX_CHUNK, MAX_FILE, REQUEST_TYPES } from "./fuzz-oracle.ts";
 
 export const FUZZ_DIR = join(import.meta.dir, "..", "fuzz");
 
@@ -166,7 +166,33 @@ export function splitFrames(stream: Uint8Array, maxFrame: number): Framing {
 /** Names the fuzz fixtures use: the corpus refers to them. */
 export const FIX = { user: "fuzz", user2: "fuzz2", pass: "password1", group: "fuzzg" };
 
-const FIELD_NAMES = ["t", "id", "user", "pass", "token", "group", "text", "file", "cid", "before", "after", "limit", "name", "type", "data", "mid", "reply", "emoji", "remove", "q", "public", "topic", "description", "secs", "role", "dms"];
+const FIELD_NAMES = ["t", "id", "user", "pass", "token", "group", "text", "file", "cid", "before", "after", "limit", "name", "type", "data", "mid", "reply", "emoji", "remove", "q", "public", "topic", "description", "secs", "role", "dms", "upload", "offset", "size", "sha256", "len"];
+
+/** 64 hex digits (§3.9), sometimes in upper case (taken as lower), sometimes the SHA-256 of no bytes. */
+export function randomSha256(r: Rng): string {
+  if (r.chance(0.1)) return EMPTY_SHA256;
+  const h = Buffer.from(r.bytes(32)).toString("hex");
+  return r.chance(0.2) ? h.toUpperCase() : h;
+}
+
+/** An upload id such as the server gives (22 characters of base64url, §3.9), or another string of 1-64 bytes. */
+export function randomUploadId(r: Rng): string {
+  if (r.chance(0.8)) return Buffer.from(r.bytes(16)).toString("base64url");
+  return r.pick(["u", "x".repeat(64), "żółć", `up-${r.u32()}`]);
+}
+
+/**
+ * A `send`'s file (§3.4): mostly `{upload, name, type}`; sometimes the bytes inline as before
+ * §3.9 (`{name, type, data}`, a bad_request), rarely with both an upload and data.
+ */
+export function randomFile(r: Rng): Record<string, W> {
+  const name = r.pick(["a.bin", "a.png", "résumé.pdf", "x".repeat(255)]);
+  const type = r.pick(["application/octet-stream", "image/png", ""]);
+  const x = r.float();
+  if (x < 0.1) return { name, type, data: r.bytes(r.size(512)) };
+  if (x < 0.13) return { upload: randomUploadId(r), name, type, data: r.bytes(r.size(64)) };
+  return { upload: randomUploadId(r), name, type };
+}
 
 /** A well-formed request of `type`, as a W value (string keys, in order). */
 export function validRequest(r: Rng, type: string, id?: number): Record<string, W> {
@@ -223,7 +249,7 @@ export function validRequest(r: Rng, type: string, id?: number): Record<string, 
       if (r.chance(0.6)) m.group = FIX.group;
       else m.user = r.chance(0.8) ? FIX.user2 : FIX.user;
       if (r.chance(0.85)) m.text = r.chance(0.1) ? "żółć ✓ 🎉" : `hello ${r.u32()}`;
-      if (m.text === undefined || r.chance(0.15)) m.file = { name: "a.bin", type: "application/octet-stream", data: r.bytes(r.size(512)) };
+      if (m.text === undefined || r.chance(0.15)) m.file = randomFile(r);
       if (r.chance(0.7)) m.cid = `c${r.u32().toString(36)}`;
       if (r.chance(0.1)) m.reply = r.int(0, 200);
       break;
@@ -256,6 +282,23 @@ export function validRequest(r: Rng, type: string, id?: number): Record<string, 
     case "sync":
       m.after = r.int(0, 1000);
       if (r.chance(0.5)) m.limit = r.int(0, 1000);
+      break;
+    case "upload":
+      // mostly small; sometimes empty, at --max-file or over it
+      m.size = r.chance(0.85) ? r.size(1 << 20) : r.pick([0, MAX_FILE, MAX_FILE + 1, 2 ** 40]);
+      m.sha256 = m.size === 0 && r.chance(0.5) ? EMPTY_SHA256 : randomSha256(r);
+      break;
+    case "chunk":
+      m.upload = randomUploadId(r);
+      m.offset = r.chance(0.5) ? 0 : r.int(0, 1 << 20);
+      // rarely past max_chunk (the frame stays under --max-frame)
+      m.data = r.chance(0.01) ? new Uint8Array(MAX_CHUNK + r.int(1, 4096)) : r.bytes(Math.max(1, r.size(1024)));
+      break;
+    case "download":
+      // the fixtures' files are among the first mids (test/fuzz/corpus/README.md)
+      m.mid = r.chance(0.5) ? r.int(0, 8) : r.int(0, 200);
+      if (r.chance(0.5)) m.offset = r.chance(0.5) ? 0 : r.int(0, 5000);
+      if (r.chance(0.5)) m.len = r.pick([0, 1, 100, 65536, MAX_CHUNK, MAX_CHUNK + 1, 2 ** 32]);
       break;
   }
   return m;
@@ -307,7 +350,11 @@ export function weirdValue(r: Rng, depth = 0, kind = r.int(0, WEIRD_KINDS - 1)):
     case 16:
       return {};
     case 17:
-      return depth < 3 ? { name: weirdValue(r, depth + 1), type: "x", data: weirdValue(r, depth + 1) } : { a: 1 };
+      // a file map: as before §3.9 (bytes inline), or as now (an upload)
+      if (depth >= 3) return { a: 1 };
+      return r.chance(0.5)
+        ? { name: weirdValue(r, depth + 1), type: "x", data: weirdValue(r, depth + 1) }
+        : { upload: weirdValue(r, depth + 1), name: weirdValue(r, depth + 1), type: "x" };
     case 18:
       return { $map: [[weirdKey(r), weirdValue(r, depth + 1)]] };
     case 19:
@@ -323,7 +370,7 @@ export function weirdValue(r: Rng, depth = 0, kind = r.int(0, WEIRD_KINDS - 1)):
     case 24:
       return "y".repeat(r.pick([65536, 65537, 70000])); // around --max-text
     default:
-      return r.pick(["password1", "c1", "a.png", "image/png"]);
+      return r.pick(["password1", "c1", "a.png", "image/png", EMPTY_SHA256, "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"]);
   }
 }
 
@@ -532,7 +579,11 @@ export function badUtf8(r: Rng): Gen {
   const k = strs.length ? r.pick(strs) : "text";
   const bad = r.pick(BAD_UTF8);
   const at = r.int(0, 6);
-  m[k] = { $str: new Uint8Array([...Buffer.from("hello!".slice(0, at)), ...bad, ...Buffer.from("hello!".slice(at))]) };
+  const s: W = { $str: new Uint8Array([...Buffer.from("hello!".slice(0, at)), ...bad, ...Buffer.from("hello!".slice(at))]) };
+  const file = m.file as Record<string, W> | undefined;
+  // in a file's name, type or upload id: a str one map down
+  if (file && r.chance(0.5)) file[r.pick(Object.keys(file).filter((f) => f !== "data"))] = s;
+  else m[k] = s;
   return { cat: "bad-utf8", body: enc(m) };
 }
 

@@ -14,7 +14,9 @@ export const DOC_CODES = [
   "forbidden",
   "not_found",
   "conflict",
+  "quota",
   "rate_limited",
+  "unavailable",
   "internal",
 ] as const;
 
@@ -24,7 +26,23 @@ export const DOC_BYE_REASONS = ["shutdown", "too_large", "login_timeout", "idle"
 export const MAX_ENTRIES = 256;
 export const MAX_DEPTH = 8;
 
-type FieldType = "name" | "pass" | "string" | "uint" | "file" | "cid" | "bool" | "emoji" | "query" | "topic" | "description" | "role" | "policy";
+type FieldType =
+  | "name"
+  | "pass"
+  | "string"
+  | "uint"
+  | "file"
+  | "cid"
+  | "bool"
+  | "emoji"
+  | "query"
+  | "topic"
+  | "description"
+  | "role"
+  | "policy"
+  | "sha256"
+  | "uploadId"
+  | "chunk";
 interface Field {
   type: FieldType;
   required?: boolean;
@@ -151,6 +169,29 @@ export const DOC_REQUESTS: Record<string, { auth: boolean; fields: Record<string
   unblock: { auth: true, fields: { user: { type: "name", required: true } }, step8: [], success: "ok" },
   blocked: { auth: true, fields: {}, step8: [], success: "ok" },
   privacy: { auth: true, fields: { dms: { type: "policy" } }, step8: [], success: "ok" },
+  // §3.9. What step 8 can answer is narrowed in expectFor (fileOutcomes) where the bytes or the
+  // OracleContext decide it.
+  upload: {
+    auth: true,
+    fields: { size: { type: "uint", required: true }, sha256: { type: "sha256", required: true } },
+    // too_large: over --max-file; quota; bad_request: a size of 0 whose SHA-256 is not that of no bytes
+    step8: ["too_large", "quota", "bad_request"],
+    success: "ok",
+  },
+  chunk: {
+    auth: true,
+    fields: { upload: { type: "uploadId", required: true }, offset: { type: "uint", required: true }, data: { type: "chunk", required: true } },
+    // bad_request: data over max_chunk, past the size, or the bytes' SHA-256 is not the upload's
+    step8: ["not_found", "conflict", "bad_request"],
+    success: "ok",
+  },
+  download: {
+    auth: true,
+    fields: { mid: { type: "uint", required: true }, offset: { type: "uint" }, len: { type: "uint" } },
+    // bad_request: an offset past the file's size
+    step8: ["not_found", "bad_request"],
+    success: "ok",
+  },
 };
 
 /** §3.3: a moderation request names a group and a user. */
@@ -170,6 +211,15 @@ export const REQUEST_TYPES = Object.keys(DOC_REQUESTS);
 
 const NAME_RE = /^[a-z0-9_][a-z0-9_.-]{0,31}$/;
 const MAX_UINT = 2n ** 53n - 1n;
+/** §3.9: a SHA-256 is 64 hexadecimal digits, upper case taken as lower. */
+const SHA256_RE = /^[0-9a-fA-F]{64}$/;
+/** The SHA-256 of no bytes: the only one a `upload {size: 0}` can be finished with (§3.9). */
+export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/** §3.9 as shipped: --max-file (100 MiB), and max_chunk (1 MiB at the default --max-frame). */
+export const MAX_FILE = 100 * 1024 * 1024;
+export const MAX_CHUNK = 1024 * 1024;
+/** §3.9: an upload id a request names is a string of at most 64 bytes. */
+const UPLOAD_ID_MAX = 64;
 
 /** One acceptable reply: `id: undefined` means the reply must have no id. */
 export interface Outcome {
@@ -251,22 +301,47 @@ function checkField(key: string, type: FieldType, v: D): string {
       return v.k === "str" && (v.v === "admin" || v.v === "member") ? "" : `${key}: not admin or member`;
     case "policy":
       return v.k === "str" && ["anyone", "groups", "nobody"].includes(v.v) ? "" : `${key}: not anyone, groups or nobody`;
+    case "sha256":
+      return v.k === "str" && SHA256_RE.test(v.v) ? "" : `${key}: not a SHA-256 of 64 hex digits`;
+    case "uploadId":
+      return v.k === "str" && v.bytes >= 1 && v.bytes <= UPLOAD_ID_MAX ? "" : `${key}: not an upload id of 1-${UPLOAD_ID_MAX} bytes`;
+    case "chunk":
+      // its upper bound, max_chunk, is the request's own check (expectFor)
+      return v.k === "bin" && v.v.length >= 1 ? "" : `${key}: not a bin of at least 1 byte`;
     case "file": {
+      // §3.4: {upload, name, type}; a file map with `data` (the bytes inline, before §3.9) is refused
       if (v.k !== "map" || v.v === null) return `${key}: not a map`;
       const f = fieldsOf(v.v);
+      const upload = present(f, "upload");
+      if (present(f, "data") !== undefined && upload === undefined) return "file.data: the bytes inline, without an upload";
+      if (!upload || strBytes(upload) < 1 || strBytes(upload) > UPLOAD_ID_MAX) return "file.upload";
       const name = f.get("name");
       const ftype = f.get("type");
-      const data = f.get("data");
       if (!name || strBytes(name) < 1 || strBytes(name) > 255) return "file.name";
       if (!ftype || strBytes(ftype) < 0 || strBytes(ftype) > 127) return "file.type";
-      if (!data || data.k !== "bin") return "file.data";
       return "";
     }
   }
 }
 
+/** A message holding a file (§3.5), as the oracle knows it: its size, and whether the caller can see it. */
+export interface KnownFile {
+  size: number;
+  /** true: the caller can always see it; false: never; undefined: it depends on the state (a group the caller may have left). */
+  visible: boolean | undefined;
+}
+
 export interface OracleContext {
   loggedIn: boolean;
+  /**
+   * The caller's uploads, when the test knows them (§3.9): a `chunk` naming another id gets
+   * `not_found`, a `send` of a file naming one can only succeed as the repeat of a cid (§3.4).
+   * Upload ids are random (the server's are 22 characters of base64url), so a fuzzer that
+   * never reads an `upload` reply can pass an empty set.
+   */
+  uploads?: ReadonlySet<string>;
+  /** Every message holding a file, by mid, when the test knows them: a `download` of another mid gets `not_found`. */
+  files?: ReadonlyMap<number, KnownFile>;
 }
 
 /** The replies §2.2 and §3 allow for one frame body. */
@@ -334,9 +409,72 @@ export function expectFor(body: Uint8Array, ctx: OracleContext): Expectation {
   if (type === "edit" && strBytes(present(m, "text")!) === 0) return badReq("an empty text");
   if (type === "login" && (present(m, "pass") === undefined) === (present(m, "token") === undefined))
     return badReq("not exactly one of pass and token");
-  const outcomes: Outcome[] = [{ t: spec.success, id }];
-  for (const code of spec.step8) outcomes.push({ t: "error", code, id });
-  return res(outcomes, `a well-formed ${type}`, { type, valid: true });
+  const why = `a well-formed ${type}`;
+  const step8 = (codes: readonly string[], success = true): Outcome[] => [
+    ...(success ? [{ t: spec.success, id }] : []),
+    ...codes.map((code) => ({ t: "error" as const, code, id })),
+  ];
+  const files = fileOutcomes(type, m, ctx, step8);
+  if (files) return res(files.outcomes, `${why}: ${files.why}`, { type, valid: true });
+  return res(step8(spec.step8), why, { type, valid: true });
+}
+
+/**
+ * §3.9 (and §3.4's file), where the request's own bytes or the OracleContext decide more than
+ * DOC_REQUESTS' step8 lists: undefined where they do not.
+ */
+function fileOutcomes(
+  type: string,
+  m: Map<string, D>,
+  ctx: OracleContext,
+  step8: (codes: readonly string[], success?: boolean) => Outcome[],
+): { outcomes: Outcome[]; why: string } | undefined {
+  switch (type) {
+    case "upload": {
+      const size = uintValue(present(m, "size")!);
+      if (size > MAX_FILE) return { outcomes: step8(["too_large"], false), why: `size ${size} over --max-file` };
+      // A size of 0 has no chunk to come: the hash is checked at once. A wrong one is a bad_request,
+      // and its upload (reset to offset 0, which it is at) may then be resumed by the same request: ok.
+      const sha = (present(m, "sha256") as { v: string }).v.toLowerCase();
+      if (size === 0 && sha !== EMPTY_SHA256) return { outcomes: step8(["bad_request", "quota"]), why: "size 0, not the SHA-256 of no bytes" };
+      return { outcomes: step8(["quota"]), why: "within --max-file" };
+    }
+    case "chunk": {
+      const data = present(m, "data") as { v: Uint8Array };
+      if (data.v.length > MAX_CHUNK) return { outcomes: step8(["bad_request"], false), why: `data of ${data.v.length} bytes, over max_chunk` };
+      const upload = (present(m, "upload") as { v: string }).v;
+      if (ctx.uploads && !ctx.uploads.has(upload)) return { outcomes: step8(["not_found"], false), why: "not an upload of the caller's" };
+      return undefined;
+    }
+    case "download": {
+      if (!ctx.files) return undefined;
+      const mid = uintValue(present(m, "mid")!);
+      const f = ctx.files.get(mid);
+      if (!f || f.visible === false) return { outcomes: step8(["not_found"], false), why: f ? "a file the caller cannot see" : "no file at that mid" };
+      const off = present(m, "offset");
+      const past = off !== undefined && uintValue(off) > f.size;
+      const codes = [...(past ? ["bad_request"] : []), ...(f.visible === undefined ? ["not_found"] : [])];
+      return { outcomes: step8(codes, !past), why: `a file of ${f.size} bytes${past ? ", from past its end" : ""}${f.visible ? "" : " the caller may see"}` };
+    }
+    case "send": {
+      const file = present(m, "file");
+      if (file === undefined || file.k !== "map" || !file.v) return undefined;
+      const f = fieldsOf(file.v);
+      const upload = (present(f, "upload") as { v: string }).v;
+      // §2 ignores keys a request does not define, §3.4 refuses a file map with `data`: with an
+      // upload beside it, the server takes the first (data is ignored); either is accepted here.
+      const inline = present(f, "data") !== undefined;
+      if (ctx.uploads && !ctx.uploads.has(upload)) {
+        // not_found, unless the cid repeats an earlier send (§3.4: answered as that one)
+        const codes = ["forbidden", "not_found", ...(inline ? ["bad_request"] : [])];
+        if (present(m, "cid") === undefined) return { outcomes: step8(codes, false), why: "a file of no upload of the caller's, no cid" };
+        return { outcomes: step8([...codes, "too_large"]), why: "a file of no upload of the caller's (ok only as a cid's repeat)" };
+      }
+      if (inline) return { outcomes: step8(["forbidden", "not_found", "too_large", "bad_request"]), why: "a file with an upload and data" };
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 /** Whether `reply` (a decoded server frame) is one of the outcomes. */

@@ -84,10 +84,10 @@ export function fuzzTcpSuite(open: () => Promise<FuzzTcpTarget>, { seed: SEED, r
     const stats = { frames: 0, bytes: 0, batches: 0, reconnects: 0, oversized: 0, truncated: 0, codes: new Map<string, number>() };
     const bystander = { rounds: 0, failures: [] as string[], maxMs: 0 };
     const rss = { start: 0, max: 0, end: 0, hwm: 0 };
-    /** The hostile clients' addresses (any of 127.0.0.0/8 is local), their user and the group of large messages they page through. */
+    /** The hostile clients' addresses (any of 127.0.0.0/8 is local); the downloading one's user, and the large file it asks for. */
     const FLOOD_ADDR = "127.0.0.77";
-    const HISTORY_ADDR = "127.0.0.78";
-    const HOARD = { user: "fzh", group: "hoard", token: "" };
+    const DOWNLOAD_ADDR = "127.0.0.78";
+    const HOARD = { user: "fzh", group: "hoard", token: "", mid: 0, size: 3_000_000 };
     /**
      * Seconds a connection may leave its output unread (--write-timeout, 30 by default): short
      * enough that the flooding hostile client is closed for it within the fuzzing. The fuzz
@@ -113,16 +113,23 @@ export function fuzzTcpSuite(open: () => Promise<FuzzTcpTarget>, { seed: SEED, r
       for (const u of [FIX.user, FIX.user2, "watch_a", "watch_b", HOARD.user, ...Array.from({ length: WORKERS }, (_, i) => `fzw${i}`)])
         await c.ok({ t: "register", user: u, pass: WORKER_PASS });
       c.close();
-      // The group the history client pages through: 6 files of 10^6 bytes, so a page holds two
-      // (it is cut at half of --max-frame, PROTOCOL.md §3.4) and a burst of 16 pages passes
-      // --max-queue (16 MiB) of unread replies.
-      const h = await Conn.open(target.connectPort(), { localAddress: HISTORY_ADDR });
+      // The file the downloading client asks for, again and again without reading: 3 MB, so each
+      // download may answer with max_chunk (1 MiB, PROTOCOL.md §3.9) and a burst of 16 passes
+      // --max-queue (16 MiB) of unread replies. Uploaded in chunks, sent in a group of its own.
+      const h = await Conn.open(target.connectPort(), { localAddress: DOWNLOAD_ADDR });
       HOARD.token = (await h.ok({ t: "login", user: HOARD.user, pass: WORKER_PASS })).token;
       await h.ok({ t: "create", group: HOARD.group });
       // The group every worker joins: its owner is no worker, so no fuzzed request can close it.
       await h.ok({ t: "create", group: FIX.group });
-      const data = new Uint8Array(1_000_000).map((_, i) => (i * 7919) >>> 3);
-      for (let i = 0; i < 6; i++) await h.ok({ t: "send", group: HOARD.group, file: { name: `f${i}.bin`, type: "application/octet-stream", data } }, 30_000);
+      const data = new Uint8Array(HOARD.size).map((_, i) => (i * 7919) >>> 3);
+      const sha256 = new Bun.CryptoHasher("sha256").update(data).digest("hex");
+      const up = await h.ok({ t: "upload", size: data.length, sha256 });
+      for (let off = up.offset as number; off < data.length; ) {
+        const r = await h.ok({ t: "chunk", upload: up.upload, offset: off, data: data.subarray(off, off + 1024 * 1024) }, 30_000);
+        off = r.offset as number;
+      }
+      const file = { upload: up.upload, name: "big.bin", type: "application/octet-stream" };
+      HOARD.mid = (await h.ok({ t: "send", group: HOARD.group, file }, 30_000)).mid;
       h.destroy();
     }, 60_000); // a cluster starts PostgreSQL and NATS here too
 
@@ -286,11 +293,11 @@ export function fuzzTcpSuite(open: () => Promise<FuzzTcpTarget>, { seed: SEED, r
       // Each hostile client: a connection at a time, replaced as soon as the server closes it.
       const hostile = [
         new HostileWorker("flood", FLOOD_ADDR, { port: target.connectPort(), floodRound: floodRounds(new Rng(SEED ^ 0x7777)), gapMs: 100 }),
-        new HostileWorker("history", HISTORY_ADDR, { port: target.connectPort(), history: HOARD, gapMs: 1000 }),
+        new HostileWorker("download", DOWNLOAD_ADDR, { port: target.connectPort(), download: HOARD, gapMs: 1000 }),
       ];
       const deadline = Date.now() + 14_000;
       await Promise.all(Array.from({ length: WORKERS }, (_, w) => runWorker(w, rng.fork(), deadline).catch((e) => note(problems, `worker ${w}: ${String(e)}`))));
-      const [flood, history] = await Promise.all(hostile.map((h) => h.stop()));
+      const [flood, download] = await Promise.all(hostile.map((h) => h.stop()));
       fuzzing = false;
       await watch;
       clearInterval(sampler);
@@ -302,13 +309,13 @@ export function fuzzTcpSuite(open: () => Promise<FuzzTcpTarget>, { seed: SEED, r
         `TCP bystander: ${bystander.rounds} round trips (ping, group send + push, DM + push), slowest ${bystander.maxMs.toFixed(0)} ms, failures ${bystander.failures.length}`,
         `TCP server RSS: ${rss.start.toFixed(0)} MiB before, ${rss.max.toFixed(0)} MiB max sampled, ${rss.end.toFixed(0)} MiB after; peak (VmHWM) ${rss.hwm.toFixed(0)} MiB`,
         `TCP hostile ${formatHostile(flood!)}`,
-        `TCP hostile ${formatHostile(history!)}`,
+        `TCP hostile ${formatHostile(download!)}`,
       );
       expect(problems).toEqual([]);
-      expect({ flood: flood!.errors, history: history!.errors }).toEqual({ flood: [], history: [] });
+      expect({ flood: flood!.errors, download: download!.errors }).toEqual({ flood: [], download: [] });
       // each hostile client was closed by the server at least once (at --write-timeout; past --max-queue)
       expect(flood!.closedByServer).toBeGreaterThanOrEqual(1);
-      expect(history!.closedByServer).toBeGreaterThanOrEqual(1);
+      expect(download!.closedByServer).toBeGreaterThanOrEqual(1);
       expect(codesOk(stats.codes)).toEqual([]);
       expect(bystander.failures).toEqual([]);
       expect(bystander.rounds).toBeGreaterThan(0);

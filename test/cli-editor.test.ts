@@ -188,7 +188,10 @@ describe("plain-language errors", () => {
     expect(explain(e("too_large", "the message is 70000 bytes, over maxRequestFrame (4194304)"), { limits: { max_text: 65536, max_frame: 4194304 } })).toBe(
       "that message is too long (the server allows 65536 bytes)",
     );
-    expect(explain(e("too_large"), { file: true, limits: { max_text: 65536, max_frame: 4194304 } })).toBe("that file is too large (the server allows 4194304 bytes)");
+    expect(explain(e("too_large"), { file: true, limits: { max_text: 65536, max_frame: 4194304, max_file: 100 * 1024 * 1024 } })).toBe(
+      "that file is too large: the server takes files up to 100.0 MB",
+    );
+    expect(explain(e("too_large"), { file: true, limits: { max_text: 65536, max_frame: 4194304 } })).toBe("that file is too large for the server");
     expect(explain(e("forbidden"), { where: "#ops" })).toBe("you are not allowed to do that in #ops (are you a member? /join ops first)");
     expect(explain(e("not_found"), { where: "@zed" })).toBe('there is no user "zed"');
     expect(explain(e("unauthorized", "bad", "login"))).toBe("wrong user name or password");
@@ -238,9 +241,15 @@ describe("received files", () => {
   test("a message's file is saved once: seen again, its path is given again", async () => {
     const dir = join(tmp.dir, "dl");
     const data = new TextEncoder().encode("hello");
-    const p1 = await saveDownloadOnce(dir, 41, "a.txt", data);
-    expect(await saveDownloadOnce(dir, 41, "a.txt", data)).toBe(p1);
-    const p2 = await saveDownloadOnce(dir, 42, "a.txt", data); // another message: another file
+    let fetched = 0;
+    const bytes = () => {
+      fetched++;
+      return data;
+    };
+    const p1 = await saveDownloadOnce(dir, 41, "a.txt", data.length, bytes);
+    expect(await saveDownloadOnce(dir, 41, "a.txt", data.length, bytes)).toBe(p1);
+    expect(fetched).toBe(1); // seen again: not downloaded again
+    const p2 = await saveDownloadOnce(dir, 42, "a.txt", data.length, bytes); // another message: another file
     expect(p2).toBe(join(dir, "a (1).txt"));
     expect(readdirSync(dir).filter((f) => !f.startsWith(".")).sort()).toEqual(["a (1).txt", "a.txt"]);
   });

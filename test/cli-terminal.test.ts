@@ -346,17 +346,41 @@ describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a
       await line(a, "ing");
       await waitFor(b, new RegExp(`^${TIME} #lobby ${A}: I am typing$`, "m"));
 
-      // a file, twice: saved under a safe name, the second time without overwriting the first
+      // a file: alice sends it; bob sees what it is and how to get it, and nothing is saved until he
+      // asks (PROTOCOL.md §3.9); /get saves it under a safe name, checked, never overwriting: /get
+      // again (the newest file here) makes a second copy; /get MID PATH saves it there
       const notes = join(tmp.dir, "notes.txt");
       writeFileSync(notes, "line one\nline two\n");
       await line(a, `/send-file ${notes}`);
+      await waitFor(a, `sending "notes.txt" (18 B) to #lobby...`);
+      await waitFor(a, new RegExp(`^${TIME} #lobby ${A}: \\[file "notes.txt", 18 B\\] \\(/get \\d+\\)$`, "m"));
+      const shown = await waitFor(b, new RegExp(`^${TIME} #lobby ${A}: \\[file "notes.txt", 18 B\\] \\(/get (\\d+)\\)$`, "m"));
+      const mid = /\[file "notes\.txt", 18 B\] \(\/get (\d+)\)/.exec(shown)![1]!;
+      await Bun.sleep(200);
+      expect(existsSync(dlB)).toBe(false);
+      await line(b, `/get ${mid}`);
       const first = join(dlB, "notes.txt");
-      await waitFor(b, `${A} sent file "notes.txt" (18 B) -> ${first}`);
-      await line(a, `/send-file ${notes}`);
+      await waitFor(b, `saved [file "notes.txt", 18 B] (SHA-256 checked) -> ${first}`);
+      await line(b, "/get");
       const second = join(dlB, "notes (1).txt");
       await waitFor(b, `-> ${second}`);
-      expect(readFileSync(first, "utf8")).toBe("line one\nline two\n");
-      expect(readFileSync(second, "utf8")).toBe("line one\nline two\n");
+      const mine = join(tmp.dir, `${name}-mine.txt`);
+      await line(b, `/get ${mid} ${mine}`);
+      await waitFor(b, `-> ${mine}`);
+      for (const p of [first, second, mine]) expect(readFileSync(p, "utf8")).toBe("line one\nline two\n");
+      await line(b, "/get 999999");
+      await waitFor(b, "no file 999999 in #lobby");
+      // a larger file: its upload's progress is in alice's status line as it goes
+      const big = join(tmp.dir, "big.bin");
+      writeFileSync(big, new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 31) & 0xff));
+      await line(a, `/send-file ${big}`);
+      const bigShown = await waitFor(b, new RegExp(`#lobby ${A}: \\[file "big.bin", 3.0 MB\\] \\(/get (\\d+)\\)$`, "m"));
+      const raw = a.raw();
+      if (raw !== undefined) expect(raw).toMatch(/\| ↑ big\.bin \d+%/);
+      const bigMid = /\[file "big\.bin", 3\.0 MB\] \(\/get (\d+)\)/.exec(bigShown)![1]!;
+      await line(b, `/get ${bigMid}`);
+      await waitFor(b, `saved [file "big.bin", 3.0 MB] (SHA-256 checked) -> ${join(dlB, "big.bin")}`);
+      expect(Buffer.compare(readFileSync(join(dlB, "big.bin")), readFileSync(big))).toBe(0);
 
       // a direct message: labelled with the other party on each side; bob sees it in its own
       // view, the second, which the status line says has something new; Alt-2 shows it, Alt-1 goes back
@@ -379,6 +403,7 @@ describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a
       await waitFor(b, `your groups: #lobby (owner ${A})`);
       await line(a, "/help");
       await waitFor(a, "/send-file PATH");
+      await waitFor(a, "/get [ID] [PATH]");
       await line(a, "/nonsense");
       await waitFor(a, "unknown command /nonsense");
 
@@ -413,8 +438,8 @@ describe.each(drivers.map((d) => [d.name, d] as const))("interactive client in a
       const from = h.findIndex((r) => r.includes("history of #lobby: 4 messages (more before)"));
       expect(from).toBeGreaterThanOrEqual(0);
       expect(h.slice(from + 1, from + 6).map((r) => r.replace(/^\d\d:\d\d:\d\d/, "TIME"))).toEqual([
-        `TIME #lobby ${A} sent file "notes.txt" (18 B)`,
-        `TIME #lobby ${A} sent file "notes.txt" (18 B)`,
+        expect.stringMatching(new RegExp(`^TIME #lobby ${A}: \\[file "notes.txt", 18 B\\] \\(/get \\d+\\)$`)),
+        expect.stringMatching(new RegExp(`^TIME #lobby ${A}: \\[file "big.bin", 3.0 MB\\] \\(/get \\d+\\)$`)),
         `TIME #lobby ${A}: typed while the server was down`,
         `TIME #lobby ${A}: while you were away`,
         expect.stringMatching(/^TIME \* end of history$/),

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, parseTarget, UsageError } from "../src/client/cli/args.ts";
 import { safeFileName, saveDownload } from "../src/client/cli/files.ts";
-import { ChatError } from "../src/client/errors.ts";
+import { ChatError, chatErrorFrom, IntegrityError } from "../src/client/errors.ts";
 import { explain } from "../src/client/cli/explain.ts";
 import { convLabel, duration, formatChange, formatMessage, type GroupChange, groupChangeOf, groupChangeText, groupNotice, inert, messageJson, unreadSummary } from "../src/client/cli/format.ts";
 import { OwnChanges } from "../src/client/cli/own.ts";
@@ -77,6 +77,38 @@ describe("received file names", () => {
     expect(readFileSync(p3, "utf8")).toBe("three");
     expect(readdirSync(dir).length).toBe(6);
   });
+
+  test("a download that fails on the way leaves no file behind", async () => {
+    const dir = join(tmp.dir, "dl", "failing");
+    async function* chunks() {
+      yield new TextEncoder().encode("part");
+      throw new Error("the bytes' SHA-256 is not the message's");
+    }
+    expect(await saveDownload(dir, "x.bin", chunks()).catch((e) => e.message)).toBe("the bytes' SHA-256 is not the message's");
+    expect(readdirSync(dir)).toEqual([]);
+    async function* fine() {
+      yield new TextEncoder().encode("a");
+      yield new TextEncoder().encode("b");
+    }
+    expect(readFileSync(await saveDownload(dir, "x.bin", fine()), "utf8")).toBe("ab");
+  });
+});
+
+describe("file errors in plain words", () => {
+  test("quota (bytes, or unsent uploads), too_large against max_file, a wrong hash, a missing file", () => {
+    const limits = { max_file: 100 * 1024 * 1024, file_quota: 1024 * 1024 * 1024 };
+    expect(explain(chatErrorFrom("quota", "your files take 1073000000 bytes: 5000000 more would pass your quota of 1073741824 bytes (--file-quota); deleting your messages with files frees it", "upload"), { request: "send-file", file: true, limits })).toBe(
+      "no room for that file: your files on the server would take more than your quota of 1024.0 MB; delete some of your messages with files first",
+    );
+    expect(explain(chatErrorFrom("quota", "you have 16 uploads not yet sent, the most this server keeps (--max-uploads 16): send them, or let them expire", "upload"), { request: "send-file", file: true, limits })).toStartWith(
+      "you have too many files being uploaded and not sent yet",
+    );
+    expect(explain(chatErrorFrom("too_large", "size over --max-file", "upload"), { request: "send-file", file: true, limits })).toBe(
+      "that file is too large: the server takes files up to 100.0 MB",
+    );
+    expect(explain(new IntegrityError(5, "a".repeat(64), "b".repeat(64)))).toBe("the file that arrived is not the one that was sent (its SHA-256 differs): it was not kept");
+    expect(explain(chatErrorFrom("not_found", "no such file", "download"), { request: "get" })).toStartWith("there is no such file");
+  });
 });
 
 describe("formatting", () => {
@@ -92,8 +124,12 @@ describe("formatting", () => {
     expect(formatMessage({ mid: 1, ts, from: "bob", group: "g", text: "hi\nthere" }, "ann", plain)).toBe("03:04:05 #g bob: hi\n         there");
     expect(formatMessage({ mid: 1, ts, from: "ann", user: "bob", text: "psst" }, "ann", plain)).toBe("03:04:05 @bob ann: psst");
     expect(convLabel({ from: "bob", user: "ann" }, "ann")).toBe("@bob");
-    const file = { name: "a.png", type: "image/png", data: new Uint8Array(2048) };
-    expect(formatMessage({ mid: 1, ts, from: "bob", group: "g", file }, "ann", plain, "dl/a.png")).toBe('03:04:05 #g bob sent file "a.png" (2.0 kB) -> dl/a.png');
+    const file = { name: "a.png", type: "image/png", size: 2048, sha256: "ab".repeat(32) };
+    // A file is not saved as it arrives: its line says how to get it (PROTOCOL.md §3.9).
+    expect(formatMessage({ mid: 1, ts, from: "bob", group: "g", file }, "ann", plain)).toBe('03:04:05 #g bob: [file "a.png", 2.0 kB] (/get 1)');
+    expect(formatMessage({ mid: 7, ts, from: "bob", group: "g", text: "see", file }, "ann", plain)).toBe('03:04:05 #g bob: see\n         [file "a.png", 2.0 kB] (/get 7)');
+    expect(formatMessage({ mid: 1, ts, from: "bob", group: "g", file: { ...file, name: "x\x1b[2J.png" } }, "ann", plain)).toBe('03:04:05 #g bob: [file "x\ufffd[2J.png", 2.0 kB] (/get 1)');
+    expect(formatMessage({ mid: 1, ts, from: "bob", group: "g", file }, "ann", plain, "dl/a.png")).toBe('03:04:05 #g bob: [file "a.png", 2.0 kB] -> dl/a.png');
     const coloured = formatMessage({ mid: 1, ts, from: "bob", group: "g", text: "hi" }, "ann", { color: true });
     expect(coloured).toContain("\x1b[2m03:04:05\x1b[0m");
     expect(coloured.replace(/\x1b\[[0-9;]*m/g, "")).toBe("03:04:05 #g bob: hi");
@@ -102,7 +138,7 @@ describe("formatting", () => {
       ts,
       from: "bob",
       group: "g",
-      file: { name: "a.png", type: "image/png", size: 2048, saved: "dl/a.png" },
+      file: { name: "a.png", type: "image/png", size: 2048, sha256: "ab".repeat(32), saved: "dl/a.png" },
     });
   });
 });

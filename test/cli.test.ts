@@ -268,7 +268,7 @@ describe("for scripts and bots: --join, the config file, a kept login", () => {
 });
 
 describe("--listen", () => {
-  test("--json prints each incoming message as one JSON line, in order, files saved safely; SIGTERM exits 0", async () => {
+  test("--json prints each incoming message as one JSON line, in order, files (with --downloads) downloaded and saved safely; SIGTERM exits 0", async () => {
     const name = uniq("lj");
     expect((await cli([...port(), "--user", name, "--register", "--send", "setup", "--to", `@${name}`])).code).toBe(0);
     const downloads = join(tmp.dir, "dl-json");
@@ -280,8 +280,8 @@ describe("--listen", () => {
     sent.push(await a.send({ user: name, text: "one" }));
     sent.push(await a.send({ user: name, text: "two\nlines \x1b[31mred" }));
     const data = new Uint8Array([0, 1, 2, 250, 255]);
-    sent.push(await a.send({ user: name, file: { name: "../../evil\x07.sh", type: "text/x-sh", data } }));
-    sent.push(await a.send({ user: name, file: { name: "../../evil\x07.sh", type: "text/x-sh", data } }));
+    sent.push(await a.sendFile({ user: name }, data, { name: "../../evil\x07.sh", type: "text/x-sh" }));
+    sent.push(await a.sendFile({ user: name }, data, { name: "../../evil\x07.sh", type: "text/x-sh" }));
     // and one from the CLI itself, from another user
     const other = uniq("lj-other");
     expect((await cli([...port(), "--user", other, "--register", "--send", "from the cli", "--to", `@${name}`])).code).toBe(0);
@@ -290,7 +290,8 @@ describe("--listen", () => {
     expect(got.slice(0, 4).map((m) => m.mid)).toEqual(sent.map((m) => m.mid));
     expect(got[0]).toEqual({ mid: sent[0]!.mid, ts: sent[0]!.ts, from: a.user, user: name, text: "one", cid: sent[0]!.cid });
     expect(got[1].text).toBe("two\nlines \x1b[31mred"); // JSON carries the text exactly
-    expect(got[2].file).toEqual({ name: "../../evil\x07.sh", type: "text/x-sh", size: 5, saved: join(downloads, "evil.sh") });
+    const sha256 = new Bun.CryptoHasher("sha256").update(data).digest("hex");
+    expect(got[2].file).toEqual({ name: "../../evil\x07.sh", type: "text/x-sh", size: 5, sha256, saved: join(downloads, "evil.sh") });
     expect(got[3].file.saved).toBe(join(downloads, "evil (1).sh"));
     expect(got[4]).toMatchObject({ from: other, user: name, text: "from the cli" });
     expect(readdirSync(downloads).sort()).toEqual([".tcpchat-saved", "evil (1).sh", "evil.sh"]);
@@ -320,17 +321,17 @@ describe("--listen", () => {
     expect(await l.stop()).toBe(0);
   });
 
-  test("files are saved only with --downloads; a replayed message's file is not saved twice", async () => {
+  test("files are downloaded and saved only with --downloads; a replayed message's file is not saved twice", async () => {
     const name = uniq("lf");
     expect((await cli([...port(), "--user", name, "--register", "--send", "setup", "--to", `@${name}`])).code).toBe(0);
     const a = await user("lfs");
     const data = new TextEncoder().encode("report");
-    const m = await a.send({ user: name, file: { name: "r.txt", type: "text/plain", data } });
+    const m = await a.sendFile({ user: name }, data, { name: "r.txt", type: "text/plain" });
     const since = String(m.mid - 1);
     // no --downloads: printed, not saved, and no ./downloads appears
     const l0 = listen(["--user", name, "--json", "--since", since]);
     await l0.waitLines(1);
-    expect(JSON.parse(l0.lines[0]!).file).toEqual({ name: "r.txt", type: "text/plain", size: 6, saved: null });
+    expect(JSON.parse(l0.lines[0]!).file).toEqual({ name: "r.txt", type: "text/plain", size: 6, sha256: m.file!.sha256, saved: null });
     expect(await l0.stop()).toBe(0);
     expect(existsSync(join(tmp.dir, "downloads"))).toBe(false);
     // with it, twice over the same messages: one file

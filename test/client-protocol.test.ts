@@ -235,7 +235,7 @@ test("bye too_large fails the biggest send in flight with TooLargeError; the oth
     if (req.t === "login") c.send(ok(req, { user: "alice", token: "tok" }));
     else if (req.t === "sync") c.send(ok(req, { msgs: [], more: false }));
     else if (req.t === "send") {
-      if (req.file && req.file.data.length > 1000) {
+      if (typeof req.text === "string" && req.text.length > 1000) {
         c.send({ t: "error", code: "too_large", msg: "frame too large" }, { t: "bye", reason: "too_large" });
         c.close();
       } else c.send(ok(req, { mid: 100 + c.reqs.length, ts: 1 }));
@@ -247,13 +247,13 @@ test("bye too_large fails the biggest send in flight with TooLargeError; the oth
   a.on("bye", (b) => byes.push(b.reason));
   a.on("error", (e) => errors.push(e));
   await a.login("alice", { pass: "password1" });
-  const big = a.send({ group: "g", file: { name: "big", type: "", data: new Uint8Array(5000) } });
+  const big = a.send({ group: "g", text: "x".repeat(5000) });
   const small = a.send({ group: "g", text: "small" });
   expect(await big.catch((e) => e)).toBeInstanceOf(TooLargeError);
   expect((await small).text).toBe("small");
   expect(byes).toEqual(["too_large"]);
   expect(errors.map((e) => (e as { code?: string }).code)).toEqual(["too_large"]);
-  expect(s.all("send").filter((r) => r.file).length).toBe(1); // the big one was not sent again
+  expect(s.all("send").filter((r) => r.text !== "small").length).toBe(1); // the big one was not sent again
 });
 
 test("a server that stops answering pings is dropped and the client reconnects", async () => {

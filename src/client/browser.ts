@@ -23,7 +23,9 @@ export {
   ConflictError,
   DisconnectedError,
   ForbiddenError,
+  IntegrityError,
   InternalError,
+  QuotaError,
   UnavailableError,
   NotFoundError,
   RateLimitedError,
@@ -55,6 +57,7 @@ export type {
   LoginOptions,
   LoginResult,
   MaybeStored,
+  MessageFile,
   Member,
   Page,
   Presence,
@@ -72,5 +75,7 @@ export type {
   TypingEvent,
 } from "./types.ts";
 export type { PaceOptions } from "./pacer.ts";
+export type { DownloadOptions, FileProgress, SendFileOptions, UploadOptions, UploadResult, UploadSource } from "./files.ts";
+export { sha256, type Sha256 } from "./sha256.ts";
 export type { ErrorCode } from "../protocol/errors.ts";
 export { isGroupKind, MUTED_FOREVER } from "../protocol/pushes.ts";

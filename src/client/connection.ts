@@ -6,6 +6,7 @@
 // requests). Pushes go to the owner. It knows nothing of login or reconnecting.
 import { encodeFrame, makeBodyDecoder } from "../protocol/codec.ts";
 import { FrameDecoder, HEADER_BYTES } from "../protocol/frame.ts";
+import { CHUNK_MAX } from "../protocol/requests.ts";
 import type { Push } from "../protocol/pushes.ts";
 import { chatErrorFrom, DisconnectedError, TimeoutError } from "./errors.ts";
 import type { Endpoint, Link, ServerInfo } from "./link.ts";
@@ -35,6 +36,17 @@ export interface ConnectionOptions {
   maxFrame: number;
   /** Request pacing (PROTOCOL.md §2.4), or false for none. */
   pace: PaceOptions | false;
+}
+
+/**
+ * How many requests of the server's rate a request costs: one, and a `download` one more per
+ * 256 KiB of its `len` (PROTOCOL.md §3.9; `len` defaults to the largest chunk). The pacer
+ * counts the same, so that downloads in a window are not refused with `rate_limited`.
+ */
+export function requestCost(req: { t: string; len?: unknown }): number {
+  if (req.t !== "download") return 1;
+  const len = typeof req.len === "number" ? req.len : CHUNK_MAX;
+  return 1 + Math.floor(len / (256 * 1024));
 }
 
 function isMap(v: unknown): v is Reply {
@@ -139,7 +151,7 @@ export class Connection {
     this.pending.set(id, p);
     // A WebSocket message is the body alone (PROTOCOL.md §1.1).
     const frame = this.link.messages ? bytes.subarray(HEADER_BYTES) : bytes;
-    if (this.pacer) this.pacer.send(frame);
+    if (this.pacer) this.pacer.send(frame, requestCost(req));
     else this.writer.send(frame);
     return promise;
   }

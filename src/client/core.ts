@@ -19,6 +19,18 @@ import { Outbox } from "./outbox.ts";
 import { Sender } from "./sender.ts";
 import { newCid } from "./cid.ts";
 import { checkWebSocketUrl, webSocketEndpoint } from "./websocket.ts";
+import {
+  describeSource,
+  type DownloadOptions,
+  downloadChunks,
+  type FileHost,
+  fileOf,
+  type SendFileOptions,
+  type UploadOptions,
+  type UploadResult,
+  type UploadSource,
+  uploadFile,
+} from "./files.ts";
 import { isGroupKind } from "./types.ts";
 import type {
   Bye,
@@ -115,6 +127,10 @@ export class ChatClient {
   private pinging = false;
   private closing = false;
   private readonly streams = new Set<EventStream<unknown>>();
+  /** The last login reply's limits (PROTOCOL.md §3.2). */
+  private limitsNow: LoginResult["limits"];
+  /** Uploads this client finished, by id: their size and hash, for the message a send of one resolves with. */
+  private readonly finished = new Map<string, { size: number; sha256: string }>();
 
   protected constructor(options: ClientOptions) {
     this.opts = { ...DEFAULTS, ...options } as Resolved;
@@ -187,6 +203,11 @@ export class ChatClient {
   get server(): ServerInfo | undefined {
     const conn = this.conn;
     return conn ? { ...conn.server } : undefined;
+  }
+
+  /** The server's limits from the last login (PROTOCOL.md §3.2: rates, sizes, `max_file`, `file_quota`, `max_chunk`). */
+  get limits(): LoginResult["limits"] | undefined {
+    return this.limitsNow;
   }
 
   /** Sends not acknowledged yet (queued while disconnected, or in flight). */
@@ -287,6 +308,7 @@ export class ChatClient {
       throw e;
     }
     this.creds = { user: r.user, token: r.token };
+    this.limitsNow = r.limits;
     this.loginMid = typeof r.mid === "number" ? r.mid : undefined;
     if (since === "now") this.needTail = true;
     else {
@@ -489,12 +511,104 @@ export class ChatClient {
     if (this._state === "closed") return Promise.reject(new ClosedError("send"));
     const cid = input.cid ?? newCid();
     if (this.outbox.byCidOf(cid)) return Promise.reject(chatErrorFrom("bad_request", `cid "${cid}" is already pending`, "send"));
-    const { entry, promise } = this.outbox.add({ ...input, cid });
+    let file = input.file;
+    if (file && (file.size === undefined || file.sha256 === undefined)) {
+      // An upload of this client's: the message resolved with says its size and hash.
+      const known = this.finished.get(file.upload);
+      if (known) file = { ...known, ...file, size: file.size ?? known.size, sha256: file.sha256 ?? known.sha256 };
+    }
+    const { entry, promise } = this.outbox.add(file ? { ...input, file, cid } : { ...input, cid });
     if (opts.timeoutMs !== undefined) {
       entry.timer = setTimeout(() => this.outbox.fail(entry, new TimeoutError("send", opts.timeoutMs!)), opts.timeoutMs);
     }
     this.sender.flush();
     return promise;
+  }
+
+  // ---- files (PROTOCOL.md §3.9) ----------------------------------------------------------
+
+  /** What the transfers of files.ts need of this client. */
+  private get files(): FileHost {
+    return {
+      request: (req, timeoutMs) => this.request(req as never, timeoutMs) as never,
+      ready: () => this.readyForFiles(),
+      limits: () => this.limitsNow,
+      maxRequestFrame: this.opts.maxRequestFrame,
+    };
+  }
+
+  /** A transfer's next request may go: ready; or not logged in at all (the server says no); waits through a reconnect. */
+  private readyForFiles(): Promise<void> {
+    if (this._state === "open" && !this.creds) return Promise.resolve();
+    return this.whenReady();
+  }
+
+  /**
+   * Uploads a file (PROTOCOL.md §3.9): computes its SHA-256, then sends it in chunks of the
+   * server's `max_chunk`, a few in flight, reporting progress. A lost connection pauses it; after
+   * the reconnect it goes on from the offset the server has (also across server restarts). Resolves
+   * with the upload's id for `send({file: {upload, name, type}})`; `sendFile()` does both. Rejects
+   * with TooLargeError (over `max_file`), QuotaError (the user's `file_quota` or upload count),
+   * BadRequestError (the bytes changed while being sent: their hash is not the one announced).
+   */
+  async uploadFile(source: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {
+    if (this._state === "closed") throw new ClosedError("upload");
+    const r = await uploadFile(this.files, source, opts);
+    this.finished.set(r.upload, { size: r.size, sha256: r.sha256 });
+    return r;
+  }
+
+  /**
+   * Uploads a file and sends it to a conversation, with `text` if given: resolves with the message
+   * as stored, its `file` `{name, type, size, sha256}`. The name and type are the source's (a
+   * File's) unless given; bytes in memory need a `name`.
+   */
+  async sendFile(target: Target, source: UploadSource, opts: SendFileOptions = {}): Promise<ChatMessage> {
+    const d = describeSource(source);
+    const name = opts.name ?? d.name;
+    if (!name) throw new TypeError("sendFile: give the file a name (opts.name)");
+    const type = opts.type ?? d.type ?? "";
+    const up = await this.uploadFile(source, opts);
+    const input = { ...target, text: opts.text, reply: opts.reply, cid: opts.cid, file: { upload: up.upload, name, type, size: up.size, sha256: up.sha256 } };
+    return this.send(input as SendInput, { timeoutMs: opts.timeoutMs });
+  }
+
+  /**
+   * The bytes of a message's file, downloaded on demand in chunks (PROTOCOL.md §3.9), a few
+   * requests in flight: an async iterator of chunks, never the whole file in memory. Given the
+   * message (not just its mid) the bytes are checked against its `file.sha256` at the end
+   * (IntegrityError: do not use them). A lost connection pauses it; it goes on after the reconnect.
+   * NotFoundError: no such message, no file, deleted, or not visible to this user.
+   */
+  download(m: ChatMessage | number, opts: DownloadOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
+    if (this._state === "closed") throw new ClosedError("download");
+    const f = fileOf(m);
+    return downloadChunks(this.files, f.mid, f, opts);
+  }
+
+  /** download() as a ReadableStream (pulled: a chunk is asked for as the reader wants more). */
+  downloadStream(m: ChatMessage | number, opts: DownloadOptions = {}): ReadableStream<Uint8Array> {
+    const it = this.download(m, opts);
+    return new ReadableStream<Uint8Array>(
+      {
+        async pull(ctrl) {
+          const r = await it.next();
+          if (r.done) ctrl.close();
+          else ctrl.enqueue(r.value);
+        },
+        async cancel() {
+          await it.return(undefined);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  /** The whole file as a Blob, checked (for a page: an <img> or an <a download> of its URL). `type` default: the message's file's. */
+  async downloadBlob(m: ChatMessage | number, opts: DownloadOptions & { type?: string } = {}): Promise<Blob> {
+    const parts: Uint8Array<ArrayBuffer>[] = [];
+    for await (const chunk of this.download(m, opts)) parts.push(chunk as Uint8Array<ArrayBuffer>);
+    return new Blob(parts, { type: opts.type ?? fileOf(m).type ?? "" });
   }
 
   /** Resolves when every send made so far is acknowledged or has failed. */
@@ -627,7 +741,10 @@ export class ChatClient {
     // Hold live pushes from before the login's reply can arrive (see login()).
     if (!this.needTail) this.delivery.hold();
     try {
-      if (relogin) await conn.request({ t: "login", user: creds.user, token: creds.token }, this.opts.requestTimeoutMs);
+      if (relogin) {
+        const r = (await conn.request({ t: "login", user: creds.user, token: creds.token }, this.opts.requestTimeoutMs)) as Partial<LoginResult>;
+        if (conn === this.conn && r.limits) this.limitsNow = r.limits;
+      }
       if (conn !== this.conn) return;
       const sync = (after: number, limit: number) =>
         conn.request({ t: "sync", after, limit }, this.opts.requestTimeoutMs) as Promise<unknown> as Promise<Page>;

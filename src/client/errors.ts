@@ -5,7 +5,7 @@
 import { ERROR_CODES, type ErrorCode } from "../protocol/errors.ts";
 
 /** Codes of failures the client detects itself, never sent by a server. */
-export type ClientErrorCode = "timeout" | "disconnected" | "closed";
+export type ClientErrorCode = "timeout" | "disconnected" | "closed" | "integrity";
 
 /** Base of every error this library throws or rejects with. */
 export abstract class TcpchatError extends Error {
@@ -63,6 +63,10 @@ export class NotFoundError extends ChatError {
 export class ConflictError extends ChatError {
   override name = "ConflictError";
 }
+/** An upload would pass the caller's file quota or upload count (PROTOCOL.md §3.9, §4); `serverMessage` says which. */
+export class QuotaError extends ChatError {
+  override name = "QuotaError";
+}
 export class RateLimitedError extends ChatError {
   override name = "RateLimitedError";
 }
@@ -82,6 +86,7 @@ const BY_CODE: Record<ErrorCode, typeof ChatError> = {
   forbidden: ForbiddenError,
   not_found: NotFoundError,
   conflict: ConflictError,
+  quota: QuotaError,
   rate_limited: RateLimitedError,
   unavailable: UnavailableError,
   internal: InternalError,
@@ -131,6 +136,22 @@ export class ClosedError extends TcpchatError {
     options?: { cause?: unknown },
   ) {
     super(`${request}: the client is closed`, options);
+  }
+}
+
+/**
+ * A downloaded file's bytes do not have the SHA-256 its message gives (PROTOCOL.md §3.5, §3.9):
+ * they were damaged on the way, or the server gave other bytes. Do not use them.
+ */
+export class IntegrityError extends TcpchatError {
+  override name = "IntegrityError";
+  readonly code = "integrity";
+  constructor(
+    readonly mid: number,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`download of ${mid}: the bytes' SHA-256 is ${actual}, the message says ${expected}`);
   }
 }
 

@@ -79,6 +79,30 @@
  * for (const c of await chat.conversations()) console.log(c.group ?? c.user, c.unread, c.mentions);
  * ```
  *
+ * ## Files
+ *
+ * A file's bytes never travel in a message (PROTOCOL.md §3.9): a message's `file` is
+ * `{name, type, size, sha256}`, and whoever may see it downloads the bytes when they want
+ * them. `sendFile()` uploads and sends in one go; `uploadFile()` only uploads (then
+ * `send({..., file: {upload, name, type}})`, once per upload). An upload hashes its source
+ * (SHA-256, a slice at a time), then sends chunks of the login's `limits.max_chunk`, a few in
+ * flight; after a lost connection (or a server restart) it asks `upload` again and goes on
+ * from the offset the server has. A download is an async iterator of chunks (a few
+ * `download` requests in flight, never the whole file in memory), checked at the end
+ * against the message's SHA-256 (IntegrityError if it differs); it too goes on after a
+ * reconnect. Sources: a Uint8Array, a Blob or File, or (Bun, this entry) a file path.
+ *
+ * ```ts
+ * const m = await chat.sendFile({ group: "ops" }, "./report.pdf", { text: "the report", onProgress: (p) => bar(p.bytes / p.total) });
+ * chat.on("msg", async (m) => {
+ *   if (m.file) await chat.downloadToFile(m, `./downloads/${m.mid}`, { onProgress: (p) => bar(p.bytes / p.total) });
+ * });
+ * for await (const chunk of chat.download(m)) sink.write(chunk); // or downloadStream(m), downloadBlob(m)
+ * ```
+ *
+ * Over the user's `limits.file_quota` (or too many uploads not sent) an upload rejects
+ * with QuotaError; over `limits.max_file`, TooLargeError (before anything is sent).
+ *
  * ## Errors
  *
  * A server `error` reply rejects with a `ChatError` subclass carrying the

@@ -15,7 +15,7 @@ export interface PaceOptions {
 }
 
 export class Pacer {
-  private readonly queue: Uint8Array[] = [];
+  private readonly queue: { frame: Uint8Array; cost: number }[] = [];
   private readonly rate: number;
   private readonly byteRate: number;
   private readonly burst: number;
@@ -42,8 +42,9 @@ export class Pacer {
     return this.queue.length;
   }
 
-  send(frame: Uint8Array): void {
-    this.queue.push(frame);
+  /** `cost`: how many requests the server counts it as (a `download` counts more, PROTOCOL.md §3.9). */
+  send(frame: Uint8Array, cost = 1): void {
+    this.queue.push({ frame, cost });
     if (this.queue.length === 1) this.pump();
   }
 
@@ -63,17 +64,19 @@ export class Pacer {
     this.tokens = Math.min(this.rate * this.burst, this.tokens + dt * this.rate);
     this.byteTokens = Math.min(this.byteRate * this.burst, this.byteTokens + dt * this.byteRate);
     while (this.queue.length > 0) {
-      const frame = this.queue[0]!;
+      const { frame, cost: asked } = this.queue[0]!;
+      // More than a whole burst waits for a full bucket, then goes (as a large frame does).
+      const cost = Math.min(asked, Math.max(1, this.rate * this.burst));
       // A frame larger than a whole burst waits for a full bucket, then goes (the server decides).
       const bytes = Math.min(frame.length, this.byteRate * this.burst);
-      const needMsgs = this.rate > 0 ? Math.max(0, 1 - this.tokens) / this.rate : 0;
+      const needMsgs = this.rate > 0 ? Math.max(0, cost - this.tokens) / this.rate : 0;
       const needBytes = this.byteRate > 0 ? Math.max(0, bytes - this.byteTokens) / this.byteRate : 0;
       const wait = Math.max(needMsgs, needBytes);
       if (wait > 0) {
         this.timer = setTimeout(() => this.pump(), Math.ceil(wait * 1000));
         return;
       }
-      if (this.rate > 0) this.tokens -= 1;
+      if (this.rate > 0) this.tokens -= cost;
       if (this.byteRate > 0) this.byteTokens -= bytes;
       this.queue.shift();
       this.out(frame);

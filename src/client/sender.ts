@@ -50,7 +50,9 @@ export class Sender {
     };
     // No timeout on the wire: a send waits for its ack as long as the connection lives
     // (the keepalive ping notices a dead one); SendOptions.timeoutMs is the app's limit.
-    conn.request({ t: "send", group, user, text, file, cid, reply }, 0, check).then(
+    // The file as the wire has it (PROTOCOL.md §3.4): the upload, named; its size and hash stay here.
+    const wireFile = file && { upload: file.upload, name: file.name, type: file.type };
+    conn.request({ t: "send", group, user, text, file: wireFile, cid, reply }, 0, check).then(
       (r) => {
         const ack = r as Replies["send"];
         if (!this.outbox.has(e)) return; // settled from a sync page, or timed out
@@ -59,7 +61,7 @@ export class Sender {
         if (group !== undefined) m.group = group;
         if (user !== undefined) m.user = user;
         if (text !== undefined) m.text = text;
-        if (file !== undefined) m.file = file;
+        if (file !== undefined) m.file = { name: file.name, type: file.type, size: file.size ?? 0, sha256: file.sha256 ?? "" };
         m.cid = cid;
         if (reply !== undefined) m.reply = reply;
         this.outbox.settle(e, m);

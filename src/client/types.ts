@@ -1,7 +1,7 @@
 // The shapes an application sees: messages, pushes, replies, options and states.
 // Wire shapes come from src/protocol (PROTOCOL.md §3.5, §5); this file names
 // them for the client and adds the client's own types.
-import type { GroupKind, WireMessage, WireSettings } from "../protocol/pushes.ts";
+import type { GroupKind, WireFile, WireMessage, WireSettings } from "../protocol/pushes.ts";
 import type { FileField, RequestOf, RequestType } from "../protocol/requests.ts";
 import type { Server } from "./link.ts";
 import type { PaceOptions } from "./pacer.ts";
@@ -56,8 +56,16 @@ export { isGroupKind, MUTED_FOREVER } from "../protocol/pushes.ts";
 /** `from` is typing in a group, or to this user (PROTOCOL.md §5.5): show it for about 5 s. */
 export type TypingEvent = Where & { from: string };
 
-/** A file attached to a message: `data` is the raw bytes. */
-export type ChatFile = FileField;
+/**
+ * A file to send (PROTOCOL.md §3.4): a finished upload of this user's (`uploadFile()`), with
+ * the name and media type to show. `size` and `sha256` (uploadFile() gives both) only fill in
+ * the message `send()` resolves with; they are not sent (the server knows them). `sendFile()`
+ * uploads and sends in one go.
+ */
+export type ChatFile = FileField & { size?: number; sha256?: string };
+
+/** A message's file as the server gives it (PROTOCOL.md §3.5): name, type, size, SHA-256; the bytes are downloaded by the message's mid. */
+export type MessageFile = WireFile;
 
 /** A conversation: a group, or the direct conversation with `user`. */
 export type Target = { group: string; user?: undefined } | { user: string; group?: undefined };
@@ -133,8 +141,18 @@ export interface LoginResult {
   token: string;
   /** The newest mid when the login took effect: live pushes begin after it (PROTOCOL.md §3.2). */
   mid?: number;
-  /** The server's request limits (PROTOCOL.md §2.4); 0 means no limit. */
-  limits?: { rate_msgs: number; rate_bytes: number; rate_burst: number; max_frame: number; max_text: number; max_page: number };
+  /** The server's request and file limits (PROTOCOL.md §2.4, §3.9); 0 means no limit. The file limits are absent from servers before §3.9. */
+  limits?: {
+    rate_msgs: number;
+    rate_bytes: number;
+    rate_burst: number;
+    max_frame: number;
+    max_text: number;
+    max_page: number;
+    max_file?: number;
+    file_quota?: number;
+    max_chunk?: number;
+  };
 }
 
 export interface JoinResult extends MaybeStored {
@@ -180,6 +198,9 @@ export interface Replies {
   unblock: { user: string; changed: boolean };
   blocked: { users: string[] };
   privacy: { dms: DmPolicy };
+  upload: { upload: string; offset: number; size: number; done?: boolean };
+  chunk: { offset: number; done?: boolean };
+  download: { mid: number; offset: number; size: number; data: Uint8Array };
 }
 
 /** The reply to an entry that was stored: its mid and time. */

@@ -127,7 +127,10 @@ interface PendingSend {
   key: ConvKey;
   target: Target;
   text?: string;
+  /** The upload to send, once it is finished. */
   file?: ChatFile;
+  /** A file chosen here: uploaded first (PROTOCOL.md §3.9), then sent as `file`. */
+  upload?: { blob: Blob; name: string; type: string; size: number; done: number; running: boolean };
   reply?: number;
   ts: number;
   error?: string;
@@ -184,7 +187,10 @@ function describe(e: unknown): string {
       case "forbidden":
         return "Not allowed: " + e.serverMessage;
       case "too_large":
-        return "Too large for the server.";
+        return limits?.max_file && e.request === "upload" ? `Too large: the server takes files up to ${sizeLabel(limits.max_file)}.` : "Too large for the server.";
+      case "quota":
+        // PROTOCOL.md §3.9: the user's file quota, or too many uploads not sent yet; the server says which.
+        return `No room for this file: ${e.serverMessage || "over your file quota"}. Delete some of your files first.`;
       case "unavailable":
         return "The server cannot store anything right now; try again soon.";
       default:
@@ -192,6 +198,7 @@ function describe(e: unknown): string {
     }
   }
   if (e instanceof Error && (e.name === "DisconnectedError" || e.name === "TimeoutError")) return "No connection to the server right now.";
+  if (e instanceof Error && e.name === "IntegrityError") return "The file arrived damaged (its checksum is not the one sent), so it was not kept.";
   return e instanceof Error ? e.message : String(e);
 }
 
@@ -304,6 +311,11 @@ async function enter(user: string, cred: { pass: string } | { token: string }, r
   saveSession(session);
   for (const st of [sessionStorage, localStorage]) st.removeItem(stateKey(r.user));
   limits = r.limits;
+  // Files are downloaded when shown (images) or clicked (the rest), in chunks, checked by SHA-256.
+  blobs.loader = (mid, file, onProgress) => {
+    if (client !== c) return Promise.reject(new Error("logged out"));
+    return c.downloadBlob({ mid, ts: 0, from: "", file }, { onProgress: (p) => onProgress(p.bytes, p.total) });
+  };
   showChat();
   await refreshConvs();
   void refreshPresence();
@@ -685,9 +697,11 @@ function renderMessages(scroll: "auto" | "bottom" | "keep"): void {
   }
   const shown = new Set<string>();
   for (const p of pendingOf(c)) {
-    const m: MessageLike = { mid: 0, ts: p.ts, from: model.me, text: p.text, file: p.file, reply: p.reply, reactions: [] };
+    const u = p.upload;
+    const file = u ? { name: u.name, type: u.type, size: u.size } : undefined;
+    const m: MessageLike = { mid: 0, ts: p.ts, from: model.me, text: p.text, file, uploading: u && !p.file ? u.done : undefined, reply: p.reply, reactions: [] };
     if (prevTs === undefined || dayKey(prevTs) !== dayKey(m.ts)) items.push(dividerFor(m.ts));
-    const waiting = client?.state === "ready" ? "Sending…" : "Waiting for the connection…";
+    const waiting = client?.state !== "ready" ? "Waiting for the connection…" : u && !p.file ? "Uploading…" : "Sending…";
     const state = p.error ? `failed:${p.error}` : waiting;
     let had = pendingNodes.get(p.cid);
     if (!had || had.state !== state) {
@@ -1024,16 +1038,12 @@ ui.composeCancel.addEventListener("click", () => {
 
 // ---- sending ------------------------------------------------------------------------
 
-/** The largest file the server takes: its frame limit less room for the rest of the request. */
-function maxFileBytes(): number {
-  return (limits?.max_frame || 4 * 1024 * 1024) - 4096;
-}
 
 function utf8Length(s: string): number {
   return new TextEncoder().encode(s).length;
 }
 
-function send(input: { text?: string; file?: ChatFile; reply?: number }): void {
+function send(input: { text?: string; upload?: PendingSend["upload"]; reply?: number }): void {
   const c = currentConv();
   if (!c || !model) return;
   const p: PendingSend = { cid: newCid(), key: c.key, target: c.target, ts: Date.now(), ...input };
@@ -1045,15 +1055,61 @@ function send(input: { text?: string; file?: ChatFile; reply?: number }): void {
   transmit(p);
 }
 
+/** Uploads a pending send's file (resumed where the server is, after a failure), then sends it. */
+function upload(p: PendingSend): void {
+  const c = client;
+  const u = p.upload;
+  if (!c || !u || u.running) return;
+  u.running = true;
+  p.error = undefined;
+  renderPending();
+  c.uploadFile(u.blob, {
+    onProgress: (x) => {
+      u.done = x.phase === "uploading" && x.total > 0 ? x.bytes / x.total : 0;
+      showUpload(p);
+    },
+  }).then(
+    (r) => {
+      u.running = false;
+      if (c !== client || !pending.has(p.cid)) return;
+      p.file = { upload: r.upload, name: u.name, type: u.type, size: r.size, sha256: r.sha256 };
+      transmit(p);
+    },
+    (e) => {
+      u.running = false;
+      if (c !== client || !pending.has(p.cid)) return;
+      p.error = describe(e);
+      renderMessages("keep");
+    },
+  );
+}
+
+/** Moves a pending upload's progress bar (without drawing the conversation again). */
+function showUpload(p: PendingSend): void {
+  const li = pendingNodes.get(p.cid)?.li;
+  const u = p.upload;
+  if (!li || !u) return;
+  const bar = li.querySelector<HTMLProgressElement>("progress.upload-progress");
+  if (bar) bar.value = u.done;
+  const size = li.querySelector<HTMLElement>(".file .size");
+  if (size) size.textContent = `${sizeLabel(u.size)} · ${Math.floor(u.done * 100)}%`;
+}
+
 function transmit(p: PendingSend): void {
   const c = client;
   if (!c) return;
+  if (p.upload && !p.file) {
+    upload(p);
+    return;
+  }
   p.error = undefined;
   renderPending();
   c.send({ ...p.target, text: p.text, file: p.file, reply: p.reply, cid: p.cid } as Parameters<ChatClient["send"]>[0]).then(
     (m) => {
       if (c !== client || !model) return;
       pending.delete(p.cid);
+      // One's own file: its bytes are here, no need to download them for the preview.
+      if (p.upload) blobs.seed(m.mid, p.upload.blob);
       const { conv } = model.apply(m);
       if (conv?.key === model.current) renderMessages("auto");
       renderList();
@@ -1132,17 +1188,17 @@ function fileName(name: string): string {
   return base + ext;
 }
 
+/** Each file is uploaded in chunks, its progress shown in the conversation, then sent (PROTOCOL.md §3.9). */
 async function sendFiles(files: Iterable<File>): Promise<void> {
-  const max = maxFileBytes();
+  const max = limits?.max_file;
   ui.convError.textContent = "";
   for (const f of files) {
-    if (f.size > max) {
+    if (max && f.size > max) {
       ui.convError.textContent = `"${f.name}" is ${sizeLabel(f.size)}: the server takes files up to ${sizeLabel(max)}.`;
       continue;
     }
-    const data = new Uint8Array(await f.arrayBuffer());
     const type = utf8Length(f.type) <= 127 ? f.type : "";
-    send({ file: { name: fileName(f.name), type, data } });
+    send({ upload: { blob: f, name: fileName(f.name), type, size: f.size, done: 0, running: false } });
   }
 }
 

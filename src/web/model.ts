@@ -17,7 +17,7 @@
 // deletion or an edit of a message counted by the server but not loaded, a marker that
 // moved into the middle of the counted range) marks the conversation stale: the app asks
 // `convs` again.
-import { type ChatFile, type ChatMessage, type Conversation, isGroupKind, type Target } from "../client/browser.ts";
+import { type ChatMessage, type Conversation, isGroupKind, type MessageFile, type Target } from "../client/browser.ts";
 import { mentions, previewOf } from "./format.ts";
 
 /** `g:<group>` or `u:<other user>`. */
@@ -53,7 +53,8 @@ export class Shown {
   readonly cid?: string;
   readonly reply?: number;
   text?: string;
-  file?: ChatFile;
+  /** Name, type, size and SHA-256: the bytes are downloaded when wanted (PROTOCOL.md §3.9). */
+  file?: MessageFile;
   edited?: number;
   deleted?: number;
   /** Bumped on every change: the view redraws a message whose rev moved. */

@@ -1,7 +1,7 @@
 // DOM building for the web app. Every string from the network goes into the page
 // as text (text nodes, textContent, attribute values), never as markup: there is no
 // innerHTML here or anywhere in the app.
-import type { ChatFile, ChatMessage } from "../client/browser.ts";
+import type { ChatMessage, MessageFile } from "../client/browser.ts";
 import { cut, dayKey, dayLabel, fullTimeOf, isPreviewable, sizeLabel, timeOf } from "./format.ts";
 import type { Conv } from "./model.ts";
 
@@ -39,30 +39,82 @@ export function avatar(name: string, group = false): HTMLSpanElement {
   return h("span", { class: `avatar ${colourClass(name)}${group ? " group" : ""}`, "aria-hidden": "true" }, group ? "#" : name.slice(0, 1));
 }
 
+/** Downloads a message's file into a Blob (ChatClient.downloadBlob: in chunks, checked by SHA-256). */
+export type FileLoader = (mid: number, file: MessageFile, onProgress: (bytes: number, total: number) => void) => Promise<Blob>;
+
+/** Images larger than this are not downloaded to be previewed: they get a download link only. */
+export const PREVIEW_MAX = 16 * 1024 * 1024;
+
 /**
- * Blob URLs for files: made once per message and kept while the page lives (or until
- * `revokeAll`, at logout). Images get their declared type (shown by <img>, which runs
- * no script even for a crafted file); downloads are application/octet-stream, so a
- * link never renders a file as a page of this origin.
+ * Files downloaded on demand (PROTOCOL.md §3.9: a message carries only its file's name, type,
+ * size and SHA-256) and their Blob URLs: each file is downloaded once per message and kept
+ * while the page lives (or until `revokeAll`, at logout). Images get their declared type
+ * (shown by <img>, which runs no script even for a crafted file); downloads are
+ * application/octet-stream, so a link never renders a file as a page of this origin.
  */
 export class BlobUrls {
+  /** How files are fetched: set by the app once logged in. */
+  loader: FileLoader | undefined;
+  private readonly blobs = new Map<number, Promise<Blob>>();
   private readonly urls = new Map<string, string>();
+  private readonly watchers = new Map<number, Set<(bytes: number, total: number) => void>>();
+  /** Bumped by revokeAll: a download that ends after it makes no URL. */
+  private gen = 0;
 
-  get(key: string, file: ChatFile, preview: boolean): string {
-    const k = `${preview ? "i" : "d"}:${key}`;
+  /** The URL of message `mid`'s file if it is here already. */
+  ready(mid: number, preview: boolean): string | undefined {
+    return this.urls.get(`${preview ? "i" : "d"}:${mid}`);
+  }
+
+  /** The bytes of message `mid`'s file are known already (one's own upload): no download needed. */
+  seed(mid: number, blob: Blob): void {
+    if (!this.blobs.has(mid)) this.blobs.set(mid, Promise.resolve(blob));
+  }
+
+  /** The URL of message `mid`'s file, downloaded first if need be; `onProgress` follows that download. */
+  async url(mid: number, file: MessageFile, preview: boolean, onProgress?: (bytes: number, total: number) => void): Promise<string> {
+    const k = `${preview ? "i" : "d"}:${mid}`;
+    const had = this.urls.get(k);
+    if (had) return had;
+    const gen = this.gen;
+    const blob = await this.blob(mid, file, onProgress);
+    if (gen !== this.gen) throw new Error("logged out");
     let u = this.urls.get(k);
     if (!u) {
-      // A copy of the bytes (the message keeps its own view of the decoded frame).
-      const bytes = new Uint8Array(file.data);
-      u = URL.createObjectURL(new Blob([bytes], { type: preview ? file.type : "application/octet-stream" }));
+      u = URL.createObjectURL(new Blob([blob], { type: preview ? file.type : "application/octet-stream" }));
       this.urls.set(k, u);
     }
     return u;
   }
 
+  private blob(mid: number, file: MessageFile, onProgress?: (bytes: number, total: number) => void): Promise<Blob> {
+    let watchers = this.watchers.get(mid);
+    if (onProgress) {
+      if (!watchers) this.watchers.set(mid, (watchers = new Set()));
+      watchers.add(onProgress);
+    }
+    let p = this.blobs.get(mid);
+    if (!p) {
+      const loader = this.loader;
+      if (!loader) return Promise.reject(new Error("not connected"));
+      p = loader(mid, file, (b, t) => {
+        for (const w of this.watchers.get(mid) ?? []) w(b, t);
+      }).finally(() => this.watchers.delete(mid));
+      // A failed download is tried again next time.
+      p.catch(() => {
+        if (this.blobs.get(mid) === p) this.blobs.delete(mid);
+      });
+      this.blobs.set(mid, p);
+    }
+    return p;
+  }
+
   revokeAll(): void {
     for (const u of this.urls.values()) URL.revokeObjectURL(u);
     this.urls.clear();
+    this.blobs.clear();
+    this.watchers.clear();
+    this.gen++;
   }
 }
 
@@ -81,17 +133,70 @@ function downloadIcon(): SVGSVGElement {
   return svg;
 }
 
-function fileView(key: string, file: ChatFile, blobs: BlobUrls): HTMLElement {
+/** "45%" of a transfer. */
+function percent(bytes: number, total: number): string {
+  return `${total > 0 ? Math.floor((bytes / total) * 100) : 0}%`;
+}
+
+/**
+ * A message's file: an image (png, jpeg, gif, webp) is previewed, downloaded as the message is
+ * shown; any file has a link that downloads it when clicked (then saves it: <a download>).
+ * One's own file being uploaded (`mid` 0) shows its progress bar instead.
+ */
+function fileView(mid: number, file: ViewFile, blobs: BlobUrls, uploading?: number): HTMLElement {
   const name = file.name || "file";
-  const download = h(
-    "span",
-    { class: "download" },
-    h("a", { href: blobs.get(key, file, false), download: name }, downloadIcon(), h("span", { class: "name" }, name)),
-    h("span", { class: "size" }, sizeLabel(file.data.length)),
-  );
-  if (!isPreviewable(file.type)) return h("div", { class: "file" }, download);
-  const img = h("img", { src: blobs.get(key, file, true), alt: name, decoding: "async" });
+  const size = h("span", { class: "size" }, sizeLabel(file.size));
+  if (mid === 0 || file.sha256 === undefined) {
+    const bar = h("progress", { class: "upload-progress", max: "1", "aria-label": `Uploading ${name}` });
+    bar.value = uploading ?? 0;
+    if (uploading !== undefined) size.textContent = `${sizeLabel(file.size)} · ${percent(uploading, 1)}`;
+    return h("div", { class: "file uploading" }, h("span", { class: "download" }, h("span", { class: "name" }, name), size), uploading !== undefined ? bar : null);
+  }
+  const stored: MessageFile = { name: file.name, type: file.type, size: file.size, sha256: file.sha256 };
+  const link = h("a", { href: blobs.ready(mid, false) ?? "#", download: name, title: `Download ${name}` }, downloadIcon(), h("span", { class: "name" }, name));
+  link.addEventListener("click", (ev) => {
+    if (link.getAttribute("href") !== "#") return; // downloaded already: the browser saves it
+    ev.preventDefault();
+    if (link.dataset.loading) return;
+    link.dataset.loading = "1";
+    blobs
+      .url(mid, stored, false, (b, t) => (size.textContent = `${sizeLabel(file.size)} · ${percent(b, t)}`))
+      .then(
+        (u) => {
+          size.textContent = sizeLabel(file.size);
+          link.href = u;
+          link.click(); // now with its href: saved as `name`
+        },
+        (e: unknown) => {
+          size.textContent = `${sizeLabel(file.size)} · could not download: ${e instanceof Error ? e.message : String(e)}`;
+        },
+      )
+      .finally(() => delete link.dataset.loading);
+  });
+  const download = h("span", { class: "download" }, link, size);
+  if (!isPreviewable(file.type) || file.size > PREVIEW_MAX) return h("div", { class: "file" }, download);
+  const img = h("img", { alt: name, decoding: "async" });
+  const shown = blobs.ready(mid, true);
+  if (shown) img.src = shown;
+  else {
+    size.textContent = `${sizeLabel(file.size)} · loading`;
+    blobs.url(mid, stored, true, (b, t) => (size.textContent = `${sizeLabel(file.size)} · loading ${percent(b, t)}`)).then(
+      (u) => {
+        img.src = u;
+        size.textContent = sizeLabel(file.size);
+      },
+      (e: unknown) => (size.textContent = `${sizeLabel(file.size)} · could not load the picture: ${e instanceof Error ? e.message : String(e)}`),
+    );
+  }
   return h("figure", { class: "file" }, img, h("figcaption", {}, download));
+}
+
+/** A file as a message view shows it: a stored message's (with its SHA-256), or one's own being uploaded (without). */
+export interface ViewFile {
+  name: string;
+  type: string;
+  size: number;
+  sha256?: string;
 }
 
 /** What a message view shows: a Shown (model.ts), or one's own send not stored yet. */
@@ -100,7 +205,9 @@ export interface MessageLike {
   ts: number;
   from: string;
   text?: string;
-  file?: ChatFile;
+  file?: ViewFile;
+  /** One's own file being uploaded: how far, 0 to 1. */
+  uploading?: number;
   reply?: number;
   edited?: number;
   deleted?: number;
@@ -165,7 +272,7 @@ export function messageView(m: MessageLike, key: string, o: MessageViewOptions):
   if (m.reply !== undefined) bubble.append(quoteView(m.reply, o.quote, o.me));
   if (gone) bubble.append(h("div", { class: "msg-text gone" }, "This message was deleted"));
   else {
-    if (m.file) bubble.append(fileView(key, m.file, o.blobs));
+    if (m.file) bubble.append(fileView(o.status ? 0 : m.mid, m.file, o.blobs, m.uploading));
     if (m.text !== undefined && m.text !== "") bubble.append(h("div", { class: "msg-text" }, m.text));
   }
   if (m.edited !== undefined && !gone) bubble.append(h("span", { class: "edited", title: `Edited ${fullTimeOf(m.edited)}` }, "edited"));

@@ -15,6 +15,7 @@ timeout and the whole run is bounded by an alarm, so it cannot hang.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -400,6 +401,37 @@ class CheckFailed(Exception):
     pass
 
 
+def upload_file(c: Client, data: bytes, chunk: int) -> str:
+    """Uploads `data` (§3.9) in chunks of `chunk` bytes from the offset the server has; the upload's id."""
+    r = expect_ok(c.request("upload", {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}), "upload")
+    check(isinstance(r.get("upload"), str) and r.get("size") == len(data) and r.get("offset") == 0,
+          "upload reply: {upload, offset 0, size}", r)
+    off = r["offset"]
+    done = False
+    while off < len(data):
+        rr = expect_ok(c.request("chunk", {"upload": r["upload"], "offset": off, "data": data[off:off + chunk]}), "chunk")
+        check(rr.get("offset") == min(len(data), off + chunk), "chunk reply: the new offset", rr)
+        off = rr["offset"]
+        done = rr.get("done") is True
+    check(done, "the last chunk's reply says done", r)
+    return r["upload"]
+
+
+def download_file(c: Client, mid: int, length: int | None = None) -> bytes:
+    """The bytes of message `mid`'s file (§3.9), `length` bytes a request."""
+    out = b""
+    while True:
+        fields = {"mid": mid, "offset": len(out)}
+        if length is not None:
+            fields["len"] = length
+        r = expect_ok(c.request("download", fields), "download")
+        check(r.get("mid") == mid and r.get("offset") == len(out) and isinstance(r.get("data"), bytes),
+              "download reply: {mid, offset, size, data as bin}", {k: v for k, v in r.items() if k != "data"})
+        out += r["data"]
+        if not r["data"] or len(out) >= r["size"]:
+            return out
+
+
 def check(cond: bool, what: str, got: Any = None, expected: Any = None) -> None:
     global passed
     if not cond:
@@ -649,32 +681,57 @@ def _run(connect: Callable[[str], Client]) -> None:
     # The group's log: its create and b's join (§3.3), then the messages.
     group_log = [mid_create, mid_join, *group_mids]
 
-    # -- direct message with a file ------------------------------------------------------------
+    # -- direct message with a file (§3.9: uploaded in chunks, the message names the upload) -----
     blob = bytes(range(256)) * 40 + os.urandom(1000) + b"\x00\xc1\xff"
-    file_ = {"name": "dump.bin", "type": "application/octet-stream", "data": blob}
+    blob_sha = hashlib.sha256(blob).hexdigest()
+    up = upload_file(a1, blob, 4000)
     cid_dm = f"py-{stamp}-dm"
-    r = expect_ok(a1.request("send", {"user": ub, "text": "a file for you", "file": file_, "cid": cid_dm}),
+    r = expect_ok(a1.request("send", {"user": ub, "text": "a file for you", "cid": cid_dm,
+                                      "file": {"upload": up, "name": "dump.bin", "type": "application/octet-stream"}}),
                   "direct message with file")
     mid_dm, ts_dm = r.get("mid"), r.get("ts")
+    wire_file = {"name": "dump.bin", "type": "application/octet-stream", "size": len(blob), "sha256": blob_sha}
     expected_dm = {"t": "msg", "mid": mid_dm, "ts": ts_dm, "from": ua, "user": ub, "text": "a file for you",
-                   "file": file_, "cid": cid_dm}
+                   "file": wire_file, "cid": cid_dm}
     p = b1.wait_push(lambda p: p["t"] == "msg" and p.get("mid") == mid_dm)
-    check(isinstance(p.get("file"), dict) and isinstance(p["file"].get("data"), bytes),
-          "file data arrives as MessagePack bin", type(p.get("file", {}).get("data")).__name__, "bytes")
-    eq(p["file"]["data"], blob, "file data arrives byte-exact")
-    eq(p, expected_dm, "addressee gets the direct message push")
+    eq(p, expected_dm, "addressee gets the direct message push: the file's name, type, size and sha256, no bytes")
+    eq(download_file(b1, mid_dm, 3000), blob, "the addressee downloads the file byte-exact, in chunks")
+    eq(download_file(a1, mid_dm), blob, "the sender downloads it too (len defaults to max_chunk)")
+    r = expect_ok(b1.request("download", {"mid": mid_dm, "offset": len(blob)}), "download at the end")
+    eq((r.get("offset"), r.get("size"), r.get("data")), (len(blob), len(blob), b""), "download at the end: no bytes")
     p = a2.wait_push(lambda p: p["t"] == "msg" and p.get("mid") == mid_dm)
     eq(p, expected_dm, "sender's other device gets the direct message push")
     a1.drain()
     eq(a1.msg_pushes(), [], "sending connection gets no push of its direct message")
+    expect_error(a1.request("send", {"user": ub, "file": {"upload": up, "name": "again.bin", "type": ""}}), "not_found",
+                 "an upload is used up by its send")
+
+    # An upload resumed: upload again with the same size and sha256 gives the offset the server has;
+    # a chunk at another offset is a conflict.
+    part = os.urandom(10000)
+    part_sha = hashlib.sha256(part).hexdigest()
+    r = expect_ok(a1.request("upload", {"size": len(part), "sha256": part_sha}), "upload start")
+    up2 = r.get("upload")
+    expect_ok(a1.request("chunk", {"upload": up2, "offset": 0, "data": part[:6000]}), "first chunk")
+    r = expect_ok(a2.request("upload", {"size": len(part), "sha256": part_sha.upper()}), "upload resumed from another device")
+    eq((r.get("upload"), r.get("offset"), r.get("size")), (up2, 6000, len(part)), "resume: the same upload at the offset the server has")
+    expect_error(a2.request("chunk", {"upload": up2, "offset": 5000, "data": part[5000:]}), "conflict", "chunk at a wrong offset")
+    r = expect_ok(a2.request("chunk", {"upload": up2, "offset": 6000, "data": part[6000:]}), "last chunk")
+    eq((r.get("offset"), r.get("done")), (len(part), True), "the last chunk: done, the hash checked")
+    # A wrong hash: refused when the last byte is in, and the upload starts again at 0.
+    bad = os.urandom(100)
+    r = expect_ok(a1.request("upload", {"size": 100, "sha256": hashlib.sha256(b"other" * 20).hexdigest()}), "upload with a wrong hash")
+    expect_error(a1.request("chunk", {"upload": r["upload"], "offset": 0, "data": bad}), "bad_request", "bytes whose sha256 is not the upload's")
+    expect_error(b1.request("download", {"mid": mid_dm + 100000}), "not_found", "download of an unknown message")
 
     # File only, to self (a user may message themselves), empty type.
-    r = expect_ok(a2.request("send", {"user": ua, "file": {"name": "x", "type": "", "data": b""}}), "file-only DM to self")
+    r = expect_ok(a2.request("send", {"user": ua, "file": {"upload": up2, "name": "x", "type": ""}}), "file-only DM to self")
     mid_self = r.get("mid")
     p = a1.wait_push(lambda p: p["t"] == "msg" and p.get("mid") == mid_self)
     eq({k: p.get(k) for k in ("from", "user", "file")}, {"from": ua, "user": ua,
-       "file": {"name": "x", "type": "", "data": b""}}, "DM to self delivered to the other device")
+       "file": {"name": "x", "type": "", "size": len(part), "sha256": part_sha}}, "DM to self delivered to the other device")
     check("text" not in p, "file-only message has no text key", p)
+    expect_error(b1.request("download", {"mid": mid_self}), "not_found", "a file only the parties of its conversation may download")
 
     # -- history with limit/before paging --------------------------------------------------------
     r = expect_ok(b1.request("history", {"group": grp, "limit": 2}), "history newest page")
@@ -712,7 +769,7 @@ def _run(connect: Callable[[str], Client]) -> None:
     eq(([m["mid"] for m in r.get("msgs")], r.get("more")), (group_log, False), "nil fields treated as absent")
     r = expect_ok(b1.request("history", {"user": ua}), "direct history")
     eq([m["mid"] for m in r.get("msgs")], [mid_dm], "direct history holds the DM")
-    eq(r["msgs"][0].get("file", {}).get("data"), blob, "file data byte-exact in history")
+    eq(r["msgs"][0].get("file"), wire_file, "history has the file's name, type, size and sha256, no bytes")
 
     # -- sync after 0 ---------------------------------------------------------------------------------
     synced: list[dict] = []
@@ -760,8 +817,12 @@ def _run(connect: Callable[[str], Client]) -> None:
     expect_error(a1.wait(rid), "bad_request", "join with an int group", rid)
     rid = a1.start("history", {"group": grp, "limit": 1.5})
     expect_error(a1.wait(rid), "bad_request", "history with a float limit", rid)
-    rid = a1.start("send", {"user": ub, "file": {"name": "f", "type": "", "data": "not binary"}})
-    expect_error(a1.wait(rid), "bad_request", "file data as str instead of bin", rid)
+    rid = a1.start("send", {"user": ub, "file": {"name": "f", "type": "", "data": b"inline bytes"}})
+    expect_error(a1.wait(rid), "bad_request", "a file's bytes inside send (before §3.9)", rid)
+    rid = a1.start("chunk", {"upload": "x", "offset": 0, "data": "not binary"})
+    expect_error(a1.wait(rid), "bad_request", "chunk data as str instead of bin", rid)
+    rid = a1.start("upload", {"size": 10, "sha256": "not a hash"})
+    expect_error(a1.wait(rid), "bad_request", "upload with a malformed sha256", rid)
     rid = a1.start("sync", {"after": -1})
     expect_error(a1.wait(rid), "bad_request", "negative uint", rid)
     rid = e.start("login", {"user": ua})

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, type BrowserContextOptions, type Page } from "playwright-core";
-import { TestClient } from "../helpers/client.ts";
+import { sha256Hex, TestClient } from "../helpers/client.ts";
 import { TEST_ARGS, tempDir } from "../helpers/server.ts";
 import { gradientPng } from "./png.ts";
 import { ARTIFACTS, launchChromium, logIn, PASS } from "./chromium.ts";
@@ -208,20 +208,26 @@ describe("the web app in Chromium", () => {
     await conv(ann, "u:carl").locator(".dot.online").waitFor();
   });
 
-  test("files: an image is previewed from the message's bytes, another file is downloaded; by the file button and by drag and drop", async () => {
+  test("files: uploaded with a progress bar, then sent; an image is previewed by downloading it, another file is downloaded when clicked; by the file button and by drag and drop", async () => {
     await conv(ann, "g:team").click();
     await conv(bob, "g:team").click();
+    // Whether ann's page ever shows an upload's progress bar (a small file's is gone quickly).
+    await ann.evaluate(
+      "(() => { window.sawProgress = false; new MutationObserver(() => { if (document.querySelector('#message-list progress.upload-progress')) window.sawProgress = true; }).observe(document.body, { subtree: true, childList: true }); })()",
+    );
     const png = gradientPng(320, 180);
     await ann.locator("#file-input").setInputFiles({ name: "sunset.png", mimeType: "image/png", buffer: Buffer.from(png) });
-    const img = bob.locator("#message-list figure.file img");
+    // The message carries what the file is; bob's page downloads the bytes to show the picture.
+    const img = bob.locator("#message-list figure.file img[src^='blob:']");
     await img.waitFor();
-    expect(await img.getAttribute("src")).toMatch(/^blob:/);
     const width = () => img.evaluate((el: { naturalWidth: number; complete: boolean }) => (el.complete ? el.naturalWidth : -1));
     for (let i = 0; i < 50 && (await width()) === -1; i++) await bob.waitForTimeout(100);
     expect(await width()).toBe(320); // decoded: the bytes are the picture
+    expect(await ann.evaluate("window.sawProgress")).toBe(true);
     const filePush = await carl.waitFor((m) => m.t === "msg" && m.file?.name === "sunset.png");
-    expect(Array.from(filePush.file.data as Uint8Array)).toEqual(Array.from(png));
-    await ann.locator("#message-list figure.file img").waitFor(); // the sender's own preview too
+    expect(filePush.file).toEqual({ name: "sunset.png", type: "image/png", size: png.length, sha256: sha256Hex(png) });
+    expect(Array.from(await carl.download(filePush.mid as number))).toEqual(Array.from(png));
+    await ann.locator("#message-list figure.file img[src^='blob:']").waitFor(); // the sender's own preview too
 
     // Drag and drop onto bob's conversation: the overlay shows, the drop sends.
     const dt = await bob.evaluateHandle(
@@ -238,17 +244,19 @@ describe("the web app in Chromium", () => {
     expect(download.suggestedFilename()).toBe("notes.txt");
     expect(readFileSync((await download.path())!, "utf8")).toBe("meeting at 3\n");
     const notes = await carl.waitFor((m) => m.t === "msg" && m.file?.name === "notes.txt");
-    expect(new TextDecoder().decode(notes.file.data)).toBe("meeting at 3\n");
-    // A file of 3 MB: more than the client lets wait in the browser's WebSocket buffer at once
-    // (HIGH_WATER, 1 MiB), and the text written right after it comes after it.
+    expect(new TextDecoder().decode(await carl.download(notes.mid as number))).toBe("meeting at 3\n");
+    // A file of 3 MB: chunks of 1 MiB, more than the client lets wait in the browser's WebSocket
+    // buffer at once (HIGH_WATER, 1 MiB); a text written meanwhile goes at once.
     const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 7) & 0xff);
     await ann.locator("#file-input").setInputFiles({ name: "big.bin", mimeType: "application/octet-stream", buffer: Buffer.from(big) });
     await say(ann, "that was the big one");
     await messageText(bob, "that was the big one").waitFor();
     const bigPush = await carl.waitFor((m) => m.t === "msg" && m.file?.name === "big.bin", 15_000);
-    expect(Buffer.from(bigPush.file.data as Uint8Array).equals(Buffer.from(big))).toBe(true);
-    const order = carl.pushes("msg").filter((m) => m.from === "ann").map((m) => m.file?.name ?? m.text);
-    expect(order.slice(-2)).toEqual(["big.bin", "that was the big one"]);
+    expect(bigPush.file.size).toBe(big.length);
+    expect(Buffer.from(await carl.download(bigPush.mid as number)).equals(Buffer.from(big))).toBe(true);
+    const bigLink = bob.locator("#message-list .file a", { hasText: "big.bin" });
+    const [bigDownload] = await Promise.all([bob.waitForEvent("download"), bigLink.click()]);
+    expect(Buffer.from(readFileSync((await bigDownload.path())!)).equals(Buffer.from(big))).toBe(true);
     await say(ann, "The view from the office tonight");
     await messageText(bob, "The view from the office tonight").waitFor();
     // A reaction from the terminal shows on ann's message (and in the screenshot).
@@ -289,11 +297,7 @@ describe("the web app in Chromium", () => {
     await conv(bob, "g:team").click();
     const evil = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", "<b>bold?</b> &amp; <a href=javascript:alert(3)>x</a>"];
     for (const text of evil) await carl.ok({ t: "send", group: "team", text });
-    await carl.ok({
-      t: "send",
-      group: "team",
-      file: { name: "<img src=y onerror=alert(4)>.txt", type: "text/html", data: new TextEncoder().encode("<script>alert(5)</script>") },
-    });
+    await carl.sendFile({ group: "team" }, "<img src=y onerror=alert(4)>.txt", "text/html", new TextEncoder().encode("<script>alert(5)</script>"));
     await say(bob, "<svg onload=alert(6)>");
     for (const text of evil) await messageText(ann, text).waitFor();
     await messageText(ann, "<svg onload=alert(6)>").waitFor();

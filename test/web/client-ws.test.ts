@@ -58,14 +58,17 @@ describe("over WebSocket", () => {
     const a = await ws.send({ group: "lobby", text: "hi from the browser side" });
     const b = await tcp.send({ group: "lobby", text: "hi from the terminal side" });
     const bytes = new Uint8Array(300_000).map((_, i) => i % 251);
-    const c = await ws.send({ user: "tom", text: "a file", file: { name: "blob.bin", type: "application/octet-stream", data: bytes } });
+    const c = await ws.sendFile({ user: "tom" }, new Blob([bytes]), { text: "a file", name: "blob.bin", type: "application/octet-stream" });
     const d = await tcp.send({ user: "wanda", text: "dm back" });
     await until(() => got.ws.length === 2 && got.tcp.length === 2, "both sides' messages");
     expect(got.tcp.map((m) => m.mid)).toEqual([a.mid, c.mid]);
     expect(got.ws.map((m) => m.mid)).toEqual([b.mid, d.mid]);
     expect(got.tcp[0]!.text).toBe("hi from the browser side");
     expect(got.tcp[1]!.file!.name).toBe("blob.bin");
-    expect(Array.from(got.tcp[1]!.file!.data)).toEqual(Array.from(bytes));
+    // The push has what the file is; its bytes are downloaded (PROTOCOL.md §3.9), here by the TCP side.
+    expect(got.tcp[1]!.file!.size).toBe(bytes.length);
+    const back = new Uint8Array(await (await tcp.downloadBlob(got.tcp[1]!)).arrayBuffer());
+    expect(Array.from(back)).toEqual(Array.from(bytes));
     expect(got.ws[1]).toMatchObject({ from: "tom", user: "wanda", text: "dm back" });
 
     // History, members and presence are the same requests.
@@ -131,7 +134,7 @@ describe("over WebSocket", () => {
 
   // (Bun's client WebSocket reports bufferedAmount 0, so here the link never says QUEUED; the fake
   // socket below tests that, and the browser test sends a file large enough in Chromium.)
-  test("a burst of large files over WebSocket: each stored once, in order, bytes intact", async () => {
+  test("a burst of large files over WebSocket, uploaded side by side: each stored once, bytes intact", async () => {
     const w = await start(["--db", ":memory:", ...TEST_ARGS]);
     const ws = await client({ url: w.ws });
     const tcp = await client({ port: w.server.port });
@@ -142,13 +145,19 @@ describe("over WebSocket", () => {
     const got: ChatMessage[] = [];
     tcp.on("msg", (m) => got.push(m));
     const files = Array.from({ length: 4 }, (_, i) => new Uint8Array(1_500_000).fill(i + 1));
-    const acks = await Promise.all(files.map((data, i) => ws.send({ user: "fred", file: { name: `f${i}.bin`, type: "", data } })));
-    expect(acks.map((a) => a.mid)).toEqual([...acks.map((a) => a.mid)].sort((a, b) => a - b));
+    const acks = await Promise.all(files.map((data, i) => ws.sendFile({ user: "fred" }, data, { name: `f${i}.bin` })));
+    expect(new Set(acks.map((a) => a.mid)).size).toBe(4); // each sent when its upload is done: in any order
     await until(() => got.length === 4, "the four files");
-    expect(got.map((m) => m.file!.name)).toEqual(["f0.bin", "f1.bin", "f2.bin", "f3.bin"]);
-    for (const [i, m] of got.entries()) {
-      expect(m.file!.data.length).toBe(1_500_000);
-      expect(m.file!.data.every((b) => b === i + 1)).toBe(true);
+    expect(got.map((m) => m.file!.name).sort()).toEqual(["f0.bin", "f1.bin", "f2.bin", "f3.bin"]);
+    for (const m of got) {
+      const i = Number(m.file!.name[1]);
+      const data = new Uint8Array(await (await tcp.downloadBlob(m)).arrayBuffer());
+      expect(data.length).toBe(1_500_000);
+      expect(data.every((b) => b === i + 1)).toBe(true);
+      // And over WebSocket, by the sender.
+      const parts: Uint8Array[] = [];
+      for await (const chunk of ws.download(m.mid, { sha256: m.file!.sha256 })) parts.push(chunk);
+      expect(parts.reduce((n, p) => n + p.length, 0)).toBe(1_500_000);
     }
   });
 

@@ -13,7 +13,7 @@ export interface CliOptions {
   servers: ServerAddress[];
   user: string;
   register: boolean;
-  /** --downloads, or the config file's: where received files are saved. The interactive screen saves to ./downloads without one; --listen saves nothing. */
+  /** --downloads, or the config file's: where /get saves files (default ./downloads); --listen downloads every file into it, and without it none. */
   downloads?: string;
   /** --join GROUP (repeatable): joined after the login, before --send, --listen or the screen. */
   join: string[];
@@ -56,8 +56,9 @@ token kept by --remember.
   --forget            forget a kept login first
   --join GROUP        join GROUP (created if it does not exist) after logging
                       in, before --send or --listen; may be given several times
-  --downloads DIR     where received files are saved (interactive: default
-                      ./downloads; --listen saves files only with --downloads)
+  --downloads DIR     where /get saves files (default ./downloads); files are
+                      downloaded only when asked: /get, or --listen with
+                      --downloads (then every file received)
 
 Without --send or --listen it opens the interactive screen (/help lists its commands).
 

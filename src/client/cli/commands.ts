@@ -1,14 +1,15 @@
 // The interactive client's slash commands, and plain lines (messages to the
 // current conversation). Each command is a small async function over a context.
-import { readFile } from "node:fs/promises";
+import { stat } from "node:fs/promises";
+import { homedir } from "node:os";
 import { basename } from "node:path";
 import type { ChatClient } from "../client.ts";
 import { type ChatMessage, type DmPolicy, type GroupChangeKind, type LoginResult, type MaybeStored, MUTED_FOREVER, type Target } from "../types.ts";
 import { parseTarget } from "./args.ts";
 import { explain, type Situation } from "./explain.ts";
-import { mediaType } from "./files.ts";
-import { ChatError } from "../errors.ts";
-import { failure, formatChange, formatMessage, type GroupChange, groupChangeOf, groupNotice, inert, type MessageView, notice, type Style, targetLabel, unreadSummary } from "./format.ts";
+import { mediaType, saveAs, saveDownload } from "./files.ts";
+import { ChatError, TooLargeError } from "../errors.ts";
+import { failure, fileLabel, formatChange, formatMessage, type GroupChange, groupChangeOf, groupNotice, inert, type MessageView, notice, progressLabel, sizeLabel, type Style, targetLabel, unreadSummary } from "./format.ts";
 import type { OwnChanges } from "./own.ts";
 import type { Recent } from "./recent.ts";
 
@@ -38,6 +39,32 @@ export interface CommandContext {
   flushReads?(): Promise<void>;
   /** The changes to groups this client is making, so that their pushed entries are not shown twice. */
   own?: OwnChanges;
+  /** Where /get saves files (the --downloads folder). */
+  downloads?: string;
+  /** Shows how far a transfer is (in the status line), under `key`; `undefined` takes it away. */
+  progress?(key: string, text: string | undefined): void;
+}
+
+/** Numbers the transfers shown in the status line. */
+let transfers = 0;
+
+/** Reports a transfer's progress in whole percents (not on every chunk). */
+function progressOf(ctx: CommandContext, key: string, up: boolean, name: string): (p: { phase: string; bytes: number; total: number }) => void {
+  let shown = -1;
+  return (p) => {
+    const pct = p.total > 0 ? Math.floor((p.bytes / p.total) * 100) : 0;
+    if (pct === shown) return;
+    shown = pct;
+    ctx.progress?.(key, p.phase === "hashing" ? `${up ? "↑" : "↓"} ${inert(name)} checking ${pct}%` : progressLabel(up, name, p.bytes, p.total));
+  };
+}
+
+/** A path as typed: surrounding quotes dropped, a leading ~ is the home folder. */
+function typedPath(arg: string): string {
+  let p = arg.trim();
+  if (/^(["']).*\1$/.test(p) && p.length >= 2) p = p.slice(1, -1);
+  if (p === "~" || p.startsWith("~/")) p = homedir() + p.slice(1);
+  return p;
 }
 
 type Command = (ctx: CommandContext, args: string) => Promise<void | "quit">;
@@ -55,7 +82,9 @@ export const HELP = `commands:
   /members [GROUP]     a group's members and who is online
   /who                 who is online in your groups
   /history [N]         the last N messages here (default 20)
-  /send-file PATH      send a file here
+  /send-file PATH      send a file here (its progress shows in the status line)
+  /get [ID] [PATH]     download the file of message ID (shown after it: "(/get ID)"; default:
+                       the newest file here) into the downloads folder, or to PATH
   /reply [^ID] TEXT    answer a message here (default: the last one from someone else)
   /edit [^ID] TEXT     change your message (default: your last one here)
   /delete [^ID]        delete your message, or any in a group you own (default: your last one here)
@@ -611,19 +640,86 @@ const COMMANDS: Record<string, Command> = {
   async "send-file"(ctx, args) {
     const t = needCurrent(ctx);
     if (!t) return;
-    const path = args.trim();
+    const path = typedPath(args);
     if (!path) {
       ctx.print(failure(ctx.style, "usage: /send-file PATH"));
       return;
     }
-    let data: Uint8Array;
+    let size: number;
     try {
-      data = new Uint8Array(await readFile(path));
+      const st = await stat(path);
+      if (!st.isFile()) throw Object.assign(new Error("not a file"), { code: st.isDirectory() ? "EISDIR" : "EINVAL" });
+      size = st.size;
     } catch (e) {
-      ctx.print(failure(ctx.style, `cannot read ${path}: ${(e as Error).message}`));
+      ctx.print(failure(ctx.style, `cannot read ${path}: ${explain(e)}`));
       return;
     }
-    sendAndShow(ctx, { ...t, file: { name: basename(path), type: mediaType(path), data } });
+    const name = basename(path);
+    const where = targetLabel(t);
+    const situation: Situation = { request: "send-file", where, limits: ctx.limits, file: true };
+    const max = ctx.limits?.max_file;
+    if (max && size > max) {
+      ctx.print(failure(ctx.style, `"${inert(name)}" not sent to ${where}: ${explain(new TooLargeError("too_large", "", "upload"), situation)}`));
+      return;
+    }
+    if (ctx.client.state !== "ready") ctx.print(notice(ctx.style, "not connected: the file will be sent when the connection is back"));
+    ctx.print(notice(ctx.style, `sending "${inert(name)}" (${sizeLabel(size)}) to ${where}...`));
+    // In the background: the upload may take a while, and lines typed meanwhile go out at once.
+    const key = `up${++transfers}`;
+    ctx.client.sendFile(t, path, { name, type: mediaType(path), onProgress: progressOf(ctx, key, true, name) }).then(
+      (m) => {
+        ctx.progress?.(key, undefined);
+        ctx.recent.add(m);
+        ctx.print(formatMessage(m, ctx.me, ctx.style, undefined, ctx.view), t);
+      },
+      (e) => {
+        ctx.progress?.(key, undefined);
+        ctx.print(failure(ctx.style, `"${inert(name)}" not sent to ${where}: ${explain(e, situation)}`), t);
+      },
+    );
+  },
+  async get(ctx, args) {
+    const m = /^\s*\^?(\d+)(?:\s+([\s\S]*))?$/.exec(args);
+    const here = ctx.current;
+    let mid = m ? Number(m[1]) : undefined;
+    const dest = typedPath(m ? (m[2] ?? "") : args);
+    if (mid === undefined) {
+      mid = here ? ctx.recent.lastFile(here) : undefined;
+      if (mid === undefined) {
+        ctx.print(failure(ctx.style, "no file here yet: /get ID takes the number shown after a file"));
+        return;
+      }
+    }
+    // The file's name, size and SHA-256 (to check the bytes) are in its message: one seen, or found here.
+    let file = ctx.recent.file(mid);
+    if (!file && here) {
+      const page = await ctx.client.history(here, { before: mid + 1, limit: 1 });
+      const found = page.msgs.find((x) => x.mid === mid && x.kind === undefined);
+      if (found?.file && found.deleted === undefined) {
+        ctx.recent.add(found);
+        file = found.file;
+      }
+    }
+    if (!file) {
+      ctx.print(failure(ctx.style, `no file ${mid} ${here ? `in ${targetLabel(here)}` : "seen"}: /get ID takes the number shown after a file, in its conversation`));
+      return;
+    }
+    const f = file;
+    ctx.print(notice(ctx.style, `downloading ${fileLabel(f)}...`));
+    const key = `down${++transfers}`;
+    const data = ctx.client.download({ mid, ts: 0, from: "", file: f }, { onProgress: progressOf(ctx, key, false, f.name) });
+    const into = dest ? await stat(dest).then((st) => st.isDirectory(), () => false) : true;
+    const dir = dest && into ? dest : (ctx.downloads ?? ".");
+    (into ? saveDownload(dir, f.name, data) : saveAs(dest, data)).then(
+      (path) => {
+        ctx.progress?.(key, undefined);
+        ctx.print(notice(ctx.style, `saved ${fileLabel(f)} (SHA-256 checked) -> ${inert(path)}`));
+      },
+      (e) => {
+        ctx.progress?.(key, undefined);
+        ctx.print(failure(ctx.style, `${fileLabel(f)} not saved: ${describe(ctx, e, { request: "get" })}`));
+      },
+    );
   },
 };
 

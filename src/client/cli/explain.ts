@@ -4,6 +4,7 @@
 import type { ErrorCode } from "../../protocol/errors.ts";
 import { AddressError } from "../address.ts";
 import { ChatError, type ClientErrorCode, TcpchatError } from "../errors.ts";
+import { sizeLabel } from "./format.ts";
 
 /** What is known about the request that failed, to say it better. */
 export interface Situation {
@@ -14,7 +15,7 @@ export interface Situation {
   /** The user a moderation request or a block is about. */
   user?: string;
   /** The server's limits from the login (PROTOCOL.md §3.2), to say how large is allowed. */
-  limits?: { max_text?: number; max_frame?: number };
+  limits?: { max_text?: number; max_frame?: number; max_file?: number; file_quota?: number };
   /** A file was being sent. */
   file?: boolean;
   /** The server's own words (only a wait time is taken from them). */
@@ -74,6 +75,7 @@ function notFound(s: Situation): string {
   if (s.request === "edit" || s.request === "delete" || s.request === "react" || s.request === "unreact" || s.request === "reply") {
     return "that message does not exist here (or was deleted)";
   }
+  if (s.request === "get" || s.request === "download") return "there is no such file: the message has none, was deleted, or is not in a conversation of yours";
   if (s.request === "leave") return "you are not in that group";
   if (s.request === "block" || s.request === "unblock") return `there is no user "${s.user ?? ""}"`;
   if (s.request !== undefined && MODERATION.has(s.request)) {
@@ -94,9 +96,12 @@ const SENTENCES: Record<ErrorCode | ClientErrorCode, (s: Situation) => string> =
       : "the server does not accept that request as it is written",
   unknown_type: () => "the server does not know that request (is it an older version?)",
   too_large: (s) => {
-    const n = s.file ? s.limits?.max_frame : (s.limits?.max_text ?? s.limits?.max_frame);
-    const allowed = n ? ` (the server allows ${n} bytes)` : "";
-    return s.file ? `that file is too large${allowed}` : `that message is too long${allowed}`;
+    if (s.file) {
+      const n = s.limits?.max_file;
+      return n ? `that file is too large: the server takes files up to ${sizeLabel(n)}` : "that file is too large for the server";
+    }
+    const n = s.limits?.max_text ?? s.limits?.max_frame;
+    return `that message is too long${n ? ` (the server allows ${n} bytes)` : ""}`;
   },
   unauthorized: (s) => (s.request === "login" ? "wrong user name or password" : "you are not logged in"),
   forbidden: forbidden,
@@ -107,6 +112,13 @@ const SENTENCES: Record<ErrorCode | ClientErrorCode, (s: Situation) => string> =
     if (s.request === "invite") return `${s.user ?? "they"} ${s.where ? `is a member of ${s.where}` : "is a member"} already`;
     return "already done (already logged in?)";
   },
+  quota: (s) => {
+    // PROTOCOL.md §3.9: the user's bytes (--file-quota), or their unsent uploads (--max-uploads); the server's words say which.
+    if (/upload/i.test(s.serverMessage ?? "") && !/quota|bytes/i.test(s.serverMessage ?? ""))
+      return "you have too many files being uploaded and not sent yet: let them finish, or wait a day for the unsent ones to be dropped";
+    const q = s.limits?.file_quota;
+    return `no room for that file: your files on the server would take more than your quota${q ? ` of ${sizeLabel(q)}` : ""}; delete some of your messages with files first`;
+  },
   rate_limited: (s) => {
     const wait = /retry in ([\d.]+) ?s/.exec(s.serverMessage ?? "")?.[1];
     return `the server asks to slow down: too many requests or logins just now; try again in ${wait ? `${wait} s` : "a moment"}`;
@@ -116,6 +128,7 @@ const SENTENCES: Record<ErrorCode | ClientErrorCode, (s: Situation) => string> =
   timeout: () => "the server did not answer in time",
   disconnected: () => "not connected to the server",
   closed: () => "the client is closing",
+  integrity: () => "the file that arrived is not the one that was sent (its SHA-256 differs): it was not kept",
 };
 
 /** The error `e` in plain language. */
@@ -131,6 +144,7 @@ export function explain(e: unknown, s: Situation = {}): string {
     if (code === "EACCES" || code === "EPERM") return "permission denied";
     if (code === "EISDIR") return "that is a folder, not a file";
     if (code === "ENOSPC") return "the disk is full";
+    if (code === "EEXIST") return "a file of that name is there already (it is never overwritten)";
     return e.message;
   }
   return String(e);

@@ -1,7 +1,7 @@
-// Saving received files. The name comes from another user: it must not pick
+// Saving received files (downloaded on demand: /get, or --listen with --downloads). The name comes from another user: it must not pick
 // the directory (no path parts, no "..", no hidden dot-files), must not carry
 // control characters, and must never overwrite an existing file.
-import { appendFile, mkdir, open, readFile, stat } from "node:fs/promises";
+import { appendFile, type FileHandle, mkdir, open, readFile, stat, unlink } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
 
 const MAX_NAME_BYTES = 200;
@@ -27,12 +27,17 @@ export function safeFileName(name: string): string {
   return s;
 }
 
+/** Bytes to save: all at once, or chunks as they come (a download, PROTOCOL.md §3.9). */
+export type Bytes = Uint8Array | AsyncIterable<Uint8Array>;
+
 /**
  * Writes `data` into `dir` (created if needed) under the safe form of `name`;
  * if that exists, "name (1).ext", "name (2).ext"... Creation is exclusive
- * (`wx`), so even a file appearing meanwhile is never overwritten. Returns the path.
+ * (`wx`), so even a file appearing meanwhile is never overwritten. Chunks are
+ * written as they come; if they fail (a download refused, its hash wrong) the
+ * file is removed and the error thrown. Returns the path.
  */
-export async function saveDownload(dir: string, name: string, data: Uint8Array): Promise<string> {
+export async function saveDownload(dir: string, name: string, data: Bytes): Promise<string> {
   await mkdir(dir, { recursive: true });
   const safe = safeFileName(name);
   const ext = extname(safe);
@@ -41,18 +46,32 @@ export async function saveDownload(dir: string, name: string, data: Uint8Array):
     const candidate = join(dir, i === 0 ? safe : `${stem} (${i})${ext}`);
     let fh;
     try {
-      fh = await open(candidate, "wx");
+      fh = await open(candidate, "wx", 0o644);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "EEXIST" && i < 10_000) continue;
       throw e;
     }
-    try {
-      await fh.writeFile(data);
-    } finally {
-      await fh.close();
-    }
+    await writeAll(fh, candidate, data);
     return candidate;
   }
+}
+
+/** Writes `data` into `path`, which must not exist (never overwritten); removed again if the bytes fail. */
+export async function saveAs(path: string, data: Bytes): Promise<string> {
+  await writeAll(await open(path, "wx", 0o644), path, data);
+  return path;
+}
+
+async function writeAll(fh: FileHandle, path: string, data: Bytes): Promise<void> {
+  try {
+    if (data instanceof Uint8Array) await fh.writeFile(data);
+    else for await (const chunk of data) await fh.write(chunk);
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await unlink(path).catch(() => {});
+    throw e;
+  }
+  await fh.close();
 }
 
 /** The list, in a downloads folder, of the messages whose files were saved there (one `mid<TAB>name` a line). */
@@ -61,10 +80,11 @@ export const SAVED_LIST = ".tcpchat-saved";
 /**
  * Saves a message's file once: a message seen again (a replay with --since, a
  * second --listen on the same folder) gives the path it was saved to before, if
- * that file is still there with the same size, instead of a copy. Messages are
- * told apart by their mid, unique on the server (PROTOCOL.md §3.4).
+ * that file is still there with the file's size, instead of a copy (and without
+ * downloading it again: `data` is called only when the file is to be written).
+ * Messages are told apart by their mid, unique on the server (PROTOCOL.md §3.4).
  */
-export async function saveDownloadOnce(dir: string, mid: number, name: string, data: Uint8Array): Promise<string> {
+export async function saveDownloadOnce(dir: string, mid: number, name: string, size: number, data: () => Bytes): Promise<string> {
   const list = join(dir, SAVED_LIST);
   let known: string | undefined;
   try {
@@ -78,9 +98,9 @@ export async function saveDownloadOnce(dir: string, mid: number, name: string, d
   if (known !== undefined && safeFileName(known) === known) {
     const path = join(dir, known);
     const st = await stat(path).catch(() => undefined);
-    if (st?.isFile() && st.size === data.length) return path;
+    if (st?.isFile() && st.size === size) return path;
   }
-  const path = await saveDownload(dir, name, data);
+  const path = await saveDownload(dir, name, data());
   await appendFile(list, `${mid}\t${basename(path)}\n`, { mode: 0o600 });
   return path;
 }

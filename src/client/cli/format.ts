@@ -56,6 +56,17 @@ export function sizeLabel(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
+/** A message's file as shown: `[file "report.pdf", 1.2 MB]`. */
+export function fileLabel(f: { name: string; size: number }): string {
+  return `[file "${inert(f.name)}", ${sizeLabel(f.size)}]`;
+}
+
+/** How far a transfer is, for the status line: `↑ report.pdf 45%`. */
+export function progressLabel(up: boolean, name: string, bytes: number, total: number): string {
+  const pct = total > 0 ? Math.floor((bytes / total) * 100) : 100;
+  return `${up ? "↑" : "↓"} ${inert(name)} ${pct}%`;
+}
+
 /** How a message is shown: its id (`^mid`, with /ids), and what a reply answers (from what the client saw). */
 export interface MessageView {
   ids?: boolean;
@@ -76,7 +87,7 @@ export function snippet(text: string, max = 30): string {
 
 /**
  * One message as terminal lines: `HH:MM:SS #room alice: text` (continuation
- * lines indented), and for a file `... alice sent file "x.png" (12.0 kB) -> path`.
+ * lines indented), and for a file `... alice: [file "x.png", 12.0 kB] (/get 12)` (or `-> path` once saved).
  * A reply says what it answers, `(re ^12 bob: "lunch?")`; an edited one ends in
  * `(edited)`; a deleted one is `(deleted)`; reactions follow on a line of their own.
  */
@@ -101,9 +112,10 @@ export function formatMessage(m: ChatMessage, me: string, style: Style, savedTo?
     lines[lines.length - 1] += edited;
   }
   if (m.file !== undefined) {
-    const what = `sent file "${inert(m.file.name)}" (${sizeLabel(m.file.data.length)})`;
-    const where = savedTo !== undefined ? ` -> ${inert(savedTo)}` : "";
-    lines.push(m.text !== undefined ? `${indent}${what}${where}` : `${head} ${what}${where}`);
+    // The bytes are not in the message (PROTOCOL.md §3.9): /get downloads them, on demand.
+    const what = fileLabel(m.file);
+    const where = savedTo !== undefined ? ` -> ${inert(savedTo)}` : ` ${paint(style, SGR.dim, `(/get ${m.mid})`)}`;
+    lines.push(m.text !== undefined ? `${indent}${what}${where}` : `${head}: ${what}${where}`);
   }
   if (m.reactions?.length) lines.push(`${indent}${m.reactions.map((r) => `${inert(r.emoji)} ${r.users.join(", ")}`).join("; ")}`);
   return lines.join("\n");
@@ -236,13 +248,13 @@ export function presenceLine(style: Style, user: string, online: boolean): strin
   return `${paint(style, SGR.dim, clock(Date.now()))} ${paint(style, SGR.cyan, "*")} ${user} ${state}`;
 }
 
-/** The message as one JSON object (file bytes replaced by their size and where they were saved). */
+/** The message as one JSON object (its file with where it was saved, if it was: --listen --downloads). */
 export function messageJson(m: ChatMessage, savedTo?: string): string {
   const o: Record<string, unknown> = { mid: m.mid, ts: m.ts, from: m.from };
   if (m.group !== undefined) o.group = m.group;
   if (m.user !== undefined) o.user = m.user;
   if (m.text !== undefined) o.text = m.text;
-  if (m.file !== undefined) o.file = { name: m.file.name, type: m.file.type, size: m.file.data.length, saved: savedTo ?? null };
+  if (m.file !== undefined) o.file = { name: m.file.name, type: m.file.type, size: m.file.size, sha256: m.file.sha256, saved: savedTo ?? null };
   if (m.cid !== undefined) o.cid = m.cid;
   return JSON.stringify(o);
 }

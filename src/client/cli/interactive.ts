@@ -9,7 +9,6 @@ import type { CliOptions } from "./args.ts";
 import { COMMAND_NAMES, type CommandContext, runLine } from "./commands.ts";
 import { applyKey, type Completer, emptyEditor } from "./editor.ts";
 import { explain } from "./explain.ts";
-import { saveDownloadOnce } from "./files.ts";
 import { failure, formatChange, formatMessage, groupNotice, type MessageView, notice, presenceLine, type Style, targetLabel, unreadSummary } from "./format.ts";
 import type { Key } from "./keys.ts";
 import { OwnChanges } from "./own.ts";
@@ -27,7 +26,7 @@ const TYPING_EVERY_MS = 3000;
 /** Reads are gathered this long before the marker is moved. */
 const READ_DELAY_MS = 300;
 
-/** Where received files go without --downloads or a config file's `downloads`. */
+/** Where /get saves files without --downloads or a config file's `downloads`. */
 const DEFAULT_DOWNLOADS = "./downloads";
 
 /** Whether `text` mentions `me` as PROTOCOL.md §3.6 counts mentions (`@name`, whole). */
@@ -56,7 +55,9 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
   const groupsKnown = new Set<string>();
   const usersKnown = new Set<string>();
   let connection = "connected";
-  const updateStatus = () => screen.setStatus(views.status(me, at(), connection));
+  /** Uploads and downloads going on, as the status line shows them ("↑ notes.txt 45%"). */
+  const transfers = new Map<string, string>();
+  const updateStatus = () => screen.setStatus(views.status(me, at(), connection) + (transfers.size > 0 ? ` | ${[...transfers.values()].join(" ")}` : ""));
   const at = () => {
     const server = client.server;
     return server ? formatServer(server) : "(no connection)";
@@ -77,8 +78,7 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
     return `[${targetLabel(t)}]${status} > `;
   };
 
-  // Lines go out through one chain, so a message whose file is being saved is
-  // not overtaken by the next one. It starts once the screen is up, after a
+  // Lines go out through one chain, in order. It starts once the screen is up, after a
   // successful login (a refused password leaves the terminal as it was).
   const started = Promise.withResolvers<void>();
   let chain = started.promise;
@@ -87,14 +87,9 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
     const key = where ? viewKey(where) : views.current;
     chain = chain.then(async () => screen.print(typeof line === "string" ? line : await line(), key));
   };
-  const showMessage = async (m: ChatMessage): Promise<string> => {
-    if (!m.file) return formatMessage(m, me, style, undefined, view);
-    try {
-      return formatMessage(m, me, style, await saveDownloadOnce(downloads, m.mid, m.file.name, m.file.data), view);
-    } catch (e) {
-      return `${formatMessage(m, me, style, undefined, view)}\n${failure(style, `could not save the file in ${downloads}: ${explain(e)}`)}`;
-    }
-  };
+  // A file is not saved as it arrives (its bytes are not in the message, PROTOCOL.md §3.9):
+  // its line says `(/get MID)`, which downloads it.
+  const showMessage = async (m: ChatMessage): Promise<string> => formatMessage(m, me, style, undefined, view);
 
   // Reading moves the marker: what is shown in the current conversation, /to, /history, /next.
   // Gathered for a moment, then one `read` per conversation; the server keeps the marker forward.
@@ -254,6 +249,12 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
     markRead,
     flushReads,
     own,
+    downloads,
+    progress(key, text) {
+      if (text === undefined) transfers.delete(key);
+      else transfers.set(key, text);
+      updateStatus();
+    },
   };
   screen.setPrompt(promptFor(ctx.current));
   const loggedIn = await login();
@@ -383,6 +384,9 @@ export async function interactive(client: ChatClient, opts: CliOptions, tty: Tty
   process.off("SIGHUP", onSignal);
   process.off("SIGINT", onSignal);
   tty.stdout.off("resize", onResize);
+  const unfinished = [...transfers.keys()].filter((k) => k.startsWith("up")).length;
+  // The server keeps what it has of them for a while (--upload-ttl): the same file sent again goes on from there.
+  if (unfinished > 0) print(notice(style, `${unfinished} file(s) not sent: the upload stopped here; /send-file the same file later continues it`));
   if (client.pendingSends > 0 && client.state !== "closed") {
     print(notice(style, `sending ${client.pendingSends} more message(s)...`));
     await Promise.race([client.flush(), Bun.sleep(QUIT_FLUSH_MS)]);

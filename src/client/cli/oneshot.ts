@@ -22,7 +22,7 @@ export async function sendOnce(client: ChatClient, opts: CliOptions, tty: Tty, l
 
 /**
  * Prints every message delivered from the login on (or after --since), files
- * saved to --downloads if given (each message's once: files.ts), until SIGINT/SIGTERM (exit 0) or until the client gives
+ * downloaded into --downloads if given (each message's once: files.ts), until SIGINT/SIGTERM (exit 0) or until the client gives
  * up (its token refused: exit 1). `login` is called after the listeners are in
  * place, so a catch-up delivered during the login is printed too.
  */
@@ -33,7 +33,8 @@ export async function listen(client: ChatClient, opts: CliOptions, tty: Tty, log
     let saved: string | undefined;
     if (m.file && opts.downloads !== undefined) {
       try {
-        saved = await saveDownloadOnce(opts.downloads, m.mid, m.file.name, m.file.data);
+        // Asked for with --downloads: each file is downloaded (PROTOCOL.md §3.9), checked, saved once.
+        saved = await saveDownloadOnce(opts.downloads, m.mid, m.file.name, m.file.size, () => client.download(m));
       } catch (e) {
         tty.stderr.write(`tcpchat chat: could not save ${JSON.stringify(m.file.name)} in ${opts.downloads}: ${explain(e)}\n`);
       }

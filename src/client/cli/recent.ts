@@ -1,13 +1,15 @@
 // What the terminal client has seen of each conversation: its last messages, so that
 // /edit, /delete, /reply and /react can default to "the last one here", a reply can quote
 // what it answers, and reading a conversation knows how far it has read.
-import type { ChatMessage, Target } from "../types.ts";
+import type { ChatMessage, MessageFile, Target } from "../types.ts";
 import { snippet } from "./format.ts";
 
 interface Seen {
   mid: number;
   from: string;
   text?: string;
+  /** Its file, for /get (PROTOCOL.md §3.5: name, type, size, SHA-256). */
+  file?: MessageFile;
 }
 
 /** Messages kept per conversation. */
@@ -37,6 +39,7 @@ export class Recent {
     let list = this.byConv.get(k);
     if (!list) this.byConv.set(k, (list = []));
     const s: Seen = { mid: m.mid, from: m.from, text: m.text ?? (m.file ? `[${m.file.name}]` : undefined) };
+    if (m.file) s.file = m.file;
     // Kept in mid order (a history page can bring older ones).
     let i = list.length;
     while (i > 0 && list[i - 1]!.mid > m.mid) i--;
@@ -65,6 +68,16 @@ export class Recent {
     const list = this.byConv.get(this.key(t)) ?? [];
     for (let i = list.length - 1; i >= 0; i--) if (pred(list[i]!)) return list[i]!.mid;
     return undefined;
+  }
+
+  /** The file of message `mid`, if it was seen and has one. */
+  file(mid: number): MessageFile | undefined {
+    return this.byMid.get(mid)?.file;
+  }
+
+  /** The newest message with a file here. */
+  lastFile(t: Target): number | undefined {
+    return this.last(t, (s) => this.byMid.get(s.mid)?.file !== undefined);
   }
 
   /** `alice: "lunch?"` for a message seen, to quote it. */

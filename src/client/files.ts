@@ -210,14 +210,15 @@ async function pump(host: FileHost, src: Source, upload: string, offset: number,
 
 /**
  * The bytes of message `mid`'s file, chunk by chunk (PROTOCOL.md §3.9), `window`
- * `download` requests in flight; checked against `sha256` at the end (IntegrityError
- * if different) when given and the download starts at 0. A lost connection waits for
+ * `download` requests in flight; checked against the file's SHA-256 (given, or told by the
+ * server's replies) at the end (IntegrityError if different) when the download starts at 0. A lost connection waits for
  * the client's next one and goes on from the last byte received.
  */
 export async function* downloadChunks(host: FileHost, mid: number, known: { size?: number; sha256?: string }, opts: DownloadOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
   let pos = opts.offset ?? 0;
-  const expected = opts.sha256 ?? known.sha256;
-  const hash = pos === 0 && expected ? sha256() : undefined;
+  // Known from the message, or told by the first reply (PROTOCOL.md §3.9).
+  let expected = opts.sha256 ?? known.sha256;
+  const hash = pos === 0 ? sha256() : undefined;
   let size = known.size;
   const len = chunkSize(host);
   const window = Math.max(1, opts.window ?? 4);
@@ -242,6 +243,7 @@ export async function* downloadChunks(host: FileHost, mid: number, known: { size
         if (!p) break round; // everything up to the size is here
         const r = await p;
         size = r.size;
+        if (expected === undefined && typeof r.sha256 === "string") expected = r.sha256;
         const data = r.data instanceof Uint8Array ? r.data : new Uint8Array(0);
         if (r.offset !== pos) continue round; // after a short reply: ask again from where it ended
         if (data.length === 0) {

@@ -200,7 +200,7 @@ export interface Replies {
   privacy: { dms: DmPolicy };
   upload: { upload: string; offset: number; size: number; done?: boolean };
   chunk: { offset: number; done?: boolean };
-  download: { mid: number; offset: number; size: number; data: Uint8Array };
+  download: { mid: number; offset: number; size: number; sha256: string; data: Uint8Array };
 }
 
 /** The reply to an entry that was stored: its mid and time. */

@@ -10,7 +10,7 @@ import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { isAbsolute } from "node:path";
 import { type ChatCore, transportOf } from "../core/chat.ts";
-import type { Store, StoredMessage } from "../store/store.ts";
+import { fileBytes, type Store, type StoredMessage } from "../store/store.ts";
 import type { Retention } from "./retention.ts";
 
 export interface AdminContext {
@@ -53,12 +53,7 @@ async function withBytes(store: Store, mid: number, o: Record<string, unknown>):
   const f = await store.messageFile(mid);
   if (!f) return o;
   const parts: Uint8Array[] = [];
-  for (let off = 0; off < f.size; ) {
-    const b = await store.readFile(f.file, off, f.size - off);
-    if (b.length === 0) break;
-    parts.push(b);
-    off += b.length;
-  }
+  for await (const b of fileBytes(store, f.file, f.size)) parts.push(b);
   (o.file as Record<string, unknown>).base64 = Buffer.concat(parts).toString("base64");
   return o;
 }

@@ -475,6 +475,19 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/**
+ * The stored bytes of file `file` up to `size`, a stored chunk at a time (Store.readFile), in
+ * order; it stops early at a hole (the caller compares what it got with `size`).
+ */
+export async function* fileBytes(store: Store, file: number, size: number): AsyncGenerator<Uint8Array> {
+  for (let off = 0; off < size; ) {
+    const b = await store.readFile(file, off, size - off);
+    if (b.length === 0) return;
+    yield b;
+    off += b.length;
+  }
+}
+
 /** `s` with the ASCII letters A-Z in lower case, every other character as it is. */
 export function foldAscii(s: string): string {
   return /[A-Z]/.test(s) ? s.replace(/[A-Z]+/g, (x) => x.toLowerCase()) : s;

@@ -13,6 +13,7 @@
 // users reconnect; the others keep their connections and their in-flight sends are
 // answered before the store is read) and even cycles kill every node at once.
 import { afterAll, expect, test } from "bun:test";
+import { sha256Hex } from "./client.ts";
 import { FuzzConn, memOf, type Msg } from "./fuzz-conn.ts";
 import { Rng } from "./fuzz-gen.ts";
 import type { W } from "./fuzz-msgpack.ts";
@@ -93,9 +94,6 @@ function request(s: Sent): Record<string, W> {
   return m;
 }
 
-function sha256Hex(data: Uint8Array): string {
-  return new Bun.CryptoHasher("sha256").update(data).digest("hex");
-}
 
 /** Whether a stored row is what the client sent. */
 function rowMatches(r: Row, s: Sent): boolean {

@@ -1,7 +1,7 @@
 // upload, chunk, download: a file's bytes, out of band of the messages. PROTOCOL.md §3.9
 import { ProtocolError } from "../../protocol/errors.ts";
 import { maxChunk, type RequestOf } from "../../protocol/requests.ts";
-import type { FileData, UploadRow } from "../../store/store.ts";
+import { type FileData, fileBytes, type UploadRow } from "../../store/store.ts";
 import type { Command, Context, Reply } from "../command.ts";
 
 /** A download costs one request more of the rates per this many bytes of its `len` (PROTOCOL.md §3.9). */
@@ -26,20 +26,18 @@ function uploadReply(u: UploadRow): Reply {
 /** The SHA-256 (hex) of file `file`'s first `size` bytes, read from the store a chunk at a time. */
 async function hashOf(ctx: Context, file: number, size: number): Promise<string | undefined> {
   const h = new Bun.CryptoHasher("sha256");
-  let off = 0;
+  let got = 0;
   let sinceYield = 0;
-  while (off < size) {
-    const b = await ctx.store.readFile(file, off, size - off);
-    if (b.length === 0) return undefined; // a hole: cannot be the declared bytes
+  for await (const b of fileBytes(ctx.store, file, size)) {
     h.update(b);
-    off += b.length;
+    got += b.length;
     sinceYield += b.length;
     if (sinceYield >= HASH_YIELD_BYTES) {
       sinceYield = 0;
       await new Promise<void>((r) => setImmediate(r));
     }
   }
-  return h.digest("hex");
+  return got === size ? h.digest("hex") : undefined; // short of a hole: cannot be the declared bytes
 }
 
 /** Checks the bytes of a complete upload as stored, then finishes it, or drops them (a wrong hash). */

@@ -1,7 +1,7 @@
 // Messages between the bench coordinator (run.ts) and its load-generator workers (worker.ts).
 
 export interface ConnSpec {
-  /** Global index: the sender id carried in every cid. */
+  /** Global index: the sender id carried in every message's stamp (its cid, or the end of its text). */
   idx: number;
   user: string;
   group?: string;
@@ -27,6 +27,11 @@ export interface RunSpec {
   window: number;
   /** Text bytes per message. */
   size: number;
+  /**
+   * Whether sends carry a `cid` (`--cid`). With one, the stamp "<sender>.<seq>.<stampUs>" is the
+   * cid; without, it is the end of the text (whose total size stays `size`).
+   */
+  cid: boolean;
   /** Pick the sending connection at random (many-groups scenario). */
   random: boolean;
   /** Messages stamped in [from, to) (coordinator clock, µs) are measured. */

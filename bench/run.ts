@@ -38,6 +38,11 @@ interface Options {
   /** The files scenario: the group's members and the file's size in bytes. */
   filesMembers: number;
   filesSize: number;
+  /**
+   * Whether the load's sends carry a `cid`: off (none: the latency stamp ends the text), on (every
+   * send), both (each case on one SQLite node runs twice, without and then with; the floor once, without).
+   */
+  cid: "off" | "on" | "both";
 }
 
 const USAGE = `Usage: bun bench [options]
@@ -47,6 +52,9 @@ const USAGE = `Usage: bun bench [options]
   --sizes 100,65536     message sizes for the sizes scenario, bytes (default 100,1024,8192,65536)
   --duration S          measured seconds per run (default 5; warm-up is 1 s)
   --pacing P            paced, unpaced or both (default) runs of fanout, groups, sizes and dm
+  --cid off|on|both     sends without a cid (default: the latency stamp ends the text), with one on
+                        every send (as the client library sends), or both: each case on one SQLite node
+                        runs twice, without and with ("tcpchat+cid"); the floor runs once, without
   --workers N           load-generator processes (default 2, at least 2)
   --idle-conns N        connections for the connection-scale scenario (default 10000)
   --files-members N     members of the group the files scenario sends one file to (default 1000)
@@ -77,6 +85,7 @@ function parseOptions(argv: string[]): Options {
     pacing: "both",
     filesMembers: 1000,
     filesSize: 10_000_000,
+    cid: "off",
   };
   const list = (v: string | undefined) => (v ?? "").split(",").filter(Boolean);
   const nums = (v: string | undefined) => list(v).map(Number);
@@ -96,6 +105,14 @@ function parseOptions(argv: string[]): Options {
         process.exit(2);
       }
       o.pacing = p;
+    }
+    else if (a === "--cid") {
+      const c = v();
+      if (c !== "off" && c !== "on" && c !== "both") {
+        console.error(`bench: --cid takes off, on or both\n${USAGE}`);
+        process.exit(2);
+      }
+      o.cid = c;
     }
     else if (a === "--workers") o.workers = Math.max(2, Number(v()));
     else if (a === "--idle-conns") o.idleConns = Number(v());
@@ -160,6 +177,8 @@ type ServerKind = "tcpchat" | "floor" | "cluster";
 interface Setup {
   kind: ServerKind;
   nodes: number;
+  /** Whether the sends carry a cid (set by `setupsOf` from `--cid`). */
+  cid?: boolean;
 }
 
 interface Proc {
@@ -702,6 +721,7 @@ async function runCase(c: Case, setup: Setup, dir: string): Promise<CaseResult> 
         rate: (c.rate * local) / senders,
         window: c.window,
         size: c.size,
+        cid: setup.cid === true,
         random: c.random === true,
         measureFromUs: from,
         measureToUs: to,
@@ -765,6 +785,7 @@ function summarize(
     label: c.label,
     server: setup.kind,
     ...(setup.kind === "cluster" ? { nodes: setup.nodes } : {}),
+    ...(setup.cid ? { cid: true } : {}),
     paced: c.paced,
     groupSize: c.groupSize,
     size: c.size,
@@ -868,15 +889,21 @@ export async function benchMain(argv: string[]): Promise<number> {
   };
   const report: Report = { started: new Date().toISOString(), machine, options: { ...opts }, results: [] };
   const all = cases(opts);
+  // --cid: on, every setup's sends carry one; both, the single SQLite node runs twice (without,
+  // then with) and the others once without (the floor relays bytes: a cid changes nothing there).
   const setupsOf = (c: Case): Setup[] =>
-    c.setups ?? [
-      ...(c.noFloor ? [] : [{ kind: "floor", nodes: 1 } as const]),
-      { kind: "tcpchat", nodes: 1 },
-      ...(opts.cluster && c.scenario === "fanout" ? [{ kind: "cluster", nodes: opts.cluster } as const] : []),
-    ];
+    (
+      c.setups ?? [
+        ...(c.noFloor ? [] : [{ kind: "floor", nodes: 1 } as const]),
+        { kind: "tcpchat", nodes: 1 },
+        ...(opts.cluster && c.scenario === "fanout" ? [{ kind: "cluster", nodes: opts.cluster } as const] : []),
+      ]
+    ).flatMap((s): Setup[] =>
+      s.kind === "tcpchat" && opts.cid === "both" ? [{ ...s, cid: false }, { ...s, cid: true }] : [{ ...s, cid: opts.cid === "on" }],
+    );
   const runs = all.reduce((a, c) => a + setupsOf(c).length, 0);
   log(
-    `tcpchat bench: ${all.length} cases, ${runs} runs${opts.cluster ? ` (cluster: ${opts.cluster} nodes on PostgreSQL and NATS)` : ""}, ${opts.workers} load generators, ${opts.measureMs / 1000} s measured each (${machine.cpus} cores, ${machine.cpuModel}, bun ${machine.bun})`,
+    `tcpchat bench: ${all.length} cases, ${runs} runs${opts.cluster ? ` (cluster: ${opts.cluster} nodes on PostgreSQL and NATS)` : ""}, ${opts.workers} load generators, ${opts.measureMs / 1000} s measured each, ${opts.cid === "off" ? "sends without cid" : opts.cid === "on" ? "a cid on every send" : "one SQLite node without and with cid"} (${machine.cpus} cores, ${machine.cpuModel}, bun ${machine.bun})`,
   );
   stopAllOnSignals();
   let failed = false;
@@ -889,7 +916,7 @@ export async function benchMain(argv: string[]): Promise<number> {
         // tcpchat must lose nothing; the floor relay has no store, and closes readers it cannot keep up with
         if (bad && setup.kind !== "floor") failed = true;
         log(
-          `  ${serverName(r).padEnd(10)} ${c.label.padEnd(52)} ${fmtRate(r.deliveriesPerSec).padStart(7)} deliv/s  p50 ${r.latencyMs.p50.toFixed(2)} ms  p99 ${r.latencyMs.p99.toFixed(2)} ms${r.crossNodeMs ? ` (cross-node p50 ${r.crossNodeMs.p50.toFixed(2)} p99 ${r.crossNodeMs.p99.toFixed(2)})` : ""}  ${fmtRate(r.deliveriesPerCpuSec)} deliv/CPU-s${r.generatorLimited ? "  [generator-limited]" : ""}${bad ? `  LOST ${r.lost} DUP ${r.duplicated} ERR ${r.errors}` : ""}`,
+          `  ${serverName(r).padEnd(11)} ${c.label.padEnd(52)} ${fmtRate(r.deliveriesPerSec).padStart(7)} deliv/s  p50 ${r.latencyMs.p50.toFixed(2)} ms  p99 ${r.latencyMs.p99.toFixed(2)} ms${r.crossNodeMs ? ` (cross-node p50 ${r.crossNodeMs.p50.toFixed(2)} p99 ${r.crossNodeMs.p99.toFixed(2)})` : ""}  ${fmtRate(r.deliveriesPerCpuSec)} deliv/CPU-s${r.generatorLimited ? "  [generator-limited]" : ""}${bad ? `  LOST ${r.lost} DUP ${r.duplicated} ERR ${r.errors}` : ""}`,
         );
       }
     }
@@ -937,7 +964,8 @@ export async function benchMain(argv: string[]): Promise<number> {
     const stamp = report.started.replace(/[:.]/g, "-");
     const base = join(opts.out, `bench-${stamp}${opts.quick ? "-quick" : ""}`);
     writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
-    writeFileSync(`${base}.svg`, renderSvg(report));
+    // the chart: with --cid both, the runs without cid (those the floor ran beside)
+    writeFileSync(`${base}.svg`, renderSvg(opts.cid === "both" ? { ...report, results: report.results.filter((r) => !r.cid) } : report));
     log(`results: ${base}.json, ${base}.svg`);
   }
   if (failed) log("FAILED: tcpchat lost or duplicated messages, or answered with errors");

@@ -83,8 +83,32 @@ class Conn {
   }
 }
 
-/** Reads "<sender>.<seq>.<stampUs>" at the end of a frame whose last map entry is `cid`. */
-function readCid(b: Uint8Array): [number, number, number] | null {
+type Stamp = [sender: number, seq: number, stampUs: number];
+
+/**
+ * Parses "<sender>.<seq>.<stampUs>" ending at `end`: the run of digits and dots before it
+ * (in a text, the padding before the stamp is "x"s). Null unless it has exactly two dots.
+ */
+function parseStamp(b: Uint8Array, start: number, end: number): Stamp | null {
+  let j = end;
+  while (j > start) {
+    const c = b[j - 1]!;
+    if ((c < 0x30 || c > 0x39) && c !== 0x2e) break;
+    j--;
+  }
+  const out: Stamp = [0, 0, 0];
+  let k = 0;
+  for (; j < end; j++) {
+    const c = b[j]!;
+    if (c === 0x2e) {
+      if (++k > 2) return null;
+    } else out[k] = out[k]! * 10 + (c - 48);
+  }
+  return k === 2 ? out : null;
+}
+
+/** With `--cid on`: the stamp is the `cid`, the last entry of the frame's map (scanned back from the end). */
+function readCid(b: Uint8Array): Stamp | null {
   // find "cid" (a3 63 69 64) followed by a str header, scanning back from the end
   for (let i = b.length - 8; i >= Math.max(0, b.length - 96); i--) {
     if (b[i] === 0xa3 && b[i + 1] === 0x63 && b[i + 2] === 0x69 && b[i + 3] === 0x64) {
@@ -92,15 +116,31 @@ function readCid(b: Uint8Array): [number, number, number] | null {
       const h = b[p++]!;
       const len = h >= 0xa0 && h <= 0xbf ? h & 0x1f : h === 0xd9 ? b[p++]! : -1;
       if (len < 0 || p + len !== b.length) continue;
-      const out: number[] = [0, 0, 0];
-      let k = 0;
-      for (let j = p; j < b.length; j++) {
-        const c = b[j]!;
-        if (c === 0x2e) k++;
-        else out[k] = out[k]! * 10 + (c - 48);
-      }
-      return out as [number, number, number];
+      return parseStamp(b, p, b.length);
     }
+  }
+  return null;
+}
+
+/**
+ * With `--cid off`: the stamp ends the `text`. Its key "text" (a4 74 65 78 74) is found scanning
+ * from the start (it follows a few short fields: t, mid, ts, from, group or user), then the str
+ * header gives where the text ends, wherever the text is in the map: last in the server's push
+ * and in the send the floor relays, but nothing here depends on that.
+ */
+function readTextStamp(b: Uint8Array): Stamp | null {
+  for (let i = 1; i + 5 < b.length; i++) {
+    if (b[i] !== 0xa4 || b[i + 1] !== 0x74 || b[i + 2] !== 0x65 || b[i + 3] !== 0x78 || b[i + 4] !== 0x74) continue;
+    let p = i + 5;
+    const h = b[p++]!;
+    let len: number;
+    if (h >= 0xa0 && h <= 0xbf) len = h & 0x1f;
+    else if (h === 0xd9) len = b[p++]!;
+    else if (h === 0xda) ((len = (b[p]! << 8) | b[p + 1]!), (p += 2));
+    else if (h === 0xdb) ((len = b[p]! * 2 ** 24 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!)), (p += 4));
+    else continue;
+    if (p + len > b.length) continue;
+    return parseStamp(b, p, p + len);
   }
   return null;
 }
@@ -146,7 +186,7 @@ class WorkerState {
   onFrame(c: Conn, body: Uint8Array): void {
     const t = frameType(body);
     if (t === "msg" || t === "send") {
-      const cid = readCid(body);
+      const cid = this.run?.cid ? readCid(body) : readTextStamp(body);
       if (!cid) {
         // A change to a group (another connection's join during the setup) is no message of the load.
         if (isGroupChange(body)) return;
@@ -209,14 +249,22 @@ class WorkerState {
 }
 
 const state = new WorkerState();
+/** "x" times the message size: the text of a send with a cid; without, its padding before the stamp. */
 let textCache = "";
 
 function sendOne(c: Conn, r: RunSpec): void {
   const stamp = clockUs();
   if (textCache.length !== r.size) textCache = "x".repeat(r.size);
-  const cid = `${c.spec.idx}.${c.seq++}.${stamp}`;
-  // cid last: receivers read it from the end of the frame
-  const m = c.spec.toUser !== undefined ? { t: "send", user: c.spec.toUser, text: textCache, cid } : { t: "send", group: c.spec.group, text: textCache, cid };
+  const token = `${c.spec.idx}.${c.seq++}.${stamp}`;
+  let m: Record<string, unknown>;
+  if (r.cid) {
+    // cid last: receivers read it from the end of the frame
+    m = c.spec.toUser !== undefined ? { t: "send", user: c.spec.toUser, text: textCache, cid: token } : { t: "send", group: c.spec.group, text: textCache, cid: token };
+  } else {
+    // no cid: the stamp ends the text, padded with "x"s to the message size (or alone, if longer)
+    const text = textCache.slice(0, Math.max(0, r.size - token.length)) + token;
+    m = c.spec.toUser !== undefined ? { t: "send", user: c.spec.toUser, text } : { t: "send", group: c.spec.group, text };
+  }
   c.writer.send(encodeFrame(m));
   if (stamp >= r.measureFromUs && stamp < r.measureToUs) state.sentInWindow++;
 }

@@ -20,7 +20,7 @@ test("bench --quick runs every quick scenario with zero lost or duplicated messa
   if (code !== 0) console.error(stdout, stderr);
   expect(code).toBe(0);
   expect(stdout).toContain("deliv/CPU-s");
-  expect(stdout).toContain("targets (issue #4)");
+  expect(stdout).toContain("targets (issue #17");
 
   const files = readdirSync(out.dir);
   const json = files.find((f) => f.endsWith(".json"));

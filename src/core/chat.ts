@@ -2,7 +2,8 @@
 // touches a socket: the transport adapter calls open/data/drain/closed with a
 // `Transport`, so tests drive it with fakes and the real server with Bun.listen.
 import type { Config } from "../config.ts";
-import { encodeFrame, makeBodyDecoder } from "../protocol/codec.ts";
+import { encodeFrame } from "../protocol/codec.ts";
+import { makeRequestDecoder } from "../protocol/decode.ts";
 import { type DisconnectReason, type ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import { scanBody, withinDepth } from "../protocol/depth.ts";
 import type { FrameEvent } from "../protocol/frame.ts";
@@ -163,7 +164,7 @@ export class ChatCore implements Context {
     loaded: Loaded,
   ) {
     // No request holds an array or a map of more than a few entries (PROTOCOL.md §3).
-    this.decodeBody = makeBodyDecoder(config.maxFrame, 256);
+    this.decodeBody = makeRequestDecoder({ maxBytes: config.maxFrame, maxItems: 256 });
     this.guard = new LoginGuard(config);
     this.presences = new PresenceDebounce(
       config.presenceDelay,

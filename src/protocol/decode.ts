@@ -1,0 +1,218 @@
+// The server's MessagePack decoder for request bodies (PROTOCOL.md §1, §2.2). It builds the
+// same values as @msgpack/msgpack's Decoder with the options of makeBodyDecoder (codec.ts),
+// and refuses what that one refuses, but decodes strings natively: the package decodes
+// every str under 200 bytes (a chat text, a cid, a group name) with a JavaScript loop, which
+// was the largest single cost of a `send` in the server's profile (docs/BUN.md, "Costs").
+//
+// The server checks every str of a request body for strict UTF-8 before it decodes it
+// (scanBody in depth.ts), so strings are sliced here without a second check; a body that
+// is not a map, whose strings that scan does not check, is refused whatever it decodes to.
+// The nesting depth is bounded by the same scan before this recursive decoder runs.
+
+export class DecodeError extends Error {}
+
+/** A MessagePack ext value other than a timestamp (a request never needs one: the request's checks refuse it as a wrong type). */
+export class ExtValue {
+  constructor(
+    readonly type: number,
+    readonly data: Uint8Array,
+  ) {}
+}
+
+export interface DecodeLimits {
+  /** Longest str, bin or ext, bytes. */
+  maxBytes: number;
+  /** Most entries of an array or a map. */
+  maxItems: number;
+}
+
+type Utf8Slice = (this: Uint8Array, start: number, end: number) => string;
+/** Bun's native UTF-8 slice works on any Uint8Array; TextDecoder where there is none. */
+const nativeSlice = (globalThis as { Buffer?: { prototype: { utf8Slice?: Utf8Slice } } }).Buffer?.prototype.utf8Slice;
+const textDecoder = new TextDecoder();
+
+function utf8(b: Uint8Array, start: number, end: number): string {
+  if (end - start <= 8) {
+    // A key or a short word: a loop beats a native call while it is ASCII.
+    let s = "";
+    for (let i = start; i < end; i++) {
+      const c = b[i]!;
+      if (c >= 0x80) return nativeSlice ? nativeSlice.call(b, start, end) : textDecoder.decode(b.subarray(start, end));
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+  return nativeSlice ? nativeSlice.call(b, start, end) : textDecoder.decode(b.subarray(start, end));
+}
+
+/** Decodes the one MessagePack value that fills `b` exactly; throws DecodeError otherwise. */
+export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unknown {
+  const { maxBytes, maxItems } = limits;
+  let b: Uint8Array;
+  let view: DataView;
+  let pos = 0;
+  let n = 0;
+
+  const need = (k: number): void => {
+    if (pos + k > n) throw new DecodeError(`insufficient data: ${k} bytes needed at ${pos}`);
+  };
+  const bytesOf = (len: number, what: string): number => {
+    if (len > maxBytes) throw new DecodeError(`${what} of ${len} bytes exceeds the limit of ${maxBytes}`);
+    need(len);
+    const at = pos;
+    pos += len;
+    return at;
+  };
+  const str = (len: number): string => {
+    const at = bytesOf(len, "str");
+    return utf8(b, at, at + len);
+  };
+  const bin = (len: number): Uint8Array => {
+    const at = bytesOf(len, "bin");
+    return b.subarray(at, at + len);
+  };
+  const ext = (len: number): ExtValue | Date => {
+    need(1);
+    const type = view.getInt8(pos++);
+    const at = bytesOf(len, "ext");
+    return type === -1 ? timestamp(at, len) : new ExtValue(type, b.subarray(at, at + len));
+  };
+  /** The timestamp ext (type -1), as a Date like @msgpack/msgpack's: 4, 8 or 12 bytes, or refused. */
+  const timestamp = (at: number, len: number): Date => {
+    if (len === 4) return new Date(view.getUint32(at) * 1000);
+    if (len === 8) {
+      const hi = view.getUint32(at);
+      const sec = (hi & 0x3) * 0x1_0000_0000 + view.getUint32(at + 4);
+      return new Date(sec * 1000 + (hi >>> 2) / 1e6);
+    }
+    if (len === 12) return new Date((view.getInt32(at + 4) * 0x1_0000_0000 + view.getUint32(at + 8)) * 1000 + view.getUint32(at) / 1e6);
+    throw new DecodeError(`a timestamp of ${len} bytes (4, 8 or 12)`);
+  };
+  const array = (len: number): unknown[] => {
+    if (len > maxItems) throw new DecodeError(`array of ${len} items exceeds the limit of ${maxItems}`);
+    const out = new Array<unknown>(len);
+    for (let i = 0; i < len; i++) out[i] = value();
+    return out;
+  };
+  const map = (len: number): Record<string, unknown> => {
+    if (len > maxItems) throw new DecodeError(`map of ${len} entries exceeds the limit of ${maxItems}`);
+    const out: Record<string, unknown> = {};
+    for (let i = 0; i < len; i++) {
+      const k = value();
+      if (typeof k !== "string" && typeof k !== "number") throw new DecodeError(`a map key must be a string or a number, not ${k === null ? "nil" : typeof k}`);
+      if (k === "__proto__") throw new DecodeError("the map key __proto__ is not allowed");
+      out[k] = value();
+    }
+    return out;
+  };
+  const u8 = (): number => (need(1), b[pos++]!);
+  const u16 = (): number => (need(2), (pos += 2), view.getUint16(pos - 2));
+  const u32 = (): number => (need(4), (pos += 4), view.getUint32(pos - 4));
+
+  function value(): unknown {
+    need(1);
+    const t = b[pos++]!;
+    if (t <= 0x7f) return t;
+    if (t >= 0xe0) return t - 0x100;
+    if (t <= 0x8f) return map(t & 0x0f);
+    if (t <= 0x9f) return array(t & 0x0f);
+    if (t <= 0xbf) return str(t & 0x1f);
+    switch (t) {
+      case 0xc0:
+        return null;
+      case 0xc2:
+        return false;
+      case 0xc3:
+        return true;
+      case 0xc4:
+        return bin(u8());
+      case 0xc5:
+        return bin(u16());
+      case 0xc6:
+        return bin(u32());
+      case 0xc7:
+        return ext(u8());
+      case 0xc8:
+        return ext(u16());
+      case 0xc9:
+        return ext(u32());
+      case 0xca:
+        need(4);
+        pos += 4;
+        return view.getFloat32(pos - 4);
+      case 0xcb:
+        need(8);
+        pos += 8;
+        return view.getFloat64(pos - 8);
+      case 0xcc:
+        return u8();
+      case 0xcd:
+        return u16();
+      case 0xce:
+        return u32();
+      case 0xcf:
+        need(8);
+        pos += 8;
+        return view.getUint32(pos - 8) * 0x1_0000_0000 + view.getUint32(pos - 4);
+      case 0xd0:
+        need(1);
+        return view.getInt8(pos++);
+      case 0xd1:
+        need(2);
+        pos += 2;
+        return view.getInt16(pos - 2);
+      case 0xd2:
+        need(4);
+        pos += 4;
+        return view.getInt32(pos - 4);
+      case 0xd3:
+        need(8);
+        pos += 8;
+        return view.getInt32(pos - 8) * 0x1_0000_0000 + view.getUint32(pos - 4);
+      case 0xd4:
+        return ext(1);
+      case 0xd5:
+        return ext(2);
+      case 0xd6:
+        return ext(4);
+      case 0xd7:
+        return ext(8);
+      case 0xd8:
+        return ext(16);
+      case 0xd9:
+        return str(u8());
+      case 0xda:
+        return str(u16());
+      case 0xdb:
+        return str(u32());
+      case 0xdc:
+        return array(u16());
+      case 0xdd:
+        return array(u32());
+      case 0xde:
+        return map(u16());
+      case 0xdf:
+        return map(u32());
+      default:
+        throw new DecodeError(`invalid type byte 0x${t.toString(16)} at ${pos - 1}`);
+    }
+  }
+
+  return (body: Uint8Array): unknown => {
+    b = body;
+    view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    pos = 0;
+    n = body.length;
+    try {
+      const v = value();
+      if (pos !== n) throw new DecodeError(`${n - pos} bytes after the value`);
+      return v;
+    } finally {
+      b = EMPTY; // do not keep the connection's buffer alive
+      view = EMPTY_VIEW;
+    }
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+const EMPTY_VIEW = new DataView(EMPTY.buffer);

@@ -1,21 +1,9 @@
-// MessagePack body codec, PROTOCOL.md §1. One reused Encoder (about 3x faster
-// than the encode() function, docs/BUN.md) writes straight into a framed buffer.
-import { Decoder, Encoder } from "@msgpack/msgpack";
-import { HEADER_BYTES } from "./frame.ts";
+// MessagePack body codec, PROTOCOL.md §1. Frames are encoded by encode.ts (the same bytes
+// as @msgpack/msgpack's Encoder, at less cost); the server decodes requests with decode.ts,
+// and the client decodes the server's frames with @msgpack/msgpack's Decoder, below.
+import { Decoder } from "@msgpack/msgpack";
 
-const encoder = new Encoder({ ignoreUndefined: true });
-
-/** Encodes `msg` as one MessagePack map and returns length prefix + body in one buffer. */
-export function encodeFrame(msg: object): Uint8Array {
-  const body = encoder.encodeSharedRef(msg); // valid until the next encode: copied below
-  const out = new Uint8Array(HEADER_BYTES + body.length);
-  out[0] = body.length >>> 24;
-  out[1] = (body.length >>> 16) & 0xff;
-  out[2] = (body.length >>> 8) & 0xff;
-  out[3] = body.length & 0xff;
-  out.set(body, HEADER_BYTES);
-  return out;
-}
+export { encodeFrame } from "./encode.ts";
 
 /**
  * A body decoder with limits, so a hostile header like "array of 4 billion

@@ -49,7 +49,9 @@ function utf8(b: Uint8Array, start: number, end: number): string {
 export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unknown {
   const { maxBytes, maxItems } = limits;
   let b: Uint8Array;
-  let view: DataView;
+  /** Made when a value needs it (a float, a 64-bit or signed integer, an ext's type): most bodies have none. */
+  let dv: DataView | undefined;
+  const viewOf = (): DataView => (dv ??= new DataView(b.buffer, b.byteOffset, b.byteLength));
   let pos = 0;
   let n = 0;
 
@@ -73,19 +75,19 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
   };
   const ext = (len: number): ExtValue | Date => {
     need(1);
-    const type = view.getInt8(pos++);
+    const type = viewOf().getInt8(pos++);
     const at = bytesOf(len, "ext");
     return type === -1 ? timestamp(at, len) : new ExtValue(type, b.subarray(at, at + len));
   };
   /** The timestamp ext (type -1), as a Date like @msgpack/msgpack's: 4, 8 or 12 bytes, or refused. */
   const timestamp = (at: number, len: number): Date => {
-    if (len === 4) return new Date(view.getUint32(at) * 1000);
+    if (len === 4) return new Date(viewOf().getUint32(at) * 1000);
     if (len === 8) {
-      const hi = view.getUint32(at);
-      const sec = (hi & 0x3) * 0x1_0000_0000 + view.getUint32(at + 4);
+      const hi = viewOf().getUint32(at);
+      const sec = (hi & 0x3) * 0x1_0000_0000 + viewOf().getUint32(at + 4);
       return new Date(sec * 1000 + (hi >>> 2) / 1e6);
     }
-    if (len === 12) return new Date((view.getInt32(at + 4) * 0x1_0000_0000 + view.getUint32(at + 8)) * 1000 + view.getUint32(at) / 1e6);
+    if (len === 12) return new Date((viewOf().getInt32(at + 4) * 0x1_0000_0000 + viewOf().getUint32(at + 8)) * 1000 + viewOf().getUint32(at) / 1e6);
     throw new DecodeError(`a timestamp of ${len} bytes (4, 8 or 12)`);
   };
   const array = (len: number): unknown[] => {
@@ -106,8 +108,8 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
     return out;
   };
   const u8 = (): number => (need(1), b[pos++]!);
-  const u16 = (): number => (need(2), (pos += 2), view.getUint16(pos - 2));
-  const u32 = (): number => (need(4), (pos += 4), view.getUint32(pos - 4));
+  const u16 = (): number => (need(2), (pos += 2), (b[pos - 2]! << 8) | b[pos - 1]!);
+  const u32 = (): number => (need(4), (pos += 4), ((b[pos - 4]! << 24) >>> 0) + ((b[pos - 3]! << 16) | (b[pos - 2]! << 8) | b[pos - 1]!));
 
   function value(): unknown {
     need(1);
@@ -139,11 +141,11 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
       case 0xca:
         need(4);
         pos += 4;
-        return view.getFloat32(pos - 4);
+        return viewOf().getFloat32(pos - 4);
       case 0xcb:
         need(8);
         pos += 8;
-        return view.getFloat64(pos - 8);
+        return viewOf().getFloat64(pos - 8);
       case 0xcc:
         return u8();
       case 0xcd:
@@ -153,22 +155,22 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
       case 0xcf:
         need(8);
         pos += 8;
-        return view.getUint32(pos - 8) * 0x1_0000_0000 + view.getUint32(pos - 4);
+        return viewOf().getUint32(pos - 8) * 0x1_0000_0000 + viewOf().getUint32(pos - 4);
       case 0xd0:
         need(1);
-        return view.getInt8(pos++);
+        return viewOf().getInt8(pos++);
       case 0xd1:
         need(2);
         pos += 2;
-        return view.getInt16(pos - 2);
+        return viewOf().getInt16(pos - 2);
       case 0xd2:
         need(4);
         pos += 4;
-        return view.getInt32(pos - 4);
+        return viewOf().getInt32(pos - 4);
       case 0xd3:
         need(8);
         pos += 8;
-        return view.getInt32(pos - 8) * 0x1_0000_0000 + view.getUint32(pos - 4);
+        return viewOf().getInt32(pos - 8) * 0x1_0000_0000 + viewOf().getUint32(pos - 4);
       case 0xd4:
         return ext(1);
       case 0xd5:
@@ -200,7 +202,7 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
 
   return (body: Uint8Array): unknown => {
     b = body;
-    view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    dv = undefined;
     pos = 0;
     n = body.length;
     try {
@@ -209,10 +211,9 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
       return v;
     } finally {
       b = EMPTY; // do not keep the connection's buffer alive
-      view = EMPTY_VIEW;
+      dv = undefined;
     }
   };
 }
 
 const EMPTY = new Uint8Array(0);
-const EMPTY_VIEW = new DataView(EMPTY.buffer);

@@ -1,0 +1,291 @@
+// MessagePack encoding of the frames the server and the client send (PROTOCOL.md §1),
+// byte for byte what @msgpack/msgpack's Encoder with `ignoreUndefined` writes (the test
+// encode.test.ts holds the two to the same bytes), at a fraction of its cost on the hot
+// path: map keys are encoded once and kept, short ASCII strings are written by a loop and
+// others by the platform's native UTF-8 writer, and the frame is written behind its 4-byte
+// length in one scratch buffer and copied out once. Every acknowledgement and every push of
+// a message is encoded here (docs/BUN.md, "Costs").
+import { HEADER_BYTES } from "./frame.ts";
+
+const textEncoder = new TextEncoder();
+type ByteLength = (s: string) => number;
+type Utf8Write = (this: Uint8Array, s: string, offset: number, length: number) => number;
+/** Bun's native UTF-8 byte count and writer (it writes into any Uint8Array); TextEncoder and a loop in browsers. */
+const NativeBuffer = (globalThis as { Buffer?: { byteLength?: ByteLength; prototype: { utf8Write?: Utf8Write } } }).Buffer;
+const nativeByteLength = NativeBuffer?.byteLength;
+const nativeWrite = NativeBuffer?.prototype.utf8Write;
+
+function utf8Length(s: string): number {
+  if (nativeByteLength) return nativeByteLength(s);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** Keys are few (the protocol's field names): each is encoded once, header and all. */
+const KEY_CACHE_MAX = 4096;
+const keyCache = new Map<string, Uint8Array>();
+
+let buf = new Uint8Array(64 * 1024);
+let view = new DataView(buf.buffer);
+let pos = 0;
+
+function ensure(n: number): void {
+  if (pos + n <= buf.length) return;
+  let size = buf.length * 2;
+  while (size < pos + n) size *= 2;
+  const grown = new Uint8Array(size);
+  grown.set(buf.subarray(0, pos));
+  buf = grown;
+  view = new DataView(buf.buffer);
+}
+
+function strHeader(len: number): void {
+  if (len < 32) buf[pos++] = 0xa0 | len;
+  else if (len < 0x100) {
+    buf[pos++] = 0xd9;
+    buf[pos++] = len;
+  } else if (len < 0x10000) {
+    buf[pos++] = 0xda;
+    view.setUint16(pos, len);
+    pos += 2;
+  } else {
+    buf[pos++] = 0xdb;
+    view.setUint32(pos, len);
+    pos += 4;
+  }
+}
+
+function str(s: string): void {
+  const n = s.length;
+  if (n <= 32) {
+    // ASCII (the common case) is written as it is checked; otherwise start over, counted.
+    ensure(n + 5);
+    const start = pos;
+    strHeader(n);
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[pos++] = c;
+    }
+    if (i === n) return;
+    pos = start;
+  }
+  const len = utf8Length(s);
+  ensure(len + 5);
+  strHeader(len);
+  if (nativeWrite) nativeWrite.call(buf, s, pos, len);
+  else textEncoder.encodeInto(s, buf.subarray(pos, pos + len));
+  pos += len;
+}
+
+function key(k: string): void {
+  let b = keyCache.get(k);
+  if (b === undefined) {
+    const start = pos;
+    str(k);
+    b = buf.slice(start, pos);
+    if (keyCache.size < KEY_CACHE_MAX) keyCache.set(k, b);
+    return;
+  }
+  ensure(b.length);
+  buf.set(b, pos);
+  pos += b.length;
+}
+
+function number(x: number): void {
+  ensure(9);
+  if (Number.isSafeInteger(x)) {
+    if (x >= 0) {
+      if (x < 0x80) buf[pos++] = x;
+      else if (x < 0x100) {
+        buf[pos++] = 0xcc;
+        buf[pos++] = x;
+      } else if (x < 0x10000) {
+        buf[pos++] = 0xcd;
+        view.setUint16(pos, x);
+        pos += 2;
+      } else if (x < 0x1_0000_0000) {
+        buf[pos++] = 0xce;
+        view.setUint32(pos, x);
+        pos += 4;
+      } else {
+        buf[pos++] = 0xcf;
+        view.setUint32(pos, Math.floor(x / 0x1_0000_0000));
+        view.setUint32(pos + 4, x >>> 0);
+        pos += 8;
+      }
+    } else if (x >= -0x20) buf[pos++] = x & 0xff;
+    else if (x >= -0x80) {
+      buf[pos++] = 0xd0;
+      view.setInt8(pos++, x);
+    } else if (x >= -0x8000) {
+      buf[pos++] = 0xd1;
+      view.setInt16(pos, x);
+      pos += 2;
+    } else if (x >= -0x8000_0000) {
+      buf[pos++] = 0xd2;
+      view.setInt32(pos, x);
+      pos += 4;
+    } else {
+      buf[pos++] = 0xd3;
+      view.setInt32(pos, Math.floor(x / 0x1_0000_0000));
+      view.setUint32(pos + 4, x >>> 0);
+      pos += 8;
+    }
+    return;
+  }
+  buf[pos++] = 0xcb;
+  view.setFloat64(pos, x);
+  pos += 8;
+}
+
+function bin(b: Uint8Array): void {
+  const len = b.length;
+  ensure(len + 5);
+  if (len < 0x100) {
+    buf[pos++] = 0xc4;
+    buf[pos++] = len;
+  } else if (len < 0x10000) {
+    buf[pos++] = 0xc5;
+    view.setUint16(pos, len);
+    pos += 2;
+  } else {
+    buf[pos++] = 0xc6;
+    view.setUint32(pos, len);
+    pos += 4;
+  }
+  buf.set(b, pos);
+  pos += len;
+}
+
+/** A Date as the timestamp ext (type -1), in the smallest of its three forms. */
+function timestamp(ms: number): void {
+  const sec = Math.floor(ms / 1000);
+  const nsec = (ms - sec * 1000) * 1e6;
+  ensure(15);
+  if (nsec === 0 && sec >= 0 && sec < 0x1_0000_0000) {
+    buf[pos++] = 0xd6;
+    buf[pos++] = 0xff;
+    view.setUint32(pos, sec);
+    pos += 4;
+  } else if (sec >= 0 && sec < 0x4_0000_0000) {
+    buf[pos++] = 0xd7;
+    buf[pos++] = 0xff;
+    view.setUint32(pos, nsec * 4 + Math.floor(sec / 0x1_0000_0000));
+    view.setUint32(pos + 4, sec >>> 0);
+    pos += 8;
+  } else {
+    buf[pos++] = 0xc7;
+    buf[pos++] = 12;
+    buf[pos++] = 0xff;
+    view.setUint32(pos, nsec);
+    view.setInt32(pos + 4, Math.floor(sec / 0x1_0000_0000));
+    view.setUint32(pos + 8, sec >>> 0);
+    pos += 12;
+  }
+}
+
+function containerHeader(n: number, fix: number, x16: number): void {
+  ensure(5);
+  if (n < 16) buf[pos++] = fix | n;
+  else if (n < 0x10000) {
+    buf[pos++] = x16;
+    view.setUint16(pos, n);
+    pos += 2;
+  } else {
+    buf[pos++] = x16 + 1;
+    view.setUint32(pos, n);
+    pos += 4;
+  }
+}
+
+function map(o: Record<string, unknown>): void {
+  // One pass: a fixmap header is reserved and the entries written; the rare map of 16
+  // entries or more then moves them to make room for its longer header.
+  ensure(1);
+  const head = pos++;
+  let n = 0;
+  for (const k of Object.keys(o)) {
+    const v = o[k];
+    if (v === undefined) continue;
+    key(k);
+    value(v);
+    n++;
+  }
+  if (n < 16) {
+    buf[head] = 0x80 | n;
+    return;
+  }
+  const extra = n < 0x10000 ? 2 : 4;
+  ensure(extra);
+  buf.copyWithin(head + 1 + extra, head + 1, pos);
+  pos += extra;
+  buf[head] = extra === 2 ? 0xde : 0xdf;
+  if (extra === 2) view.setUint16(head + 1, n);
+  else view.setUint32(head + 1, n);
+}
+
+function value(v: unknown): void {
+  switch (typeof v) {
+    case "string":
+      return str(v);
+    case "number":
+      return number(v);
+    case "boolean":
+      ensure(1);
+      buf[pos++] = v ? 0xc3 : 0xc2;
+      return;
+    case "undefined":
+      ensure(1);
+      buf[pos++] = 0xc0;
+      return;
+    case "object":
+      if (v === null) {
+        ensure(1);
+        buf[pos++] = 0xc0;
+        return;
+      }
+      if (Array.isArray(v)) {
+        containerHeader(v.length, 0x90, 0xdc);
+        for (const x of v) value(x);
+        return;
+      }
+      if (v instanceof Uint8Array) return bin(v);
+      if (v instanceof Date) return timestamp(v.getTime());
+      if (ArrayBuffer.isView(v)) return bin(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      return map(v as Record<string, unknown>);
+    default:
+      throw new Error(`cannot encode a ${typeof v} in MessagePack`);
+  }
+}
+
+/** Encodes `msg` as one MessagePack map and returns length prefix + body in one new buffer. */
+export function encodeFrame(msg: object): Uint8Array {
+  pos = HEADER_BYTES;
+  try {
+    value(msg);
+  } catch (e) {
+    pos = 0;
+    throw e;
+  }
+  const len = pos - HEADER_BYTES;
+  view.setUint32(0, len);
+  const out = buf.slice(0, pos);
+  if (buf.length > 4 * 1024 * 1024) {
+    // A big frame (a download's chunk) grew the scratch buffer: do not keep the memory.
+    buf = new Uint8Array(64 * 1024);
+    view = new DataView(buf.buffer);
+  }
+  pos = 0;
+  return out;
+}

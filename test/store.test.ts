@@ -8,7 +8,7 @@ import path from "node:path";
 import { Database } from "bun:sqlite";
 import { sql } from "drizzle-orm";
 import { MemoryStore } from "../src/store/memory.ts";
-import { SqliteStore } from "../src/store/sqlite.ts";
+import { ABOUT_KINDS, SqliteStore } from "../src/store/sqlite.ts";
 import type { NewMessage } from "../src/store/store.ts";
 import { dmConv, groupConv, messageSize } from "../src/store/store.ts";
 import { sha256Hex } from "./helpers/client.ts";
@@ -167,6 +167,22 @@ describe("SqliteStore persistence", () => {
       .all<{ name: string }>(sql`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
       .map((r) => r.name);
     for (const t of ["groups", "memberships", "messages", "tokens", "users"]) expect(names).toContain(t);
+  });
+
+  test("a message's insert evaluates every partial index without a temporary table (an IN list in one cost a send 3 us: migration 0007), and the erasure's query still uses messages_about", () => {
+    const s = new SqliteStore({ path: ":memory:", durability: "normal" });
+    const client = (s as unknown as { client: import("bun:sqlite").Database }).client;
+    const program = client
+      .query("EXPLAIN INSERT INTO messages (mid, ts, sender, grp, conv, text, size) VALUES (1, 2, 'a', 'g', 'g:g', 't', 1) ON CONFLICT DO NOTHING")
+      .all() as Array<{ opcode: string }>;
+    expect(program.length).toBeGreaterThan(20);
+    expect(program.filter((op) => op.opcode === "OpenEphemeral")).toEqual([]);
+    const plan = client
+      .query(
+        `EXPLAIN QUERY PLAN SELECT mid FROM messages WHERE ${ABOUT_KINDS} AND ref IN (SELECT value FROM json_each('[1]'))`,
+      )
+      .all() as Array<{ detail: string }>;
+    expect(plan.map((p) => p.detail).join("; ")).toContain("USING INDEX messages_about");
   });
 });
 

@@ -141,6 +141,9 @@ const INDEX_CHUNK = 5000;
 /** Most direct conversations a store remembers having written to dm_peers (then it starts over). */
 export const KNOWN_PAIRS_MAX = 1_000_000;
 
+/** The entries about a message (edit, delete, react, unreact), as index messages_about's WHERE spells it (schema.ts), so that a query holding it can use that index. */
+export const ABOUT_KINDS = `("messages"."kind" = 'edit' OR "messages"."kind" = 'delete' OR "messages"."kind" = 'react' OR "messages"."kind" = 'unreact')`;
+
 interface ConvRow {
   conv: string;
   grp: string | null;
@@ -988,7 +991,7 @@ export class SqliteStore implements Store {
     const list = JSON.stringify(mids.map((m) => m.mid));
     const about = this.client
       .prepare(
-        "SELECT mid FROM messages WHERE kind IN ('edit', 'delete', 'react', 'unreact') AND ref IN (SELECT value FROM json_each(?))",
+        `SELECT mid FROM messages WHERE ${ABOUT_KINDS} AND ref IN (SELECT value FROM json_each(?))`,
       )
       .all(list) as Array<{ mid: number }>;
     const n = this.deleteMids(list);

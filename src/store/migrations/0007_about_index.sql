@@ -1,0 +1,2 @@
+DROP INDEX `messages_about`;--> statement-breakpoint
+CREATE INDEX `messages_about` ON `messages` (`ref`) WHERE ("messages"."kind" = 'edit' OR "messages"."kind" = 'delete' OR "messages"."kind" = 'react' OR "messages"."kind" = 'unreact');

@@ -26,7 +26,7 @@ export const OPTIONS = {
   db: {
     def: "tcpchat.db",
     kind: "string",
-    help: 'SQLite file (created 0600 and migrated at start), or `:memory:`, or `postgres://user@host:port/db` (the shared store of a cluster, migrated at start). The server holds a SQLite file exclusively while it runs (a second server, or the `sqlite3` shell, gets "database is locked"): stop the server to copy or inspect it',
+    help: 'SQLite file (created 0600 and migrated at start), or `:memory:`, or `postgres://user@host:port/db` (the shared store of a cluster, migrated at start). One server at a time uses a SQLite file (a second one gets "database is locked", from the lock on the file `<db>-lock` beside it); the `sqlite3` shell can read it meanwhile, but stop the server to copy or change it (or use the admin `backup`)',
   },
   bus: {
     def: "",

@@ -450,3 +450,43 @@ describe("SqliteStore search index", () => {
     }
   });
 });
+
+describe("SqliteStore WAL and ownership (src/store/sqlite-wal.ts)", () => {
+  const text = "x".repeat(200);
+  const batch = (n: number): NewMessage[] => Array.from({ length: n }, () => ({ sender: "alice", grp: "g", text }));
+
+  test("a second store on the same file is refused with 'database is locked' until the first is closed", async () => {
+    const p = tmpDbPath();
+    const a = new SqliteStore({ path: p, durability: "normal" });
+    await a.commit(batch(3), 1);
+    expect(() => new SqliteStore({ path: p, durability: "normal" })).toThrow(/database is locked/);
+    // Refused without touching anything: the first store goes on.
+    expect((await a.commit(batch(1), 2)).results[0]!.mid).toBe(4);
+    await a.close();
+    const b = new SqliteStore({ path: p, durability: "normal" });
+    expect((await b.commit(batch(1), 3)).results[0]!.mid).toBe(5);
+    await b.close();
+    expect(fs.statSync(`${p}-lock`).mode & 0o777).toBe(0o600);
+  });
+
+  test("commits never checkpoint (wal_autocheckpoint 0); a worker thread copies the WAL into the database file within moments, while this thread only sleeps", async () => {
+    const p = tmpDbPath();
+    const s = new SqliteStore({ path: p, durability: "normal" });
+    const client = (s as unknown as { client: Database }).client;
+    expect(client.query("PRAGMA wal_autocheckpoint").get()).toEqual({ wal_autocheckpoint: 0 });
+    const dbBefore = fs.statSync(p).size;
+    // About 3 MB of messages: SQLite's own checkpoint (at 1000 pages) would run inside these commits.
+    for (let i = 0; i < 60; i++) await s.commit(batch(200), i);
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && fs.statSync(p).size < dbBefore + 3_000_000) await Bun.sleep(20);
+    expect(fs.statSync(p).size).toBeGreaterThan(dbBefore + 3_000_000);
+    // Everything is copied, so the next commit starts the WAL over.
+    await Bun.sleep(300);
+    await s.commit(batch(1), 100);
+    const frames = client.query("PRAGMA wal_checkpoint(PASSIVE)").get() as { log: number };
+    expect(frames.log).toBeLessThan(50);
+    expect((await s.history(groupConv("g"), { limit: 1 }))[0]!.mid).toBe(60 * 200 + 1);
+    await s.close();
+    expect(fs.existsSync(`${p}-wal`)).toBe(false); // the last connection checkpointed and removed it
+  });
+});

@@ -40,6 +40,7 @@ import type {
   UserRow,
 } from "./store.ts";
 import { SqliteFiles } from "./sqlite-files.ts";
+import { Checkpointer, lockDatabase } from "./sqlite-wal.ts";
 import { dmConv, groupConv, groupEntry, likePattern, matchesQuery, mentionsOf, messageSize, placement, PREVIEW_CHARS, readTarget } from "./store.ts";
 
 export interface SqliteOptions {
@@ -182,6 +183,9 @@ export class SqliteStore implements Store {
   private readonly sizesSync: Statement<MidSize>;
   private readonly byMids: Statement<Record<string, unknown>>;
   private readonly walPath: string | undefined;
+  /** A file database: the lock that makes this the one server on it, and its WAL's checkpointer (sqlite-wal.ts). */
+  private readonly lock: Database | undefined;
+  private readonly checkpointer: Checkpointer | undefined;
 
   /** Entries other than messages, and what they change (commitEntry). */
   private readonly entryAtStmt: Statement<{ sender: string; kind: string | null; deleted: number | null }>;
@@ -219,15 +223,25 @@ export class SqliteStore implements Store {
   private readonly likeSearch: Statement<{ mid: number; text: string | null; size: number }>;
 
   constructor(opts: SqliteOptions) {
-    if (isFilePath(opts.path)) createPrivate(opts.path);
-    this.walPath = isFilePath(opts.path) ? `${opts.path}-wal` : undefined;
-    this.client = new Database(opts.path, { create: true, strict: true });
-    // One server owns its database file: EXCLUSIVE locking (set before the first WAL access)
-    // keeps the WAL index in process memory, which saves the shared-memory lock syscalls of
-    // every transaction (about a third of a one-message commit, measured), and makes a second
-    // server on the same file fail at start ("database is locked") instead of interleaving mids.
-    this.client.run("PRAGMA locking_mode = EXCLUSIVE");
-    this.client.run("PRAGMA journal_mode = WAL");
+    const file = isFilePath(opts.path);
+    if (file) {
+      createPrivate(opts.path);
+      // One server owns its database file: a second one fails at start ("database is locked")
+      // instead of interleaving mids (sqlite-wal.ts).
+      this.lock = lockDatabase(opts.path);
+    }
+    try {
+      this.walPath = file ? `${opts.path}-wal` : undefined;
+      this.client = new Database(opts.path, { create: true, strict: true });
+      this.client.run("PRAGMA journal_mode = WAL");
+      // Checkpoints run on a worker thread of their own, never inside a commit (sqlite-wal.ts).
+      // NORMAL locking (SQLite's shared-memory WAL index, which that second connection needs)
+      // costs a commit 7-18 us more than EXCLUSIVE did: a checkpoint on the event loop cost 20 ms.
+      if (file) this.client.run("PRAGMA wal_autocheckpoint = 0");
+    } catch (e) {
+      this.lock?.close();
+      throw e;
+    }
     this.client.run(`PRAGMA synchronous = ${opts.durability === "full" ? "FULL" : "NORMAL"}`);
     this.client.run("PRAGMA foreign_keys = ON");
     this.client.run("PRAGMA busy_timeout = 5000");
@@ -237,9 +251,16 @@ export class SqliteStore implements Store {
     // copies of the pages as they were.
     this.client.run("PRAGMA secure_delete = ON");
     this.db = drizzle({ client: this.client });
-    applyMigrations(this.db);
-    this.files = new SqliteFiles(this.client);
-    this.files.convertInline(Date.now());
+    try {
+      applyMigrations(this.db);
+      this.files = new SqliteFiles(this.client);
+      this.files.convertInline(Date.now());
+    } catch (e) {
+      this.client.close(true);
+      this.lock?.close();
+      throw e;
+    }
+    if (file) this.checkpointer = new Checkpointer(opts.path, opts.durability === "full" ? "FULL" : "NORMAL");
 
     // The SQL drizzle generates for insert(messages).values(...).onConflictDoNothing(), as text.
     this.insertMessage = this.client.prepare(
@@ -718,7 +739,7 @@ export class SqliteStore implements Store {
     try {
       const erased = { any: false };
       const results = this.commitNow(batch, now, erased);
-      // One process holds the database (locking_mode=EXCLUSIVE): the sequence is counted here.
+      // One process holds the database (lockDatabase in sqlite-wal.ts): the sequence is counted here.
       if (batch.length > 0) this.seq++;
       // A delete zeroed the message's bytes in the pages (secure_delete); the WAL still holds the
       // pages as they were when the message was written: copy it into the file and truncate it.
@@ -1076,7 +1097,7 @@ export class SqliteStore implements Store {
   }
 
   async backup(path: string): Promise<void> {
-    // On the server's own connection (it holds the file exclusively): a consistent snapshot,
+    // On the server's own connection (the one that writes): a consistent snapshot,
     // taken between two commits. The file is created 0600 first (VACUUM INTO takes an empty file).
     createPrivate(path);
     this.client.prepare("VACUUM INTO ?").run(path);
@@ -1099,9 +1120,11 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    // close(true) closes now (finalizing statements) instead of deferring: with EXCLUSIVE
-    // locking a deferred close would keep the file locked against the next opener.
+    // The checkpointer's connection first: the server's, closed last, checkpoints what is left
+    // and removes the WAL. close(true) closes now (finalizing statements) instead of deferring.
+    await this.checkpointer?.close();
     this.client.close(true);
+    this.lock?.close();
   }
 }
 

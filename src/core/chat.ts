@@ -964,7 +964,8 @@ export class ChatCore implements Context {
       else this.error(session, id, "not_found", `message ${m.ref} was deleted`);
       return;
     }
-    this.reply(session, id, r.read === undefined ? { mid: r.mid, ts: r.ts } : { mid: r.mid, ts: r.ts, read: r.read });
+    // The ack, built whole (this runs once per message: no spread into a reply).
+    if (!session.closed) session.send(encodeFrame({ t: "ok", id, mid: r.mid, ts: r.ts, read: r.read }));
     this.stats.ackSeconds.observe((performance.now() - p.tag.at) / 1000);
     if (r.duplicate) return; // delivered when it was first committed
     if (m.kind === "read") {

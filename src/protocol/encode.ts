@@ -1,10 +1,10 @@
 // MessagePack encoding of the frames the server and the client send (PROTOCOL.md §1),
 // byte for byte what @msgpack/msgpack's Encoder with `ignoreUndefined` writes (the test
-// encode.test.ts holds the two to the same bytes), at a fraction of its cost on the hot
-// path: map keys are encoded once and kept, short ASCII strings are written by a loop and
-// others by the platform's native UTF-8 writer, and the frame is written behind its 4-byte
-// length in one scratch buffer and copied out once. Every acknowledgement and every push of
-// a message is encoded here (docs/BUN.md, "Costs").
+// encode.test.ts holds the two to the same bytes), at a third of its cost on the hot path:
+// short ASCII strings (every key) are written by a loop and others by the platform's native
+// UTF-8 writer, and the frame is written behind its 4-byte length in one scratch buffer and
+// copied out once. Every acknowledgement and every push of a message is encoded here
+// (docs/BUN.md, "Costs").
 import { HEADER_BYTES } from "./frame.ts";
 
 const textEncoder = new TextEncoder();
@@ -29,10 +29,6 @@ function utf8Length(s: string): number {
   }
   return n;
 }
-
-/** Keys are few (the protocol's field names): each is encoded once, header and all. */
-const KEY_CACHE_MAX = 4096;
-const keyCache = new Map<string, Uint8Array>();
 
 let buf = new Uint8Array(64 * 1024);
 let view = new DataView(buf.buffer);
@@ -86,20 +82,6 @@ function str(s: string): void {
   if (nativeWrite) nativeWrite.call(buf, s, pos, len);
   else textEncoder.encodeInto(s, buf.subarray(pos, pos + len));
   pos += len;
-}
-
-function key(k: string): void {
-  let b = keyCache.get(k);
-  if (b === undefined) {
-    const start = pos;
-    str(k);
-    b = buf.slice(start, pos);
-    if (keyCache.size < KEY_CACHE_MAX) keyCache.set(k, b);
-    return;
-  }
-  ensure(b.length);
-  buf.set(b, pos);
-  pos += b.length;
 }
 
 function number(x: number): void {
@@ -218,7 +200,7 @@ function map(o: Record<string, unknown>): void {
   for (const k of Object.keys(o)) {
     const v = o[k];
     if (v === undefined) continue;
-    key(k);
+    str(k);
     value(v);
     n++;
   }

@@ -175,6 +175,8 @@ export class SqliteStore implements Store {
 
   /** The one hot statement: raw bun:sqlite, positional (drizzle's placeholder mapping cost ~0.7 µs a row). */
   private readonly insertMessage: Statement;
+  /** A text message (no file, no reply): the columns it sets, which binds half the parameters. */
+  private readonly insertText: Statement;
   private readonly findByCid;
 
   /** Size-first reads (see historySizes, syncSizes, messagesByMid). */
@@ -266,6 +268,9 @@ export class SqliteStore implements Store {
     this.insertMessage = this.client.prepare(
       "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, file_name, file_type, file_id, file_size, file_sha, size, kind, ref, about) " +
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    );
+    this.insertText = this.client.prepare(
+      "INSERT INTO messages (mid, ts, sender, grp, to_user, conv, cid, text, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     );
     // Index-only (messages_conv holds sender, kind and deleted): no row is read, so no file.
     this.entryAtStmt = this.client.prepare(
@@ -777,25 +782,28 @@ export class SqliteStore implements Store {
               continue;
             }
           }
-          const r = this.insertMessage.run(
-            mid,
-            now,
-            m.sender,
-            m.grp ?? null,
-            m.toUser ?? null,
-            conv,
-            m.cid ?? null,
-            m.text ?? null,
-            m.file?.name ?? null,
-            m.file?.type ?? null,
-            file?.file ?? null,
-            file?.size ?? null,
-            file?.sha256 ?? null,
-            messageSize(m),
-            null,
-            m.ref ?? null,
-            null,
-          );
+          const r =
+            m.file === undefined && m.ref === undefined
+              ? this.insertText.run(mid, now, m.sender, m.grp ?? null, m.toUser ?? null, conv, m.cid ?? null, m.text ?? null, messageSize(m))
+              : this.insertMessage.run(
+                  mid,
+                  now,
+                  m.sender,
+                  m.grp ?? null,
+                  m.toUser ?? null,
+                  conv,
+                  m.cid ?? null,
+                  m.text ?? null,
+                  m.file?.name ?? null,
+                  m.file?.type ?? null,
+                  file?.file ?? null,
+                  file?.size ?? null,
+                  file?.sha256 ?? null,
+                  messageSize(m),
+                  null,
+                  m.ref ?? null,
+                  null,
+                );
           if (r.changes === 1) {
             this.last = mid;
             out.push({ mid, ts: now, duplicate: false });

@@ -255,7 +255,8 @@ let textCache = "";
 function sendOne(c: Conn, r: RunSpec): void {
   const stamp = clockUs();
   if (textCache.length !== r.size) textCache = "x".repeat(r.size);
-  const token = `${c.spec.idx}.${c.seq++}.${stamp}`;
+  // The seq zero-padded: a sender's cids then increase, as the client library's do (src/client/cid.ts).
+  const token = `${c.spec.idx}.${String(c.seq++).padStart(10, "0")}.${stamp}`;
   let m: Record<string, unknown>;
   if (r.cid) {
     // cid last: receivers read it from the end of the frame

@@ -1,6 +1,7 @@
 // Unit tests of the client's parts that need no socket: the writer against a
 // scripted sink, backoff, the event stream, the outbox, the tail probe.
 import { describe, expect, test } from "bun:test";
+import { newCid } from "../src/client/cid.ts";
 import { Backoff } from "../src/client/backoff.ts";
 import { findTail, syncPages } from "../src/client/catchup.ts";
 import { EventStream } from "../src/client/events.ts";
@@ -172,5 +173,15 @@ describe("catch-up", () => {
       [3, 2],
       [6, 2],
     ]);
+  });
+});
+
+describe("newCid", () => {
+  test("unique, increasing within a client (the server's cid index takes them at its end), 1-64 bytes", () => {
+    const cids = Array.from({ length: 20000 }, () => newCid());
+    expect(new Set(cids).size).toBe(cids.length);
+    const sorted = [...cids].sort();
+    expect(sorted).toEqual(cids);
+    for (const c of cids.slice(0, 10)) expect(c).toMatch(/^[0-9a-z]{9}-[0-9a-z]{6}-[0-9a-z]{8}$/);
   });
 });

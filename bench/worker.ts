@@ -5,6 +5,7 @@
 import type { Socket } from "bun";
 import { decode } from "@msgpack/msgpack";
 import { encodeFrame } from "../src/protocol/codec.ts";
+import "../src/protocol/native-utf8.ts";
 import { FrameDecoder } from "../src/protocol/frame.ts";
 import { Writer } from "../src/io/writer.ts";
 import { isGroupKind } from "../src/protocol/pushes.ts";

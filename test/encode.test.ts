@@ -2,7 +2,7 @@
 // (with ignoreUndefined, as the server used it), on random values and on every frame shape.
 import { describe, expect, test } from "bun:test";
 import { Encoder } from "@msgpack/msgpack";
-import { encodeFrame } from "../src/protocol/encode.ts";
+import { encodeFrame, useNativeUtf8 } from "../src/protocol/encode.ts";
 import { fuzzSeed, Rng } from "./helpers/fuzz-gen.ts";
 
 const reference = new Encoder({ ignoreUndefined: true });
@@ -33,9 +33,17 @@ function randomValue(r: Rng, depth: number): unknown {
   return o;
 }
 
+const NATIVE = { byteLength: (s: string) => Buffer.byteLength(s), write: (into: Uint8Array, s: string, at: number, n: number) => Buffer.from(into.buffer, into.byteOffset, into.byteLength).write(s, at, n, "utf8") };
+
 describe("frame encoder", () => {
-  test("the same bytes as @msgpack/msgpack for 5,000 random values", () => {
+  test("the same bytes as @msgpack/msgpack for 5,000 random values, with TextEncoder and with a native writer", () => {
     const seed = fuzzSeed();
+    const r0 = new Rng(seed ^ 0x5a5a);
+    for (let i = 0; i < 1000; i++) {
+      const v = { v: randomValue(r0, 0) };
+      expect(hex(encodeFrame(v))).toBe(hex(theirs(v)));
+    }
+    useNativeUtf8(NATIVE);
     const r = new Rng(seed);
     for (let i = 0; i < 5000; i++) {
       const v = { v: randomValue(r, 0) };

@@ -4,6 +4,7 @@
 import type { Config } from "../config.ts";
 import { encodeFrame } from "../protocol/codec.ts";
 import { makeRequestDecoder } from "../protocol/decode.ts";
+import "../protocol/native-utf8.ts"; // frames encoded with Bun's native UTF-8 writer
 import { type DisconnectReason, type ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import { scanBody, withinDepth } from "../protocol/depth.ts";
 import type { FrameEvent } from "../protocol/frame.ts";

@@ -8,6 +8,7 @@
 // (scanBody in depth.ts), so strings are sliced here without a second check; a body that
 // is not a map, whose strings that scan does not check, is refused whatever it decodes to.
 // The nesting depth is bounded by the same scan before this recursive decoder runs.
+import { Buffer } from "node:buffer";
 
 export class DecodeError extends Error {}
 
@@ -28,7 +29,7 @@ export interface DecodeLimits {
 
 type Utf8Slice = (this: Uint8Array, start: number, end: number) => string;
 /** Bun's native UTF-8 slice works on any Uint8Array; TextDecoder where there is none. */
-const nativeSlice = (globalThis as { Buffer?: { prototype: { utf8Slice?: Utf8Slice } } }).Buffer?.prototype.utf8Slice;
+const nativeSlice = (Buffer.prototype as unknown as { utf8Slice?: Utf8Slice }).utf8Slice;
 const textDecoder = new TextDecoder();
 
 function utf8(b: Uint8Array, start: number, end: number): string {

@@ -2,21 +2,29 @@
 // byte for byte what @msgpack/msgpack's Encoder with `ignoreUndefined` writes (the test
 // encode.test.ts holds the two to the same bytes), at a third of its cost on the hot path:
 // short ASCII strings (every key) are written by a loop and others by the platform's native
-// UTF-8 writer, and the frame is written behind its 4-byte length in one scratch buffer and
+// UTF-8 writer where there is one (native-utf8.ts; TextEncoder in browsers), and the frame is written behind its 4-byte length in one scratch buffer and
 // copied out once. Every acknowledgement and every push of a message is encoded here
 // (docs/BUN.md, "Costs").
 import { HEADER_BYTES } from "./frame.ts";
 
 const textEncoder = new TextEncoder();
-type ByteLength = (s: string) => number;
-type Utf8Write = (this: Uint8Array, s: string, offset: number, length: number) => number;
-/** Bun's native UTF-8 byte count and writer (it writes into any Uint8Array); TextEncoder and a loop in browsers. */
-const NativeBuffer = (globalThis as { Buffer?: { byteLength?: ByteLength; prototype: { utf8Write?: Utf8Write } } }).Buffer;
-const nativeByteLength = NativeBuffer?.byteLength;
-const nativeWrite = NativeBuffer?.prototype.utf8Write;
+
+/** A native UTF-8 byte count and writer (native-utf8.ts installs the runtime's); none in browsers. */
+export interface NativeUtf8 {
+  byteLength(s: string): number;
+  /** Writes `s` into `into` at `offset`, at most `length` bytes; returns the bytes written. */
+  write(into: Uint8Array, s: string, offset: number, length: number): number;
+}
+
+let native: NativeUtf8 | undefined;
+
+/** Lets the encoder use a platform's native UTF-8 functions (they must agree with TextEncoder). */
+export function useNativeUtf8(n: NativeUtf8): void {
+  native = n;
+}
 
 function utf8Length(s: string): number {
-  if (nativeByteLength) return nativeByteLength(s);
+  if (native) return native.byteLength(s);
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -79,7 +87,7 @@ function str(s: string): void {
   const len = utf8Length(s);
   ensure(len + 5);
   strHeader(len);
-  if (nativeWrite) nativeWrite.call(buf, s, pos, len);
+  if (native) native.write(buf, s, pos, len);
   else textEncoder.encodeInto(s, buf.subarray(pos, pos + len));
   pos += len;
 }

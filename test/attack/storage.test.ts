@@ -229,7 +229,7 @@ describe("#12 storage limits", () => {
     } finally {
       await s.close();
     }
-  }, 20000);
+  }, 60000); // maintain() indexes 176 MiB of text for search: about 9 s here
 
   test("expired tokens are deleted by maintain(); a user keeps at most the newest maxTokensPerUser tokens", async () => {
     const s = new SqliteStore({ path: join(tmp.dir, "tokens.db"), durability: "normal" });

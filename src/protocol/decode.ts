@@ -32,6 +32,38 @@ type Utf8Slice = (this: Uint8Array, start: number, end: number) => string;
 const nativeSlice = (Buffer.prototype as unknown as { utf8Slice?: Utf8Slice }).utf8Slice;
 const textDecoder = new TextDecoder();
 
+/**
+ * Short strings seen before (the keys, `t`'s value, names): one slot per hash of their
+ * bytes, keeping the last string of that hash. A hit hands back the same string object,
+ * which the engine has made a property key already, so storing it in a map, or looking it
+ * up in the command table, costs no hashing of a new string (the map's keys were the
+ * decoder's largest cost in an in-process profile of `send`).
+ */
+const CACHE_SLOTS = 512;
+const CACHE_MAX = 16;
+const cachedBytes: Array<Uint8Array | undefined> = new Array(CACHE_SLOTS);
+const cachedStrings: Array<string | undefined> = new Array(CACHE_SLOTS);
+
+function cached(b: Uint8Array, start: number, end: number): string {
+  let h = end - start;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i]!, 0x9e3779b1);
+  const slot = (h >>> 23) & (CACHE_SLOTS - 1);
+  const known = cachedBytes[slot];
+  if (known !== undefined && known.length === end - start) {
+    let same = true;
+    for (let i = 0; i < known.length; i++)
+      if (known[i] !== b[start + i]) {
+        same = false;
+        break;
+      }
+    if (same) return cachedStrings[slot]!;
+  }
+  const s = utf8(b, start, end);
+  cachedBytes[slot] = b.slice(start, end);
+  cachedStrings[slot] = s;
+  return s;
+}
+
 function utf8(b: Uint8Array, start: number, end: number): string {
   if (end - start <= 8) {
     // A key or a short word: a loop beats a native call while it is ASCII.
@@ -68,7 +100,7 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
   };
   const str = (len: number): string => {
     const at = bytesOf(len, "str");
-    return utf8(b, at, at + len);
+    return len <= CACHE_MAX ? cached(b, at, at + len) : utf8(b, at, at + len);
   };
   const bin = (len: number): Uint8Array => {
     const at = bytesOf(len, "bin");

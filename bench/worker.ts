@@ -108,7 +108,7 @@ function parseStamp(b: Uint8Array, start: number, end: number): Stamp | null {
   return k === 2 ? out : null;
 }
 
-/** With `--cid on`: the stamp is the `cid`, the last entry of the frame's map (scanned back from the end). */
+/** With `--cid on`: the stamp is the `cid` ("<stampUs>.<sender>.<seq>"), the last entry of the frame's map (scanned back from the end). */
 function readCid(b: Uint8Array): Stamp | null {
   // find "cid" (a3 63 69 64) followed by a str header, scanning back from the end
   for (let i = b.length - 8; i >= Math.max(0, b.length - 96); i--) {
@@ -117,7 +117,9 @@ function readCid(b: Uint8Array): Stamp | null {
       const h = b[p++]!;
       const len = h >= 0xa0 && h <= 0xbf ? h & 0x1f : h === 0xd9 ? b[p++]! : -1;
       if (len < 0 || p + len !== b.length) continue;
-      return parseStamp(b, p, b.length);
+      // "<stampUs>.<sender>.<seq>": time first, as the client library's cids (sendOne)
+      const t = parseStamp(b, p, b.length);
+      return t && [t[1], t[2], t[0]];
     }
   }
   return null;
@@ -256,12 +258,15 @@ let textCache = "";
 function sendOne(c: Conn, r: RunSpec): void {
   const stamp = clockUs();
   if (textCache.length !== r.size) textCache = "x".repeat(r.size);
-  // The seq zero-padded: a sender's cids then increase, as the client library's do (src/client/cid.ts).
-  const token = `${c.spec.idx}.${String(c.seq++).padStart(10, "0")}.${stamp}`;
+  const seq = c.seq++;
+  const token = `${c.spec.idx}.${seq}.${stamp}`;
   let m: Record<string, unknown>;
   if (r.cid) {
-    // cid last: receivers read it from the end of the frame
-    m = c.spec.toUser !== undefined ? { t: "send", user: c.spec.toUser, text: textCache, cid: token } : { t: "send", group: c.spec.group, text: textCache, cid: token };
+    // cid last: receivers read it from the end of the frame. Time first, then the sender and
+    // its seq: every sender's cids increase with the time, as the client library's do
+    // (src/client/cid.ts), which the server's cid index keeps cheap.
+    const cid = `${stamp}.${c.spec.idx}.${seq}`;
+    m = c.spec.toUser !== undefined ? { t: "send", user: c.spec.toUser, text: textCache, cid } : { t: "send", group: c.spec.group, text: textCache, cid };
   } else {
     // no cid: the stamp ends the text, padded with "x"s to the message size (or alone, if longer)
     const text = textCache.slice(0, Math.max(0, r.size - token.length)) + token;

@@ -459,6 +459,7 @@ describe("SqliteStore WAL and ownership (src/store/sqlite-wal.ts)", () => {
     const p = tmpDbPath();
     const a = new SqliteStore({ path: p, durability: "normal" });
     await a.commit(batch(3), 1);
+    expect(fs.existsSync(`${p}-lock-journal`)).toBe(false); // the lock holds no data: no journal beside it
     expect(() => new SqliteStore({ path: p, durability: "normal" })).toThrow(/database is locked/);
     // Refused without touching anything: the first store goes on.
     expect((await a.commit(batch(1), 2)).results[0]!.mid).toBe(4);

@@ -33,6 +33,7 @@ export function lockDatabase(path: string): Database {
   const lock = new Database(lockPath, { create: true });
   try {
     lock.run("PRAGMA busy_timeout = 0");
+    lock.run("PRAGMA journal_mode = MEMORY"); // it holds no data: no "-lock-journal" file beside it
     // In EXCLUSIVE locking mode a connection keeps every lock it has taken: after this
     // transaction it holds the file's exclusive lock until it closes (or its process ends).
     lock.run("PRAGMA locking_mode = EXCLUSIVE");

@@ -50,6 +50,18 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
   const log = new StructuredLogger(config.logLevel as LogLevel, (config.logFormat || defaultFormat()) as LogFormat);
+  // The signal handlers go in first: Bun installs one some time after process.on() returns,
+  // and a SIGTERM sent as soon as "listening" was printed killed the process unhandled in
+  // about half of 30 tries (exit 143, no shutdown; with the handlers installed here, none).
+  // Before the server is up a signal ends the process as its default action would; from the
+  // "listening" line on, it stops the server gracefully.
+  let stopNow: ((signal: NodeJS.Signals) => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopNow) stopNow(signal);
+    else process.exit(128 + (signal === "SIGINT" ? 2 : 15));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   const fatal = (event: string, msg: string, e?: unknown) => log.event("error", event, { msg, err: e === undefined ? undefined : errorText(e) });
   let store: Store;
   let core: ChatCore;
@@ -130,14 +142,6 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   retention.start();
-  log.banner("listening", {
-    host: server.host,
-    port: server.port,
-    msg: `tcpchat listening on ${server.host}:${server.port} (db ${redact(config.db)}${config.bus ? `, bus ${config.bus}` : ""}${config.tlsCert ? ", TLS" : ""})`,
-  });
-  if (web) log.banner("web", { url: web.url, msg: `tcpchat web app at ${web.url}` });
-  if (admin) log.event("info", "admin.socket", { path: admin.path, msg: `tcpchat admin socket at ${admin.path}` });
-
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const stop = async (signal: string) => {
     process.off("SIGINT", onSignal);
@@ -152,9 +156,15 @@ export async function main(argv: string[]): Promise<number> {
     log.event("info", "stopped", { msg: "tcpchat: stopped" });
     resolve();
   };
-  const onSignal = (signal: NodeJS.Signals) => void stop(signal);
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  stopNow = (signal) => void stop(signal);
+  // "listening" last: whoever waits for it (a script, a test) finds the other two lines already out.
+  if (web) log.banner("web", { url: web.url, msg: `tcpchat web app at ${web.url}` });
+  if (admin) log.event("info", "admin.socket", { path: admin.path, msg: `tcpchat admin socket at ${admin.path}` });
+  log.banner("listening", {
+    host: server.host,
+    port: server.port,
+    msg: `tcpchat listening on ${server.host}:${server.port} (db ${redact(config.db)}${config.bus ? `, bus ${config.bus}` : ""}${config.tlsCert ? ", TLS" : ""})`,
+  });
   await stopped;
   return 0;
 }

@@ -347,6 +347,27 @@ describe("SqliteStore deletion", () => {
       await s.close();
     }
   });
+
+  test("a deleted message's text is gone from the file and the WAL also while the checkpointer's thread is copying a large WAL (SQLite answers busy, it is waited out)", async () => {
+    const p = tmpDbPath();
+    const s = new SqliteStore({ path: p, durability: "normal" });
+    try {
+      await s.createUser("alice", "h", 1);
+      await s.createGroup("g", "alice", 1);
+      const filler = "f".repeat(100_000);
+      for (let round = 0; round < 8; round++) {
+        const text = `SECRET-${crypto.randomUUID()}`;
+        const [m] = await results(s, [{ sender: "alice", grp: "g", text }], 1);
+        // 4 MB more: the worker is copying them when the delete commits.
+        await results(s, Array.from({ length: 40 }, () => ({ sender: "alice", grp: "g", text: filler })), 2);
+        await Bun.sleep(round * 15);
+        await results(s, [{ sender: "alice", grp: "g", kind: "delete", ref: m!.mid }], 3);
+        expect({ round, found: onDisk(p).includes(text) }).toEqual({ round, found: false });
+      }
+    } finally {
+      await s.close();
+    }
+  }, 60000);
 });
 
 describe("SqliteStore migration 0003 (conversations)", () => {

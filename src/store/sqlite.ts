@@ -748,8 +748,9 @@ export class SqliteStore implements Store {
       if (batch.length > 0) this.seq++;
       // A delete zeroed the message's bytes in the pages (secure_delete); the WAL still holds the
       // pages as they were when the message was written: copy it into the file and truncate it.
-      if (erased.any && this.walPath !== undefined) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
-      return Promise.resolve({ seq: this.seq, results });
+      const committed = { seq: this.seq, results };
+      if (erased.any && this.walPath !== undefined) return this.truncateWal().then(() => committed);
+      return Promise.resolve(committed);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -963,7 +964,7 @@ export class SqliteStore implements Store {
   async resetUpload(id: string, now: number): Promise<void> {
     this.files.resetUpload(id, now);
     // The dropped bytes are zeroed in the pages (secure_delete); the WAL's copies go too.
-    if (this.walPath !== undefined) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    await this.truncateWal();
   }
 
   async readFile(file: number, offset: number, len: number): Promise<Uint8Array> {
@@ -1065,7 +1066,7 @@ export class SqliteStore implements Store {
       return n;
     });
     this.knownPairs.clear();
-    if (this.walPath !== undefined) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    await this.truncateWal();
     return n;
   }
 
@@ -1083,7 +1084,7 @@ export class SqliteStore implements Store {
       this.db.delete(groups).where(eq(groups.name, name)).run();
       return n;
     });
-    if (this.walPath !== undefined) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    await this.truncateWal();
     return n;
   }
 
@@ -1124,7 +1125,22 @@ export class SqliteStore implements Store {
     // journal_size_limit cuts the WAL back only when a later write starts it over (and then to
     // the limit itself: the search indexing above may just have done so); after a burst followed
     // by silence, this gives the space back.
-    if (walSize >= WAL_LIMIT) this.client.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    if (walSize >= WAL_LIMIT) await this.truncateWal();
+  }
+
+  /**
+   * Copies the whole WAL into the database file and truncates it (after a deletion: the WAL
+   * holds the pages as they were). SQLite answers busy at once, without waiting, while another
+   * connection checkpoints: the checkpointer's (sqlite-wal.ts) is waited out, a few ms at a time.
+   */
+  private async truncateWal(): Promise<void> {
+    if (this.walPath === undefined) return;
+    const deadline = performance.now() + 30_000;
+    for (;;) {
+      const r = this.client.query("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number } | null;
+      if (!r || r.busy === 0 || performance.now() > deadline) return;
+      await Bun.sleep(2);
+    }
   }
 
   async close(): Promise<void> {

@@ -70,11 +70,15 @@ function utf8(b: Uint8Array, start: number, end: number): string {
     let s = "";
     for (let i = start; i < end; i++) {
       const c = b[i]!;
-      if (c >= 0x80) return nativeSlice ? nativeSlice.call(b, start, end) : textDecoder.decode(b.subarray(start, end));
+      if (c >= 0x80) return sliceUtf8(b, start, end);
       s += String.fromCharCode(c);
     }
     return s;
   }
+  return sliceUtf8(b, start, end);
+}
+
+function sliceUtf8(b: Uint8Array, start: number, end: number): string {
   return nativeSlice ? nativeSlice.call(b, start, end) : textDecoder.decode(b.subarray(start, end));
 }
 
@@ -91,6 +95,8 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
   const need = (k: number): void => {
     if (pos + k > n) throw new DecodeError(`insufficient data: ${k} bytes needed at ${pos}`);
   };
+  /** Takes the next `k` bytes (a fixed-size value): where they start. */
+  const take = (k: number): number => (need(k), (pos += k), pos - k);
   const bytesOf = (len: number, what: string): number => {
     if (len > maxBytes) throw new DecodeError(`${what} of ${len} bytes exceeds the limit of ${maxBytes}`);
     need(len);
@@ -107,8 +113,7 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
     return b.subarray(at, at + len);
   };
   const ext = (len: number): ExtValue | Date => {
-    need(1);
-    const type = viewOf().getInt8(pos++);
+    const type = viewOf().getInt8(take(1));
     const at = bytesOf(len, "ext");
     return type === -1 ? timestamp(at, len) : new ExtValue(type, b.subarray(at, at + len));
   };
@@ -140,9 +145,24 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
     }
     return out;
   };
-  const u8 = (): number => (need(1), b[pos++]!);
-  const u16 = (): number => (need(2), (pos += 2), (b[pos - 2]! << 8) | b[pos - 1]!);
-  const u32 = (): number => (need(4), (pos += 4), ((b[pos - 4]! << 24) >>> 0) + ((b[pos - 3]! << 16) | (b[pos - 2]! << 8) | b[pos - 1]!));
+  const u8 = (): number => b[take(1)]!;
+  const u16 = (): number => {
+    const at = take(2);
+    return (b[at]! << 8) | b[at + 1]!;
+  };
+  const u32 = (): number => {
+    const at = take(4);
+    return ((b[at]! << 24) >>> 0) + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
+  };
+  /** The 64-bit integers, as numbers (beyond 2^53 they lose precision, as @msgpack/msgpack's do). */
+  const u64 = (): number => {
+    const at = take(8);
+    return viewOf().getUint32(at) * 0x1_0000_0000 + viewOf().getUint32(at + 4);
+  };
+  const i64 = (): number => {
+    const at = take(8);
+    return viewOf().getInt32(at) * 0x1_0000_0000 + viewOf().getUint32(at + 4);
+  };
 
   function value(): unknown {
     need(1);
@@ -172,13 +192,9 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
       case 0xc9:
         return ext(u32());
       case 0xca:
-        need(4);
-        pos += 4;
-        return viewOf().getFloat32(pos - 4);
+        return viewOf().getFloat32(take(4));
       case 0xcb:
-        need(8);
-        pos += 8;
-        return viewOf().getFloat64(pos - 8);
+        return viewOf().getFloat64(take(8));
       case 0xcc:
         return u8();
       case 0xcd:
@@ -186,24 +202,15 @@ export function makeRequestDecoder(limits: DecodeLimits): (b: Uint8Array) => unk
       case 0xce:
         return u32();
       case 0xcf:
-        need(8);
-        pos += 8;
-        return viewOf().getUint32(pos - 8) * 0x1_0000_0000 + viewOf().getUint32(pos - 4);
+        return u64();
       case 0xd0:
-        need(1);
-        return viewOf().getInt8(pos++);
+        return viewOf().getInt8(take(1));
       case 0xd1:
-        need(2);
-        pos += 2;
-        return viewOf().getInt16(pos - 2);
+        return viewOf().getInt16(take(2));
       case 0xd2:
-        need(4);
-        pos += 4;
-        return viewOf().getInt32(pos - 4);
+        return viewOf().getInt32(take(4));
       case 0xd3:
-        need(8);
-        pos += 8;
-        return viewOf().getInt32(pos - 8) * 0x1_0000_0000 + viewOf().getUint32(pos - 4);
+        return i64();
       case 0xd4:
         return ext(1);
       case 0xd5:

@@ -2,9 +2,9 @@
 // byte for byte what @msgpack/msgpack's Encoder with `ignoreUndefined` writes (the test
 // encode.test.ts holds the two to the same bytes), at a third of its cost on the hot path:
 // short ASCII strings (every key) are written by a loop and others by the platform's native
-// UTF-8 writer where there is one (native-utf8.ts; TextEncoder in browsers), and the frame is written behind its 4-byte length in one scratch buffer and
-// copied out once. Every acknowledgement and every push of a message is encoded here
-// (docs/BUN.md, "Costs").
+// UTF-8 writer where there is one (native-utf8.ts; TextEncoder in browsers), and the frame
+// is written behind its 4-byte length in one scratch buffer and copied out once. Every
+// acknowledgement and every push of a message is encoded here (docs/BUN.md, "Costs").
 import { HEADER_BYTES } from "./frame.ts";
 
 const textEncoder = new TextEncoder();
@@ -52,21 +52,28 @@ function ensure(n: number): void {
   view = new DataView(buf.buffer);
 }
 
-function strHeader(len: number): void {
-  if (len < 32) buf[pos++] = 0xa0 | len;
-  else if (len < 0x100) {
-    buf[pos++] = 0xd9;
-    buf[pos++] = len;
-  } else if (len < 0x10000) {
-    buf[pos++] = 0xda;
-    view.setUint16(pos, len);
+/**
+ * The header of a str, bin, array or map of `n` bytes or items, in its smallest form: `fix | n`
+ * below `fixLimit` (0: the type has no fix form), then `code8` with one byte (0: none), then
+ * `code16` with two, or `code16 + 1` with four. The caller has ensured 5 bytes.
+ */
+function header(n: number, fix: number, fixLimit: number, code8: number, code16: number): void {
+  if (n < fixLimit) buf[pos++] = fix | n;
+  else if (code8 !== 0 && n < 0x100) {
+    buf[pos++] = code8;
+    buf[pos++] = n;
+  } else if (n < 0x10000) {
+    buf[pos++] = code16;
+    view.setUint16(pos, n);
     pos += 2;
   } else {
-    buf[pos++] = 0xdb;
-    view.setUint32(pos, len);
+    buf[pos++] = code16 + 1;
+    view.setUint32(pos, n);
     pos += 4;
   }
 }
+
+const strHeader = (len: number) => header(len, 0xa0, 32, 0xd9, 0xda);
 
 function str(s: string): void {
   const n = s.length;
@@ -142,18 +149,7 @@ function number(x: number): void {
 function bin(b: Uint8Array): void {
   const len = b.length;
   ensure(len + 5);
-  if (len < 0x100) {
-    buf[pos++] = 0xc4;
-    buf[pos++] = len;
-  } else if (len < 0x10000) {
-    buf[pos++] = 0xc5;
-    view.setUint16(pos, len);
-    pos += 2;
-  } else {
-    buf[pos++] = 0xc6;
-    view.setUint32(pos, len);
-    pos += 4;
-  }
+  header(len, 0, 0, 0xc4, 0xc5);
   buf.set(b, pos);
   pos += len;
 }
@@ -185,20 +181,6 @@ function timestamp(ms: number): void {
   }
 }
 
-function containerHeader(n: number, fix: number, x16: number): void {
-  ensure(5);
-  if (n < 16) buf[pos++] = fix | n;
-  else if (n < 0x10000) {
-    buf[pos++] = x16;
-    view.setUint16(pos, n);
-    pos += 2;
-  } else {
-    buf[pos++] = x16 + 1;
-    view.setUint32(pos, n);
-    pos += 4;
-  }
-}
-
 function map(o: Record<string, unknown>): void {
   // One pass: a fixmap header is reserved and the entries written; the rare map of 16
   // entries or more then moves them to make room for its longer header.
@@ -219,10 +201,10 @@ function map(o: Record<string, unknown>): void {
   const extra = n < 0x10000 ? 2 : 4;
   ensure(extra);
   buf.copyWithin(head + 1 + extra, head + 1, pos);
-  pos += extra;
-  buf[head] = extra === 2 ? 0xde : 0xdf;
-  if (extra === 2) view.setUint16(head + 1, n);
-  else view.setUint32(head + 1, n);
+  const end = pos + extra;
+  pos = head;
+  header(n, 0x80, 16, 0, 0xde);
+  pos = end;
 }
 
 function value(v: unknown): void {
@@ -246,7 +228,8 @@ function value(v: unknown): void {
         return;
       }
       if (Array.isArray(v)) {
-        containerHeader(v.length, 0x90, 0xdc);
+        ensure(5);
+        header(v.length, 0x90, 16, 0, 0xdc);
         for (const x of v) value(x);
         return;
       }

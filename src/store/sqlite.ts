@@ -10,7 +10,7 @@ import { and, asc, count, eq, gt, lte, ne, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import { applyMigrations } from "./migrate.ts";
 import { decide, effectsOf, type GroupOp, type MemberFacts, type Role } from "./groups.ts";
-import { bans, blocks, groupBans, groups, invites, memberships, messages, tcpchatMeta, tokens, users } from "./schema.ts";
+import { ABOUT_KINDS, bans, blocks, groupBans, groups, invites, memberships, messages, tcpchatMeta, tokens, users } from "./schema.ts";
 import type {
   BanRow,
   Committed,
@@ -142,9 +142,6 @@ const INDEX_CHUNK = 5000;
 /** Most direct conversations a store remembers having written to dm_peers (then it starts over). */
 export const KNOWN_PAIRS_MAX = 1_000_000;
 
-/** The entries about a message (edit, delete, react, unreact), as index messages_about's WHERE spells it (schema.ts), so that a query holding it can use that index. */
-export const ABOUT_KINDS = `("messages"."kind" = 'edit' OR "messages"."kind" = 'delete' OR "messages"."kind" = 'react' OR "messages"."kind" = 'unreact')`;
-
 interface ConvRow {
   conv: string;
   grp: string | null;
@@ -226,43 +223,41 @@ export class SqliteStore implements Store {
 
   constructor(opts: SqliteOptions) {
     const file = isFilePath(opts.path);
+    const synchronous = opts.durability === "full" ? "FULL" : "NORMAL";
     if (file) {
       createPrivate(opts.path);
       // One server owns its database file: a second one fails at start ("database is locked")
       // instead of interleaving mids (sqlite-wal.ts).
       this.lock = lockDatabase(opts.path);
     }
+    this.walPath = file ? `${opts.path}-wal` : undefined;
+    let client: Database | undefined;
     try {
-      this.walPath = file ? `${opts.path}-wal` : undefined;
-      this.client = new Database(opts.path, { create: true, strict: true });
+      this.client = client = new Database(opts.path, { create: true, strict: true });
       this.client.run("PRAGMA journal_mode = WAL");
       // Checkpoints run on a worker thread of their own, never inside a commit (sqlite-wal.ts).
       // NORMAL locking (SQLite's shared-memory WAL index, which that second connection needs)
       // costs a commit 7-18 us more than EXCLUSIVE did: a checkpoint on the event loop cost 20 ms.
       if (file) this.client.run("PRAGMA wal_autocheckpoint = 0");
-    } catch (e) {
-      this.lock?.close();
-      throw e;
-    }
-    this.client.run(`PRAGMA synchronous = ${opts.durability === "full" ? "FULL" : "NORMAL"}`);
-    this.client.run("PRAGMA foreign_keys = ON");
-    this.client.run("PRAGMA busy_timeout = 5000");
-    this.client.run(`PRAGMA journal_size_limit = ${WAL_LIMIT}`);
-    // A deleted message's text and file are overwritten with zeros where they were, not just
-    // unlinked (PROTOCOL.md §3.6); commit() then checkpoints and truncates the WAL, which holds
-    // copies of the pages as they were.
-    this.client.run("PRAGMA secure_delete = ON");
-    this.db = drizzle({ client: this.client });
-    try {
+      this.client.run(`PRAGMA synchronous = ${synchronous}`);
+      this.client.run("PRAGMA foreign_keys = ON");
+      this.client.run("PRAGMA busy_timeout = 5000");
+      this.client.run(`PRAGMA journal_size_limit = ${WAL_LIMIT}`);
+      // A deleted message's text and file are overwritten with zeros where they were, not just
+      // unlinked (PROTOCOL.md §3.6); commit() then checkpoints and truncates the WAL, which holds
+      // copies of the pages as they were.
+      this.client.run("PRAGMA secure_delete = ON");
+      this.db = drizzle({ client: this.client });
       applyMigrations(this.db);
       this.files = new SqliteFiles(this.client);
       this.files.convertInline(Date.now());
     } catch (e) {
-      this.client.close(true);
+      // Nothing is left open: the next opener (this process or another) finds the file unlocked.
+      client?.close(true);
       this.lock?.close();
       throw e;
     }
-    if (file) this.checkpointer = new Checkpointer(opts.path, opts.durability === "full" ? "FULL" : "NORMAL");
+    if (file) this.checkpointer = new Checkpointer(opts.path, synchronous);
 
     // The SQL drizzle generates for insert(messages).values(...).onConflictDoNothing(), as text.
     this.insertMessage = this.client.prepare(
@@ -749,7 +744,7 @@ export class SqliteStore implements Store {
       // A delete zeroed the message's bytes in the pages (secure_delete); the WAL still holds the
       // pages as they were when the message was written: copy it into the file and truncate it.
       const committed = { seq: this.seq, results };
-      if (erased.any && this.walPath !== undefined) return this.truncateWal().then(() => committed);
+      if (erased.any) return this.truncateWal().then(() => committed);
       return Promise.resolve(committed);
     } catch (e) {
       return Promise.reject(e);

@@ -21,6 +21,7 @@ import { MemoryStore } from "../src/store/memory.ts";
 import { SqliteStore } from "../src/store/sqlite.ts";
 import type { Store } from "../src/store/store.ts";
 import { type FakeConn, loggedIn, nextId, quiet, turn } from "../test/helpers/fake-conn.ts";
+import { concat } from "../test/helpers/wire.ts";
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -74,26 +75,19 @@ async function measure(kind: string): Promise<void> {
       const text = "x".repeat(size);
       frames.push(encodeFrame(withCid ? { t: "send", id: i, group: `g${g}`, text, cid: `${g}.${String(seq++).padStart(10, "0")}` } : { t: "send", id: i, group: `g${g}`, text }));
     }
-    const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-    let at = 0;
-    for (const f of frames) {
-      out.set(f, at);
-      at += f.length;
-    }
-    return out;
+    return concat(frames);
   };
   const warm = Math.min(200, Math.floor(rounds / 10));
+  // Without cids the same chunks serve every round; cids must be new each round.
+  const same = withCid ? undefined : senders.map((_, g) => chunkFor(g));
   const run = async (n: number) => {
     for (let r = 0; r < n; r++) {
-      // cids must be new each round; without one, the same chunk serves every round
-      const chunks = withCid || r === 0 ? senders.map((_, g) => chunkFor(g)) : undefined;
-      for (let g = 0; g < groups; g++) core.data(senders[g]!.session, (chunks ?? cachedChunks)[g]!);
-      if (r === 0 && !withCid) cachedChunks = chunks!;
+      const chunks = same ?? senders.map((_, g) => chunkFor(g));
+      for (let g = 0; g < groups; g++) core.data(senders[g]!.session, chunks[g]!);
       await turn();
     }
     await turn();
   };
-  let cachedChunks: Uint8Array[] = [];
   await run(warm);
   const before = process.cpuUsage();
   const t0 = performance.now();

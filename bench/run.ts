@@ -68,6 +68,13 @@ const USAGE = `Usage: bun bench [options]
                         (started for each case), members round robin over the nodes; and the commit
                         scenario (committed messages/s on 1 and N nodes). Scenarios default to fanout,commit`;
 
+/** `v` if it is one of `allowed`, else the usage and exit 2. */
+function choice<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T {
+  if ((allowed as readonly (string | undefined)[]).includes(v)) return v as T;
+  console.error(`bench: ${flag} takes ${allowed.slice(0, -1).join(", ")} or ${allowed.at(-1)}\n${USAGE}`);
+  process.exit(2);
+}
+
 function parseOptions(argv: string[]): Options {
   const o: Options = {
     quick: false,
@@ -98,22 +105,8 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--group-sizes") o.groupSizes = nums(v());
     else if (a === "--sizes") o.sizes = nums(v());
     else if (a === "--duration") o.measureMs = Number(v()) * 1000;
-    else if (a === "--pacing") {
-      const p = v();
-      if (p !== "both" && p !== "paced" && p !== "unpaced") {
-        console.error(`bench: --pacing takes paced, unpaced or both\n${USAGE}`);
-        process.exit(2);
-      }
-      o.pacing = p;
-    }
-    else if (a === "--cid") {
-      const c = v();
-      if (c !== "off" && c !== "on" && c !== "both") {
-        console.error(`bench: --cid takes off, on or both\n${USAGE}`);
-        process.exit(2);
-      }
-      o.cid = c;
-    }
+    else if (a === "--pacing") o.pacing = choice(a, v(), ["paced", "unpaced", "both"] as const);
+    else if (a === "--cid") o.cid = choice(a, v(), ["off", "on", "both"] as const);
     else if (a === "--workers") o.workers = Math.max(2, Number(v()));
     else if (a === "--idle-conns") o.idleConns = Number(v());
     else if (a === "--files-members") o.filesMembers = Number(v());
